@@ -1,0 +1,51 @@
+"""What the classifier needs to know about the store, declared here so classify never imports casestore.
+
+``casestore.lookup.StoreLookup`` satisfies ``CaseLookup`` structurally.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+
+class CustomerView(Protocol):
+    @property
+    def customer_id(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def email(self) -> str | None: ...
+    @property
+    def phone(self) -> str | None: ...
+    @property
+    def postcode(self) -> str | None: ...
+    @property
+    def account_number(self) -> str | None: ...
+
+
+class CaseView(Protocol):
+    @property
+    def ref(self) -> str: ...
+    @property
+    def customer_id(self) -> str | None: ...
+    @property
+    def case_type(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+
+
+class CaseLookup(Protocol):
+    def case_by_ref(self, ref: str) -> CaseView | None:
+        """The case with this exact reference (legacy or own format), or None."""
+        ...
+
+    def find_customers(
+        self, *, email: str | None = None, phone: str | None = None, account_number: str | None = None
+    ) -> Sequence[CustomerView]:
+        """Customers matching any of the given identifiers (email case-insensitive)."""
+        ...
+
+    def open_cases(self, customer_id: str) -> Sequence[CaseView]:
+        """The customer's cases whose status is not closed."""
+        ...

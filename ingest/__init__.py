@@ -1,0 +1,1 @@
+"""Intake: envelope messages, the bus, the blob store, extraction and the pipeline stages."""
