@@ -1,0 +1,307 @@
+"""The `casework` command line. Errors carry their exit code (``exit_code`` on each package's root error)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from api.settings import get_settings
+from api.wiring import Runtime, open_runtime
+
+app = typer.Typer(help="casework: case-management intake. Data lives in CASEWORK_DATA_DIR (default ./casework-data).",
+                  no_args_is_help=True, add_completion=False)
+import_app = typer.Typer(help="Load CRM/billing customers and existing cases from CSV or JSON Lines.",
+                         no_args_is_help=True)
+case_app = typer.Typer(help="Case folders.", no_args_is_help=True)
+item_app = typer.Typer(help="Inbound items.", no_args_is_help=True)
+user_app = typer.Typer(help="Users of the API.", no_args_is_help=True)
+token_app = typer.Typer(help="API bearer tokens.", no_args_is_help=True)
+dlq_app = typer.Typer(help="The dead-letter topic intake.dead.", no_args_is_help=True)
+app.add_typer(import_app, name="import")
+app.add_typer(case_app, name="case")
+app.add_typer(item_app, name="item")
+app.add_typer(user_app, name="user")
+app.add_typer(token_app, name="token")
+app.add_typer(dlq_app, name="dlq")
+
+out = Console()
+err = Console(stderr=True)
+log = logging.getLogger("casework")
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def runtime() -> Iterator[Runtime]:
+    """Open the runtime; turn the packages' errors into a message and their exit code."""
+    rt: Runtime | None = None
+    try:
+        rt = open_runtime(get_settings())
+        yield rt
+    except typer.Exit:
+        raise
+    except Exception as exc:
+        code = getattr(exc, "exit_code", None)
+        if code is None:
+            raise
+        _fail(str(exc), int(code))
+    finally:
+        if rt is not None:
+            rt.close()
+
+
+def _print_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, default=str, ensure_ascii=False) + "\n")
+
+
+@app.callback()
+def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logging")] = False) -> None:
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@app.command()
+def ingest(
+    paths: Annotated[list[Path], typer.Argument(help="files and folders to ingest")],
+    channel: Annotated[
+        str | None, typer.Option(help="email, scan, file, sms, fax, webform, api or call; inferred if not given")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object with counts and results")] = False,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for every outcome")] = 3600.0,
+) -> None:
+    """Ingest files and folders through the whole pipeline and wait for every outcome."""
+    from api.ingest_run import run_ingest
+
+    with runtime() as rt:
+        show_bar = not as_json and out.is_terminal
+        progress = Progress(TextColumn("ingesting"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                            console=out, disable=not show_bar)
+        with progress:
+            task = progress.add_task("ingest", total=None)
+            report = run_ingest(
+                rt, paths, channel=channel,  # type: ignore[arg-type]
+                timeout=timeout,
+                on_total=lambda n: progress.update(task, total=n),
+                on_progress=lambda n: progress.update(task, completed=n),
+            )
+    counts = report.counts()
+    if as_json:
+        _print_json(report.as_dict())
+    else:
+        table = Table("source", "outcome", "case", "type", "note")
+        for r in report.results:
+            note = r.error or ("duplicate of an earlier item" if r.duplicate else "")
+            table.add_row(r.source, r.outcome or "", r.case_ref or "", r.doc_type or "", note)
+        out.print(table)
+        out.print(", ".join(f"{k}: {v}" for k, v in counts.items()) + f" in {report.seconds:.1f}s")
+    if report.timed_out:
+        raise typer.Exit(75)
+    if counts["failed"]:
+        raise typer.Exit(1)
+
+
+def _import(kind: str, path: Path, as_json: bool) -> None:
+    from casestore import importer
+
+    fn: Callable[..., Any] = importer.import_customers if kind == "customers" else importer.import_cases
+    if not path.is_file():
+        _fail(f"{path} is not a file: give a CSV or JSON Lines file of {kind}")
+    with runtime() as rt, rt.sessions() as session, session.begin():
+        report = fn(session, path)
+    errors = [{"line": e.line, "reason": e.reason} for e in report.errors]
+    if as_json:
+        _print_json({"created": report.created, "updated": report.updated, "errors": errors})
+    else:
+        out.print(f"{kind}: {report.created} created, {report.updated} updated, {len(errors)} rejected")
+        for e in errors:
+            err.print(f"  line {e['line']}: {e['reason']}", highlight=False)
+    if errors:
+        raise typer.Exit(1)
+
+
+@import_app.command("customers")
+def import_customers(
+    file: Path,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Customers: customer_id,name,email,phone,address,postcode,account_number (CSV or JSON Lines)."""
+    _import("customers", file, as_json)
+
+
+@import_app.command("cases")
+def import_cases(
+    file: Path,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Cases: ref,customer_id,case_type,status,opened_at,subject[,team]; references kept as given."""
+    _import("cases", file, as_json)
+
+
+@case_app.command("show")
+def case_show(ref: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """The case folder: customer, documents, notes, audit."""
+    from casestore import cases
+
+    with runtime() as rt, rt.sessions() as session:
+        folder = cases.case_folder(session, ref=ref)
+    if as_json:
+        _print_json(folder)
+        return
+    out.print(f"[bold]{folder['ref']}[/bold]  {folder['case_type']}  {folder['status']}  {folder['subject']}")
+    cust = folder.get("customer")
+    if cust:
+        out.print(f"customer: {cust['customer_id']} {cust['name']} <{cust.get('email') or ''}>")
+    else:
+        out.print("customer: (unknown)")
+    docs = Table("document", "received", "channel", "type", "title", "chars", title="documents")
+    for d in folder["documents"]:
+        docs.add_row(str(d["document_id"]), str(d["received_at"]), d["channel"] or "", d["doc_type"] or "",
+                     d["title"] or "", str(d["text_chars"]))
+    out.print(docs)
+    for n in folder["notes"]:
+        out.print(f"note {n['created_at']} {n['author']}: {n['body']}")
+    audit = Table("at", "actor", "action", "reason", title="audit")
+    for a in folder["audit"]:
+        audit.add_row(str(a["at"]), a["actor"], a["action"], a["reason"] or "")
+    out.print(audit)
+
+
+@item_app.command("show")
+def item_show(item_id: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """The item, its documents and their extracted text."""
+    from casestore import items
+
+    with runtime() as rt, rt.sessions() as session:
+        view = items.item_view(session, item_id=item_id)
+    if as_json:
+        _print_json(view)
+        return
+    out.print(f"[bold]{view['item_id']}[/bold] {view['channel']} {view['outcome']} case={view.get('case_ref')} "
+              f"type={view.get('doc_type')}")
+    out.print(f"from: {view.get('sender') or ''}  subject: {view.get('subject') or ''}")
+    for d in view["documents"]:
+        out.print(f"--- part {d['part_index']} {d['kind']} {d.get('filename') or ''} {d.get('error') or ''}")
+        out.print(d["text"] or "", markup=False, highlight=False)
+    for f in view.get("failures", []):
+        out.print(f"[red]failed[/red] at {f['stage']}: {f['error_class']}: {f['message']}")
+
+
+@user_app.command("add")
+def user_add(
+    name: str,
+    role: Annotated[str, typer.Option(help="agent, supervisor, admin or integration")],
+    team: Annotated[list[str] | None, typer.Option(help="a team the user belongs to; repeat for several")] = None,
+) -> None:
+    """Add a user of the API."""
+    from casestore import users
+
+    with runtime() as rt, rt.sessions() as session, session.begin():
+        users.add_user(session, name=name, role=role, teams=team or [])
+    out.print(f"user {name} added as {role}" + (f" in {', '.join(team)}" if team else ""))
+
+
+@token_app.command("create")
+def token_create(name: str) -> None:
+    """Print a new bearer token for user NAME (only its hash is stored: keep it now)."""
+    from casestore import users
+
+    with runtime() as rt, rt.sessions() as session, session.begin():
+        token = users.create_token(session, name=name)
+    sys.stdout.write(token + "\n")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="address to listen on")] = None,
+    port: Annotated[int | None, typer.Option(help="port to listen on")] = None,
+) -> None:
+    """Run the API, the drop-folder connector and (on the embedded default) every pipeline stage."""
+    from api.serve import run_server
+
+    settings = get_settings()
+    run_server(settings, host=host or settings.serve.host, port=port or settings.serve.port)
+
+
+@app.command()
+def worker(stage: Annotated[str, typer.Argument(help="extract, classify or file")]) -> None:
+    """Run one pipeline stage (for Kafka deployments); stops cleanly on SIGTERM."""
+    import signal
+
+    from ingest.pipeline import STAGES, PipelineRunner
+
+    if stage not in STAGES:
+        _fail(f"unknown stage {stage!r}: choose one of {', '.join(STAGES)}", 2)
+    logging.getLogger().setLevel(logging.INFO)
+    with runtime() as rt:
+        runner = PipelineRunner(rt.pipeline_parts(), stages=[stage])
+        signal.signal(signal.SIGTERM, lambda *_: runner.stop.set())
+        signal.signal(signal.SIGINT, lambda *_: runner.stop.set())
+        runner.start()
+        while not runner.stop.wait(0.5):
+            if not runner.alive():
+                _fail(f"stage {stage} stopped: {runner.errors[-1] if runner.errors else 'unknown error'}")
+        runner.close()
+
+
+@app.command()
+def connector(name: Annotated[str, typer.Argument(help="folder")]) -> None:
+    """Run one connector alone (only `folder`, the watched drop folder, exists yet)."""
+    import signal
+    import threading
+
+    from connectors.folder import FolderWatcher
+
+    if name != "folder":
+        _fail(f"unknown connector {name!r}: the connectors built so far are: folder", 2)
+    logging.getLogger().setLevel(logging.INFO)
+    with runtime() as rt:
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        watcher = FolderWatcher(rt.settings.drop_dir, bus=rt.bus, blobs=rt.blobs,
+                                poll_s=rt.settings.serve.drop_poll_s, stop=stop)
+        out.print(f"watching {rt.settings.drop_dir}")
+        watcher.run()
+
+
+@dlq_app.command("list")
+def dlq_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Every dead letter: item, stage, error class and message."""
+    from ingest.dead_letters import read_dead_letters
+
+    with runtime() as rt:
+        letters = read_dead_letters(rt.bus)
+    if as_json:
+        _print_json([json.loads(letter.model_dump_json(exclude={"envelope"})) for letter in letters])
+        return
+    table = Table("failed at", "item", "stage", "error", "message")
+    for letter in letters:
+        table.add_row(str(letter.failed_at), letter.item_id or "", letter.stage, letter.error_class, letter.message)
+    out.print(table)
+
+
+@dlq_app.command("replay")
+def dlq_replay() -> None:
+    """Publish every dead letter not yet replayed back to the topic it failed on."""
+    from ingest.dead_letters import replay_dead_letters
+
+    with runtime() as rt:
+        n = replay_dead_letters(rt.bus)
+    out.print(f"{n} dead letters replayed")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,155 @@
+"""`casework ingest`: store and publish files, run the pipeline, wait for every outcome.
+
+On the embedded default every stage runs in this process; on Kafka the stages run in
+`casework worker` processes and this only publishes and waits. The outcome of each item is read
+from the store (filed items and recorded dead letters), which both shapes share.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from api.wiring import Runtime
+from casestore import items as item_service
+from ingest.intake import expand_paths, infer_channel, make_raw_item, publish_raw
+from ingest.messages import Channel, RawItem, utcnow
+from ingest.pipeline import FILED_OUTCOMES, PipelineRunner
+
+log = logging.getLogger(__name__)
+
+OUTCOMES = ("attached", "new_case", "triage", "noise", "failed")
+
+
+@dataclass
+class IngestResult:
+    source: str
+    item_id: str | None = None
+    outcome: str | None = None
+    case_ref: str | None = None
+    doc_type: str | None = None
+    error: str | None = None
+    duplicate: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "item_id": self.item_id, "outcome": self.outcome,
+                "case_ref": self.case_ref, "doc_type": self.doc_type, "error": self.error,
+                "duplicate": self.duplicate}
+
+
+@dataclass
+class IngestReport:
+    results: list[IngestResult] = field(default_factory=list)
+    seconds: float = 0.0
+    timed_out: bool = False
+
+    def counts(self) -> dict[str, int]:
+        c = dict.fromkeys(OUTCOMES, 0)
+        for r in self.results:
+            c[r.outcome or "failed"] += 1
+        return c
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**self.counts(), "seconds": round(self.seconds, 3), "results": [r.as_dict() for r in self.results]}
+
+
+def _settled(info: dict[str, Any] | None, started: datetime) -> bool:
+    if not info:
+        return False
+    if info.get("outcome") in FILED_OUTCOMES:
+        return True
+    failed_at = info.get("failed_at")
+    return info.get("outcome") == "failed" and (failed_at is None or failed_at >= started)
+
+
+def run_ingest(
+    rt: Runtime,
+    paths: Sequence[Path],
+    *,
+    channel: Channel | None = None,
+    timeout: float = 3600.0,
+    on_total: Callable[[int], None] = lambda n: None,
+    on_progress: Callable[[int], None] = lambda n: None,
+) -> IngestReport:
+    started_clock = time.perf_counter()
+    started = utcnow()
+    results: list[IngestResult] = []
+    raw_items: list[RawItem] = []
+    files = list(expand_paths(paths))
+    on_total(len(files))
+    done = 0
+    for path in files:
+        result = IngestResult(source=str(path))
+        results.append(result)
+        try:
+            data = path.read_bytes()
+            raw = make_raw_item(blobs=rt.blobs, data=data, channel=channel or infer_channel(path),
+                                filename=path.name, source=str(path.resolve()))
+        except OSError as exc:
+            result.outcome, result.error = "failed", f"cannot read {path}: {exc.strerror or exc}"
+            done += 1
+            on_progress(done)
+            continue
+        except Exception as exc:
+            if getattr(exc, "exit_code", None) is None:
+                raise
+            result.outcome, result.error = "failed", str(exc)
+            done += 1
+            on_progress(done)
+            continue
+        result.item_id = raw.item_id
+        raw_items.append(raw)
+
+    pending = {r.item_id for r in results if r.item_id and r.outcome is None}
+    with rt.sessions() as session:
+        before = item_service.outcomes(session, item_ids=sorted(pending))
+    for r in results:
+        if r.item_id and before.get(r.item_id, {}).get("outcome") in FILED_OUTCOMES:
+            r.duplicate = True
+
+    publish_raw(rt.bus, raw_items)
+    runner = None
+    if rt.settings.is_embedded_bus:
+        runner = PipelineRunner(rt.pipeline_parts())
+        runner.start()
+    timed_out = False
+    try:
+        outcomes: dict[str, dict[str, Any]] = {}
+        deadline = time.monotonic() + timeout
+        while pending:
+            with rt.sessions() as session:
+                found = item_service.outcomes(session, item_ids=sorted(pending))
+            for item_id, info in found.items():
+                if _settled(info, started):
+                    outcomes[item_id] = info
+                    pending.discard(item_id)
+            finished = sum(1 for r in results if r.outcome is not None or (r.item_id in outcomes))
+            on_progress(finished)
+            if not pending:
+                break
+            if runner is not None and not runner.alive():
+                raise RuntimeError(f"a pipeline stage stopped: {runner.errors[-1] if runner.errors else 'unknown'}")
+            if time.monotonic() > deadline:
+                timed_out = True
+                break
+            time.sleep(0.05)
+    finally:
+        if runner is not None:
+            runner.close()
+    for r in results:
+        if r.item_id in outcomes:
+            info = outcomes[r.item_id]
+            r.outcome = info.get("outcome")
+            r.case_ref = info.get("case_ref")
+            r.doc_type = info.get("doc_type")
+            r.error = info.get("error")
+        elif r.outcome is None:
+            r.outcome = "failed"
+            r.error = (f"no outcome within {timeout:.0f}s: is a `casework worker` running for every stage? "
+                       "The item is on the bus and will still be processed")
+    return IngestReport(results=results, seconds=time.perf_counter() - started_clock, timed_out=timed_out)

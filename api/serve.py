@@ -1,0 +1,60 @@
+"""`casework serve`: the API, the drop-folder connector and, on the embedded default, every stage."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+import uvicorn
+from rich.console import Console
+
+from api.app import create_app
+from api.settings import Settings
+from api.wiring import open_runtime
+from connectors.folder import FolderWatcher
+from ingest.pipeline import PipelineRunner
+
+log = logging.getLogger(__name__)
+
+
+def run_server(settings: Settings, *, host: str, port: int) -> None:
+    logging.getLogger().setLevel(logging.INFO)
+    rt = open_runtime(settings)
+    runner: PipelineRunner | None = None
+    if settings.serve.run_pipeline and settings.is_embedded_bus:
+        runner = PipelineRunner(rt.pipeline_parts())
+    stop = threading.Event()
+    watcher = FolderWatcher(settings.drop_dir, bus=rt.bus, blobs=rt.blobs, poll_s=settings.serve.drop_poll_s, stop=stop)
+
+    def health_extra() -> dict[str, Any]:
+        pipeline = {}
+        if runner is not None:
+            pipeline = {w.handler.name: ("running" if t.is_alive() else "stopped")
+                        for w, t in zip(runner.workers, runner.threads, strict=False)}
+        return {"pipeline": pipeline,
+                "connectors": {"folder": {"path": str(settings.drop_dir), "received": watcher.received,
+                                          "failed": watcher.failed,
+                                          "state": "running" if watcher_thread.is_alive() else "stopped"}}}
+
+    app = create_app(rt, health_extra=health_extra)
+    watcher_thread = threading.Thread(target=watcher.run, name="connector-folder", daemon=True)
+    if runner is not None:
+        runner.start()
+    watcher_thread.start()
+    console = Console(stderr=True)
+    console.print(f"casework serving on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
+    console.print(f"  data: {settings.data_dir.resolve()}   bus: {settings.bus.url}   "
+                  f"pipeline: {'in this process' if runner else 'in casework worker processes'}")
+    console.print(f"  drop files into {settings.drop_dir.resolve()} to ingest them; or run "
+                  "`casework ingest FILE` in another terminal")
+    console.print("  next: `casework import customers FILE`, `casework user add NAME --role agent`, "
+                  "`casework token create NAME`")
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="info")
+    finally:
+        stop.set()
+        if runner is not None:
+            runner.close()
+        watcher_thread.join(5)
+        rt.close()

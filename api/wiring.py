@@ -1,0 +1,69 @@
+"""The composition root: settings in, adapters out. The only place that knows which parts run."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from functools import cached_property
+
+from ingest.bus.factory import open_bus
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.settings import Settings, get_settings
+from casestore.db import make_engine, session_factory, upgrade
+from classify.matcher import MatchConfig, Matcher
+from ingest.blobs import FileBlobStore
+from ingest.bus.port import Bus
+from ingest.pipeline import PipelineParts
+from ingest.worker import RetryPolicy
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    blobs: FileBlobStore
+    _closers: list[Bus] = field(default_factory=list)
+
+    @cached_property
+    def bus(self) -> Bus:
+        s = self.settings.bus
+        bus = open_bus(s.url, data_dir=self.settings.data_dir, partitions=s.partitions,
+                       session_timeout_ms=s.session_timeout_ms, heartbeat_interval_ms=s.heartbeat_interval_ms)
+        self._closers.append(bus)
+        return bus
+
+    def matcher(self) -> Matcher:
+        m = self.settings.match
+        return Matcher(MatchConfig(own_ref_prefix=m.own_ref_prefix, legacy_ref_pattern=m.legacy_ref_pattern))
+
+    def pipeline_parts(self) -> PipelineParts:
+        w = self.settings.worker
+        return PipelineParts(
+            bus=self.bus, blobs=self.blobs, sessions=self.sessions, limits=self.settings.extract,
+            matcher=self.matcher(),
+            retry=RetryPolicy(max_attempts=w.max_attempts, backoff_initial_s=w.backoff_initial_s,
+                              backoff_max_s=w.backoff_max_s),
+            batch_size=w.batch_size,
+        )
+
+    def close(self) -> None:
+        for bus in self._closers:
+            bus.close()
+        self._closers.clear()
+        self.engine.dispose()
+
+
+def open_runtime(settings: Settings | None = None, *, migrate: bool = True) -> Runtime:
+    """Create the data directory, open the store (migrated to head) and the blob store."""
+    settings = settings or get_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.db_url)
+    if migrate:
+        upgrade(engine)
+    return Runtime(settings=settings, engine=engine, sessions=session_factory(engine),
+                   blobs=FileBlobStore(settings.blob_dir))

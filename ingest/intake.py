@@ -1,0 +1,98 @@
+"""Turning inbound bytes into a stored blob and a ``RawItem`` on ``intake.raw``.
+
+Used by every way in: the connectors, ``casework ingest`` and the upload API. The idempotency
+key is channel + source id (an email's Message-ID; otherwise the content's sha256), and the
+item id is derived from it, so the same thing arriving twice is the same item.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+
+from ingest.blobs import BlobStore
+from ingest.bus.port import Bus
+from ingest.errors import BadInput
+from ingest.messages import TOPIC_RAW, Channel, RawItem, encode, item_id_for, utcnow
+
+EMAIL_EXTENSIONS = frozenset({".eml", ".msg", ".mbox"})
+SCAN_EXTENSIONS = frozenset({".tif", ".tiff", ".png", ".jpg", ".jpeg", ".gif", ".bmp", ".pdf"})
+FILE_EXTENSIONS = frozenset({".xml", ".csv", ".tsv", ".json", ".jsonl", ".html", ".htm", ".txt", ".ccd"})
+CHANNELS: tuple[Channel, ...] = ("email", "scan", "file", "sms", "fax", "webform", "api", "call")
+
+_MESSAGE_ID = re.compile(rb"^message-id:[ \t]*(.+(?:\r?\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)
+
+
+def infer_channel(path: Path) -> Channel:
+    """.eml/.msg: email; images, TIFF, PDF: scan; XML/CSV/JSON/HTML and anything else: file."""
+    ext = path.suffix.lower()
+    if ext in EMAIL_EXTENSIONS:
+        return "email"
+    if ext in SCAN_EXTENSIONS:
+        return "scan"
+    return "file"
+
+
+def email_message_id(data: bytes) -> str | None:
+    """The Message-ID from an email's header block (before the first blank line), without brackets."""
+    head = re.split(rb"\r?\n\r?\n|\r\r", data[:65536], maxsplit=1)[0]
+    m = _MESSAGE_ID.search(head)
+    if not m:
+        return None
+    value = re.sub(rb"\s+", b"", m.group(1)).decode("ascii", errors="replace").strip("<>")
+    return value or None
+
+
+def idempotency_key(channel: str, sha256: str, data: bytes, source_id: str | None = None) -> str:
+    if source_id:
+        return f"{channel}:{source_id}"
+    if channel == "email":
+        mid = email_message_id(data)
+        if mid:
+            return f"email:msgid:{mid}"
+    return f"{channel}:sha256:{sha256}"
+
+
+def make_raw_item(
+    *,
+    blobs: BlobStore,
+    data: bytes,
+    channel: Channel,
+    filename: str | None,
+    source: str,
+    content_type: str | None = None,
+    source_id: str | None = None,
+    metadata: Mapping[str, str] | None = None,
+) -> RawItem:
+    """Store ``data`` and describe it as a RawItem (not yet published)."""
+    if channel not in CHANNELS:
+        raise BadInput(f"unknown channel {channel!r}: choose one of {', '.join(CHANNELS)}")
+    ref = blobs.put(data)
+    key = idempotency_key(channel, ref.sha256, data, source_id)
+    return RawItem(
+        item_id=item_id_for(key), channel=channel, received_at=utcnow(), idempotency_key=key,
+        blob_sha256=ref.sha256, size=ref.size, filename=filename, content_type=content_type,
+        source=source, metadata=dict(metadata or {}),
+    )
+
+
+def publish_raw(bus: Bus, items: Iterable[RawItem]) -> int:
+    """Publish RawItems keyed by item_id and make them durable; returns how many."""
+    n = 0
+    for item in items:
+        bus.publish(TOPIC_RAW, key=item.item_id, value=encode(item))
+        n += 1
+    bus.flush()
+    return n
+
+
+def expand_paths(paths: Iterable[Path]) -> Iterator[Path]:
+    """Files given, and every file under folders given (sorted, hidden files skipped)."""
+    for path in paths:
+        if path.is_dir():
+            for child in sorted(path.rglob("*")):
+                if child.is_file() and not any(part.startswith(".") for part in child.relative_to(path).parts):
+                    yield child
+        else:
+            yield path

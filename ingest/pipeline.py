@@ -1,0 +1,233 @@
+"""The three pipeline stages (extract, classify, file) and the runner that drives them in-process.
+
+Each stage is idempotent on ``item_id``:
+
+* extract skips items already filed (a re-ingested file is a duplicate, not new work);
+* classify only reads the store;
+* file writes the item, its documents and the audit event in one transaction, and
+  ``casestore.items.file_item`` returns the existing outcome when the item is already there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from casestore.lookup import StoreLookup
+from sqlalchemy.orm import Session, sessionmaker
+
+from casestore import items as item_service
+from classify.matcher import Matcher, MatchInput
+from ingest.blobs import FileBlobStore
+from ingest.bus.port import Bus
+from ingest.extract import extract
+from ingest.extract.limits import ExtractLimits
+from ingest.messages import (
+    TOPIC_CLASSIFIED,
+    TOPIC_EXTRACTED,
+    TOPIC_RAW,
+    ClassifiedItem,
+    DeadLetter,
+    Decision,
+    ExtractedItem,
+    RawItem,
+)
+from ingest.worker import Output, RetryPolicy, Worker
+
+log = logging.getLogger(__name__)
+
+FILED_OUTCOMES = frozenset({"attached", "new_case", "triage", "noise"})
+MAX_CLASSIFY_CHARS = 200_000
+
+
+class ExtractStage:
+    name = "extract"
+    in_topic = TOPIC_RAW
+    batched = False  # extraction errors are per file; no batch fast path to gain
+
+    def __init__(self, *, blobs: FileBlobStore, limits: ExtractLimits, sessions: sessionmaker[Session]) -> None:
+        self.blobs = blobs
+        self.limits = limits
+        self.sessions = sessions
+
+    def handle_batch(self, messages: Sequence[RawItem]) -> list[Output]:
+        with self.sessions() as session:
+            known = item_service.outcomes(session, item_ids=[m.item_id for m in messages])
+        out: list[Output] = []
+        for raw in messages:
+            if known.get(raw.item_id, {}).get("outcome") in FILED_OUTCOMES:
+                log.debug("item %s already filed; not extracting again", raw.item_id)
+                continue
+            data = self.blobs.read(raw.blob_sha256)
+            result = extract(data, filename=raw.filename, content_type=raw.content_type,
+                             blobs=self.blobs, limits=self.limits)
+            item = ExtractedItem(**raw.model_dump(), parts=result.parts, email=result.email,
+                                 warnings=result.warnings)
+            out.append((TOPIC_EXTRACTED, raw.item_id, item))
+        return out
+
+
+class ClassifyStage:
+    name = "classify"
+    in_topic = TOPIC_EXTRACTED
+    batched = True
+
+    def __init__(self, *, matcher: Matcher, sessions: sessionmaker[Session]) -> None:
+        self.matcher = matcher
+        self.sessions = sessions
+
+    def handle_batch(self, messages: Sequence[ExtractedItem]) -> list[Output]:
+        out: list[Output] = []
+        with self.sessions() as session:
+            lookup = StoreLookup(session)
+            for item in messages:
+                result = self.matcher.decide(match_input(item), lookup)
+                decision = Decision(
+                    outcome=result.outcome,  # type: ignore[arg-type]
+                    case_ref=result.case_ref, customer_id=result.customer_id, doc_type=result.doc_type,
+                    case_type=result.case_type, reason=result.reason, evidence=result.evidence,
+                    candidates=result.candidates,
+                )
+                classified = ClassifiedItem(**item.model_dump(), decision=decision)
+                out.append((TOPIC_CLASSIFIED, item.item_id, classified))
+        return out
+
+
+def match_input(item: ExtractedItem) -> MatchInput:
+    email = item.email
+    text = "\n\n".join(p.text for p in item.parts if p.text)[:MAX_CLASSIFY_CHARS]
+    return MatchInput(
+        channel=item.channel,
+        subject=(email.subject if email else "") or item.metadata.get("subject", ""),
+        text=text,
+        sender_email=(email.from_addr if email else None) or item.metadata.get("sender_email"),
+        sender_phone=item.metadata.get("sender_phone"),
+        is_bounce=bool(email and email.is_bounce),
+        is_auto_reply=bool(email and email.is_auto_reply),
+        is_bulk=bool(email and email.is_bulk),
+        doc_type_hint=item.metadata.get("doc_type"),
+    )
+
+
+class FileStage:
+    name = "file"
+    in_topic = TOPIC_CLASSIFIED
+    batched = True  # one transaction for a whole poll: the fast path
+
+    def __init__(self, *, sessions: sessionmaker[Session], actor: str = "pipeline") -> None:
+        self.sessions = sessions
+        self.actor = actor
+
+    def handle_batch(self, messages: Sequence[ClassifiedItem]) -> list[Output]:
+        with self.sessions() as session, session.begin():
+            for item in messages:
+                file_one(session, item, actor=self.actor)
+        return []
+
+
+def file_one(session: Session, item: ClassifiedItem, *, actor: str) -> item_service.FiledItem:
+    d = item.decision
+    email = item.email
+    metadata = dict(item.metadata)
+    if email and email.message_id:
+        metadata["message_id"] = email.message_id
+    subject = (email.subject if email else "") or metadata.get("subject") or (item.filename or "")
+    new_item = item_service.NewItem(
+        item_id=item.item_id, idempotency_key=item.idempotency_key, channel=item.channel,
+        received_at=item.received_at, source=item.source, filename=item.filename,
+        blob_sha256=item.blob_sha256, content_type=item.content_type, size=item.size, metadata=metadata,
+        sender=(email.from_addr if email else None) or metadata.get("sender_email") or metadata.get("sender_phone"),
+        subject=subject or None,
+    )
+    documents = [
+        item_service.NewDocument(
+            part_index=p.index, kind=p.kind, title=p.filename or subject or f"part {p.index}",
+            filename=p.filename, content_type=p.content_type, blob_sha256=p.blob_sha256, text=p.text,
+            fields=p.fields, error=p.error,
+        )
+        for p in item.parts
+    ]
+    new_case = None
+    if d.outcome == "new_case":
+        new_case = item_service.NewCase(customer_id=d.customer_id, case_type=d.case_type or d.doc_type,
+                                        subject=subject[:200], team=metadata.get("team"))
+    evidence: dict[str, Any] = {"reason": d.reason, "evidence": d.evidence, "candidates": d.candidates,
+                                "warnings": item.warnings}
+    return item_service.file_item(
+        session, item=new_item, documents=documents, outcome=d.outcome, case_ref=d.case_ref,
+        new_case=new_case, doc_type=d.doc_type, decision=evidence, actor=actor,
+    )
+
+
+@dataclass
+class PipelineParts:
+    bus: Bus
+    blobs: FileBlobStore
+    sessions: sessionmaker[Session]
+    limits: ExtractLimits
+    matcher: Matcher
+    retry: RetryPolicy
+    batch_size: int = 100
+
+
+def record_dead_letter(sessions: sessionmaker[Session], letter: DeadLetter) -> None:
+    """Make a dead letter visible in the store, so whoever waits on the item sees why it failed."""
+    source = ""
+    with contextlib.suppress(ValueError):
+        source = RawItem.model_validate_json(letter.envelope).source
+    with sessions() as session, session.begin():
+        item_service.record_failure(session, item_id=letter.item_id, stage=letter.stage,
+                                    error_class=letter.error_class, message=letter.message, source=source)
+
+
+def make_stage(name: str, parts: PipelineParts) -> ExtractStage | ClassifyStage | FileStage:
+    if name == "extract":
+        return ExtractStage(blobs=parts.blobs, limits=parts.limits, sessions=parts.sessions)
+    if name == "classify":
+        return ClassifyStage(matcher=parts.matcher, sessions=parts.sessions)
+    if name == "file":
+        return FileStage(sessions=parts.sessions)
+    raise ValueError(f"unknown stage {name!r}: choose extract, classify or file")
+
+
+STAGES = ("extract", "classify", "file")
+
+
+class PipelineRunner:
+    """Every stage as a worker thread in this process: the embedded default's `serve` and `ingest`."""
+
+    def __init__(self, parts: PipelineParts, *, stages: Sequence[str] = STAGES, group_prefix: str = "casework") -> None:
+        self.stop = threading.Event()
+        self.workers = [
+            Worker(bus=parts.bus, handler=make_stage(name, parts), group=f"{group_prefix}.{name}",
+                   retry=parts.retry, batch_size=parts.batch_size, stop=self.stop,
+                   on_dead=lambda letter: record_dead_letter(parts.sessions, letter))
+            for name in stages
+        ]
+        self.threads: list[threading.Thread] = []
+        self.errors: list[BaseException] = []
+
+    def start(self) -> None:
+        for worker in self.workers:
+            t = threading.Thread(target=self._run, args=(worker,), name=f"stage-{worker.handler.name}", daemon=True)
+            t.start()
+            self.threads.append(t)
+
+    def _run(self, worker: Worker) -> None:
+        try:
+            worker.run()
+        except BaseException as exc:
+            log.exception("stage %s stopped on an error", worker.handler.name)
+            self.errors.append(exc)
+
+    def alive(self) -> bool:
+        return all(t.is_alive() for t in self.threads)
+
+    def close(self, timeout: float = 30.0) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join(timeout)

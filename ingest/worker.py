@@ -1,0 +1,187 @@
+"""The worker loop: poll, handle, publish, flush, commit — in that order.
+
+Delivery is at-least-once: offsets are committed only after every output of a batch is durable
+on the bus, so a crash between publish and commit redelivers the batch, and the stages are
+idempotent on ``item_id`` so redelivery never duplicates a document.
+
+A batch is first handled as a whole (the fast path: one transaction for many items). If that
+raises, each message is handled alone, so one bad message cannot hold up the others:
+
+* an error whose class says ``retryable`` is retried with exponential backoff up to
+  ``max_attempts``, then dead-lettered;
+* any other error is dead-lettered at once, with the stage, the error class and its message, to
+  ``intake.dead`` (and to ``on_dead``, which the pipeline uses to record the failure in the store).
+
+``stop`` (an Event, set by SIGTERM/SIGINT in the entry point) ends the loop after the current
+batch is committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ValidationError
+
+from ingest.bus.port import Bus, Consumer, Record
+from ingest.messages import TOPIC_DEAD, DeadLetter, decode, encode, utcnow
+
+log = logging.getLogger(__name__)
+
+Output = tuple[str, str, BaseModel]  # (topic, key, message)
+
+
+class StageHandler(Protocol):
+    name: str
+    in_topic: str
+    batched: bool  # True: try the whole poll in one call first; False: one message per call
+
+    def handle_batch(self, messages: Sequence[Any]) -> list[Output]:
+        """Handle messages; return what to publish. Must be idempotent on item_id."""
+        ...
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 5
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 30.0
+
+    def delay(self, attempt: int) -> float:
+        return float(min(self.backoff_max_s, self.backoff_initial_s * (2 ** (attempt - 1))))
+
+
+class Worker:
+    def __init__(
+        self,
+        *,
+        bus: Bus,
+        handler: StageHandler,
+        group: str,
+        retry: RetryPolicy | None = None,
+        batch_size: int = 100,
+        poll_timeout: float = 0.5,
+        on_dead: Callable[[DeadLetter], None] | None = None,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.bus = bus
+        self.handler = handler
+        self.group = group
+        self.retry = retry or RetryPolicy()
+        self.batch_size = batch_size
+        self.poll_timeout = poll_timeout
+        self.on_dead = on_dead
+        self.stop = stop or threading.Event()
+        self.processed = 0
+        self.dead = 0
+
+    def run(self) -> None:
+        """Run until ``stop`` is set; the consumer leaves its group cleanly at the end."""
+        consumer = self.bus.consumer([self.handler.in_topic], group=self.group)
+        log.info("stage %s consuming %s as group %s", self.handler.name, self.handler.in_topic, self.group)
+        try:
+            while not self.stop.is_set():
+                try:
+                    self.run_once(consumer)
+                except Exception as exc:
+                    if self.stop.is_set():
+                        log.info("stage %s: batch left uncommitted at shutdown (%s); it will be redelivered",
+                                 self.handler.name, type(exc).__name__)
+                        break
+                    if not getattr(exc, "retryable", False):
+                        raise
+                    # The bus itself failed: rejoin from the committed offsets so nothing is skipped.
+                    log.warning("stage %s: %s: %s; rejoining from committed offsets",
+                                self.handler.name, type(exc).__name__, exc)
+                    consumer.close()
+                    self.stop.wait(self.retry.backoff_initial_s)
+                    consumer = self.bus.consumer([self.handler.in_topic], group=self.group)
+        finally:
+            consumer.close()
+            log.info("stage %s stopped after %d messages (%d dead-lettered)",
+                     self.handler.name, self.processed, self.dead)
+
+    def run_once(self, consumer: Consumer) -> int:
+        records = consumer.poll(max_records=self.batch_size, timeout=self.poll_timeout)
+        if not records:
+            return 0
+        outputs = self._handle(records)
+        for topic, key, message in outputs:
+            self.bus.publish(topic, key=key, value=encode(message))
+        self.bus.flush()
+        consumer.commit(records)
+        self.processed += len(records)
+        return len(records)
+
+    def _handle(self, records: list[Record]) -> list[Output]:
+        decoded: list[tuple[Record, Any]] = []
+        for record in records:
+            try:
+                decoded.append((record, decode(record.topic, record.value)))
+            except (ValidationError, ValueError) as exc:
+                self._dead_letter(record, None, exc, attempts=1)
+        if not decoded:
+            return []
+        if not self.handler.batched:
+            return [out for record, message in decoded for out in self._handle_one(record, message)]
+        try:
+            return self.handler.handle_batch([m for _, m in decoded])
+        except Exception as exc:
+            if len(decoded) == 1:
+                log.debug("stage %s: single message failed in batch path: %s", self.handler.name, exc)
+            else:
+                log.warning("stage %s: batch of %d failed (%s: %s); handling one by one",
+                            self.handler.name, len(decoded), type(exc).__name__, exc)
+        outputs: list[Output] = []
+        for record, message in decoded:
+            outputs.extend(self._handle_one(record, message))
+        return outputs
+
+    def _handle_one(self, record: Record, message: Any) -> list[Output]:
+        attempt = 1
+        while True:
+            try:
+                return self.handler.handle_batch([message])
+            except Exception as exc:
+                retryable = bool(getattr(exc, "retryable", False))
+                if retryable and attempt < self.retry.max_attempts and not self.stop.is_set():
+                    delay = self.retry.delay(attempt)
+                    log.warning("stage %s: item %s failed (%s: %s), retry %d/%d in %.1fs",
+                                self.handler.name, getattr(message, "item_id", "?"), type(exc).__name__,
+                                exc, attempt, self.retry.max_attempts - 1, delay)
+                    if self.stop.wait(delay):
+                        raise  # shutting down: leave it uncommitted, it will be redelivered
+                    attempt += 1
+                    continue
+                if retryable and self.stop.is_set():
+                    raise
+                self._dead_letter(record, message, exc, attempts=attempt)
+                return []
+
+    def _dead_letter(self, record: Record, message: Any, exc: BaseException, *, attempts: int) -> None:
+        item_id = getattr(message, "item_id", None) or (record.key or None)
+        letter = DeadLetter(
+            item_id=item_id,
+            stage=self.handler.name,
+            topic=record.topic,
+            error_class=type(exc).__name__,
+            message=str(exc) or repr(exc),
+            retryable=bool(getattr(exc, "retryable", False)),
+            attempts=attempts,
+            failed_at=utcnow(),
+            key=record.key,
+            envelope=record.value.decode("utf-8", errors="replace"),
+        )
+        log.error("stage %s: item %s dead-lettered: %s: %s", self.handler.name, item_id,
+                  letter.error_class, letter.message)
+        self.bus.publish(TOPIC_DEAD, key=record.key, value=encode(letter))
+        self.dead += 1
+        if self.on_dead is not None:
+            try:
+                self.on_dead(letter)
+            except Exception:
+                log.exception("stage %s: could not record the dead letter of %s in the store",
+                              self.handler.name, item_id)

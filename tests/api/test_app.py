@@ -1,0 +1,104 @@
+"""The HTTP API on a real store and the embedded bus, with the pipeline running."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.settings import Settings
+from api.wiring import Runtime, open_runtime
+from casestore import cases, customers, users
+from ingest.pipeline import PipelineRunner
+
+
+@pytest.fixture
+def rt(tmp_path: Path) -> Iterator[Runtime]:
+    runtime = open_runtime(Settings(data_dir=tmp_path / "data"))
+    with runtime.sessions() as s, s.begin():
+        customers.upsert_customer(s, customer_id="C1", name="Jane Doe", email="jane@example.com")
+        customers.upsert_customer(s, customer_id="C2", name="Sam Poe", email="sam@example.com")
+        cases.upsert_case(s, ref="CM-2025-000001", customer_id="C1", case_type="complaint", status="open",
+                          opened_at=None, subject="noise at night", team="complaints")
+        cases.upsert_case(s, ref="CM-2025-000002", customer_id="C2", case_type="claim", status="open",
+                          opened_at=None, subject="water damage", team="claims")
+        users.add_user(s, name="robot", role="integration")
+        users.add_user(s, name="alice", role="agent", teams=["complaints"])
+        users.add_user(s, name="sue", role="supervisor")
+    runner = PipelineRunner(runtime.pipeline_parts())
+    runner.start()
+    yield runtime
+    runner.close()
+    runtime.close()
+
+
+def token(rt: Runtime, name: str) -> dict[str, str]:
+    with rt.sessions() as s, s.begin():
+        return {"Authorization": f"Bearer {users.create_token(s, name=name)}"}
+
+
+def wait_for_item(client: TestClient, item_id: str, headers: dict[str, str]) -> dict[str, Any]:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        r = client.get(f"/api/v1/items/{item_id}", headers=headers)
+        if r.status_code == 200 and r.json()["outcome"] is not None:
+            return dict(r.json())
+        time.sleep(0.05)
+    raise AssertionError(f"item {item_id} not filed within 30 s")
+
+
+def test_health_is_open_and_everything_else_needs_a_token(rt: Runtime) -> None:
+    client = TestClient(create_app(rt))
+    assert client.get("/health").json()["db"] == "ok"
+    assert client.get("/api/v1/cases/CM-2025-000001").status_code == 401
+    bad = client.get("/api/v1/cases/CM-2025-000001", headers={"Authorization": "Bearer cw_not-a-token"})
+    assert bad.status_code == 401
+    r = client.post("/api/v1/items", files={"file": ("a.txt", b"hello")})
+    assert r.status_code == 401
+
+
+def test_upload_is_filed_and_idempotent(rt: Runtime) -> None:
+    client = TestClient(create_app(rt))
+    robot = token(rt, "robot")
+    body = b"About CM-2025-000001: the noise continues every night."
+    form = {"channel": "api", "source_id": "ext-42", "metadata": '{"sender_email": "jane@example.com"}'}
+    r = client.post("/api/v1/items", headers=robot, files={"file": ("letter.txt", body, "text/plain")}, data=form)
+    assert r.status_code == 202, r.text
+    item_id = r.json()["item_id"]
+    view = wait_for_item(client, item_id, robot)
+    assert view["outcome"] == "attached" and view["case_ref"] == "CM-2025-000001"
+    assert "noise continues" in view["text"]
+
+    again = client.post("/api/v1/items", headers=robot, files={"file": ("letter.txt", body, "text/plain")}, data=form)
+    assert again.status_code == 202 and again.json() | {"status_url": ""} == {
+        "item_id": item_id, "idempotency_key": "api:ext-42", "duplicate": True, "status_url": ""}
+    sue = token(rt, "sue")
+    folder = client.get("/api/v1/cases/CM-2025-000001", headers=sue).json()
+    assert [d["item_id"] for d in folder["documents"]] == [item_id]
+
+
+def test_bad_uploads_get_clear_4xx(rt: Runtime) -> None:
+    client = TestClient(create_app(rt))
+    robot = token(rt, "robot")
+    empty = client.post("/api/v1/items", headers=robot, files={"file": ("e.txt", b"")})
+    assert empty.status_code == 422 and "empty" in empty.json()["detail"]
+    bad_meta = client.post("/api/v1/items", headers=robot, files={"file": ("a.txt", b"x")}, data={"metadata": "[1"})
+    assert bad_meta.status_code == 422 and "JSON" in bad_meta.json()["detail"]
+    bad_channel = client.post("/api/v1/items", headers=robot, files={"file": ("a.txt", b"x")},
+                              data={"channel": "pigeon"})
+    assert bad_channel.status_code == 422
+
+
+def test_agents_see_only_their_teams_cases(rt: Runtime) -> None:
+    client = TestClient(create_app(rt))
+    alice, sue = token(rt, "alice"), token(rt, "sue")
+    assert client.get("/api/v1/cases/CM-2025-000001", headers=alice).status_code == 200
+    hidden = client.get("/api/v1/cases/CM-2025-000002", headers=alice)
+    assert hidden.status_code == 404 and "water damage" not in hidden.text
+    assert client.get("/api/v1/cases/CM-2025-000002", headers=sue).status_code == 200
+    assert client.get("/api/v1/cases/NOPE-1", headers=sue).status_code == 404

@@ -1,0 +1,113 @@
+"""The worker loop on the real SQLite log: publish before commit, retries, dead letters, redelivery."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from ingest.bus.sqlite_log import SqliteBus
+from ingest.errors import BadInput, Unavailable
+from ingest.messages import TOPIC_DEAD, TOPIC_EXTRACTED, TOPIC_RAW, DeadLetter, RawItem, decode, encode, utcnow
+from ingest.worker import Output, RetryPolicy, Worker
+
+
+def raw(n: int) -> RawItem:
+    return RawItem(item_id=f"item-{n}", channel="file", received_at=utcnow(), idempotency_key=f"k{n}",
+                   blob_sha256="0" * 64, size=1, filename=f"f{n}.txt")
+
+
+class Stage:
+    """A stage that fails item-1 permanently and item-2 twice with a retryable error."""
+
+    name = "test"
+    in_topic = TOPIC_RAW
+
+    def __init__(self, batched: bool) -> None:
+        self.batched = batched
+        self.calls: dict[str, int] = {}
+
+    def handle_batch(self, messages: Sequence[RawItem]) -> list[Output]:
+        out: list[Output] = []
+        for m in messages:
+            self.calls[m.item_id] = self.calls.get(m.item_id, 0) + 1
+            if m.item_id == "item-1":
+                raise BadInput("this file is corrupt: ask the sender for a new copy")
+            if m.item_id == "item-2" and self.calls[m.item_id] <= 2:
+                raise Unavailable("database busy")
+            out.append((TOPIC_EXTRACTED, m.item_id, m))
+        return out
+
+
+def drain(bus: SqliteBus, topic: str, group: str) -> list[bytes]:
+    c = bus.consumer([topic], group=group)
+    values: list[bytes] = []
+    while records := c.poll(max_records=100, timeout=0.3):
+        values.extend(r.value for r in records)
+    c.close()
+    return values
+
+
+def run_until_idle(worker: Worker, bus: SqliteBus) -> None:
+    consumer = bus.consumer([worker.handler.in_topic], group=worker.group)
+    while worker.run_once(consumer):
+        pass
+    consumer.close()
+
+
+def test_good_items_flow_bad_ones_are_dead_lettered_retryable_ones_retried(tmp_path: Path) -> None:
+    for batched in (True, False):
+        bus = SqliteBus(tmp_path / f"bus-{batched}.db", partitions=2)
+        for n in range(5):
+            bus.publish(TOPIC_RAW, key=f"item-{n}", value=encode(raw(n)))
+        bus.publish(TOPIC_RAW, key="junk", value=b"{not json")
+        bus.flush()
+        letters: list[DeadLetter] = []
+        stage = Stage(batched)
+        worker = Worker(bus=bus, handler=stage, group="g", on_dead=letters.append,
+                        retry=RetryPolicy(max_attempts=5, backoff_initial_s=0.01))
+        run_until_idle(worker, bus)
+
+        passed = sorted(decode(TOPIC_EXTRACTED, v).item_id for v in drain(bus, TOPIC_EXTRACTED, "check"))
+        assert passed == ["item-0", "item-2", "item-3", "item-4"]
+        dead = sorted((decode(TOPIC_DEAD, v) for v in drain(bus, TOPIC_DEAD, "check")), key=lambda d: d.key)
+        assert [(d.key, d.error_class) for d in dead] == [("item-1", "BadInput"), ("junk", "ValidationError")]
+        assert dead[0].stage == "test" and "ask the sender" in dead[0].message and dead[0].retryable is False
+        assert decode(TOPIC_RAW, dead[0].envelope.encode()).item_id == "item-1", "the original envelope is kept"
+        assert len(letters) == 2
+        assert stage.calls["item-2"] >= 3
+        # everything was committed: the group has nothing left
+        assert drain(bus, TOPIC_RAW, "g") == []
+        bus.close()
+
+
+def test_retryable_error_exhausted_goes_to_dead_letters(tmp_path: Path) -> None:
+    class AlwaysBusy(Stage):
+        def handle_batch(self, messages: Sequence[RawItem]) -> list[Output]:
+            raise Unavailable("the tool never answers")
+
+    bus = SqliteBus(tmp_path / "bus.db", partitions=1)
+    bus.publish(TOPIC_RAW, key="item-9", value=encode(raw(9)))
+    bus.flush()
+    worker = Worker(bus=bus, handler=AlwaysBusy(True), group="g", retry=RetryPolicy(3, 0.01, 0.02))
+    run_until_idle(worker, bus)
+    (letter,) = [decode(TOPIC_DEAD, v) for v in drain(bus, TOPIC_DEAD, "check")]
+    assert letter.attempts == 3 and letter.retryable is True
+
+
+def test_stop_during_backoff_leaves_the_batch_uncommitted_for_redelivery(tmp_path: Path) -> None:
+    class Busy(Stage):
+        def handle_batch(self, messages: Sequence[RawItem]) -> list[Output]:
+            stop.set()
+            raise Unavailable("busy")
+
+    stop = threading.Event()
+    bus = SqliteBus(tmp_path / "bus.db", partitions=1)
+    bus.publish(TOPIC_RAW, key="item-7", value=encode(raw(7)))
+    bus.flush()
+    worker = Worker(bus=bus, handler=Busy(True), group="g", stop=stop, retry=RetryPolicy(5, 5.0))
+    worker.run()  # returns promptly: stop interrupts the backoff
+    assert drain(bus, TOPIC_DEAD, "check") == []
+    again = bus.consumer([TOPIC_RAW], group="g")
+    assert [r.key for r in again.poll(max_records=10, timeout=1.0)] == ["item-7"]
+    again.close()
