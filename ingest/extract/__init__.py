@@ -1,0 +1,29 @@
+"""Reading inbound items: split containers (email, zip, CSV rows), get text, keep structured fields.
+
+``extract`` is the one entry point. Whole-item failures raise ``BadInput`` / ``LimitExceeded`` with
+a message a person can act on; problems with one part set ``Part.error`` and extraction carries on,
+so every part has text or says why it has none.
+"""
+
+from __future__ import annotations
+
+from ingest.blobs import BlobStore
+from ingest.extract.context import ExtractContext
+from ingest.extract.dispatch import extract_any
+from ingest.extract.limits import ArchiveLimits, ExtractLimits
+from ingest.extract.result import Extraction
+
+__all__ = ["ArchiveLimits", "ExtractLimits", "Extraction", "extract"]
+
+
+def extract(
+    data: bytes,
+    *,
+    filename: str | None,
+    content_type: str | None,
+    blobs: BlobStore,
+    limits: ExtractLimits,
+) -> Extraction:
+    """Read ``data`` (a whole inbound item) into parts with text, email headers and warnings."""
+    ctx = ExtractContext(blobs=blobs, limits=limits, recurse=extract_any)
+    return extract_any(data, filename, content_type, ctx)
