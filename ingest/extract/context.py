@@ -8,6 +8,7 @@ from typing import Any
 
 from ingest.blobs import BlobStore
 from ingest.extract.limits import ExtractLimits
+from ingest.extract.ocr import OcrSettings
 from ingest.extract.result import Extraction
 from ingest.messages import Part, PartKind
 
@@ -39,6 +40,13 @@ class ExtractContext:
             recurse=self.recurse,
             depth=self.depth + 1,
             budget=self.budget,
+        )
+
+    def ocr_settings(self) -> OcrSettings:
+        return OcrSettings(
+            language=self.limits.ocr_language,
+            timeout_seconds=self.limits.ocr_timeout_seconds,
+            memory_mb=self.limits.ocr_memory_mb,
         )
 
     def warn(self, message: str) -> None:

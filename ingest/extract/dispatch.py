@@ -15,10 +15,12 @@ from ingest.extract.csv import extract_csv
 from ingest.extract.email import extract_email
 from ingest.extract.html import extract_html
 from ingest.extract.image import extract_image
+from ingest.extract.outlook_msg import extract_outlook_msg, is_outlook_msg
 from ingest.extract.pdf import extract_pdf
 from ingest.extract.result import Extraction
 from ingest.extract.sniff import Kind, sniff
 from ingest.extract.text import extract_text
+from ingest.extract.tnef import extract_tnef
 from ingest.extract.unsupported import extract_unsupported
 from ingest.extract.xml import extract_xml
 
@@ -36,10 +38,11 @@ READERS: dict[Kind, Reader] = {
     "csv": extract_csv,
     "text": extract_text,
     "ole": extract_unsupported,
+    "tnef": extract_tnef,
     "unknown": extract_unsupported,
 }
 # the whole item is stored by whoever received it; these readers also reference it from their part
-_SINGLE_DOCUMENT: set[Kind] = {"pdf", "image", "xml", "html", "text", "ole", "unknown"}
+_SINGLE_DOCUMENT: set[Kind] = {"pdf", "image", "xml", "html", "text", "ole", "tnef", "unknown"}
 
 
 def _gunzip(data: bytes, ctx: ExtractContext) -> bytes:
@@ -75,5 +78,8 @@ def extract_any(data: bytes, filename: str | None, content_type: str | None, ctx
     if kind == "gzip":
         inner_name = filename[:-3] if filename and filename.lower().endswith(".gz") else None
         return extract_any(_gunzip(data, ctx), inner_name, None, ctx)
+    if kind == "ole" and is_outlook_msg(data):
+        return extract_outlook_msg(data, filename=filename, content_type=content_type,
+                                   blob=ctx.blobs.put(data).sha256 if ctx.depth == 0 else None, ctx=ctx)
     blob = ctx.blobs.put(data).sha256 if kind in _SINGLE_DOCUMENT and ctx.depth == 0 else None
     return READERS[kind](data, filename=filename, content_type=content_type, blob=blob, ctx=ctx)

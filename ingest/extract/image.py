@@ -1,13 +1,19 @@
-"""Images (PNG, JPEG, TIFF, GIF, BMP): one page_set Part whose text comes from OCR."""
+"""Images (PNG, JPEG, TIFF incl. multi-page faxes, GIF, BMP): one page_set Part whose text comes from OCR."""
 
 from __future__ import annotations
 
 import logging
 import struct
+import tempfile
+from pathlib import Path
+from typing import Any
 
 from ingest.extract.context import ExtractContext
-from ingest.extract.ocr import OcrError, ocr_bytes
+from ingest.extract.ocr import OcrError, ocr_words
+from ingest.extract.ocr_words import combine
 from ingest.extract.result import Extraction
+from ingest.extract.scan_ocr import read_pages
+from ingest.extract.scan_prep import ImageUnreadable, open_frames
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +64,22 @@ def image_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
-def ocr_image_text(data: bytes, ctx: ExtractContext) -> tuple[str, str | None, dict[str, object]]:
-    """(text, error, fields) for one image; the error says why there is no text."""
+def _ocr_undecodable(data: bytes, suffix: str, ctx: ExtractContext, why: str) -> tuple[str, str | None]:
+    """Pillow could not decode it: hand the file to tesseract (leptonica) as it is."""
+    try:
+        with tempfile.TemporaryDirectory(prefix="casework-ocr-") as tmp:
+            path = Path(tmp) / f"image{suffix}"
+            path.write_bytes(data)
+            ocr = ocr_words(path, ctx.ocr_settings())
+    except OcrError as exc:
+        return "", f"{why}; {exc}"
+    return ocr.text, None if ocr.text.strip() else f"{why}; OCR found no text"
+
+
+def ocr_image_text(data: bytes, ctx: ExtractContext) -> tuple[str, str | None, dict[str, Any]]:
+    """(text, error, fields) for one image file, all its pages; the error says why there is no text."""
     fmt, suffix = image_format(data)
-    fields: dict[str, object] = {"format": fmt}
+    fields: dict[str, Any] = {"format": fmt}
     size = image_size(data)
     if size:
         fields["width"], fields["height"] = size
@@ -70,19 +88,36 @@ def ocr_image_text(data: bytes, ctx: ExtractContext) -> tuple[str, str | None, d
     if not ctx.limits.ocr_enabled:
         return "", "OCR is switched off (ocr_enabled=false); image stored unread", fields
     try:
-        text = ocr_bytes(
-            data,
-            suffix=suffix,
-            language=ctx.limits.ocr_language,
-            timeout_seconds=ctx.limits.ocr_timeout_seconds,
-            memory_mb=ctx.limits.ocr_memory_mb,
-        )
-    except OcrError as exc:
-        return "", str(exc), fields
+        fmt_name, count, frames = open_frames(data, max_pixels=ctx.limits.max_image_pixels)
+        limit = ctx.limits.max_ocr_pages
+        pages = [(n + 1, frame) for n, frame in zip(range(min(count, limit)), frames, strict=False)]
+    except ImageUnreadable as exc:
+        if "max_image_pixels" in str(exc):
+            return "", str(exc), fields
+        log.info("Pillow cannot decode a %s image (%s); trying tesseract on the file", fmt, exc)
+        text, error = _ocr_undecodable(data, suffix, ctx, str(exc))
+        fields["ocr"] = True
+        return text.strip(), error, fields
+    fields["format"] = fmt_name if fmt == "unknown" else fmt
+    fields["pages"] = count
+    if pages:
+        fields["width"], fields["height"] = pages[0][1].size
+    if count > limit:
+        ctx.warn(f"only the first {limit} of {count} image pages were OCRed (max_ocr_pages)")
+    readings = read_pages(pages, ctx.ocr_settings())
     fields["ocr"] = True
-    text = text.strip("\f\n ")
+    fields.update(combine([r.ocr for r in readings]).fields())
+    if len(readings) == 1:
+        fields.update(readings[0].notes)
+    else:
+        fields["ocr_pages"] = [r.summary() for r in readings]
+    for reading in readings:
+        if reading.error:
+            ctx.warn(f"page {reading.number}: {reading.error}")
+    text = "\f".join(r.ocr.text.strip("\f\n ") for r in readings)
     if not text.strip():
-        return "", "OCR found no text in the image", fields
+        errors = [r.error for r in readings if r.error]
+        return "", errors[0] if len(errors) == len(readings) and errors else "OCR found no text in the image", fields
     return text, None, fields
 
 

@@ -1,17 +1,33 @@
-"""The one wrapper around the tesseract command: a subprocess with one thread, a timeout and a memory cap."""
+"""The one wrapper around the tesseract command: a subprocess with one thread, a timeout and a memory cap.
+
+At most one tesseract process per core runs at a time in this process (``OCR_SLOTS``), however many
+threads ask: tesseract is a subprocess, so threads that wait for it are enough to use every core.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import subprocess
-import tempfile
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
+
+from ingest.extract.ocr_words import OcrText, parse_tsv
 
 log = logging.getLogger(__name__)
 
 INSTALL_HINT = "OCR not available: install tesseract-ocr (and tesseract-ocr-eng)"
+CORES = os.cpu_count() or 1
+OCR_SLOTS = threading.BoundedSemaphore(CORES)
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class OcrError(Exception):
@@ -20,6 +36,15 @@ class OcrError(Exception):
 
 class OcrNotAvailable(OcrError):
     pass
+
+
+@dataclass(frozen=True)
+class OcrSettings:
+    """How tesseract is run: languages (``eng+deu``), per-run timeout and address-space cap."""
+
+    language: str = "eng"
+    timeout_seconds: float = 120
+    memory_mb: int = 1024
 
 
 def tesseract_path() -> str | None:
@@ -40,23 +65,22 @@ def _limited(command: list[str], memory_mb: int, cpu_seconds: int) -> list[str]:
     return [prlimit, f"--as={memory}", f"--cpu={cpu_seconds}:{cpu_seconds + 5}", "--", *command]
 
 
-def ocr_file(path: Path, *, language: str, timeout_seconds: float, memory_mb: int) -> str:
-    """Text of an image file (PNG, JPEG, TIFF incl. multi-page, PNM, GIF); pages split by form feeds."""
+def run_tesseract(path: Path, args: list[str], settings: OcrSettings) -> str:
+    """stdout of ``tesseract PATH stdout ARGS`` (one thread, limits, one of ``OCR_SLOTS``)."""
     exe = tesseract_path()
     if exe is None:
         raise OcrNotAvailable(INSTALL_HINT)
     env = {**os.environ, "OMP_THREAD_LIMIT": "1"}
-    command = _limited([exe, str(path), "stdout", "-l", language, "--psm", "3"], memory_mb, int(timeout_seconds) + 1)
-    try:
-        done = subprocess.run(
-            command,
-            capture_output=True,
-            env=env,
-            timeout=timeout_seconds,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise OcrError(f"OCR gave up after {timeout_seconds:g} s (ocr_timeout_seconds)") from None
+    command = _limited(
+        [exe, str(path), "stdout", *args], settings.memory_mb, int(settings.timeout_seconds) + 1
+    )
+    with OCR_SLOTS:
+        try:
+            done = subprocess.run(
+                command, capture_output=True, env=env, timeout=settings.timeout_seconds, check=False
+            )
+        except subprocess.TimeoutExpired:
+            raise OcrError(f"OCR gave up after {settings.timeout_seconds:g} s (ocr_timeout_seconds)") from None
     if done.returncode != 0:
         detail = done.stderr.decode("utf-8", "replace").strip().splitlines()
         message = detail[-1] if detail else f"exit status {done.returncode}"
@@ -66,11 +90,43 @@ def ocr_file(path: Path, *, language: str, timeout_seconds: float, memory_mb: in
     return done.stdout.decode("utf-8", "replace")
 
 
-def ocr_bytes(data: bytes, *, suffix: str, language: str, timeout_seconds: float, memory_mb: int) -> str:
-    """Like ``ocr_file`` for bytes in memory (written to a private temporary file)."""
-    if tesseract_path() is None:
-        raise OcrNotAvailable(INSTALL_HINT)
-    with tempfile.TemporaryDirectory(prefix="casework-ocr-") as tmp:
-        path = Path(tmp) / f"image{suffix}"
-        path.write_bytes(data)
-        return ocr_file(path, language=language, timeout_seconds=timeout_seconds, memory_mb=memory_mb)
+def ocr_words(path: Path, settings: OcrSettings, *, dpi: int | None = None) -> OcrText:
+    """Text and word confidences of an image file (PNM, PNG, JPEG, TIFF), layout analysis ``--psm 3``."""
+    args = ["-l", settings.language, "--psm", "3"]
+    if dpi:
+        args += ["--dpi", str(dpi)]
+    return parse_tsv(run_tesseract(path, [*args, "tsv"], settings))
+
+
+_ROTATE = re.compile(r"^Rotate:\s*(\d+)", re.M)
+_ORIENTATION_CONF = re.compile(r"^Orientation confidence:\s*([\d.]+)", re.M)
+
+
+def detect_rotation(path: Path, settings: OcrSettings, *, dpi: int | None = None) -> tuple[int, float] | None:
+    """(degrees to turn the page clockwise so text is upright, confidence) from tesseract's OSD,
+    or None when OSD cannot tell (too little text)."""
+    args = ["--psm", "0"] + (["--dpi", str(dpi)] if dpi else [])
+    try:
+        out = run_tesseract(path, args, settings)
+    except OcrNotAvailable:
+        raise
+    except OcrError as exc:  # "Too few characters", etc.
+        log.debug("orientation detection failed for %s: %s", path, exc)
+        return None
+    rotate, confidence = _ROTATE.search(out), _ORIENTATION_CONF.search(out)
+    if rotate is None:
+        return None
+    return int(rotate.group(1)) % 360, float(confidence.group(1)) if confidence else 0.0
+
+
+def map_concurrently(function: Callable[[T], R], items: Iterable[T]) -> list[R]:
+    """``[function(x) for x in items]`` with up to one thread per core (results in input order).
+
+    ``function`` is expected to spend its time waiting for tesseract; ``OCR_SLOTS`` keeps the number of
+    tesseract processes at one per core even when several items are read at once.
+    """
+    work = list(items)
+    if len(work) <= 1 or CORES == 1:
+        return [function(x) for x in work]
+    with ThreadPoolExecutor(max_workers=min(CORES, len(work)), thread_name_prefix="ocr") as pool:
+        return list(pool.map(function, work))

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import logging
-import tempfile
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import pypdfium2 as pdfium
+from PIL import Image
 
 from ingest.errors import BadInput, LimitExceeded
 from ingest.extract.context import ExtractContext
-from ingest.extract.ocr import OcrError, OcrNotAvailable, ocr_file, tesseract_path
+from ingest.extract.ocr import CORES, tesseract_path
+from ingest.extract.ocr_words import combine
 from ingest.extract.pdf_forms import form_fields
 from ingest.extract.result import Extraction
+from ingest.extract.scan_ocr import PageReading, read_pages
 
 log = logging.getLogger(__name__)
 
@@ -55,22 +56,28 @@ def _open(data: bytes, ctx: ExtractContext) -> pdfium.PdfDocument:
     )
 
 
-def _render_page_pgm(page: pdfium.PdfPage, dpi: int, path: Path) -> None:
-    """Render one page to a greyscale PGM file (tesseract reads PNM; no imaging library needed)."""
-    bitmap = page.render(scale=dpi / 72, grayscale=True)
+def _render(doc: pdfium.PdfDocument, number: int, dpi: int) -> Image.Image:
+    """One page as a greyscale image (in the calling thread: pdfium is not thread-safe)."""
+    page = doc[number]
     try:
-        width, height, stride = bitmap.width, bitmap.height, bitmap.stride
-        buffer = bytes(bitmap.buffer)
-        rows = buffer if stride == width else b"".join(
-            buffer[y * stride : y * stride + width] for y in range(height)
-        )
-        path.write_bytes(b"P5\n%d %d\n255\n" % (width, height) + rows)
+        bitmap = page.render(scale=dpi / 72, grayscale=True)
+        try:
+            image: Image.Image = bitmap.to_pil().copy()
+        finally:
+            bitmap.close()
     finally:
-        bitmap.close()
+        page.close()
+    image.info["dpi"] = (dpi, dpi)
+    return image
 
 
-def _ocr_pages(doc: pdfium.PdfDocument, pages: list[int], ctx: ExtractContext) -> tuple[dict[int, str], str | None]:
-    """OCR text of the given 0-based pages; the second value says why OCR did not run, if it did not."""
+def _ocr_pages(
+    doc: pdfium.PdfDocument, pages: list[int], ctx: ExtractContext
+) -> tuple[dict[int, PageReading], str | None]:
+    """OCR of the given 0-based pages; the second value says why OCR did not run, if it did not.
+
+    Pages are rendered a few at a time and OCRed concurrently (one tesseract process per core).
+    """
     if not pages:
         return {}, None
     if not ctx.limits.ocr_enabled:
@@ -80,29 +87,16 @@ def _ocr_pages(doc: pdfium.PdfDocument, pages: list[int], ctx: ExtractContext) -
     limit = ctx.limits.max_ocr_pages
     if len(pages) > limit:
         ctx.warn(f"only the first {limit} of {len(pages)} pages without text were OCRed (max_ocr_pages)")
-    texts: dict[int, str] = {}
-    with tempfile.TemporaryDirectory(prefix="casework-pdf-") as tmp:
-        for number in pages[:limit]:
-            path = Path(tmp) / f"page-{number + 1}.pgm"
-            page = doc[number]
-            try:
-                _render_page_pgm(page, ctx.limits.ocr_dpi, path)
-            finally:
-                page.close()
-            try:
-                texts[number] = ocr_file(
-                    path,
-                    language=ctx.limits.ocr_language,
-                    timeout_seconds=ctx.limits.ocr_timeout_seconds,
-                    memory_mb=ctx.limits.ocr_memory_mb,
-                ).strip("\f\n ")
-            except OcrNotAvailable as exc:
-                return texts, str(exc)
-            except OcrError as exc:
-                ctx.warn(f"page {number + 1}: {exc}")
-            finally:
-                path.unlink(missing_ok=True)
-    return texts, None
+    readings: dict[int, PageReading] = {}
+    todo = pages[:limit]
+    batch = 2 * CORES
+    for start in range(0, len(todo), batch):
+        images = [(n + 1, _render(doc, n, ctx.limits.ocr_dpi)) for n in todo[start : start + batch]]
+        for reading in read_pages(images, ctx.ocr_settings()):
+            readings[reading.number - 1] = reading
+            if reading.error:
+                ctx.warn(f"page {reading.number}: {reading.error}")
+    return readings, None
 
 
 def extract_pdf(
@@ -138,7 +132,8 @@ def extract_pdf(
             elif is_garbled(text):
                 garbled.append(number)
             texts.append(text)
-        ocr_texts, ocr_missing = _ocr_pages(doc, sorted(without_text + garbled), ctx)
+        readings, ocr_missing = _ocr_pages(doc, sorted(without_text + garbled), ctx)
+        ocr_texts = {n: r.ocr.text.strip("\f\n ") for n, r in readings.items()}
         for number, text in ocr_texts.items():
             if text.strip():
                 texts[number] = text
@@ -150,8 +145,10 @@ def extract_pdf(
         }
         if garbled:
             fields["pages_garbled"] = [n + 1 for n in garbled]
-        if ocr_texts:
+        if readings:
             fields["pages_ocr"] = sorted(n + 1 for n, t in ocr_texts.items() if t.strip())
+            fields.update(combine([r.ocr for r in readings.values()]).fields())
+            fields["ocr_pages"] = [readings[n].summary() for n in sorted(readings)]
         unread = [n + 1 for n in without_text + garbled if not ocr_texts.get(n, "").strip()]
         if unread:
             why = f" ({ocr_missing})" if ocr_missing else ""

@@ -8,7 +8,7 @@ from typing import Literal
 
 from ingest.extract.charsets import bom_codec
 
-Kind = Literal["email", "pdf", "image", "zip", "ole", "xml", "html", "csv", "text", "gzip", "unknown"]
+Kind = Literal["email", "pdf", "image", "zip", "ole", "tnef", "xml", "html", "csv", "text", "gzip", "unknown"]
 
 _HEADER_LINE = re.compile(rb"^[A-Za-z0-9][A-Za-z0-9_-]{0,76}:[ \t]?")
 _KNOWN_HEADERS = {
@@ -52,6 +52,8 @@ def _magic(data: bytes) -> Kind | None:
         return "gzip"
     if data.startswith(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"):
         return "ole"
+    if data.startswith(b"\x78\x9f\x3e\x22"):
+        return "tnef"
     if data.startswith((b"II*\x00", b"MM\x00*", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a")):
         return "image"
     if (data.startswith(b"BM") and len(data) > 26) or (data.startswith(b"RIFF") and data[8:12] == b"WEBP"):

@@ -21,9 +21,7 @@ REFUSED = {
     "pdfplumber__password_protected.pdf": "encrypted",
 }
 # Read, but no text comes out yet (the reason is in Part.error).
-NOT_YET_READABLE = {
-    "spamscope__mail_outlook_1.msg": "unsupported type OLE2 compound file",
-}
+NOT_YET_READABLE: dict[str, str] = {}
 
 pytestmark = pytest.mark.skipif(not FILES, reason=f"corpus not found at {CORPUS}")
 

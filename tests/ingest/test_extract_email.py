@@ -176,12 +176,12 @@ def test_pdf_attachment_is_stored_and_read(blobs: FileBlobStore) -> None:
     assert result.email is not None and result.email.from_addr == "nicoletta_bernasconi@it.ibm.com"
 
 
-def test_tnef_attachment_is_stored_unread_with_a_reason(blobs: FileBlobStore) -> None:
+def test_tnef_attachment_is_stored_and_unpacked(blobs: FileBlobStore) -> None:
     result = read("mimekit__outlook_tnef_winmail_koi8r.eml", blobs)
     assert "шостий" in result.parts[0].text  # KOI8-R body
     winmail = result.parts[1]
     assert winmail.filename == "winmail.dat" and winmail.blob_sha256
-    assert winmail.error is not None and "TNEF" in winmail.error
+    assert winmail.error is None and "шостий" in winmail.text and winmail.fields["tnef"] is True
 
 
 def test_torture_test_is_read_within_the_depth_limit(blobs: FileBlobStore) -> None:
