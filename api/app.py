@@ -14,6 +14,9 @@ from sqlalchemy import text
 from api.auth import Principal, current_user, get_runtime, require_roles
 from api.wiring import Runtime
 from casestore import cases, items, users
+from casestore.errors import CaseStoreError, NotFound
+from classify.errors import ClassifyError
+from ingest.errors import IngestError
 from ingest.intake import CHANNELS, make_raw_item, publish_raw
 
 log = logging.getLogger(__name__)
@@ -34,13 +37,13 @@ def create_app(rt: Runtime, *, health_extra: Any = None) -> FastAPI:
     app.state.runtime = rt
     app.state.health_extra = health_extra
 
-    @app.exception_handler(Exception)
-    async def domain_errors(request: Request, exc: Exception) -> JSONResponse:
-        code = getattr(exc, "http_status", None)
-        if code is None:
-            log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-            return JSONResponse({"error": "InternalError", "detail": "internal error; see the server log"}, 500)
-        return JSONResponse({"error": type(exc).__name__, "detail": str(exc)}, status_code=int(code))
+    async def domain_error(request: Request, exc: Exception) -> JSONResponse:
+        """The one place an error's ``http_status`` becomes a response."""
+        code = int(getattr(exc, "http_status", 500))
+        return JSONResponse({"error": type(exc).__name__, "detail": str(exc)}, status_code=code)
+
+    for root in (IngestError, CaseStoreError, ClassifyError):
+        app.add_exception_handler(root, domain_error)
 
     @app.get("/health", tags=["health"])
     def health(request: Request) -> dict[str, Any]:
@@ -86,7 +89,7 @@ def create_app(rt: Runtime, *, health_extra: Any = None) -> FastAPI:
         if not data:
             raise HTTPException(422, "the uploaded file is empty (0 bytes)")
         meta.setdefault("uploaded_by", user.name)
-        raw = make_raw_item(blobs=runtime.blobs, data=data, channel=channel,  # type: ignore[arg-type]
+        raw = make_raw_item(blobs=runtime.blobs, data=data, channel=channel,
                             filename=file.filename, content_type=file.content_type,
                             source=f"api:{user.name}", source_id=source_id, metadata=meta)
         with runtime.sessions() as session:
@@ -125,8 +128,6 @@ def create_app(rt: Runtime, *, health_extra: Any = None) -> FastAPI:
 
 
 def _visible(session: Any, user: Principal, ref: str) -> bool:
-    from casestore.errors import NotFound
-
     try:
         case = cases.get_case(session, ref=ref)
     except NotFound:

@@ -19,6 +19,7 @@ class Principal:
     name: str
     role: str
     teams: tuple[str, ...]
+    disabled: bool = False  # authenticate() never returns a disabled user; kept for can_see_case
 
 
 def get_runtime(request: Request) -> Runtime:

@@ -137,7 +137,7 @@ def run_ingest(
             if time.monotonic() > deadline:
                 timed_out = True
                 break
-            time.sleep(0.05)
+            time.sleep(0.05 if len(pending) < 50 else 0.25)
     finally:
         if runner is not None:
             runner.close()

@@ -140,7 +140,7 @@ TOPIC_TYPES: dict[str, type[_Frozen]] = {
 }
 
 
-def encode(message: _Frozen) -> bytes:
+def encode(message: BaseModel) -> bytes:
     """The one serializer: JSON, UTF-8."""
     return message.model_dump_json().encode()
 

@@ -17,10 +17,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from casestore.lookup import StoreLookup
 from sqlalchemy.orm import Session, sessionmaker
 
 from casestore import items as item_service
+from casestore.lookup import StoreLookup
 from classify.matcher import Matcher, MatchInput
 from ingest.blobs import FileBlobStore
 from ingest.bus.port import Bus
@@ -54,12 +54,18 @@ class ExtractStage:
         self.limits = limits
         self.sessions = sessions
 
-    def handle_batch(self, messages: Sequence[RawItem]) -> list[Output]:
+        self._filed: set[str] = set()
+
+    def prepare(self, messages: Sequence[RawItem]) -> None:
+        """One store look-up per poll: which of these items are already filed."""
         with self.sessions() as session:
             known = item_service.outcomes(session, item_ids=[m.item_id for m in messages])
+        self._filed = {i for i, info in known.items() if info.get("outcome") in FILED_OUTCOMES}
+
+    def handle_batch(self, messages: Sequence[RawItem]) -> list[Output]:
         out: list[Output] = []
         for raw in messages:
-            if known.get(raw.item_id, {}).get("outcome") in FILED_OUTCOMES:
+            if raw.item_id in self._filed:
                 log.debug("item %s already filed; not extracting again", raw.item_id)
                 continue
             data = self.blobs.read(raw.blob_sha256)
@@ -80,6 +86,9 @@ class ClassifyStage:
         self.matcher = matcher
         self.sessions = sessions
 
+    def prepare(self, messages: Sequence[ExtractedItem]) -> None:
+        pass
+
     def handle_batch(self, messages: Sequence[ExtractedItem]) -> list[Output]:
         out: list[Output] = []
         with self.sessions() as session:
@@ -87,7 +96,7 @@ class ClassifyStage:
             for item in messages:
                 result = self.matcher.decide(match_input(item), lookup)
                 decision = Decision(
-                    outcome=result.outcome,  # type: ignore[arg-type]
+                    outcome=result.outcome,
                     case_ref=result.case_ref, customer_id=result.customer_id, doc_type=result.doc_type,
                     case_type=result.case_type, reason=result.reason, evidence=result.evidence,
                     candidates=result.candidates,
@@ -121,6 +130,9 @@ class FileStage:
     def __init__(self, *, sessions: sessionmaker[Session], actor: str = "pipeline") -> None:
         self.sessions = sessions
         self.actor = actor
+
+    def prepare(self, messages: Sequence[ClassifiedItem]) -> None:
+        pass
 
     def handle_batch(self, messages: Sequence[ClassifiedItem]) -> list[Output]:
         with self.sessions() as session, session.begin():

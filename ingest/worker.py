@@ -39,6 +39,10 @@ class StageHandler(Protocol):
     in_topic: str
     batched: bool  # True: try the whole poll in one call first; False: one message per call
 
+    def prepare(self, messages: Sequence[Any]) -> None:
+        """Called once per poll before handling: batch look-ups a per-message stage needs."""
+        ...
+
     def handle_batch(self, messages: Sequence[Any]) -> list[Output]:
         """Handle messages; return what to publish. Must be idempotent on item_id."""
         ...
@@ -125,6 +129,7 @@ class Worker:
                 self._dead_letter(record, None, exc, attempts=1)
         if not decoded:
             return []
+        self.handler.prepare([m for _, m in decoded])
         if not self.handler.batched:
             return [out for record, message in decoded for out in self._handle_one(record, message)]
         try:

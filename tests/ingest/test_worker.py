@@ -27,6 +27,9 @@ class Stage:
         self.batched = batched
         self.calls: dict[str, int] = {}
 
+    def prepare(self, messages: Sequence[RawItem]) -> None:
+        pass
+
     def handle_batch(self, messages: Sequence[RawItem]) -> list[Output]:
         out: list[Output] = []
         for m in messages:
