@@ -1,0 +1,100 @@
+"""Customers from the CRM, upserted by their CRM id."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from casestore.errors import Conflict, InvalidInput, NotFound
+from casestore.models import Customer, utcnow
+from casestore.validation import (
+    normalise_email,
+    normalise_phone,
+    normalise_postcode,
+    optional,
+    required,
+)
+
+log = logging.getLogger(__name__)
+
+
+def get_customer(session: Session, *, customer_id: str) -> Customer:
+    """The customer with this CRM id; NotFound otherwise."""
+    customer = find_customer(session, customer_id=customer_id)
+    if customer is None:
+        raise NotFound(f"no customer with id {customer_id!r}; import customers first (casework import customers)")
+    return customer
+
+
+def find_customer(session: Session, *, customer_id: str) -> Customer | None:
+    return session.scalar(select(Customer).where(Customer.customer_id == customer_id.strip()))
+
+
+def require_customer(session: Session, *, customer_id: str | None) -> Customer | None:
+    """None for None; the customer for a known CRM id; InvalidInput for an unknown one."""
+    if customer_id is None or not customer_id.strip():
+        return None
+    customer = find_customer(session, customer_id=customer_id)
+    if customer is None:
+        raise InvalidInput(
+            f"unknown customer {customer_id.strip()!r}: import customers first "
+            "(casework import customers FILE), or leave customer_id empty"
+        )
+    return customer
+
+
+def upsert_customer(
+    session: Session,
+    *,
+    customer_id: str,
+    name: str,
+    email: str | None = None,
+    phone: str | None = None,
+    address: str | None = None,
+    postcode: str | None = None,
+    account_number: str | None = None,
+    actor: str = "import",
+) -> tuple[Customer, bool]:
+    """Create or update the customer with this CRM id; the bool says whether it was created.
+
+    The values given are authoritative: a field passed as None (or blank) is cleared, as a
+    CRM export row is a full snapshot of the customer.  InvalidInput for a blank id or name
+    or an email that is not an address.
+    """
+    cid = required("customer_id", customer_id, max_len=100)
+    phone_given = optional("phone", phone, max_len=64)
+    postcode_given = optional("postcode", postcode, max_len=32)
+    values = {
+        "name": required("name", name, max_len=300),
+        "email": normalise_email(email),
+        "phone": phone_given,
+        "phone_normalised": normalise_phone(phone_given),
+        "address": optional("address", address, max_len=2000),
+        "postcode": postcode_given,
+        "postcode_normalised": normalise_postcode(postcode_given),
+        "account_number": optional("account_number", account_number, max_len=64),
+    }
+    customer = find_customer(session, customer_id=cid)
+    if customer is None:
+        now = utcnow()
+        customer = Customer(customer_id=cid, created_at=now, updated_at=now, **values)
+        try:
+            with session.begin_nested():
+                session.add(customer)
+        except IntegrityError as e:  # inserted concurrently by another transaction
+            customer = find_customer(session, customer_id=cid)
+            if customer is None:
+                raise Conflict(f"customer {cid!r} could not be stored ({e.orig}); retry the import") from e
+        else:
+            log.debug("customer %s created by %s", cid, actor)
+            return customer, True
+    changed = [field for field, value in values.items() if getattr(customer, field) != value]
+    if changed:
+        for field in changed:
+            setattr(customer, field, values[field])
+        customer.updated_at = utcnow()
+        log.debug("customer %s updated by %s: %s", cid, actor, ", ".join(changed))
+    return customer, False

@@ -1,0 +1,181 @@
+"""Engines, sessions and schema migrations for the case store (SQLite and PostgreSQL).
+
+SQLite connections run in WAL mode with foreign keys on, a 30 s busy timeout and
+``synchronous=NORMAL``.  SQLAlchemy, not the sqlite3 driver, emits ``BEGIN``, so SAVEPOINTs and
+DDL are transactional; by default it emits ``BEGIN IMMEDIATE`` so that a transaction that reads
+then writes waits for the write lock up front instead of failing with "database is locked"
+halfway.  A read-only caller may use ``engine.execution_options(sqlite_begin="DEFERRED")``.
+
+``upgrade(engine)`` runs the Alembic migrations shipped inside this package; no alembic.ini is
+needed at runtime.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event, exc, text
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from casestore.errors import InvalidInput, StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+_MIGRATION_LOCK_KEY = 0x6361_7365_776B  # "casewk": one advisory lock for concurrent upgrades
+_SQLITE_BEGIN_MODES = {"DEFERRED", "IMMEDIATE", "EXCLUSIVE"}
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID | Path):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable; pass str, number, list or dict")
+
+
+def json_dumps(value: Any) -> str:
+    """The store's JSON serializer: UTF-8 text, datetimes as ISO 8601."""
+    return json.dumps(value, default=_json_default, ensure_ascii=False)
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Take BEGIN away from the sqlite3 driver (see _sqlite_on_begin), then set the pragmas.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+    finally:
+        cursor.close()
+
+
+def _sqlite_on_begin(conn: Connection) -> None:
+    mode = str(conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")).upper()
+    if mode not in _SQLITE_BEGIN_MODES:
+        raise InvalidInput(f"sqlite_begin must be one of {sorted(_SQLITE_BEGIN_MODES)}, not {mode!r}")
+    conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def make_engine(url: str, *, echo: bool = False) -> Engine:
+    """An engine for ``sqlite:///PATH`` or ``postgresql+psycopg://USER@HOST/DB``.
+
+    ``postgresql://`` and ``postgres://`` are taken to mean psycopg 3.
+    """
+    try:
+        parsed = make_url(url)
+    except exc.ArgumentError as e:
+        raise InvalidInput(
+            f"cannot parse database URL {url!r}: use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB"
+        ) from e
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        database = parsed.database or ""
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(parsed, echo=echo, json_serializer=json_dumps)
+        event.listen(engine, "connect", _sqlite_on_connect)
+        event.listen(engine, "begin", _sqlite_on_begin)
+        return engine
+    if backend in ("postgresql", "postgres"):
+        if parsed.drivername in ("postgresql", "postgres", "postgresql+psycopg2"):
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        return create_engine(parsed, echo=echo, json_serializer=json_dumps, pool_pre_ping=True)
+    raise InvalidInput(
+        f"unsupported database {backend!r}: use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB"
+    )
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    """Sessions that keep loaded values after commit (callers often read what they just wrote)."""
+    return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def alembic_config() -> Config:
+    """An Alembic config pointing at the migrations shipped in this package."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+    return cfg
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Migrate the database to ``revision`` (head by default); a no-op when already there.
+
+    Runs in one transaction.  On PostgreSQL an advisory lock serialises concurrent upgrades;
+    on SQLite the write lock taken by ``BEGIN IMMEDIATE`` does.
+    """
+    cfg = alembic_config()
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+    log.info("case store schema at %s", revision)
+
+
+def schema_revision(engine: Engine) -> str | None:
+    """The revision the database is at (None if never migrated)."""
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def head_revision() -> str | None:
+    """The newest revision shipped with this package."""
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
+
+
+_RETRYABLE_SQLSTATE_PREFIXES = ("08", "40", "53", "57", "55P03")
+_RETRYABLE_SQLITE_CODES = {5, 6, 10, 13, 14}  # BUSY, LOCKED, IOERR, FULL, CANTOPEN
+
+
+def is_retryable(error: BaseException) -> bool:
+    """Whether a driver error means "try again later" (unreachable, locked, deadlock, disk full)."""
+    if isinstance(error, exc.TimeoutError):  # connection pool exhausted
+        return True
+    if not isinstance(error, exc.DBAPIError):
+        return False
+    if error.connection_invalidated or isinstance(error, exc.InterfaceError):
+        return True
+    orig = error.orig
+    sqlite_code = getattr(orig, "sqlite_errorcode", None)
+    if isinstance(sqlite_code, int):
+        return (sqlite_code & 0xFF) in _RETRYABLE_SQLITE_CODES
+    sqlstate = getattr(orig, "sqlstate", None)
+    if isinstance(sqlstate, str):
+        return sqlstate.startswith(_RETRYABLE_SQLSTATE_PREFIXES)
+    return isinstance(error, exc.OperationalError)  # e.g. connection refused: no SQLSTATE yet
+
+
+@contextmanager
+def translate_errors() -> Iterator[None]:
+    """Turn "database unreachable, locked or deadlocked" driver errors into ``StoreUnavailable``.
+
+    For the owner of a transaction (request, consumer handler, CLI command) to wrap around its
+    work and its commit, so the dead-letter policy and exit codes see ``retryable``.  Other
+    driver errors pass through unchanged.
+    """
+    try:
+        yield
+    except (exc.DBAPIError, exc.TimeoutError) as e:
+        if not is_retryable(e):
+            raise
+        orig = getattr(e, "orig", None) or e
+        raise StoreUnavailable(
+            f"the case store is unavailable or busy ({type(orig).__name__}: {str(orig).strip()[:200]}); "
+            "retry later, and check the database is running if it persists"
+        ) from e

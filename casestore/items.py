@@ -1,0 +1,271 @@
+"""Filing inbound items and their documents (idempotently), and reading them back.
+
+``file_item`` is the file stage's one write: item row, its documents, maybe a new case, one
+audit event, all in the caller's transaction.  Redelivery of the same item (same ``item_id``
+or idempotency key) writes nothing and reports ``duplicate=True``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from casestore import audit
+from casestore.cases import get_case, open_case
+from casestore.errors import Conflict, InvalidInput, NotFound
+from casestore.models import OUTCOMES, Case, Document, Item, ItemFailure, utcnow
+from casestore.validation import as_utc, no_nul
+
+log = logging.getLogger(__name__)
+
+IN_CHUNK = 500  # bound parameters per IN (...) list
+
+
+@dataclass(frozen=True)
+class NewItem:
+    item_id: str
+    idempotency_key: str
+    channel: str
+    received_at: datetime
+    source: str
+    filename: str | None
+    blob_sha256: str | None
+    content_type: str | None
+    size: int
+    metadata: dict[str, Any] = field(default_factory=dict)  # include message_id for email threading
+    sender: str | None = None
+    subject: str | None = None
+
+
+@dataclass(frozen=True)
+class NewDocument:
+    part_index: int
+    kind: str
+    title: str
+    filename: str | None
+    content_type: str | None
+    blob_sha256: str | None
+    text: str
+    fields: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class NewCase:
+    customer_id: str | None  # CRM id, None for an unknown person
+    case_type: str
+    subject: str
+    team: str | None = None
+
+
+@dataclass(frozen=True)
+class FiledItem:
+    item_id: str
+    outcome: str
+    case_ref: str | None
+    doc_type: str
+    duplicate: bool
+
+
+def _already_filed(session: Session, item: NewItem) -> FiledItem | None:
+    row = session.execute(
+        select(Item.item_id, Item.outcome, Item.doc_type, Case.ref)
+        .outerjoin(Case, Item.case_id == Case.id)
+        .where(or_(Item.item_id == item.item_id, Item.idempotency_key == item.idempotency_key))
+        .limit(1)
+    ).first()
+    if row is None:
+        return None
+    item_id, outcome, doc_type, ref = row
+    return FiledItem(item_id=item_id, outcome=outcome, case_ref=ref, doc_type=doc_type, duplicate=True)
+
+
+def _check(item: NewItem, documents: Sequence[NewDocument], outcome: str, case_ref: str | None,
+           new_case: NewCase | None) -> None:
+    if outcome not in OUTCOMES:
+        raise InvalidInput(f"outcome {outcome!r} is not one of {', '.join(OUTCOMES)}")
+    if outcome == "attached" and not case_ref:
+        raise InvalidInput("outcome 'attached' needs the case_ref of the case to file into")
+    if outcome == "new_case" and new_case is None:
+        raise InvalidInput("outcome 'new_case' needs new_case (customer, case type, subject)")
+    indexes = [d.part_index for d in documents]
+    if len(set(indexes)) != len(indexes):
+        raise InvalidInput(f"item {item.item_id}: document part_index values repeat: {indexes}")
+    if not item.item_id or not item.idempotency_key:
+        raise InvalidInput("item_id and idempotency_key are required")
+
+
+def file_item(
+    session: Session,
+    *,
+    item: NewItem,
+    documents: Sequence[NewDocument],
+    outcome: str,
+    case_ref: str | None,
+    new_case: NewCase | None,
+    doc_type: str,
+    decision: dict[str, Any],
+    actor: str,
+) -> FiledItem:
+    """File ``item`` and its documents: into ``case_ref`` ('attached'), into a case opened now
+    ('new_case'), or into no case ('triage', 'noise').  Idempotent; see the module docstring.
+
+    NotFound if ``case_ref`` does not exist; InvalidInput for inconsistent arguments.
+    """
+    existing = _already_filed(session, item)
+    if existing is not None:
+        log.info("item %s already filed (%s); nothing written", existing.item_id, existing.outcome)
+        return existing
+    _check(item, documents, outcome, case_ref, new_case)
+    target = get_case(session, ref=case_ref) if outcome == "attached" and case_ref else None
+    try:
+        with session.begin_nested():
+            if outcome == "new_case" and new_case is not None:
+                target = open_case(
+                    session, customer_id=new_case.customer_id, case_type=new_case.case_type,
+                    subject=new_case.subject, actor=actor, reason=str(decision.get("reason", "")),
+                    team=new_case.team,
+                )
+            _insert(session, item, documents, outcome, target, doc_type, decision)
+            audit.record(
+                session, actor=actor, action="item.filed", reason=no_nul(str(decision.get("reason", ""))),
+                case=target, item_id=item.item_id, details=no_nul(dict(decision)),
+            )
+    except IntegrityError as e:
+        existing = _already_filed(session, item)
+        if existing is None:
+            raise Conflict(f"item {item.item_id} could not be filed ({e.orig}); retry it") from e
+        log.info("item %s was filed concurrently; returning that as a duplicate", item.item_id)
+        return existing
+    log.info("item %s filed: %s %s", item.item_id, outcome, target.ref if target else "-")
+    return FiledItem(item_id=item.item_id, outcome=outcome, case_ref=target.ref if target else None,
+                     doc_type=doc_type, duplicate=False)
+
+
+def _insert(session: Session, item: NewItem, documents: Sequence[NewDocument], outcome: str,
+            case: Case | None, doc_type: str, decision: dict[str, Any]) -> None:
+    now = utcnow()
+    session.add(Item(
+        item_id=item.item_id, idempotency_key=item.idempotency_key, channel=item.channel,
+        received_at=as_utc(item.received_at), source=no_nul(item.source or ""), filename=no_nul(item.filename),
+        blob_sha256=item.blob_sha256, content_type=item.content_type, size=item.size,
+        meta=no_nul(dict(item.metadata)), sender=no_nul(item.sender), subject=no_nul(item.subject),
+        outcome=outcome, case_id=case.id if case else None, doc_type=doc_type, decision=no_nul(dict(decision)),
+        filed_at=now,
+    ))
+    session.flush()  # the item row first: documents refer to it
+    session.add_all(
+        Document(
+            item_id=item.item_id, case_id=case.id if case else None, part_index=d.part_index, kind=d.kind,
+            title=no_nul(d.title or ""), filename=no_nul(d.filename), content_type=d.content_type,
+            blob_sha256=d.blob_sha256, text=no_nul(d.text or ""), fields=no_nul(dict(d.fields)),
+            error=no_nul(d.error), created_at=now,
+        )
+        for d in documents
+    )
+    if case is not None:
+        case.updated_at = now
+    session.flush()
+
+
+def record_failure(
+    session: Session, *, item_id: str | None, stage: str, error_class: str, message: str, source: str = ""
+) -> None:
+    """Record one dead-lettered attempt at processing an item."""
+    session.add(ItemFailure(
+        item_id=item_id, stage=stage[:50], error_class=error_class[:200], message=no_nul(message),
+        source=no_nul(source or ""), failed_at=utcnow(),
+    ))
+    session.flush()
+    log.info("item %s failed in %s: %s", item_id, stage, error_class)
+
+
+def _chunks(values: Sequence[str]) -> Iterator[list[str]]:
+    unique = list(dict.fromkeys(values))
+    for start in range(0, len(unique), IN_CHUNK):
+        yield unique[start:start + IN_CHUNK]
+
+
+def outcomes(session: Session, *, item_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """``{item_id: {outcome, case_ref, doc_type, error}}`` for every known id in ``item_ids``.
+
+    Filed items win; an item that only has failures reports outcome 'failed' with its last
+    error.  Unknown ids (still in the pipeline) are absent.  Two queries per 500 ids.
+    """
+    result: dict[str, dict[str, Any]] = {}
+    for chunk in _chunks(item_ids):
+        rows = session.execute(
+            select(Item.item_id, Item.outcome, Item.doc_type, Case.ref)
+            .outerjoin(Case, Item.case_id == Case.id)
+            .where(Item.item_id.in_(chunk))
+        )
+        for item_id, outcome, doc_type, ref in rows:
+            result[item_id] = {"outcome": outcome, "case_ref": ref, "doc_type": doc_type, "error": None}
+        missing = [i for i in chunk if i not in result]
+        if not missing:
+            continue
+        failures = session.execute(
+            select(ItemFailure.item_id, ItemFailure.error_class, ItemFailure.message)
+            .where(ItemFailure.item_id.in_(missing))
+            .order_by(ItemFailure.failed_at, ItemFailure.id)
+        )
+        for failed_id, error_class, message in failures:  # the last one per item wins
+            result[str(failed_id)] = {"outcome": "failed", "case_ref": None, "doc_type": None,
+                                    "error": f"{error_class}: {message}"}
+    return result
+
+
+def _failures(session: Session, item_id: str) -> list[dict[str, Any]]:
+    rows = session.scalars(
+        select(ItemFailure).where(ItemFailure.item_id == item_id).order_by(ItemFailure.failed_at, ItemFailure.id)
+    )
+    return [
+        {"stage": f.stage, "error_class": f.error_class, "message": f.message, "source": f.source,
+         "failed_at": f.failed_at.isoformat()}
+        for f in rows
+    ]
+
+
+def item_view(session: Session, *, item_id: str) -> dict[str, Any]:
+    """The item, where it was filed, its documents with their extracted text, and its failures.
+
+    ``text`` joins all documents' text with blank lines.  An item that only failed comes back
+    with outcome 'failed'; NotFound if the item was neither filed nor failed.
+    """
+    row = session.execute(
+        select(Item, Case.ref).outerjoin(Case, Item.case_id == Case.id).where(Item.item_id == item_id)
+    ).first()
+    failures = _failures(session, item_id)
+    if row is None:
+        if not failures:
+            raise NotFound(f"no item {item_id!r} has been filed or has failed; it may still be in the pipeline")
+        return {
+            "item_id": item_id, "channel": None, "received_at": None, "source": failures[-1]["source"],
+            "filename": None, "content_type": None, "size": None, "sender": None, "subject": None,
+            "outcome": "failed", "case_ref": None, "doc_type": None, "decision": None, "filed_at": None,
+            "documents": [], "text": "", "failures": failures,
+        }
+    item, ref = row
+    docs = session.scalars(select(Document).where(Document.item_id == item_id).order_by(Document.part_index))
+    documents: list[dict[str, Any]] = [
+        {"document_id": d.id, "part_index": d.part_index, "kind": d.kind, "title": d.title,
+         "filename": d.filename, "content_type": d.content_type, "blob_sha256": d.blob_sha256,
+         "text": d.text, "fields": d.fields, "error": d.error}
+        for d in docs
+    ]
+    return {
+        "item_id": item.item_id, "channel": item.channel, "received_at": item.received_at.isoformat(),
+        "source": item.source, "filename": item.filename, "content_type": item.content_type,
+        "size": item.size, "sender": item.sender, "subject": item.subject, "outcome": item.outcome,
+        "case_ref": ref, "doc_type": item.doc_type, "decision": item.decision,
+        "filed_at": item.filed_at.isoformat(), "documents": documents,
+        "text": "\n\n".join(d["text"] for d in documents if d["text"]),
+        "failures": failures,
+    }

@@ -1,0 +1,247 @@
+"""SQLAlchemy 2.0 models of the case store.
+
+Types are portable between SQLite and PostgreSQL: timestamps are stored in UTC and always come
+back timezone-aware (``UTCDateTime``); JSON is ``JSON`` on SQLite and ``JSONB`` on PostgreSQL.
+The schema itself is created by the Alembic migrations in ``casestore/migrations``; a test
+checks that models and migrations agree.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+CASE_STATUSES = ("open", "pending", "closed")
+OUTCOMES = ("attached", "new_case", "triage", "noise")
+ROLES = ("agent", "supervisor", "admin", "integration")
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware timestamp stored in UTC; naive values are taken to be UTC already."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:  # SQLite keeps no offset; we only ever store UTC
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+JSONType: TypeEngine[Any] = JSON().with_variant(JSONB(), "postgresql")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: UTCDateTime()}
+
+
+class Customer(Base):
+    """A person or organisation from the CRM; ``customer_id`` is the CRM's id."""
+
+    __tablename__ = "customers"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(100), unique=True)
+    name: Mapped[str] = mapped_column(String(300))
+    email: Mapped[str | None] = mapped_column(String(320), index=True)  # stored lower-case
+    phone: Mapped[str | None] = mapped_column(String(64))  # as given
+    phone_normalised: Mapped[str | None] = mapped_column(String(32), index=True)
+    address: Mapped[str | None] = mapped_column(Text)
+    postcode: Mapped[str | None] = mapped_column(String(32))  # as given
+    postcode_normalised: Mapped[str | None] = mapped_column(String(32), index=True)
+    account_number: Mapped[str | None] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Case(Base):
+    """A case: its reference is legacy (imported, kept as given) or own format ``CW-YYYY-NNNNNN-C``."""
+
+    __tablename__ = "cases"
+    __table_args__ = (
+        CheckConstraint(_in("status", CASE_STATUSES), name="status"),
+        Index("ix_cases_customer_id_status", "customer_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ref: Mapped[str] = mapped_column(String(64), unique=True)
+    customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
+    case_type: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(16), default="open", server_default="open")
+    subject: Mapped[str] = mapped_column(Text, default="", server_default="")
+    team: Mapped[str | None] = mapped_column(String(100))  # None: any team may see it
+    restricted: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    legacy: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    opened_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    customer: Mapped[Customer | None] = relationship(lazy="joined")
+
+
+class Item(Base):
+    """One inbound thing (email, scan, file, SMS...) and where it was filed."""
+
+    __tablename__ = "items"
+    __table_args__ = (CheckConstraint(_in("outcome", OUTCOMES), name="outcome"),)
+
+    item_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    idempotency_key: Mapped[str] = mapped_column(String(1000), unique=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    received_at: Mapped[datetime]
+    source: Mapped[str] = mapped_column(Text, default="", server_default="")
+    filename: Mapped[str | None] = mapped_column(Text)
+    blob_sha256: Mapped[str | None] = mapped_column(String(64))
+    content_type: Mapped[str | None] = mapped_column(String(200))
+    size: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType, default=dict)
+    sender: Mapped[str | None] = mapped_column(Text)
+    subject: Mapped[str | None] = mapped_column(Text)
+    outcome: Mapped[str] = mapped_column(String(16), index=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
+    doc_type: Mapped[str] = mapped_column(String(100))
+    decision: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    filed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    case: Mapped[Case | None] = relationship()
+
+
+class Document(Base):
+    """One readable part of an item, filed in a case folder (or not, for triage and noise)."""
+
+    __tablename__ = "documents"
+    __table_args__ = (UniqueConstraint("item_id", "part_index"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    item_id: Mapped[str] = mapped_column(ForeignKey("items.item_id"))
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
+    part_index: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(20))
+    title: Mapped[str] = mapped_column(Text, default="", server_default="")
+    filename: Mapped[str | None] = mapped_column(Text)
+    content_type: Mapped[str | None] = mapped_column(String(200))
+    blob_sha256: Mapped[str | None] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text, default="", server_default="")
+    fields: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Note(Base):
+    __tablename__ = "notes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id"), index=True)
+    author: Mapped[str] = mapped_column(String(100))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuditEvent(Base):
+    """Append-only: triggers reject UPDATE and DELETE on this table (see the migration)."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(50))
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
+    item_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    reason: Mapped[str] = mapped_column(Text, default="", server_default="")
+    details: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+
+
+class ItemFailure(Base):
+    """One dead-lettered attempt at processing an item."""
+
+    __tablename__ = "item_failures"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    item_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    stage: Mapped[str] = mapped_column(String(50))
+    error_class: Mapped[str] = mapped_column(String(200))
+    message: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(Text, default="", server_default="")
+    failed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (CheckConstraint(_in("role", ROLES), name="role"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    role: Mapped[str] = mapped_column(String(20))
+    teams: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+
+class ApiToken(Base):
+    """A bearer token, stored only as the sha256 hex of the token."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[datetime | None]
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+
+    user: Mapped[User] = relationship(lazy="joined")
+
+
+class RefSequence(Base):
+    """The next number to hand out per reference prefix (``CW-2025``)."""
+
+    __tablename__ = "ref_sequences"
+
+    prefix: Mapped[str] = mapped_column(String(32), primary_key=True)
+    next_value: Mapped[int] = mapped_column(Integer)

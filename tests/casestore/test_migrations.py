@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine, inspect, text
+from sqlalchemy.exc import DatabaseError
+from sqlalchemy.orm import Session
+
+from casestore import audit
+from casestore.db import head_revision, make_engine, schema_revision, upgrade
+from casestore.models import AuditEvent, Base
+
+TABLES = {"customers", "cases", "items", "documents", "notes", "audit_events", "item_failures", "users",
+          "api_tokens", "ref_sequences"}
+
+
+def test_upgrade_from_nothing_then_again_is_a_no_op(blank_db_url: str) -> None:
+    engine = make_engine(blank_db_url)
+    try:
+        assert schema_revision(engine) is None
+        upgrade(engine)
+        assert schema_revision(engine) == head_revision() == "0001"
+        tables = set(inspect(engine).get_table_names())
+        assert tables >= TABLES
+        upgrade(engine)
+        assert schema_revision(engine) == "0001"
+        assert set(inspect(engine).get_table_names()) == tables
+    finally:
+        engine.dispose()
+
+
+def test_downgrade_to_base_and_back(blank_db_url: str) -> None:
+    from alembic import command
+
+    from casestore.db import alembic_config
+
+    engine = make_engine(blank_db_url)
+    try:
+        upgrade(engine)
+        cfg = alembic_config()
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "base")
+        assert not TABLES & set(inspect(engine).get_table_names())
+        upgrade(engine)
+        assert set(inspect(engine).get_table_names()) >= TABLES
+    finally:
+        engine.dispose()
+
+
+def test_models_match_the_migrations(engine: Engine) -> None:
+    with engine.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": False})
+        diff = compare_metadata(context, Base.metadata)
+    assert diff == []
+
+
+def test_audit_events_reject_update_and_delete(session: Session) -> None:
+    event = audit.record(session, actor="tester", action="case.updated", reason="because", details={"a": 1})
+    for verb, statement in (
+        ("UPDATE", "UPDATE audit_events SET reason = 'rewritten'"),
+        ("DELETE", "DELETE FROM audit_events"),
+    ):
+        with pytest.raises(DatabaseError, match=rf"append-only.*\({verb} refused\)"), session.begin_nested():
+            session.execute(text(statement))
+    assert session.get(AuditEvent, event.id) is not None
+    session.expire_all()
+    assert session.scalars(text("SELECT reason FROM audit_events")).all() == ["because"]
+
+
+def test_audit_orm_update_is_rejected_too(session: Session) -> None:
+    event = audit.record(session, actor="tester", action="note.added")
+    with pytest.raises(DatabaseError, match="append-only"), session.begin_nested():
+        event.actor = "someone else"
+        session.flush()
