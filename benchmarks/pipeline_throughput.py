@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -69,6 +70,8 @@ def main() -> None:
             for stage in ("extract", "classify", "file"):
                 workers.append(subprocess.Popen([sys.executable, "-m", "api", "worker", stage],
                                                 env={**os.environ, **env}, stdout=subprocess.DEVNULL))
+        cpu0 = resource.getrusage(resource.RUSAGE_SELF)
+        load0 = os.getloadavg()[0]
         try:
             report = run_ingest(rt, [inbox], timeout=1800)
         finally:
@@ -77,11 +80,14 @@ def main() -> None:
             for w in workers:
                 w.wait(30)
             rt.close()
+    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_s = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
     counts = report.counts()
     shape = "kafka+postgresql" if args.kafka else "embedded (sqlite log + sqlite store)"
     print(json.dumps({"benchmark": "pipeline_throughput", "shape": shape, "items": args.items,
                       "seconds": round(report.seconds, 2), "items_per_s": round(args.items / report.seconds, 1),
-                      "counts": counts, "cores": os.cpu_count()}))
+                      "cpu_ms_per_item_this_process": round(1000 * cpu_s / args.items, 2),
+                      "loadavg_at_start": round(load0, 2), "counts": counts, "cores": os.cpu_count()}))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -149,27 +149,40 @@ def file_item(
                      doc_type=doc_type, duplicate=False)
 
 
-def _insert(session: Session, item: NewItem, documents: Sequence[NewDocument], outcome: str,
-            case: Case | None, doc_type: str, decision: dict[str, Any]) -> None:
-    now = utcnow()
-    session.add(Item(
+def _item_row(item: NewItem, outcome: str, case: Case | None, doc_type: str, decision: dict[str, Any],
+              now: datetime) -> dict[str, Any]:
+    return dict(
         item_id=item.item_id, idempotency_key=item.idempotency_key, channel=item.channel,
         received_at=as_utc(item.received_at), source=no_nul(item.source or ""), filename=no_nul(item.filename),
         blob_sha256=item.blob_sha256, content_type=item.content_type, size=item.size,
         meta=no_nul(dict(item.metadata)), sender=no_nul(item.sender), subject=no_nul(item.subject),
         outcome=outcome, case_id=case.id if case else None, doc_type=doc_type, decision=no_nul(dict(decision)),
         filed_at=now,
-    ))
-    session.flush()  # the item row first: documents refer to it
-    session.add_all(
-        Document(
+    )
+
+
+def _document_rows(item: NewItem, documents: Sequence[NewDocument], case: Case | None,
+                   now: datetime) -> list[dict[str, Any]]:
+    return [
+        dict(
             item_id=item.item_id, case_id=case.id if case else None, part_index=d.part_index, kind=d.kind,
             title=no_nul(d.title or ""), filename=no_nul(d.filename), content_type=d.content_type,
             blob_sha256=d.blob_sha256, text=no_nul(d.text or ""), fields=no_nul(dict(d.fields)),
             error=no_nul(d.error), created_at=now,
         )
         for d in documents
-    )
+    ]
+
+
+def _insert(session: Session, item: NewItem, documents: Sequence[NewDocument], outcome: str,
+            case: Case | None, doc_type: str, decision: dict[str, Any]) -> None:
+    now = utcnow()
+    if case is not None and case.id is None:
+        session.flush()  # a case opened in this transaction gets its id
+    session.execute(insert(Item), [_item_row(item, outcome, case, doc_type, decision, now)])
+    rows = _document_rows(item, documents, case, now)
+    if rows:
+        session.execute(insert(Document), rows)
     if case is not None:
         case.updated_at = now
     session.flush()

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from casestore import items as item_service
+from casestore.filing import Filing, file_items
 from casestore.lookup import StoreLookup
 from classify.matcher import Matcher, MatchInput
 from ingest.blobs import FileBlobStore
@@ -135,13 +136,20 @@ class FileStage:
         pass
 
     def handle_batch(self, messages: Sequence[ClassifiedItem]) -> list[Output]:
+        filings = [filing_for(m) for m in messages]
         with self.sessions() as session, session.begin():
-            for item in messages:
-                file_one(session, item, actor=self.actor)
+            if len(filings) == 1:  # the careful path: handles a concurrent insert of the same item
+                f = filings[0]
+                item_service.file_item(session, item=f.item, documents=f.documents, outcome=f.outcome,
+                                       case_ref=f.case_ref, new_case=f.new_case, doc_type=f.doc_type,
+                                       decision=f.decision, actor=self.actor)
+            else:
+                file_items(session, filings=filings, actor=self.actor)
         return []
 
 
-def file_one(session: Session, item: ClassifiedItem, *, actor: str) -> item_service.FiledItem:
+def filing_for(item: ClassifiedItem) -> Filing:
+    """What the store needs to file a classified item."""
     d = item.decision
     email = item.email
     metadata = dict(item.metadata)
@@ -169,10 +177,8 @@ def file_one(session: Session, item: ClassifiedItem, *, actor: str) -> item_serv
                                         subject=subject[:200], team=metadata.get("team"))
     evidence: dict[str, Any] = {"reason": d.reason, "evidence": d.evidence, "candidates": d.candidates,
                                 "warnings": item.warnings}
-    return item_service.file_item(
-        session, item=new_item, documents=documents, outcome=d.outcome, case_ref=d.case_ref,
-        new_case=new_case, doc_type=d.doc_type, decision=evidence, actor=actor,
-    )
+    return Filing(item=new_item, documents=documents, outcome=d.outcome, case_ref=d.case_ref,
+                  new_case=new_case, doc_type=d.doc_type, decision=evidence)
 
 
 @dataclass
