@@ -92,7 +92,7 @@ def create_app(rt: Runtime, *, health_extra: Any = None) -> FastAPI:
         raw = make_raw_item(blobs=runtime.blobs, data=data, channel=channel,
                             filename=file.filename, content_type=file.content_type,
                             source=f"api:{user.name}", source_id=source_id, metadata=meta)
-        with runtime.sessions() as session:
+        with runtime.read_sessions() as session:
             known = items.outcomes(session, item_ids=[raw.item_id]).get(raw.item_id, {})
         duplicate = known.get("outcome") not in (None, "failed")
         if not duplicate:
@@ -103,7 +103,7 @@ def create_app(rt: Runtime, *, health_extra: Any = None) -> FastAPI:
     @app.get("/api/v1/items/{item_id}", tags=["items"])
     def get_item(request: Request, item_id: str, user: Annotated[Principal, Depends(current_user)]) -> dict[str, Any]:
         runtime = get_runtime(request)
-        with runtime.sessions() as session:
+        with runtime.read_sessions() as session:
             view = items.item_view(session, item_id=item_id)
             ref = view.get("case_ref")
             if user.role == "integration":
@@ -119,7 +119,7 @@ def create_app(rt: Runtime, *, health_extra: Any = None) -> FastAPI:
     @app.get("/api/v1/cases/{ref}", tags=["cases"])
     def get_case(request: Request, ref: str, user: Annotated[Principal, Depends(current_user)]) -> dict[str, Any]:
         runtime = get_runtime(request)
-        with runtime.sessions() as session:
+        with runtime.read_sessions() as session:
             if not _visible(session, user, ref):
                 raise HTTPException(404, f"no case {ref} (or not visible to your teams)")
             return cases.case_folder(session, ref=ref)

@@ -155,7 +155,7 @@ def case_show(ref: str, as_json: Annotated[bool, typer.Option("--json")] = False
     """The case folder: customer, documents, notes, audit."""
     from casestore import cases
 
-    with runtime() as rt, rt.sessions() as session:
+    with runtime() as rt, rt.read_sessions() as session:
         folder = cases.case_folder(session, ref=ref)
     if as_json:
         _print_json(folder)
@@ -184,7 +184,7 @@ def item_show(item_id: str, as_json: Annotated[bool, typer.Option("--json")] = F
     """The item, its documents and their extracted text."""
     from casestore import items
 
-    with runtime() as rt, rt.sessions() as session:
+    with runtime() as rt, rt.read_sessions() as session:
         view = items.item_view(session, item_id=item_id)
     if as_json:
         _print_json(view)

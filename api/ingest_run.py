@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from api.stage_processes import StageProcesses
 from api.wiring import Runtime
 from casestore import items as item_service
 from ingest.intake import expand_paths, infer_channel, make_raw_item, publish_raw
@@ -106,23 +107,27 @@ def run_ingest(
         raw_items.append(raw)
 
     pending = {r.item_id for r in results if r.item_id and r.outcome is None}
-    with rt.sessions() as session:
+    with rt.read_sessions() as session:
         before = item_service.outcomes(session, item_ids=sorted(pending))
     for r in results:
         if r.item_id and before.get(r.item_id, {}).get("outcome") in FILED_OUTCOMES:
             r.duplicate = True
 
     publish_raw(rt.bus, raw_items)
-    runner = None
+    runner: PipelineRunner | StageProcesses | None = None
     if rt.settings.is_embedded_bus:
-        runner = PipelineRunner(rt.pipeline_parts())
+        mode = rt.settings.worker.stage_processes
+        if mode == "processes" or (mode == "auto" and len(raw_items) >= rt.settings.worker.process_threshold):
+            runner = StageProcesses(rt.settings)
+        else:
+            runner = PipelineRunner(rt.pipeline_parts())
         runner.start()
     timed_out = False
     try:
         outcomes: dict[str, dict[str, Any]] = {}
         deadline = time.monotonic() + timeout
         while pending:
-            with rt.sessions() as session:
+            with rt.read_sessions() as session:
                 found = item_service.outcomes(session, item_ids=sorted(pending))
             for item_id, info in found.items():
                 if _settled(info, started):

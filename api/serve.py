@@ -11,6 +11,7 @@ from rich.console import Console
 
 from api.app import create_app
 from api.settings import Settings
+from api.stage_processes import StageProcesses
 from api.wiring import open_runtime
 from connectors.folder import FolderWatcher
 from ingest.pipeline import PipelineRunner
@@ -21,17 +22,17 @@ log = logging.getLogger(__name__)
 def run_server(settings: Settings, *, host: str, port: int) -> None:
     logging.getLogger().setLevel(logging.INFO)
     rt = open_runtime(settings)
-    runner: PipelineRunner | None = None
+    runner: PipelineRunner | StageProcesses | None = None
     if settings.serve.run_pipeline and settings.is_embedded_bus:
-        runner = PipelineRunner(rt.pipeline_parts())
+        if settings.worker.stage_processes == "threads":
+            runner = PipelineRunner(rt.pipeline_parts())
+        else:
+            runner = StageProcesses(settings)
     stop = threading.Event()
     watcher = FolderWatcher(settings.drop_dir, bus=rt.bus, blobs=rt.blobs, poll_s=settings.serve.drop_poll_s, stop=stop)
 
     def health_extra() -> dict[str, Any]:
-        pipeline = {}
-        if runner is not None:
-            pipeline = {w.handler.name: ("running" if t.is_alive() else "stopped")
-                        for w, t in zip(runner.workers, runner.threads, strict=False)}
+        pipeline = runner.states() if runner is not None else {}
         return {"pipeline": pipeline,
                 "connectors": {"folder": {"path": str(settings.drop_dir), "received": watcher.received,
                                           "failed": watcher.failed,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -45,6 +46,13 @@ class WorkerSettings(BaseModel):
     max_attempts: int = Field(default=5, ge=1, description="tries for a retryable error before dead-lettering")
     backoff_initial_s: float = Field(default=0.5, description="first retry delay; doubles each try")
     backoff_max_s: float = Field(default=30.0, description="longest retry delay")
+    stage_processes: Literal["auto", "threads", "processes"] = Field(
+        default="auto",
+        description="embedded default: run the stages as threads of one process or as one child process each "
+        "(uses every core). auto: processes for `serve` and for ingests of at least "
+        "`process_threshold` files, threads otherwise (no start-up cost for a few files)",
+    )
+    process_threshold: int = Field(default=200, ge=0, description="see stage_processes")
 
 
 class MatchSettings(BaseModel):

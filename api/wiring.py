@@ -6,7 +6,6 @@ import logging
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from ingest.bus.factory import open_bus
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -14,6 +13,7 @@ from api.settings import Settings, get_settings
 from casestore.db import make_engine, session_factory, upgrade
 from classify.matcher import MatchConfig, Matcher
 from ingest.blobs import FileBlobStore
+from ingest.bus.factory import open_bus
 from ingest.bus.port import Bus
 from ingest.pipeline import PipelineParts
 from ingest.worker import RetryPolicy
@@ -26,6 +26,7 @@ class Runtime:
     settings: Settings
     engine: Engine
     sessions: sessionmaker[Session]
+    read_sessions: sessionmaker[Session]
     blobs: FileBlobStore
     _closers: list[Bus] = field(default_factory=list)
 
@@ -44,7 +45,8 @@ class Runtime:
     def pipeline_parts(self) -> PipelineParts:
         w = self.settings.worker
         return PipelineParts(
-            bus=self.bus, blobs=self.blobs, sessions=self.sessions, limits=self.settings.extract,
+            bus=self.bus, blobs=self.blobs, sessions=self.sessions, read_sessions=self.read_sessions,
+            limits=self.settings.extract,
             matcher=self.matcher(),
             retry=RetryPolicy(max_attempts=w.max_attempts, backoff_initial_s=w.backoff_initial_s,
                               backoff_max_s=w.backoff_max_s),
@@ -66,4 +68,5 @@ def open_runtime(settings: Settings | None = None, *, migrate: bool = True) -> R
     if migrate:
         upgrade(engine)
     return Runtime(settings=settings, engine=engine, sessions=session_factory(engine),
+                   read_sessions=session_factory(engine.execution_options(sqlite_begin="DEFERRED")),
                    blobs=FileBlobStore(settings.blob_dir))

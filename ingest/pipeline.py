@@ -186,6 +186,7 @@ class PipelineParts:
     bus: Bus
     blobs: FileBlobStore
     sessions: sessionmaker[Session]
+    read_sessions: sessionmaker[Session]  # read-only work: no write lock on SQLite
     limits: ExtractLimits
     matcher: Matcher
     retry: RetryPolicy
@@ -204,9 +205,9 @@ def record_dead_letter(sessions: sessionmaker[Session], letter: DeadLetter) -> N
 
 def make_stage(name: str, parts: PipelineParts) -> ExtractStage | ClassifyStage | FileStage:
     if name == "extract":
-        return ExtractStage(blobs=parts.blobs, limits=parts.limits, sessions=parts.sessions)
+        return ExtractStage(blobs=parts.blobs, limits=parts.limits, sessions=parts.read_sessions)
     if name == "classify":
-        return ClassifyStage(matcher=parts.matcher, sessions=parts.sessions)
+        return ClassifyStage(matcher=parts.matcher, sessions=parts.read_sessions)
     if name == "file":
         return FileStage(sessions=parts.sessions)
     raise ValueError(f"unknown stage {name!r}: choose extract, classify or file")
@@ -244,6 +245,10 @@ class PipelineRunner:
 
     def alive(self) -> bool:
         return all(t.is_alive() for t in self.threads)
+
+    def states(self) -> dict[str, str]:
+        return {w.handler.name: ("running" if t.is_alive() else "stopped")
+                for w, t in zip(self.workers, self.threads, strict=False)}
 
     def close(self, timeout: float = 30.0) -> None:
         self.stop.set()
