@@ -36,7 +36,12 @@ class Consumer(Protocol):
         ...
 
     def commit(self, records: Sequence[Record]) -> None:
-        """Commit, for each partition among ``records``, the offset after the highest one given."""
+        """Commit, for each partition among ``records``, the offset after the highest one given.
+
+        Call it only once everything the records led to is durable (publish, ``flush``, then
+        commit). If the group has meanwhile given a partition to another member, that partition
+        is not committed (logged, not raised): its new owner delivers those records again.
+        """
         ...
 
     def close(self) -> None:

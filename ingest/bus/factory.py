@@ -1,0 +1,55 @@
+"""Open the bus named by a URL: the embedded SQLite log or a Kafka cluster."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from ingest.bus.kafka_bus import KafkaBus
+from ingest.bus.port import Bus
+from ingest.bus.sqlite_log import SqliteBus
+
+log = logging.getLogger(__name__)
+
+ACCEPTED = (
+    "sqlite: or sqlite:// (the file bus.db in the data directory), "
+    "sqlite:///absolute/path/to/bus.db, "
+    "kafka://host:port[,host2:port2,...]"
+)
+
+
+def open_bus(url: str, *, data_dir: Path, partitions: int = 4, **kafka_opts: Any) -> Bus:
+    """Open the bus ``url`` names, with ``partitions`` partitions for the topics it creates.
+
+    ``kafka_opts`` (``client_id``, ``session_timeout_ms``, ``heartbeat_interval_ms``,
+    ``replication_factor``, ``bootstrap_timeout_ms``, ``max_poll_interval_ms``) go to
+    ``KafkaBus``. A SQLite bus heartbeats only when it polls or commits, so its members' session
+    timeout must cover the longest handling of one batch: it takes ``max_poll_interval_ms``
+    (else ``session_timeout_ms``) and ignores the rest.
+    Raises ``ValueError`` naming the accepted forms for anything else.
+    """
+    url = url.strip()
+    scheme, sep, rest = url.partition(":")
+    scheme = scheme.lower()
+    if scheme == "sqlite" and sep:
+        if rest in ("", "//"):
+            path = Path(data_dir) / "bus.db"
+        elif rest.startswith("///") and len(rest) > 3:
+            path = Path(rest[2:])
+        else:
+            raise ValueError(f"bus URL {url!r}: a SQLite path must be absolute; accepted forms: {ACCEPTED}")
+        session_timeout_ms = kafka_opts.pop("max_poll_interval_ms", None) or kafka_opts.pop("session_timeout_ms", None)
+        if kafka_opts:
+            log.debug("SQLite bus ignores Kafka options %s", sorted(kafka_opts))
+        if session_timeout_ms is None:
+            return SqliteBus(path, partitions=partitions)
+        return SqliteBus(path, partitions=partitions, session_timeout=int(session_timeout_ms) / 1000)
+    if scheme == "kafka" and rest.startswith("//"):
+        servers = [server.strip() for server in rest[2:].rstrip("/").split(",")]
+        for server in servers:
+            host, colon, port = server.rpartition(":")
+            if not host or not colon or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError(f"bus URL {url!r}: {server!r} is not host:port; accepted forms: {ACCEPTED}")
+        return KafkaBus(",".join(servers), partitions=partitions, **kafka_opts)
+    raise ValueError(f"unknown bus URL {url!r}; accepted forms: {ACCEPTED}")
