@@ -31,6 +31,12 @@ class BusSettings(BaseModel):
     partitions: int = Field(default=4, ge=1, description="partitions per topic when the bus creates it")
     session_timeout_ms: int = Field(default=10000, description="Kafka consumer group session timeout")
     heartbeat_interval_ms: int = Field(default=3000, description="Kafka consumer heartbeat interval")
+    max_poll_interval_ms: int = Field(
+        default=300000,
+        description="longest a stage may take over one polled batch before its partitions go to another member "
+        "(Kafka max.poll.interval.ms; on the SQLite bus the members' session timeout, so a crashed stage "
+        "process's partitions move after this long — a stage that stops cleanly hands them over at once)",
+    )
 
 
 class DbSettings(BaseModel):
@@ -43,6 +49,9 @@ class DbSettings(BaseModel):
 
 class WorkerSettings(BaseModel):
     batch_size: int = Field(default=100, ge=1, description="records a stage polls and handles at once")
+    extract_batch_size: int = Field(
+        default=8, ge=1, description="records the extract stage polls at once (OCR can take seconds per page)"
+    )
     max_attempts: int = Field(default=5, ge=1, description="tries for a retryable error before dead-lettering")
     backoff_initial_s: float = Field(default=0.5, description="first retry delay; doubles each try")
     backoff_max_s: float = Field(default=30.0, description="longest retry delay")

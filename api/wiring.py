@@ -34,7 +34,8 @@ class Runtime:
     def bus(self) -> Bus:
         s = self.settings.bus
         bus = open_bus(s.url, data_dir=self.settings.data_dir, partitions=s.partitions,
-                       session_timeout_ms=s.session_timeout_ms, heartbeat_interval_ms=s.heartbeat_interval_ms)
+                       session_timeout_ms=s.session_timeout_ms, heartbeat_interval_ms=s.heartbeat_interval_ms,
+                       max_poll_interval_ms=s.max_poll_interval_ms)
         self._closers.append(bus)
         return bus
 
@@ -50,7 +51,7 @@ class Runtime:
             matcher=self.matcher(),
             retry=RetryPolicy(max_attempts=w.max_attempts, backoff_initial_s=w.backoff_initial_s,
                               backoff_max_s=w.backoff_max_s),
-            batch_size=w.batch_size,
+            batch_size=w.batch_size, extract_batch_size=w.extract_batch_size,
         )
 
     def close(self) -> None:

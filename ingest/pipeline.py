@@ -191,6 +191,7 @@ class PipelineParts:
     matcher: Matcher
     retry: RetryPolicy
     batch_size: int = 100
+    extract_batch_size: int = 8
 
 
 def record_dead_letter(sessions: sessionmaker[Session], letter: DeadLetter) -> None:
@@ -223,7 +224,8 @@ class PipelineRunner:
         self.stop = threading.Event()
         self.workers = [
             Worker(bus=parts.bus, handler=make_stage(name, parts), group=f"{group_prefix}.{name}",
-                   retry=parts.retry, batch_size=parts.batch_size, stop=self.stop,
+                   retry=parts.retry, stop=self.stop,
+                   batch_size=parts.extract_batch_size if name == "extract" else parts.batch_size,
                    on_dead=lambda letter: record_dead_letter(parts.sessions, letter))
             for name in stages
         ]
