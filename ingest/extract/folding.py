@@ -11,6 +11,8 @@ from ingest.messages import Part, PartKind
 
 log = logging.getLogger(__name__)
 
+_STRUCTURED = ("invoice", "statement", "ccda")
+
 
 def fold(
     index: int, kind: PartKind, data: bytes, *, filename: str | None, content_type: str | None,
@@ -45,11 +47,15 @@ def fold(
     ctx.warnings.extend(f"{label}: {w}" for w in inner.warnings)
     texts = [p.text for p in inner.parts if p.text.strip()]
     errors = [p.error for p in inner.parts if p.error]
-    if len(inner.parts) == 1:
+    if len(inner.parts) == 1 or inner.parts[0].kind == "page_set":  # a PDF's own fields, even with embedded files
         fields = {**inner.parts[0].fields, **fields}
         content_type = content_type or inner.parts[0].content_type
-    else:
+    if len(inner.parts) > 1:
         fields["parts"] = len(inner.parts)
+        for key in _STRUCTURED:  # an invoice found in an embedded file describes the folded one too
+            found = next((p.fields[key] for p in inner.parts if key in p.fields), None)
+            if found is not None:
+                fields.setdefault(key, found)
         for p in inner.parts:
             if p.error and p.text.strip() == "":
                 ctx.warn(f"{label}: inner part {p.index} ({p.filename or p.kind}): {p.error}")

@@ -13,6 +13,7 @@ from ingest.errors import BadInput, LimitExceeded
 from ingest.extract.context import ExtractContext
 from ingest.extract.ocr import CORES, tesseract_path
 from ingest.extract.ocr_words import combine
+from ingest.extract.pdf_attachments import attachment_parts, embedded_files
 from ingest.extract.pdf_forms import form_fields
 from ingest.extract.result import Extraction
 from ingest.extract.scan_ocr import PageReading, read_pages
@@ -160,6 +161,9 @@ def extract_pdf(
             values = {}
         if values:
             fields["form"] = values
+        embedded = embedded_files(doc, ctx)
+        if embedded:
+            fields["embedded_files"] = [f.name for f in embedded]
     finally:
         doc.close()
     text = "\f".join(t.strip("\n") for t in texts)
@@ -170,7 +174,7 @@ def extract_pdf(
         0, "page_set", text=text, error=error, filename=filename,
         content_type=content_type or "application/pdf", blob_sha256=blob, fields=fields,
     )
-    return Extraction(parts=[part], warnings=ctx.warnings)
+    return Extraction(parts=[part, *attachment_parts(embedded, 1, ctx)], warnings=ctx.warnings)
 
 
 def _ranges(numbers: list[int]) -> str:

@@ -149,10 +149,9 @@ def test_xml_external_entity_is_refused(blobs: FileBlobStore) -> None:
         run(xxe, blobs, "xxe.xml")
 
 
-def test_xml_not_well_formed_is_read_leniently(blobs: FileBlobStore) -> None:
-    result = run(b"<?xml version='1.0'?><Doc><Name>ACME Ltd</Name><Amount>12.50", blobs, "cut.xml")
-    assert "ACME Ltd" in result.parts[0].text and "12.50" in result.parts[0].text
-    assert any("not well-formed" in w for w in result.warnings)
+def test_xml_not_well_formed_fails_with_the_parsers_reason(blobs: FileBlobStore) -> None:
+    with pytest.raises(BadInput, match=r"line \d+, column \d+"):
+        run(b"<?xml version='1.0'?><Doc><Name>ACME Ltd</Name><Amount>12.50", blobs, "cut.xml")
 
 
 # --- HTML ---------------------------------------------------------------------------------------
