@@ -76,7 +76,9 @@ def run_ingest(
     timeout: float = 3600.0,
     on_total: Callable[[int], None] = lambda n: None,
     on_progress: Callable[[int], None] = lambda n: None,
+    stage_cpu: dict[str, float] | None = None,
 ) -> IngestReport:
+    """Ingest ``paths``; ``stage_cpu``, if given, receives each in-process stage's CPU seconds."""
     started_clock = time.perf_counter()
     started = utcnow()
     results: list[IngestResult] = []
@@ -146,6 +148,8 @@ def run_ingest(
     finally:
         if runner is not None:
             runner.close()
+            if stage_cpu is not None and isinstance(runner, PipelineRunner):
+                stage_cpu.update({w.handler.name: w.cpu_seconds for w in runner.workers})
     for r in results:
         if r.item_id in outcomes:
             info = outcomes[r.item_id]

@@ -44,6 +44,8 @@ def main() -> None:
     ap.add_argument("--items", type=int, default=2000)
     ap.add_argument("--kafka", default="", help="bootstrap HOST:PORT; runs the stages in worker processes")
     ap.add_argument("--db", default="", help="SQLAlchemy URL of the store (default: SQLite in a temp dir)")
+    ap.add_argument("--stages", choices=["auto", "threads", "processes"], default="auto",
+                    help="embedded default: stages as threads (per-stage CPU is reported) or processes")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -53,6 +55,7 @@ def main() -> None:
             env["CASEWORK_BUS__URL"] = f"kafka://{args.kafka}"
         if args.db:
             env["CASEWORK_DB__URL"] = args.db
+        env["CASEWORK_WORKER__STAGE_PROCESSES"] = args.stages
         os.environ.update(env)
         settings = Settings()
         rt = open_runtime(settings)
@@ -73,8 +76,9 @@ def main() -> None:
         cpu0 = resource.getrusage(resource.RUSAGE_SELF)
         kids0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         load0 = os.getloadavg()[0]
+        stage_cpu: dict[str, float] = {}
         try:
-            report = run_ingest(rt, [inbox], timeout=1800)
+            report = run_ingest(rt, [inbox], timeout=1800, stage_cpu=stage_cpu)
         finally:
             for w in workers:
                 w.terminate()
@@ -91,6 +95,7 @@ def main() -> None:
                       "seconds": round(report.seconds, 2), "items_per_s": round(args.items / report.seconds, 1),
                       "cpu_ms_per_item": round(1000 * (cpu_s + kids_s) / args.items, 2),
                       "two_core_ceiling_items_per_s": round(2 * args.items / (cpu_s + kids_s), 1),
+                      "stage_cpu_ms_per_item": {k: round(1000 * v / args.items, 2) for k, v in stage_cpu.items()},
                       "loadavg_at_start": round(load0, 2), "counts": counts, "cores": os.cpu_count()}))
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -81,6 +82,7 @@ class Worker:
         self.stop = stop or threading.Event()
         self.processed = 0
         self.dead = 0
+        self.cpu_seconds = 0.0  # this stage's thread CPU time spent on batches (not idle polls)
 
     def run(self) -> None:
         """Run until ``stop`` is set; the consumer leaves its group cleanly at the end."""
@@ -112,12 +114,14 @@ class Worker:
         records = consumer.poll(max_records=self.batch_size, timeout=self.poll_timeout)
         if not records:
             return 0
+        started = time.thread_time()
         outputs = self._handle(records)
         for topic, key, message in outputs:
             self.bus.publish(topic, key=key, value=encode(message))
         self.bus.flush()
         consumer.commit(records)
         self.processed += len(records)
+        self.cpu_seconds += time.thread_time() - started
         return len(records)
 
     def _handle(self, records: list[Record]) -> list[Output]:
