@@ -20,6 +20,9 @@ from typing import Literal
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from classify.case_refs import DEFAULT_LEGACY_PATTERN
+from classify.entities import DEFAULT_ACCOUNT_PATTERNS, DEFAULT_POSTCODE_PATTERN
+from classify.match_types import MatchConfig
 from ingest.extract.limits import ExtractLimits
 
 
@@ -65,12 +68,37 @@ class WorkerSettings(BaseModel):
 
 
 class MatchSettings(BaseModel):
+    """The matcher's patterns and thresholds (see classify/match_types.py MatchConfig for each)."""
+
     own_ref_prefix: str = Field(default="CW", description="prefix of the project's own case references")
     legacy_ref_pattern: str = Field(
-        default=r"\b[A-Z]{2,4}-\d{4}-\d{4,8}\b",
+        default=DEFAULT_LEGACY_PATTERN,
         description="regex for legacy references kept from imported cases (e.g. CM-2025-004817)",
     )
-    new_case_type: str = Field(default="general_enquiry", description="case type for a new case without a doc type")
+    phone_region: str = Field(default="GB", description="region for phone numbers written without +country")
+    account_patterns: tuple[str, ...] = Field(
+        default=DEFAULT_ACCOUNT_PATTERNS, description="regexes for account/policy numbers (group 'num')"
+    )
+    postcode_pattern: str = Field(default=DEFAULT_POSTCODE_PATTERN, description="regex for postcodes")
+    day_first: bool = Field(default=True, description="read 03/04/2026 as 3 April")
+    max_ref_edits: int = Field(default=2, description="OCR misreads repaired in a reference (0: none)")
+    min_ref_confidence: float = Field(default=0.3, description="references read less surely are ignored")
+    identify_threshold: float = Field(default=0.75, description="customer score to act on without a reference")
+    candidate_threshold: float = Field(default=0.3, description="weaker customers are not triage candidates")
+    customer_margin: float = Field(default=0.15, description="the best customer must lead the next by this")
+    doc_type_model_min: float = Field(default=0.5, description="model confidence needed to overrule the rules")
+    new_case_type: str = Field(default="general_enquiry", description="case type for a new case without a type")
+    attach_to_closed: bool = Field(default=False, description="a closed case quoted by its customer: attach or triage")
+    max_triage_candidates: int = Field(default=5, description="candidate cases kept for a triaged item")
+    doc_type_model: str = Field(
+        default="",
+        description="path of a trained document-type model (`casework train doctype`); empty means "
+        "DATA_DIR/models/doctype.joblib when it exists, else rules only. Load only files you trust (pickle)",
+    )
+
+    def to_config(self) -> MatchConfig:
+        values = self.model_dump(exclude={"doc_type_model"})
+        return MatchConfig(**values)
 
 
 class ServeSettings(BaseModel):
@@ -105,6 +133,12 @@ class Settings(BaseSettings):
     @property
     def drop_dir(self) -> Path:
         return Path(self.serve.drop_dir) if self.serve.drop_dir else self.data_dir / "drop"
+
+    @property
+    def doc_type_model_path(self) -> Path:
+        if self.match.doc_type_model:
+            return Path(self.match.doc_type_model)
+        return self.data_dir / "models" / "doctype.joblib"
 
     @property
     def is_embedded_bus(self) -> bool:

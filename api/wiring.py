@@ -11,7 +11,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.settings import Settings, get_settings
 from casestore.db import make_engine, session_factory, upgrade
-from classify.matcher import MatchConfig, Matcher
+from classify.doctype import DocTypeClassifier
+from classify.doctype_model import DocTypeModel
+from classify.matcher import Matcher
 from ingest.blobs import FileBlobStore
 from ingest.bus.factory import open_bus
 from ingest.bus.port import Bus
@@ -40,8 +42,13 @@ class Runtime:
         return bus
 
     def matcher(self) -> Matcher:
-        m = self.settings.match
-        return Matcher(MatchConfig(own_ref_prefix=m.own_ref_prefix, legacy_ref_pattern=m.legacy_ref_pattern))
+        config = self.settings.match.to_config()
+        model = None
+        path = self.settings.doc_type_model_path
+        if path.is_file():
+            model = DocTypeModel.load(path)
+            log.info("document-type model loaded from %s", path)
+        return Matcher(config, DocTypeClassifier(model=model, min_model_score=config.doc_type_model_min))
 
     def pipeline_parts(self) -> PipelineParts:
         w = self.settings.worker

@@ -245,3 +245,23 @@ class RefSequence(Base):
 
     prefix: Mapped[str] = mapped_column(String(32), primary_key=True)
     next_value: Mapped[int] = mapped_column(Integer)
+
+
+class MatchLabel(Base):
+    """How a person resolved a triaged item: the label the matcher and doc-type model learn from."""
+
+    __tablename__ = "match_labels"
+    __table_args__ = (CheckConstraint("action IN ('attach', 'new_case', 'noise')", name="action"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    item_id: Mapped[str] = mapped_column(ForeignKey("items.item_id"), index=True)
+    action: Mapped[str] = mapped_column(String(16))
+    case_ref: Mapped[str | None] = mapped_column(String(64))
+    customer_id: Mapped[str | None] = mapped_column(String(100))  # CRM id
+    doc_type: Mapped[str] = mapped_column(String(100))  # the type the agent confirmed or corrected
+    predicted_outcome: Mapped[str] = mapped_column(String(16))
+    predicted_doc_type: Mapped[str] = mapped_column(String(100))
+    candidates: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    actor: Mapped[str] = mapped_column(String(100))
+    reason: Mapped[str] = mapped_column(Text, default="", server_default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,8 +1,9 @@
-"""Document type by rules: keywords and regexes per type, first the strongest score wins.
+"""Document type by rules, paperless-ngx style: each type has match rules (any word, all words,
+literal phrase, regex, fuzzy phrase); the strongest score wins, subject hits count double.
 
-Types and their rules are data (``DEFAULT_RULES``) so they can be configured. The trainable model
-that learns from agents' corrections arrives with the matching issue; until then this is the
-whole classifier and says so in its evidence (``method: rules``).
+Types and rules are data (``DEFAULT_RULES``; a plain string is a regex) so they can be
+configured.  ``classify.doctype_model`` is the trainable model; ``DocTypeClassifier`` combines
+both: a confident model wins, else the rules, and the evidence says which (``method``).
 """
 
 from __future__ import annotations
@@ -10,17 +11,44 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from rapidfuzz import fuzz
+
+from classify.errors import BadPattern
+
+if TYPE_CHECKING:
+    from classify.doctype_model import DocTypeModel
 
 DEFAULT_TYPE = "general_enquiry"
+DOC_TYPES = ("complaint", "claim", "application", "arrears", "change_of_details", "cancellation", DEFAULT_TYPE)
 
-DEFAULT_RULES: Mapping[str, Sequence[str]] = {
-    "complaint": (r"\bcomplain(t|ts|ing|ed)?\b", r"\bdissatisfied\b", r"\bunacceptable\b", r"\bunhappy\b"),
-    "claim": (r"\bclaim(s|ing)?\b", r"\bdamage[sd]?\b", r"\breimburse(ment)?\b", r"\bcompensation\b"),
-    "application": (r"\bappl(y|ying|ication)\b", r"\bsign(ing)? up\b", r"\bnew account\b"),
-    "arrears": (r"\barrears\b", r"\boverdue\b", r"\bmissed (a |my )?payments?\b", r"\bpayment plan\b", r"\bdebt\b"),
+Algorithm = Literal["any", "all", "literal", "regex", "fuzzy"]
+
+
+@dataclass(frozen=True, slots=True)
+class TypeRule:
+    """One rule: ``any``/``all`` words of ``text``, the ``literal`` phrase, a ``regex``, or a
+    ``fuzzy`` phrase (rapidfuzz partial_ratio >= ``min_ratio``), case-insensitive."""
+
+    text: str
+    algorithm: Algorithm = "regex"
+    min_ratio: float = 90.0
+
+
+RuleSpec = str | TypeRule
+
+DEFAULT_RULES: Mapping[str, Sequence[RuleSpec]] = {
+    "complaint": (r"\bcomplain(t|ts|ing|ed)?\b", r"\bdissatisfied\b", r"\bunacceptable\b", r"\bunhappy\b",
+                  TypeRule("formal complaint", "fuzzy"), r"\bombudsman\b", r"\bappalled\b"),
+    "claim": (r"\bclaim(s|ing)?\b", r"\bdamage[sd]?\b", r"\breimburse(ment)?\b", r"\bcompensation\b",
+              r"\bstolen\b", r"\bburst pipe\b", TypeRule("claim form", "fuzzy")),
+    "application": (r"\bappl(y|ying|ication)\b", r"\bsign(ing)? up\b", r"\bnew account\b", r"\bopen an account\b"),
+    "arrears": (r"\barrears\b", r"\boverdue\b", r"\bmissed (a |my )?payments?\b", r"\bpayment plan\b", r"\bdebt\b",
+                r"\bbehind (with|on) (my )?payments\b"),
     "change_of_details": (
         r"\bchange of (address|details|name)\b", r"\bnew address\b", r"\bupdate my (details|address)\b",
-        r"\bmoved house\b",
+        r"\bmoved house\b", r"\bchanged my (name|address|phone)\b",
     ),
     "cancellation": (r"\bcancel(l?ation|l?ing|l?ed)?\b", r"\bterminate\b", r"\bclose my account\b"),
 }
@@ -31,26 +59,73 @@ class TypeGuess:
     doc_type: str
     score: float
     matched: tuple[str, ...]
+    method: str = "rules"
+
+
+class _Compiled:
+    def __init__(self, spec: RuleSpec) -> None:
+        self.rule = spec if isinstance(spec, TypeRule) else TypeRule(spec, "regex")
+        self.label = self.rule.text if self.rule.algorithm == "regex" else f"{self.rule.algorithm}:{self.rule.text}"
+        words = self.rule.text.lower().split()
+        try:
+            if self.rule.algorithm == "regex":
+                self.patterns = [re.compile(self.rule.text, re.IGNORECASE)]
+            elif self.rule.algorithm in ("any", "all"):
+                self.patterns = [re.compile(rf"\b{re.escape(w)}\b", re.IGNORECASE) for w in words]
+            elif self.rule.algorithm == "literal":
+                self.patterns = [re.compile(rf"\b{re.escape(self.rule.text)}\b", re.IGNORECASE)]
+            else:
+                self.patterns = []
+        except re.error as exc:
+            raise BadPattern(f"document-type rule {self.rule.text!r} does not compile: {exc}") from exc
+
+    def hits(self, text: str) -> bool:
+        a = self.rule.algorithm
+        if a == "fuzzy":
+            return bool(text) and fuzz.partial_ratio(self.rule.text.lower(), text.lower()) >= self.rule.min_ratio
+        if a == "all":
+            return all(p.search(text) for p in self.patterns)
+        return any(p.search(text) for p in self.patterns)
 
 
 class RuleClassifier:
-    def __init__(self, rules: Mapping[str, Sequence[str]] = DEFAULT_RULES) -> None:
-        self._rules = {t: [re.compile(p, re.IGNORECASE) for p in ps] for t, ps in rules.items()}
+    def __init__(self, rules: Mapping[str, Sequence[RuleSpec]] = DEFAULT_RULES) -> None:
+        self._rules = {t: [_Compiled(r) for r in rs] for t, rs in rules.items()}
 
     def classify(self, subject: str, text: str) -> TypeGuess:
         """Subject hits count double; ties keep the order of the rules."""
         best = TypeGuess(DEFAULT_TYPE, 0.0, ())
         body = text[:20000]
-        for doc_type, patterns in self._rules.items():
+        for doc_type, rules in self._rules.items():
             score = 0.0
             matched: list[str] = []
-            for pat in patterns:
-                if pat.search(subject):
+            for rule in rules:
+                if rule.hits(subject):
                     score += 2
-                    matched.append(pat.pattern)
-                elif pat.search(body):
+                    matched.append(rule.label)
+                elif rule.hits(body):
                     score += 1
-                    matched.append(pat.pattern)
+                    matched.append(rule.label)
             if score > best.score:
                 best = TypeGuess(doc_type, score, tuple(matched))
         return best
+
+
+class DocTypeClassifier:
+    """Rules plus (optionally) the trained model: the model's type when it is at least
+    ``min_model_score`` sure, else the rules' type (``method`` says which)."""
+
+    def __init__(self, rules: RuleClassifier | None = None, model: DocTypeModel | None = None, *,
+                 min_model_score: float = 0.5) -> None:
+        self.rules = rules or RuleClassifier()
+        self.model = model
+        self.min_model_score = min_model_score
+
+    def classify(self, subject: str, text: str) -> TypeGuess:
+        by_rules = self.rules.classify(subject, text)
+        if self.model is None:
+            return by_rules
+        doc_type, score = self.model.predict(f"{subject}\n{text}")
+        if score >= self.min_model_score:
+            return TypeGuess(doc_type, score, by_rules.matched, "model")
+        return by_rules

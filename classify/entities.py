@@ -1,78 +1,178 @@
-"""Entities found in an item's text: case references and email addresses, each with position.
+"""Entities found in an item's text, each with position and confidence.
 
-This is the foundation's version: references in the project's own format and in a configurable
-legacy pattern, with the usual OCR confusions in digit positions undone (O->0, l/I->1, S->5,
-B->8, Z->2) and scored lower than an exact hit. Phones, account numbers, postcodes, names,
-dates and amounts arrive with the matching issue.
+Case references (``classify.case_refs``), email addresses, phone numbers in E.164
+(phonenumbers, default region configurable), account and policy numbers (configurable
+patterns), postcodes (UK by default), person names (``classify.people``), dates and money
+amounts (``classify.quantities``).  ``find_entities`` runs them all with one ``EntityConfig``.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from functools import lru_cache
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
-from classify.errors import BadPattern
+import phonenumbers
 
-_OCR_DIGITS = str.maketrans({"O": "0", "o": "0", "D": "0", "I": "1", "l": "1", "|": "1", "S": "5", "B": "8", "Z": "2"})
-_DIGITISH = r"[0-9OoDIl|SBZ]"
+from classify.case_refs import DEFAULT_LEGACY_PATTERN, find_case_refs
+from classify.entity import Entity, compile_pattern, in_order, keep_best
+from classify.people import find_names
+from classify.quantities import find_amounts, find_dates
+from classify.refcheck import DIGITISH, OCR_TO_DIGIT
+
+__all__ = ["DEFAULT_ACCOUNT_PATTERNS", "DEFAULT_POSTCODE_PATTERN", "Entities", "Entity", "EntityConfig",
+           "find_accounts", "find_case_refs", "find_emails", "find_entities", "find_phones", "find_postcodes"]
+
 _EMAIL = re.compile(r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
+
+# Group "num" (if present) is the account number; letters OCR reads for digits are undone in it.
+DEFAULT_ACCOUNT_PATTERNS: tuple[str, ...] = (
+    rf"(?<![A-Za-z0-9-])(?P<num>(?:ACC|ACCT|POL|AC|PN)[-/ ]?[{DIGITISH}]{{4,12}})(?![A-Za-z0-9]|-\d)",
+    r"(?i:\b(?:account|acct|policy|customer|membership)[ \t]*(?:number|no\.?|num|#|ref(?:erence)?)[ \t]*[:#.]?)"
+    r"[ \t]*(?P<num>[A-Z0-9][A-Z0-9/-]{3,24}[A-Z0-9])\b",
+)
+DEFAULT_POSTCODE_PATTERN = r"\b(?P<out>[A-Z]{1,2}[0-9][A-Z0-9]?)[ \t]{0,2}(?P<in>[0-9][A-Z]{2})\b"
 
 
 @dataclass(frozen=True, slots=True)
-class Entity:
-    kind: str
-    value: str
-    start: int
-    end: int
-    confidence: float
-    raw: str
+class EntityConfig:
+    own_ref_prefix: str = "CW"
+    legacy_ref_pattern: str = DEFAULT_LEGACY_PATTERN
+    phone_region: str = "GB"
+    account_patterns: tuple[str, ...] = DEFAULT_ACCOUNT_PATTERNS
+    postcode_pattern: str = DEFAULT_POSTCODE_PATTERN
+    day_first: bool = True
+    max_ref_edits: int = 2
 
 
-@lru_cache(maxsize=16)
-def _own_ref_regex(prefix: str) -> re.Pattern[str]:
-    p = re.escape(prefix)
-    return re.compile(
-        rf"(?<![A-Za-z0-9]){p}\s?-\s?({_DIGITISH}{{4}})\s?-\s?({_DIGITISH}{{6}})\s?-\s?([A-Z])(?![A-Za-z0-9])"
+@dataclass(frozen=True, slots=True)
+class Entities:
+    case_refs: list[Entity] = field(default_factory=list)
+    emails: list[Entity] = field(default_factory=list)
+    phones: list[Entity] = field(default_factory=list)
+    accounts: list[Entity] = field(default_factory=list)
+    postcodes: list[Entity] = field(default_factory=list)
+    names: list[Entity] = field(default_factory=list)
+    dates: list[Entity] = field(default_factory=list)
+    amounts: list[Entity] = field(default_factory=list)
+
+    def all(self) -> list[Entity]:
+        return [*self.case_refs, *self.emails, *self.phones, *self.accounts, *self.postcodes, *self.names,
+                *self.dates, *self.amounts]
+
+    def as_evidence(self) -> dict[str, list[dict[str, object]]]:
+        """JSON-able, for the audit log: value, raw, position, confidence (and role) per entity."""
+        out: dict[str, list[dict[str, object]]] = {}
+        for e in self.all():
+            entry: dict[str, object] = {"value": e.value, "raw": e.raw, "start": e.start, "end": e.end,
+                                        "confidence": round(e.confidence, 3)}
+            if e.role:
+                entry["role"] = e.role
+            out.setdefault(e.kind, []).append(entry)
+        return out
+
+
+def find_entities(text: str, config: EntityConfig | None = None) -> Entities:
+    c = config or EntityConfig()
+    refs = find_case_refs(text, own_prefix=c.own_ref_prefix, legacy_pattern=c.legacy_ref_pattern,
+                          max_edits=c.max_ref_edits)
+    accounts = find_accounts(text, patterns=c.account_patterns)
+    dates = find_dates(text, day_first=c.day_first)
+    taken = [(e.start, e.end) for e in (*refs, *accounts, *dates)]
+    phones = [p for p in find_phones(text, region=c.phone_region)
+              if not any(p.start < end and start < p.end for start, end in taken)]
+    return Entities(
+        case_refs=refs, emails=find_emails(text), phones=phones, accounts=accounts,
+        postcodes=find_postcodes(text, pattern=c.postcode_pattern), names=find_names(text), dates=dates,
+        amounts=find_amounts(text),
     )
-
-
-@lru_cache(maxsize=16)
-def _compile(pattern: str) -> re.Pattern[str]:
-    try:
-        return re.compile(pattern)
-    except re.error as exc:
-        raise BadPattern(
-            f"legacy reference pattern {pattern!r} does not compile: {exc}; fix CASEWORK_MATCH__LEGACY_REF_PATTERN"
-        ) from exc
-
-
-def find_case_refs(text: str, *, own_prefix: str = "CW", legacy_pattern: str = "") -> list[Entity]:
-    """Case references in ``text``, in order of appearance, each once (the first position kept)."""
-    found: dict[str, Entity] = {}
-    for m in _own_ref_regex(own_prefix).finditer(text):
-        year, number, check = m.group(1), m.group(2), m.group(3)
-        clean_year, clean_number = year.translate(_OCR_DIGITS), number.translate(_OCR_DIGITS)
-        value = f"{own_prefix}-{clean_year}-{clean_number}-{check}"
-        exact = (clean_year, clean_number) == (year, number)
-        _keep(found, Entity("case_ref", value, m.start(), m.end(), 1.0 if exact else 0.8, m.group(0)))
-    if legacy_pattern:
-        own_spans = [(e.start, e.end) for e in found.values()]
-        for m in _compile(legacy_pattern).finditer(text):
-            if any(m.start() < end and start < m.end() for start, end in own_spans):
-                continue  # part of one of our own references
-            _keep(found, Entity("case_ref", m.group(0), m.start(), m.end(), 1.0, m.group(0)))
-    return sorted(found.values(), key=lambda e: e.start)
 
 
 def find_emails(text: str) -> list[Entity]:
     out: dict[str, Entity] = {}
     for m in _EMAIL.finditer(text):
-        _keep(out, Entity("email", m.group(0).lower().rstrip("."), m.start(), m.end(), 1.0, m.group(0)))
-    return list(out.values())
+        value = m.group(0).lower().rstrip(".")
+        keep_best(out, Entity("email", value, m.start(), m.end(), 1.0, m.group(0)))
+    return in_order(out)
 
 
-def _keep(found: dict[str, Entity], entity: Entity) -> None:
-    current = found.get(entity.value)
-    if current is None or entity.confidence > current.confidence:
-        found[entity.value] = entity
+def find_phones(text: str, *, region: str = "GB") -> list[Entity]:
+    """Phone numbers as E.164 (national ones read in ``region``); numbers that are possible but not
+    valid (reserved ranges such as 07700 900xxx) score lower."""
+    out: dict[str, Entity] = {}
+    for m in phonenumbers.PhoneNumberMatcher(text, region, leniency=phonenumbers.Leniency.POSSIBLE):
+        digits = sum(ch.isdigit() for ch in m.raw_string)
+        valid = phonenumbers.is_valid_number(m.number)
+        # possible-only numbers (reserved ranges) must be written out in full, nationally or internationally
+        if not valid and (digits < 10 or m.raw_string[:1] not in "+0("):
+            continue
+        value = phonenumbers.format_number(m.number, phonenumbers.PhoneNumberFormat.E164)
+        keep_best(out, Entity("phone", value, m.start, m.end, 0.9 if valid else 0.6, m.raw_string))
+    return in_order(out)
+
+
+def phone_variants(e164: str, *, region: str = "GB") -> list[str]:
+    """The E.164 number and, for a number of ``region``, its national digits (``07700900123``):
+    the store keeps national numbers national."""
+    try:
+        number = phonenumbers.parse(e164, region)
+    except phonenumbers.NumberParseException:
+        return [e164]
+    variants = [phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)]
+    if number.country_code == phonenumbers.country_code_for_region(region):
+        national = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
+        variants.append("".join(ch for ch in national if ch.isdigit()))
+    return variants
+
+
+def normalise_phone(value: str, *, region: str = "GB") -> str | None:
+    """E.164 for a phone number as given (metadata, From of an SMS), or None if it is not one."""
+    try:
+        number = phonenumbers.parse(value, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_possible_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def find_accounts(text: str, *, patterns: Sequence[str] = DEFAULT_ACCOUNT_PATTERNS) -> list[Entity]:
+    """Account and policy numbers, upper-case; look-alike letters in their digit run undone
+    (lower confidence).  A pattern's group ``num`` (or the whole match) is the number."""
+    out: dict[str, Entity] = {}
+    for pattern in patterns:
+        regex = compile_pattern(pattern, "CASEWORK_MATCH__ACCOUNT_PATTERNS")
+        for m in regex.finditer(text):
+            group = "num" if "num" in regex.groupindex else 0
+            raw = m.group(group)
+            if raw is None or not any(ch.isdigit() for ch in raw.translate(OCR_TO_DIGIT)):
+                continue
+            value, fixed = _undo_ocr_in_digits(raw.upper())
+            if not any(ch.isdigit() for ch in value):
+                continue
+            keep_best(out, Entity("account_number", value, m.start(group), m.end(group), 0.7 if fixed else 0.9, raw))
+    return in_order(out)
+
+
+def _undo_ocr_in_digits(value: str) -> tuple[str, bool]:
+    """``ACC-1O4233`` -> ``ACC-104233``: look-alike letters after the last digit-free prefix."""
+    prefix = re.match(r"^[A-Z]*[-/ ]?", value)
+    head = prefix.group(0) if prefix else ""
+    tail = value[len(head):]
+    if re.fullmatch(rf"[{DIGITISH}]+", tail) is None:
+        return value, False
+    fixed = tail.translate(OCR_TO_DIGIT)
+    return head + fixed, fixed != tail
+
+
+def find_postcodes(text: str, *, pattern: str = DEFAULT_POSTCODE_PATTERN) -> list[Entity]:
+    """Postcodes, upper-case; with groups ``out`` and ``in`` written ``OUT IN``."""
+    regex = compile_pattern(pattern, "CASEWORK_MATCH__POSTCODE_PATTERN")
+    out: dict[str, Entity] = {}
+    for m in regex.finditer(text):
+        if {"out", "in"} <= set(regex.groupindex):
+            value = f"{m.group('out')} {m.group('in')}".upper()
+        else:
+            value = " ".join(m.group(0).split()).upper()
+        keep_best(out, Entity("postcode", value, m.start(), m.end(), 0.9, m.group(0)))
+    return in_order(out)

@@ -1,6 +1,6 @@
 """What the classifier needs to know about the store, declared here so classify never imports casestore.
 
-``casestore.lookup.StoreLookup`` satisfies ``CaseLookup`` structurally.
+``casestore.lookup.StoreLookup`` satisfies ``CaseLookup`` structurally (a test checks the shape).
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ class CustomerView(Protocol):
     def email(self) -> str | None: ...
     @property
     def phone(self) -> str | None: ...
+    @property
+    def address(self) -> str | None: ...
     @property
     def postcode(self) -> str | None: ...
     @property
@@ -41,11 +43,26 @@ class CaseLookup(Protocol):
         ...
 
     def find_customers(
-        self, *, email: str | None = None, phone: str | None = None, account_number: str | None = None
+        self, *, email: str | None = None, phone: str | None = None, account_number: str | None = None,
+        postcode: str | None = None, name: str | None = None,
     ) -> Sequence[CustomerView]:
-        """Customers matching any of the given identifiers (email case-insensitive)."""
+        """Customers matching any of the given identifiers: email case-insensitive, phone and
+        postcode normalised, account number exact, ``name`` a word of the customer's name
+        (case-insensitive; at most 50 customers for it)."""
+        ...
+
+    def customer(self, customer_id: str) -> CustomerView | None:
+        """The customer with this CRM id, or None."""
         ...
 
     def open_cases(self, customer_id: str) -> Sequence[CaseView]:
-        """The customer's cases whose status is not closed."""
+        """The customer's cases whose status is not closed, most recently active first."""
+        ...
+
+    def case_by_message_id(self, message_id: str) -> CaseView | None:
+        """The case of the latest filed item with this Message-ID (angle brackets optional), or None."""
+        ...
+
+    def case_senders(self, ref: str) -> Sequence[str]:
+        """Senders (email addresses lower-case, phone numbers) of the items filed in this case."""
         ...

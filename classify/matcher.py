@@ -1,137 +1,207 @@
 """The decision: attach to an existing case, open a new case, triage for a person, or noise.
 
-Foundation rules, in order (each decision carries its evidence for the audit log):
+Rules, in order; each decision carries its evidence for the audit log (entities, customer
+scores, the rule that fired, candidates):
 
-1. bounces, auto-replies and delivery reports are noise;
-2. a quoted case reference counts only if the sender is that case's customer; a reference
-   quoted by anyone else goes to triage, never into that case (Zammad #5064's mistake);
-3. a known sender with exactly one open case attaches there; with several, triage with the
-   candidates; with none, a new case for that customer;
-4. bulk/list mail goes to triage (a person decides), an item with no text at all too;
+1. bounces, auto-replies and delivery reports are noise, linked to the case of the message
+   they answer when the store knows it;
+2. a case reference (quoted, or a thread via In-Reply-To/References) counts only when the
+   sender or the content agrees with that case's customer: the sender's address or number, or
+   in the content an email, phone, account number, or name with postcode or address.  When the
+   sender is known as a different customer, only that customer's own agreement would do.  A
+   reference nobody agrees with goes to triage, never into that case (Zammad #5064's mistake);
+   OCR-misread references are repaired against the check character and must exist;
+3. a customer identified without a reference (score >= ``identify_threshold``, ahead of the
+   next by ``customer_margin``): exactly one open case of a fitting type -> attach; several ->
+   triage, ranked; none -> a new case for that customer;
+4. a weakly identified or ambiguous customer, bulk mail, nothing readable -> triage;
 5. anything else is a new request from a new person: a new case without a customer.
-
-Not yet here (the matching issue): content agreement (account number, name with postcode),
-OCR-misread references checked against the check character, email threading, the trained
-document-type model and configurable thresholds.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass
 from typing import Any
 
-from classify.doctype import RuleClassifier
-from classify.entities import find_case_refs
+from classify.customers import CustomerMatch, resolve_customers
+from classify.doctype import DocTypeClassifier
+from classify.entities import Entities, find_entities
 from classify.lookup import CaseLookup, CaseView
+from classify.match_types import MatchConfig, MatchInput, MatchResult
+
+__all__ = ["MatchConfig", "MatchInput", "MatchResult", "Matcher"]
+
+_AUTOMATIC_SUBJECT = re.compile(
+    r"^\s*(?:auto(?:matic)?[ -]?(?:reply|response|antwort)|out of (?:the )?office|abwesenheitsnotiz"
+    r"|undeliver(?:able|ed)|delivery (?:status notification|failure|has failed)|mail delivery (?:failed|system)"
+    r"|returned mail|read receipt|read:|delivered:)", re.IGNORECASE)
+_STRONG_SIGNALS = frozenset({"sender_email", "sender_phone", "content_email", "content_phone", "account_number",
+                             "name_postcode", "name_address"})
+_OWN_SIGNALS = frozenset({"account_number", "name_postcode", "name_address"})
 
 
 @dataclass(frozen=True, slots=True)
-class MatchInput:
-    channel: str
-    subject: str
-    text: str
-    sender_email: str | None = None
-    sender_phone: str | None = None
-    is_bounce: bool = False
-    is_auto_reply: bool = False
-    is_bulk: bool = False
-    doc_type_hint: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class MatchResult:
-    outcome: str
-    case_ref: str | None = None
-    customer_id: str | None = None
-    doc_type: str = "general_enquiry"
-    case_type: str | None = None
-    reason: str = ""
-    evidence: dict[str, Any] = field(default_factory=dict)
-    candidates: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True, slots=True)
-class MatchConfig:
-    own_ref_prefix: str = "CW"
-    legacy_ref_pattern: str = ""
+class _RefHit:
+    case: CaseView
+    how: str  # "ref" or "thread"
+    raw: str
+    confidence: float
 
 
 class Matcher:
-    def __init__(self, config: MatchConfig, classifier: RuleClassifier | None = None) -> None:
-        self.config = config
-        self.classifier = classifier or RuleClassifier()
+    def __init__(self, config: MatchConfig | None = None, classifier: DocTypeClassifier | None = None) -> None:
+        self.config = config or MatchConfig()
+        self.classifier = classifier or DocTypeClassifier(min_model_score=self.config.doc_type_model_min)
 
     def decide(self, item: MatchInput, lookup: CaseLookup) -> MatchResult:
+        cfg = self.config
         guess = self.classifier.classify(item.subject, item.text)
         doc_type = item.doc_type_hint or guess.doc_type
         evidence: dict[str, Any] = {
-            "doc_type": {"method": "hint" if item.doc_type_hint else "rules", "type": doc_type,
-                         "score": guess.score, "matched": list(guess.matched)},
+            "doc_type": {"method": "hint" if item.doc_type_hint else guess.method, "type": doc_type,
+                         "score": round(guess.score, 3), "matched": list(guess.matched)},
         }
 
-        def result(outcome: str, reason: str, **kw: Any) -> MatchResult:
+        def result(outcome: str, reason: str, rule: str, **kw: Any) -> MatchResult:
+            evidence["rule"] = rule
             return MatchResult(outcome=outcome, doc_type=doc_type, reason=reason, evidence=evidence, **kw)
 
-        if item.is_bounce or item.is_auto_reply:
-            evidence["automatic"] = {"bounce": item.is_bounce, "auto_reply": item.is_auto_reply}
-            return result("noise", "automatic mail (bounce or auto-reply): must not open or feed a case")
+        if item.is_bounce or item.is_auto_reply or _AUTOMATIC_SUBJECT.match(item.subject or ""):
+            evidence["automatic"] = {"bounce": item.is_bounce, "auto_reply": item.is_auto_reply,
+                                     "subject": bool(_AUTOMATIC_SUBJECT.match(item.subject or ""))}
+            original = item.original_message_id or item.in_reply_to
+            if original:
+                linked = lookup.case_by_message_id(original)
+                evidence["linked"] = {"message_id": original, "case_ref": linked.ref if linked else None}
+            return result("noise", "automatic mail (bounce, auto-reply or delivery report): must not open or "
+                                   "feed a case", "automatic mail")
 
-        sender_customers = self._sender_customers(item, lookup)
-        sender_ids = {c.customer_id for c in sender_customers}
-        evidence["sender"] = {"email": item.sender_email, "phone": item.sender_phone,
-                              "customers": sorted(sender_ids)}
+        full_text = f"{item.subject}\n{item.text}"
+        entities = find_entities(full_text, cfg.entity_config())
+        evidence["entities"] = entities.as_evidence()
+        customers = resolve_customers(
+            sender_email=item.sender_email, sender_phone=item.sender_phone, sender_name=item.sender_name,
+            text=full_text, entities=entities, lookup=lookup, weights=cfg.weights, phone_region=cfg.phone_region)
+        evidence["sender"] = {"email": item.sender_email, "phone": item.sender_phone, "name": item.sender_name}
+        evidence["customers"] = [m.evidence() for m in customers[:10]]
 
-        refs = find_case_refs(f"{item.subject}\n{item.text}", own_prefix=self.config.own_ref_prefix,
-                              legacy_pattern=self.config.legacy_ref_pattern)
-        known: list[CaseView] = []
-        for ent in refs:
+        hits = self._reference_hits(item, entities, lookup)
+        evidence["refs_known"] = [{"ref": h.case.ref, "via": h.how, "raw": h.raw, "confidence": h.confidence}
+                                  for h in hits]
+        if hits:
+            decided = self._by_reference(hits, customers, item, lookup, evidence, result)
+            if decided is not None:
+                return decided
+
+        return self._by_customer(customers, doc_type, item, lookup, evidence, result)
+
+    # -- references and threads -------------------------------------------------------------
+
+    def _reference_hits(self, item: MatchInput, entities: Entities, lookup: CaseLookup) -> list[_RefHit]:
+        hits: dict[str, _RefHit] = {}
+        for mid in [m for m in (item.in_reply_to, *reversed(item.references)) if m]:
+            case = lookup.case_by_message_id(mid)
+            if case is not None and case.ref not in hits:
+                hits[case.ref] = _RefHit(case, "thread", mid, 0.95)
+        for ent in entities.case_refs:
+            if ent.confidence < self.config.min_ref_confidence:
+                continue
             case = lookup.case_by_ref(ent.value)
-            if case is not None:
-                known.append(case)
-        evidence["refs"] = [{"ref": e.value, "raw": e.raw, "confidence": e.confidence} for e in refs]
-        evidence["refs_known"] = [c.ref for c in known]
+            if case is None:
+                continue
+            current = hits.get(case.ref)
+            if current is None or ent.confidence > current.confidence:
+                hits[case.ref] = _RefHit(case, "ref", ent.raw, ent.confidence)
+        return sorted(hits.values(), key=lambda h: -h.confidence)
 
-        agreeing = [c for c in known if c.customer_id is not None and c.customer_id in sender_ids]
-        if agreeing:
-            case = agreeing[0]
-            evidence["rule"] = "reference + sender is the case's customer"
-            return result("attached", f"reference {case.ref} quoted by its customer",
-                          case_ref=case.ref, customer_id=case.customer_id)
-        if known:
-            evidence["rule"] = "reference quoted by someone who is not the case's customer"
-            return result("triage", "a case reference was quoted by someone who is not that case's customer",
-                          candidates=[c.ref for c in known])
+    def _agrees(self, case: CaseView, customers: list[CustomerMatch], item: MatchInput,
+                lookup: CaseLookup) -> list[str]:
+        """The signals by which the sender or content agrees with the case's customer ([] if none)."""
+        if case.customer_id is None:  # a case opened for a person not yet known: same sender?
+            senders = set(lookup.case_senders(case.ref))
+            mine = {s.lower() for s in (item.sender_email, item.sender_phone) if s}
+            return ["earlier_sender"] if senders & mine else []
+        sender_ids = {m.customer.customer_id for m in customers if m.from_sender}
+        for m in customers:
+            if m.customer.customer_id != case.customer_id:
+                continue
+            if sender_ids and case.customer_id not in sender_ids:
+                # the sender is someone else we know: only the case customer's own identifiers count
+                return [s for s in m.signals if s in _OWN_SIGNALS]
+            return [s for s in m.signals if s in _STRONG_SIGNALS]
+        return []
 
-        if len(sender_ids) == 1:
-            customer_id = next(iter(sender_ids))
+    def _by_reference(self, hits: list[_RefHit], customers: list[CustomerMatch], item: MatchInput,
+                      lookup: CaseLookup, evidence: dict[str, Any], result: Any) -> MatchResult | None:
+        agreeing: list[tuple[_RefHit, list[str]]] = []
+        for hit in hits:
+            signals = self._agrees(hit.case, customers, item, lookup)
+            if signals:
+                agreeing.append((hit, signals))
+        evidence["agreement"] = {h.case.ref: s for h, s in agreeing}
+        if not agreeing:
+            exact = [h for h in hits if h.confidence >= 0.9]
+            if not exact and all(h.how == "ref" for h in hits):
+                return None  # only repaired guesses matched, and nobody agrees: they were just guesses
+            return result("triage", "a case reference was quoted (or a thread continued) by someone who does "
+                                    "not agree with that case's customer", "reference without agreement",
+                          candidates=[h.case.ref for h in hits][: self.config.max_triage_candidates])
+        best_conf = agreeing[0][0].confidence
+        top = [(h, s) for h, s in agreeing if h.confidence >= best_conf - 1e-9]
+        if len({h.case.ref for h, _ in top}) > 1:
+            return result("triage", "several referenced cases agree equally well", "ambiguous references",
+                          candidates=[h.case.ref for h, _ in agreeing][: self.config.max_triage_candidates])
+        hit, signals = top[0]
+        if hit.case.status == "closed" and not self.config.attach_to_closed:
+            return result("triage", f"the referenced case {hit.case.ref} is closed", "reference to a closed case",
+                          customer_id=hit.case.customer_id, candidates=[hit.case.ref])
+        via = "thread (In-Reply-To/References)" if hit.how == "thread" else f"reference {hit.raw!r}"
+        return result("attached", f"{via} of case {hit.case.ref}, agreed by {', '.join(signals)}",
+                      "reference + agreement" if hit.how == "ref" else "thread + agreement",
+                      case_ref=hit.case.ref, customer_id=hit.case.customer_id)
+
+    # -- customers without a reference ------------------------------------------------------
+
+    def _by_customer(self, customers: list[CustomerMatch], doc_type: str, item: MatchInput, lookup: CaseLookup,
+                     evidence: dict[str, Any], result: Any) -> MatchResult:
+        cfg = self.config
+        ranked = [m for m in customers if m.score >= cfg.candidate_threshold]
+        top = ranked[0] if ranked else None
+        second = ranked[1].score if len(ranked) > 1 else 0.0
+        if top is not None and top.score >= cfg.identify_threshold and top.score - second >= cfg.customer_margin:
+            customer_id = top.customer.customer_id
             open_cases = list(lookup.open_cases(customer_id))
-            evidence["open_cases"] = [c.ref for c in open_cases]
-            if len(open_cases) == 1:
-                evidence["rule"] = "known sender with exactly one open case"
-                return result("attached", f"the sender's only open case is {open_cases[0].ref}",
-                              case_ref=open_cases[0].ref, customer_id=customer_id)
-            if len(open_cases) > 1:
-                evidence["rule"] = "known sender with several open cases"
-                return result("triage", "the sender has several open cases and the item names none",
-                              customer_id=customer_id, candidates=[c.ref for c in open_cases])
-            evidence["rule"] = "known sender without an open case"
-            return result("new_case", "a new request from a known customer with no open case",
-                          customer_id=customer_id, case_type=doc_type)
-        if len(sender_ids) > 1:
-            evidence["rule"] = "sender matches several customers"
-            return result("triage", "the sender's address or number belongs to several customers")
-
+            fitting = [c for c in open_cases if self._fits(c, doc_type)]
+            evidence["open_cases"] = [{"ref": c.ref, "type": c.case_type, "fits": c in fitting} for c in open_cases]
+            if len(fitting) == 1:
+                return result("attached", f"the customer's only open case of a fitting type is {fitting[0].ref}",
+                              "known customer, one fitting open case", case_ref=fitting[0].ref,
+                              customer_id=customer_id)
+            if len(fitting) > 1:
+                return result("triage", "the customer has several fitting open cases and the item names none",
+                              "known customer, several fitting open cases", customer_id=customer_id,
+                              candidates=[c.ref for c in fitting][: cfg.max_triage_candidates])
+            return result("new_case", "a new request from a known customer with no open case of this type",
+                          "known customer, no fitting open case", customer_id=customer_id,
+                          case_type=self._case_type(doc_type))
+        if ranked:
+            candidates: list[str] = []
+            for m in ranked[:3]:
+                candidates.extend(c.ref for c in lookup.open_cases(m.customer.customer_id))
+            return result("triage", "the item may be from a known customer, but not surely enough",
+                          "uncertain customer", customer_id=top.customer.customer_id if top else None,
+                          candidates=list(dict.fromkeys(candidates))[: cfg.max_triage_candidates])
         if item.is_bulk:
-            evidence["rule"] = "bulk or list mail"
-            return result("triage", "bulk or mailing-list mail from an unknown sender: a person decides")
+            return result("triage", "bulk or mailing-list mail from an unknown sender: a person decides",
+                          "bulk or list mail")
         if not item.text.strip() and not item.subject.strip():
-            evidence["rule"] = "no readable content"
-            return result("triage", "nothing readable identifies a customer or a case")
-        evidence["rule"] = "new person, no reference"
-        return result("new_case", "a new request from a person not yet known", case_type=doc_type)
+            return result("triage", "nothing readable identifies a customer or a case", "no readable content")
+        return result("new_case", "a new request from a person not yet known", "new person, no reference",
+                      case_type=self._case_type(doc_type))
 
-    @staticmethod
-    def _sender_customers(item: MatchInput, lookup: CaseLookup) -> list[Any]:
-        if not item.sender_email and not item.sender_phone:
-            return []
-        return list(lookup.find_customers(email=item.sender_email, phone=item.sender_phone))
+    def _fits(self, case: CaseView, doc_type: str) -> bool:
+        return doc_type in self.config.generic_types or case.case_type == doc_type
+
+    def _case_type(self, doc_type: str) -> str:
+        return doc_type or self.config.new_case_type

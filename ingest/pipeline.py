@@ -120,6 +120,11 @@ def match_input(item: ExtractedItem) -> MatchInput:
         is_auto_reply=bool(email and email.is_auto_reply),
         is_bulk=bool(email and email.is_bulk),
         doc_type_hint=item.metadata.get("doc_type"),
+        sender_name=(email.from_name if email else None) or item.metadata.get("sender_name"),
+        message_id=email.message_id if email else None,
+        in_reply_to=email.in_reply_to if email else None,
+        references=tuple(email.references) if email else (),
+        original_message_id=email.original_message_id if email else None,
     )
 
 

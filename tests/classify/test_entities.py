@@ -1,29 +1,54 @@
-from classify.doctype import RuleClassifier
-from classify.entities import find_case_refs, find_emails
+from __future__ import annotations
+
+from classify.doctype import RuleClassifier, TypeRule
+from classify.entities import (
+    find_accounts,
+    find_case_refs,
+    find_emails,
+    find_entities,
+    find_phones,
+    find_postcodes,
+    phone_variants,
+)
+from classify.people import find_names
+from classify.quantities import find_amounts, find_dates
+from classify.refcheck import check_char
 
 LEGACY = r"\b[A-Z]{2,4}-\d{4}-\d{4,8}\b"
+GOOD = f"CW-2026-000042-{check_char('2026000042')}"
 
 
 def test_own_reference_found_exactly() -> None:
-    refs = find_case_refs("Re: your case CW-2026-000042-K please", legacy_pattern=LEGACY)
-    assert [(r.value, r.confidence) for r in refs] == [("CW-2026-000042-K", 1.0)]
+    refs = find_case_refs(f"Re: your case {GOOD} please", legacy_pattern=LEGACY)
+    assert [(r.value, r.confidence, r.role) for r in refs] == [(GOOD, 1.0, "exact")]
 
 
-def test_ocr_confusions_in_digits_are_undone_with_lower_confidence() -> None:
-    refs = find_case_refs("Reference: CW-2O26-OOOO4Z-K")
-    assert [r.value for r in refs] == ["CW-2026-000042-K"]
-    assert refs[0].confidence < 1.0
-    assert refs[0].raw == "CW-2O26-OOOO4Z-K"
+def test_ocr_look_alike_letters_are_undone_when_the_check_character_agrees() -> None:
+    raw = GOOD.replace("2026", "2O26").replace("000042", "OOOO4Z")
+    refs = find_case_refs(f"Reference: {raw}")
+    assert [r.value for r in refs] == [GOOD]
+    assert refs[0].confidence < 1.0 and refs[0].role == "ocr" and refs[0].raw == raw
+
+
+def test_a_wrong_digit_gives_repaired_candidates_including_the_right_one() -> None:
+    wrong = GOOD.replace("000042", "000047")
+    refs = find_case_refs(wrong)
+    assert GOOD in [r.value for r in refs]
+    assert all(r.role == "repaired" and r.confidence <= 0.5 for r in refs)
 
 
 def test_legacy_reference_found_and_own_reference_not_taken_for_legacy() -> None:
-    text = "about CM-2025-004817 and CW-2026-000042-K"
-    refs = find_case_refs(text, legacy_pattern=LEGACY)
-    assert [r.value for r in refs] == ["CM-2025-004817", "CW-2026-000042-K"]
+    refs = find_case_refs(f"about CM-2025-004817 and {GOOD}", legacy_pattern=LEGACY)
+    assert [r.value for r in refs] == ["CM-2025-004817", GOOD]
+
+
+def test_legacy_reference_with_ocr_letters() -> None:
+    refs = find_case_refs("about CM-2O25-OO4817.", legacy_pattern=LEGACY)
+    assert [(r.value, r.role) for r in refs] == [("CM-2025-004817", "legacy-ocr")]
 
 
 def test_no_own_reference_inside_a_longer_word() -> None:
-    assert find_case_refs("XCW-2026-000042-K and CW-2026-000042-KX") == []
+    assert find_case_refs(f"X{GOOD} and {GOOD}X", legacy_pattern="") == []
 
 
 def test_each_reference_once_in_order() -> None:
@@ -35,8 +60,46 @@ def test_emails_lowercased() -> None:
     assert [e.value for e in find_emails("write to Jane.Doe@Example.COM.")] == ["jane.doe@example.com"]
 
 
-def test_doc_type_rules_subject_counts_double() -> None:
+def test_phones_in_e164_with_position() -> None:
+    text = "call 07911 123456 or +44 (0)20 7946 0000, reserved 07700 900123"
+    phones = find_phones(text)
+    assert [p.value for p in phones] == ["+447911123456", "+442079460000", "+447700900123"]
+    assert text[phones[0].start:phones[0].end] == "07911 123456"
+    assert phones[2].confidence < phones[0].confidence  # possible but not valid
+    assert phone_variants("+447911123456") == ["+447911123456", "07911123456"]
+
+
+def test_phones_not_taken_from_references_or_dates() -> None:
+    ents = find_entities("CM-2025-004817 on 2025-03-01, account ACC-104233")
+    assert ents.phones == []
+
+
+def test_accounts_postcodes_names_dates_amounts() -> None:
+    text = ("Account number: ACC-1O4233\nPolicy no. POL-55512\nPostcode: sw1a 1aa LS1 4AB\n"
+            "Name: Mrs Jane Doe\nPaid £1,250.50 and 30 EUR on 3 March 2025 and 12/04/2025.\n\n"
+            "Yours sincerely,\nJohn Smith\n")
+    assert [(a.value, a.confidence < 0.9) for a in find_accounts(text)] == [("ACC-104233", True), ("POL-55512", False)]
+    assert [p.value for p in find_postcodes(text)] == ["LS1 4AB"]  # upper-case only: "sw1a 1aa" is not taken
+    names = find_names(text)
+    assert [(n.value, n.role) for n in names] == [("Jane Doe", "field"), ("John Smith", "sign-off")]
+    assert [d.value for d in find_dates(text)] == ["2025-03-03", "2025-04-12"]
+    assert [a.value for a in find_amounts(text)] == ["GBP 1250.50", "EUR 30.00"]
+
+
+def test_salutation_names_are_weak_and_generic_ones_ignored() -> None:
+    names = find_names("Dear Sir or Madam,\nDear Mr Whitaker,\n")
+    assert [(n.value, n.role) for n in names] == [("Whitaker", "salutation")]
+
+
+def test_evidence_is_json_ready() -> None:
+    ev = find_entities(f"{GOOD} from jane@example.com").as_evidence()
+    assert ev["case_ref"][0]["value"] == GOOD and ev["email"][0]["start"] > 0
+
+
+def test_doc_type_rules_subject_counts_double_and_fuzzy_rules() -> None:
     c = RuleClassifier()
     assert c.classify("Formal complaint", "I want to cancel").doc_type == "complaint"
     assert c.classify("", "I am in arrears and missed a payment").doc_type == "arrears"
     assert c.classify("hello", "just a question").doc_type == "general_enquiry"
+    fuzzy = RuleClassifier({"claim": (TypeRule("claim form", "fuzzy"),), "other": (TypeRule("a b", "all"),)})
+    assert fuzzy.classify("", "Clam form attached").doc_type == "claim"  # OCR dropped a letter

@@ -1,0 +1,122 @@
+"""Resolving triaged items: an agent attaches the item to a case, opens a new case for it, or
+marks it noise.  The item's documents move with it, the audit log records the decision, and a
+``MatchLabel`` row keeps it as a label for retraining the matcher and the document-type model.
+
+``MatchLabel`` belongs in casestore/models.py (it is here until models.py takes it; the
+migration 0002 creates its table).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from casestore import audit
+from casestore.cases import get_case, open_case
+from casestore.errors import Conflict, InvalidInput, NotFound
+from casestore.models import Document, Item, MatchLabel, utcnow
+from casestore.validation import no_nul, optional
+
+log = logging.getLogger(__name__)
+
+ACTIONS = ("attach", "new_case", "noise")
+_OUTCOME_OF = {"attach": "attached", "new_case": "new_case", "noise": "noise"}
+
+
+@dataclass(frozen=True)
+class Resolution:
+    item_id: str
+    outcome: str  # attached | new_case | noise
+    case_ref: str | None
+    doc_type: str
+    label_id: int
+
+
+def resolve_triage(
+    session: Session,
+    *,
+    item_id: str,
+    action: str,
+    case_ref: str | None = None,
+    actor: str,
+    reason: str,
+    customer_id: str | None = None,
+    doc_type: str | None = None,
+    case_type: str | None = None,
+) -> Resolution:
+    """Resolve the triaged item ``item_id``: ``attach`` (to ``case_ref``), ``new_case`` (for
+    ``customer_id``, a CRM id or None; type ``case_type`` or the item's doc type) or ``noise``.
+
+    ``doc_type`` corrects the item's document type (kept as the label).  Writes audit
+    'triage.resolved' (on the case, if any) and one MatchLabel.  NotFound for an unknown item
+    or case; Conflict if the item is not (or no longer) in triage; InvalidInput for a bad action
+    or a missing case_ref.  Flushes, never commits.
+    """
+    if action not in ACTIONS:
+        raise InvalidInput(f"action {action!r} is not one of {', '.join(ACTIONS)}")
+    if action == "attach" and not (case_ref or "").strip():
+        raise InvalidInput("action 'attach' needs case_ref: the case to file the item into")
+    why = optional("reason", reason, max_len=2000) or ""
+    item = session.get(Item, item_id, with_for_update=True)
+    if item is None:
+        raise NotFound(f"no item {item_id!r}; check the id (casework item show ID)")
+    if item.outcome != "triage":
+        raise Conflict(f"item {item_id} is not in triage (it is {item.outcome!r}); nothing to resolve")
+    predicted_outcome, predicted_type = item.outcome, item.doc_type
+    new_type = optional("doc_type", doc_type, max_len=100) or item.doc_type
+    decision: dict[str, Any] = dict(item.decision or {})
+    candidates = [str(c) for c in decision.get("candidates", [])]
+
+    target = None
+    if action == "attach":
+        target = get_case(session, ref=str(case_ref))
+    elif action == "new_case":
+        target = open_case(session, customer_id=customer_id, case_type=case_type or new_type,
+                           subject=(item.subject or item.filename or "")[:200], actor=actor,
+                           reason=f"triage resolved: {why}" if why else "triage resolved")
+    now = utcnow()
+    item.outcome = _OUTCOME_OF[action]
+    item.case_id = target.id if target is not None else None
+    item.doc_type = new_type
+    session.execute(update(Document).where(Document.item_id == item_id)
+                    .values(case_id=target.id if target is not None else None))
+    if target is not None:
+        target.updated_at = now
+    label = MatchLabel(
+        item_id=item_id, action=action, case_ref=target.ref if target is not None else None,
+        customer_id=(target.customer.customer_id if target is not None and target.customer else customer_id),
+        doc_type=new_type, predicted_outcome=predicted_outcome, predicted_doc_type=predicted_type,
+        candidates=candidates, actor=actor, reason=no_nul(why), created_at=now,
+    )
+    session.add(label)
+    session.flush()
+    audit.record(
+        session, actor=actor, action="triage.resolved", reason=no_nul(why), case=target, item_id=item_id,
+        details={"action": action, "case_ref": label.case_ref, "doc_type": new_type,
+                 "predicted": {"outcome": predicted_outcome, "doc_type": predicted_type},
+                 "candidates": candidates, "candidate_chosen": label.case_ref in candidates},
+    )
+    log.info("triage item %s resolved by %s: %s %s", item_id, actor, action, label.case_ref or "-")
+    return Resolution(item_id=item_id, outcome=item.outcome, case_ref=label.case_ref, doc_type=new_type,
+                      label_id=label.id)
+
+
+def doc_type_examples(session: Session, *, since_id: int = 0) -> list[tuple[str, str]]:
+    """(text, doc type) per label after ``since_id``: the item's documents' text joined, the
+    agent's type.  What ``DocTypeModel.retrain`` takes."""
+    rows = session.execute(
+        select(MatchLabel.id, MatchLabel.item_id, MatchLabel.doc_type).where(MatchLabel.id > since_id)
+        .order_by(MatchLabel.id)
+    ).all()
+    out: list[tuple[str, str]] = []
+    for _, label_item, label_type in rows:
+        texts = session.scalars(select(Document.text).where(Document.item_id == label_item)
+                                .order_by(Document.part_index))
+        text = "\n\n".join(t for t in texts if t)
+        if text.strip():
+            out.append((text, label_type))
+    return out

@@ -1,0 +1,57 @@
+"""Person names in text: "Name:" fields, "My name is", sign-offs and salutations (heuristics)."""
+
+from __future__ import annotations
+
+import re
+
+from classify.entity import Entity, in_order, keep_best
+
+_WORD = r"[A-Z][a-z'\u2019-]+(?:-[A-Z][a-z'\u2019]+)?"
+_NAME = rf"(?:(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof)\.?\s+)?{_WORD}(?:[ \t]+(?:[A-Z]\.?[ \t]+)?{_WORD}){{0,3}}"
+_TITLE = re.compile(r"^(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof)\.?\s+")
+
+_FIELD = re.compile(rf"(?im)^[ \t]*(?:full[ \t]+|customer[ \t]+|policyholder[ \t]+|account[ \t]+holder[ \t]+)?"
+                    rf"name[ \t]*[:\-][ \t]*(?-i:({_NAME}))")
+_MY_NAME = re.compile(rf"(?i:\bmy name is|\bI am|\bthis is)[ \t]+({_NAME})")
+_SIGN_OFF = re.compile(
+    rf"(?i:yours[ \t]+(?:sincerely|faithfully|truly)|(?:kind|best|warm|many)[ \t]+(?:regards|wishes|thanks)"
+    rf"|regards|sincerely|thanks|thank you|cheers)[ \t]*[,.!]?[ \t]*(?:\r?\n[ \t]*){{0,3}}({_NAME})[ \t]*(?:\r?\n|$)"
+)
+_SALUTATION = re.compile(rf"\b(?i:dear|hello|hi)[ \t]+({_NAME})")
+
+NOT_NAMES = frozenset({
+    "sir", "sirs", "madam", "team", "customer", "customers", "services", "service", "support", "account",
+    "accounts", "department", "manager", "claims", "complaints", "colleague", "colleagues", "all", "there",
+    "writing", "sorry", "afraid", "happy", "not", "unable", "still", "the", "a", "an", "please", "reference",
+    "casework", "company", "regards", "thanks", "thank", "you", "out", "away", "on", "in", "at", "your",
+})
+
+CONF_FIELD = 0.9
+CONF_SIGN_OFF = 0.8
+CONF_MY_NAME = 0.7
+CONF_SALUTATION = 0.4
+
+
+def find_names(text: str) -> list[Entity]:
+    """Person names, titles removed, each once (most confident kept); ``role`` says the source."""
+    found: dict[str, Entity] = {}
+    for pattern, conf, role in ((_FIELD, CONF_FIELD, "field"), (_SIGN_OFF, CONF_SIGN_OFF, "sign-off"),
+                                (_MY_NAME, CONF_MY_NAME, "my-name-is"), (_SALUTATION, CONF_SALUTATION, "salutation")):
+        for m in pattern.finditer(text):
+            raw = m.group(1).strip()
+            value = _clean(raw)
+            if value is None:
+                continue
+            start = m.start(1)
+            keep_best(found, Entity("person_name", value, start, start + len(raw), conf, raw, role))
+    return in_order(found)
+
+
+def _clean(raw: str) -> str | None:
+    name = _TITLE.sub("", " ".join(raw.split()))
+    words = name.split()
+    while words and words[-1].lower().strip(".") in NOT_NAMES:
+        words.pop()
+    if not words or any(w.lower() in NOT_NAMES for w in words):
+        return None
+    return " ".join(words)
