@@ -7,7 +7,7 @@ import logging
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, UploadFile, status
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel
 from sqlalchemy import text
 
@@ -16,6 +16,8 @@ from api.wiring import Runtime
 from casestore import cases, items, users
 from casestore.errors import CaseStoreError, NotFound
 from classify.errors import ClassifyError
+from connectors.metrics import REGISTRY
+from connectors.runner import routers
 from ingest.errors import IngestError
 from ingest.intake import CHANNELS, make_raw_item, publish_raw
 
@@ -45,6 +47,15 @@ def create_app(rt: Runtime, *, health_extra: Any = None) -> FastAPI:
     for root in (IngestError, CaseStoreError, ClassifyError):
         app.add_exception_handler(root, domain_error)
 
+    connector_settings = rt.settings.connectors
+    for router in routers(connector_settings, bus=rt.bus, blobs=rt.blobs, data_dir=rt.settings.data_dir):
+        app.include_router(router)  # webhooks and forms: each checks its own signature or CSRF token
+
+    @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
+    def metrics(user: Annotated[Principal, Depends(current_user)]) -> str:
+        """Prometheus text format: connector counters (received, duplicates, failed, lag, up)."""
+        return REGISTRY.prometheus()
+
     @app.get("/health", tags=["health"])
     def health(request: Request) -> dict[str, Any]:
         runtime = get_runtime(request)
@@ -56,6 +67,9 @@ def create_app(rt: Runtime, *, health_extra: Any = None) -> FastAPI:
         except Exception as exc:
             report["status"], report["db"] = "degraded", f"error: {type(exc).__name__}"
         report["bus"] = runtime.settings.bus.url.split("://")[0].rstrip(":")
+        report["connectors"] = REGISTRY.health()
+        if REGISTRY.degraded():
+            report["status"] = "degraded"
         extra = request.app.state.health_extra
         if extra is not None:
             report.update(extra())

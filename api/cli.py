@@ -257,24 +257,37 @@ def worker(stage: Annotated[str, typer.Argument(help="extract, classify or file"
 
 
 @app.command()
-def connector(name: Annotated[str, typer.Argument(help="folder")]) -> None:
-    """Run one connector alone (only `folder`, the watched drop folder, exists yet)."""
+def connector(
+    name: Annotated[str, typer.Argument(help="folder (the drop folder), imap, smtp, folders, drops, calls, "
+                                             "fax-spool, or a webhook connector: twilio, fax, webform")],
+    host: Annotated[str, typer.Option(help="webhook connectors: address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="webhook connectors: port to listen on")] = 8001,
+) -> None:
+    """Run one connector alone, in the foreground; stops cleanly on SIGTERM or Ctrl-C."""
     import signal
     import threading
 
     from connectors.folder import FolderWatcher
+    from connectors.runner import CONNECTOR_NAMES, run_connector
 
-    if name != "folder":
-        _fail(f"unknown connector {name!r}: the connectors built so far are: folder", 2)
+    if name not in ("folder", *CONNECTOR_NAMES):
+        _fail(f"unknown connector {name!r}: choose one of folder, {', '.join(CONNECTOR_NAMES)}", 2)
     logging.getLogger().setLevel(logging.INFO)
     with runtime() as rt:
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
-        watcher = FolderWatcher(rt.settings.drop_dir, bus=rt.bus, blobs=rt.blobs,
-                                poll_s=rt.settings.serve.drop_poll_s, stop=stop)
-        out.print(f"watching {rt.settings.drop_dir}")
-        watcher.run()
+        if name == "folder":
+            watcher = FolderWatcher(rt.settings.drop_dir, bus=rt.bus, blobs=rt.blobs,
+                                    poll_s=rt.settings.serve.drop_poll_s, stop=stop)
+            out.print(f"watching {rt.settings.drop_dir}")
+            watcher.run()
+            return
+        try:
+            run_connector(name, rt.settings.connectors, bus=rt.bus, blobs=rt.blobs, data_dir=rt.settings.data_dir,
+                          stop=stop, host=host, port=port)
+        except ValueError as exc:
+            _fail(str(exc), 2)
 
 
 @dlq_app.command("list")

@@ -14,6 +14,7 @@ from api.settings import Settings
 from api.stage_processes import StageProcesses
 from api.wiring import open_runtime
 from connectors.folder import FolderWatcher
+from connectors.runner import start_connectors
 from ingest.pipeline import PipelineRunner
 
 log = logging.getLogger(__name__)
@@ -32,17 +33,15 @@ def run_server(settings: Settings, *, host: str, port: int) -> None:
     watcher = FolderWatcher(settings.drop_dir, bus=rt.bus, blobs=rt.blobs, poll_s=settings.serve.drop_poll_s, stop=stop)
 
     def health_extra() -> dict[str, Any]:
-        pipeline = runner.states() if runner is not None else {}
-        return {"pipeline": pipeline,
-                "connectors": {"folder": {"path": str(settings.drop_dir), "received": watcher.received,
-                                          "failed": watcher.failed,
-                                          "state": "running" if watcher_thread.is_alive() else "stopped"}}}
+        return {"pipeline": runner.states() if runner is not None else {}}
 
     app = create_app(rt, health_extra=health_extra)
     watcher_thread = threading.Thread(target=watcher.run, name="connector-folder", daemon=True)
     if runner is not None:
         runner.start()
     watcher_thread.start()
+    connector_threads = start_connectors(settings.connectors, bus=rt.bus, blobs=rt.blobs,
+                                         data_dir=settings.data_dir, stop=stop)
     console = Console(stderr=True)
     console.print(f"casework serving on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
     console.print(f"  data: {settings.data_dir.resolve()}   bus: {settings.bus.url}   "
@@ -58,4 +57,6 @@ def run_server(settings: Settings, *, host: str, port: int) -> None:
         if runner is not None:
             runner.close()
         watcher_thread.join(5)
+        for t in connector_threads:
+            t.join(10)
         rt.close()

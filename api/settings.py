@@ -23,6 +23,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from classify.case_refs import DEFAULT_LEGACY_PATTERN
 from classify.entities import DEFAULT_ACCOUNT_PATTERNS, DEFAULT_POSTCODE_PATTERN
 from classify.match_types import MatchConfig
+from connectors.settings import ConnectorSettings
 from ingest.extract.limits import ExtractLimits
 
 
@@ -121,6 +122,7 @@ class Settings(BaseSettings):
     extract: ExtractLimits = ExtractLimits()
     match: MatchSettings = MatchSettings()
     serve: ServeSettings = ServeSettings()
+    connectors: ConnectorSettings = ConnectorSettings()
 
     @property
     def db_url(self) -> str:

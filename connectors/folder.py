@@ -1,79 +1,247 @@
-"""The watched drop folder: files dropped in become items on ``intake.raw``.
+"""Watched folders: files dropped in become items on ``intake.raw``.
 
-Foundation version: a polling scanner that takes a file only once its size and mtime have been
-stable across two scans (a scanner or a copy still writing it is left alone), publishes it, and
-moves it to ``.done/`` (or ``.failed/`` with a ``.error.txt`` saying why), so nothing is lost
-and nothing is taken twice. Separator pages, marker files, per-folder channel/team/type and
-watchfiles events arrive with the connectors issue.
+A file is taken only once it is complete: unchanged (size and mtime) across two scans and for
+at least ``stable_s``, or, with ``completion="marker"``, once the scanner has written the marker
+file ``FILE<marker_suffix>`` next to it. Scans run when watchfiles reports a change (inotify)
+and at least every ``poll_s``; where file events are not available (network shares, inotify
+limits) the watcher falls back to polling alone.
+
+A taken file is published and moved to ``.done/``; one that cannot be taken goes to
+``.failed/`` with a ``.error.txt`` saying why, and the watcher carries on with the rest.
+Multi-page PDF/TIFF batches can be split at separator pages (see ``connectors.separators``).
+The folder's settings give each item its channel, team, doc_type and extra metadata; with
+``subfolder_key`` the first subfolder's name is recorded too (``scans/claims/x.pdf`` ->
+``team=claims``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import shutil
 import threading
 import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
+from connectors.emit import Emitted, Emitter
+from connectors.metrics import Registry
+from connectors.separators import split_batch
+from connectors.settings import WatchedFolder
+from connectors.state import StateStore
 from ingest.blobs import BlobStore
 from ingest.bus.port import Bus
-from ingest.intake import infer_channel, make_raw_item, publish_raw
+from ingest.intake import infer_channel
+from ingest.messages import Channel
 
 log = logging.getLogger(__name__)
 
+MAX_FILES_PER_SCAN = 500
+
+
+@dataclass
+class Taken:
+    emitted: list[Emitted] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # parts of the file that were refused (bad rows)
+
 
 class FolderWatcher:
+    kind = "folder"
+
     def __init__(self, root: Path, *, bus: Bus, blobs: BlobStore, poll_s: float = 1.0,
-                 stop: threading.Event | None = None) -> None:
+                 stop: threading.Event | None = None, config: WatchedFolder | None = None,
+                 name: str | None = None, state: StateStore | None = None, registry: Registry | None = None,
+                 stable_s: float | None = None) -> None:
         self.root = Path(root)
-        self.bus = bus
-        self.blobs = blobs
-        self.poll_s = poll_s
+        self.config = config or WatchedFolder(path=str(root), poll_s=poll_s, stable_s=0.0)
+        self.poll_s = poll_s if config is None else config.poll_s
+        self.stable_s = self.config.stable_s if stable_s is None else stable_s
         self.stop = stop or threading.Event()
-        self._seen: dict[Path, tuple[int, float]] = {}
-        self.received = 0
-        self.failed = 0
+        self.name = name or self.config.name or f"{self.kind}:{self.root.name}"
+        self.emitter = Emitter(self.name, bus=bus, blobs=blobs, state=state, registry=registry, kind=self.kind)
+        self._seen: dict[Path, tuple[int, int]] = {}
+        self.watching = "poll"
         for sub in (self.root, self.root / ".done", self.root / ".failed"):
             sub.mkdir(parents=True, exist_ok=True)
 
+    @property
+    def received(self) -> int:
+        return self.emitter.stats.received
+
+    @property
+    def failed(self) -> int:
+        return self.emitter.stats.failed
+
+    # -- the loop ---------------------------------------------------------------------------
     def run(self) -> None:
-        log.info("watching drop folder %s every %.1fs", self.root, self.poll_s)
+        self.emitter.stats.set_state("running")
+        try:
+            if self.config.watch != "poll" and self._run_events():
+                return
+            self._run_polling()
+        finally:
+            self.emitter.stats.set_state("stopped")
+
+    def _run_events(self) -> bool:
+        """Scan on every change watchfiles reports, and every poll_s; False if events are unavailable."""
+        try:
+            from watchfiles import watch
+        except ImportError:
+            log.warning("%s: watchfiles is not installed; polling %s every %.1fs", self.name, self.root, self.poll_s)
+            return False
+        self.watching = "events"
+        log.info("%s: watching %s (file events, and a scan every %.1fs)", self.name, self.root, self.poll_s)
+        try:
+            for _changes in watch(self.root, stop_event=self.stop, rust_timeout=max(int(self.poll_s * 1000), 50),
+                                  yield_on_timeout=True, debounce=200, step=50,
+                                  watch_filter=lambda _change, path: "/." not in path[len(str(self.root)):]):
+                self._scan_safely()
+                if self.stop.is_set():
+                    break
+        except (OSError, RuntimeError) as exc:
+            if self.config.watch == "events":
+                raise
+            log.warning("%s: file events unavailable for %s (%s); falling back to polling", self.name, self.root, exc)
+            self.watching = "poll"
+            return False
+        return True
+
+    def _run_polling(self) -> None:
+        log.info("%s: polling %s every %.1fs", self.name, self.root, self.poll_s)
         while not self.stop.is_set():
-            try:
-                self.scan_once()
-            except Exception:
-                log.exception("drop folder scan of %s failed; trying again", self.root)
+            self._scan_safely()
             self.stop.wait(self.poll_s)
 
-    def scan_once(self) -> int:
-        """Take every file that has been stable since the last scan; returns how many were taken."""
-        current: dict[Path, tuple[int, float]] = {}
+    def _scan_safely(self) -> None:
+        try:
+            self.scan_once()
+        except Exception:
+            log.exception("%s: scan of %s failed; trying again", self.name, self.root)
+
+    # -- scanning ---------------------------------------------------------------------------
+    def _candidates(self) -> dict[Path, tuple[int, int, float]]:
+        found: dict[Path, tuple[int, int, float]] = {}
+        marker = self.config.marker_suffix if self.config.completion == "marker" else None
+        exts = {e.lower() for e in self.config.extensions}
         for path in sorted(self.root.rglob("*")):
             rel = path.relative_to(self.root)
-            if not path.is_file() or any(p.startswith(".") for p in rel.parts):
+            if any(p.startswith(".") for p in rel.parts) or not path.is_file():
                 continue
-            st = path.stat()
-            current[path] = (st.st_size, st.st_mtime)
-        ready = [p for p, sig in current.items() if self._seen.get(p) == sig]
-        self._seen = {p: sig for p, sig in current.items() if p not in ready}
+            if marker and path.name.endswith(marker):
+                continue
+            if exts and path.suffix.lower() not in exts:
+                continue
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                continue
+            found[path] = (st.st_size, st.st_mtime_ns, st.st_mtime)
+        return found
+
+    def scan_once(self) -> int:
+        """Take every complete file; returns how many files were taken (or failed).
+
+        The items of all files taken in one scan are published with one flush, and only then are
+        the files moved to ``.done/``: a crash in between leaves them in place, to be taken
+        (as the same items) again.
+        """
+        current = self._candidates()
+        now = time.time()
+        ready: list[Path] = []
+        if self.config.completion == "marker":
+            ready = [p for p in current if p.with_name(p.name + self.config.marker_suffix).exists()]
+        else:
+            for path, (size, mtime_ns, mtime) in current.items():
+                if self._seen.get(path) == (size, mtime_ns) and now - mtime >= self.stable_s:
+                    ready.append(path)
+        ready = ready[:MAX_FILES_PER_SCAN]
+        self._seen = {p: (s, m) for p, (s, m, _) in current.items() if p not in ready}
+        taken: list[tuple[Path, Taken]] = []
         for path in ready:
-            self._take(path)
+            result = self._take_file(path)
+            if result is not None:
+                taken.append((path, result))
+        try:
+            self.emitter.commit()
+        except Exception:
+            log.exception("%s: could not publish %d file(s); they stay in %s for the next scan", self.name,
+                          len(taken), self.root)
+            return len(ready)
+        for path, result in taken:
+            self._done(path, result)
         return len(ready)
 
-    def _take(self, path: Path) -> None:
+    def _take_file(self, path: Path) -> Taken | None:
         rel = path.relative_to(self.root)
-        stamp = time.strftime("%Y%m%dT%H%M%S")
+        queued = self.emitter.savepoint()
         try:
-            raw = make_raw_item(blobs=self.blobs, data=path.read_bytes(), channel=infer_channel(path),
-                                filename=path.name, source=f"folder:{rel}")
-            publish_raw(self.bus, [raw])
+            return self.take(path, rel, path.read_bytes())
         except Exception as exc:
-            self.failed += 1
-            dest = self.root / ".failed" / f"{stamp}-{path.name}"
+            self.emitter.rollback_to(queued)  # nothing of a refused file is published
+            self.emitter.failed(f"{self.root / rel}", exc)
+            dest = self._unique(self.root / ".failed" / f"{time.strftime('%Y%m%dT%H%M%S')}-{path.name}")
             shutil.move(str(path), dest)
             dest.with_name(dest.name + ".error.txt").write_text(f"{type(exc).__name__}: {exc}\n")
-            log.error("drop folder: %s could not be taken (%s); moved to %s", rel, exc, dest)
-            return
-        self.received += 1
-        shutil.move(str(path), self.root / ".done" / f"{stamp}-{raw.item_id[:8]}-{path.name}")
-        log.info("drop folder: %s taken as item %s", rel, raw.item_id)
+            path.with_name(path.name + self.config.marker_suffix).unlink(missing_ok=True)
+            log.error("%s: %s moved to %s", self.name, rel, dest)
+            return None
+
+    def _done(self, path: Path, taken: Taken) -> None:
+        rel = path.relative_to(self.root)
+        first = taken.emitted[0].item.item_id[:8] if taken.emitted else "none"
+        dest = self._unique(self.root / ".done" / f"{time.strftime('%Y%m%dT%H%M%S')}-{first}-{path.name}")
+        shutil.move(str(path), dest)
+        path.with_name(path.name + self.config.marker_suffix).unlink(missing_ok=True)
+        if taken.errors:
+            dest.with_name(dest.name + ".errors.txt").write_text("\n".join(taken.errors) + "\n")
+        log.info("%s: %s taken as %d item(s) (%d duplicate, %d refused parts)", self.name, rel, len(taken.emitted),
+                 sum(e.duplicate for e in taken.emitted), len(taken.errors))
+
+    @staticmethod
+    def _unique(dest: Path) -> Path:
+        n = 1
+        candidate = dest
+        while candidate.exists():
+            candidate = dest.with_name(f"{dest.stem}.{n}{dest.suffix}")
+            n += 1
+        return candidate
+
+    # -- what a file becomes (subclasses override) -------------------------------------------
+    def metadata_for(self, rel: Path) -> dict[str, str]:
+        cfg = self.config
+        meta = dict(cfg.metadata)
+        if cfg.team:
+            meta["team"] = cfg.team
+        if cfg.doc_type:
+            meta["doc_type"] = cfg.doc_type
+        if cfg.subfolder_key and len(rel.parts) > 1:
+            meta[cfg.subfolder_key] = rel.parts[0]
+        return meta
+
+    def channel_for(self, path: Path) -> Channel:
+        if self.config.channel == "auto":
+            return infer_channel(path)
+        return self.config.channel
+
+    def take(self, path: Path, rel: Path, data: bytes) -> Taken:
+        """Publish the file (or each document of a split batch)."""
+        channel = self.channel_for(path)
+        meta = self.metadata_for(rel)
+        mtime = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+        source = f"folder:{self.name}:{rel}"
+        segments = split_batch(data, path.suffix, mode=self.config.split, blank_ink_ratio=self.config.blank_ink_ratio,
+                               barcode=self.config.separator_barcode)
+        if len(segments) == 1 and segments[0].data is data:
+            return Taken([self.emitter.emit(data, channel=channel, filename=path.name, source=source,
+                                            metadata=meta, source_time=mtime, defer=True)])
+        batch = hashlib.sha256(data).hexdigest()
+        taken = Taken()
+        for seg in segments:
+            pages = f"{seg.pages[0]}-{seg.pages[-1]}"
+            seg_meta = {**meta, "batch_sha256": batch, "batch_pages": ",".join(map(str, seg.pages)),
+                        "batch_file": path.name}
+            taken.emitted.append(self.emitter.emit(
+                seg.data, channel=channel, filename=f"{path.stem}-p{pages}{seg.ext}", source=f"{source}#p{pages}",
+                source_id=f"batch:{batch}:pages:{pages}", metadata=seg_meta, source_time=mtime, defer=True))
+        return taken
