@@ -27,12 +27,16 @@ item_app = typer.Typer(help="Inbound items.", no_args_is_help=True)
 user_app = typer.Typer(help="Users of the API.", no_args_is_help=True)
 token_app = typer.Typer(help="API bearer tokens.", no_args_is_help=True)
 dlq_app = typer.Typer(help="The dead-letter topic intake.dead.", no_args_is_help=True)
+triage_app = typer.Typer(help="Items the matcher left for a person.", no_args_is_help=True)
+train_app = typer.Typer(help="Train the document-type model.", no_args_is_help=True)
 app.add_typer(import_app, name="import")
 app.add_typer(case_app, name="case")
 app.add_typer(item_app, name="item")
 app.add_typer(user_app, name="user")
 app.add_typer(token_app, name="token")
 app.add_typer(dlq_app, name="dlq")
+app.add_typer(triage_app, name="triage")
+app.add_typer(train_app, name="train")
 
 out = Console()
 err = Console(stderr=True)
@@ -314,6 +318,93 @@ def dlq_replay() -> None:
     with runtime() as rt:
         n = replay_dead_letters(rt.bus)
     out.print(f"{n} dead letters replayed")
+
+
+@triage_app.command("list")
+def triage_list(as_json: Annotated[bool, typer.Option("--json")] = False,
+                limit: Annotated[int, typer.Option(help="at most this many")] = 100) -> None:
+    """The triage queue, oldest first, with the matcher's reason and candidate cases."""
+    from casestore import triage
+
+    with runtime() as rt, rt.read_sessions() as session:
+        queue = triage.triage_queue(session, limit=limit)
+    if as_json:
+        _print_json(queue)
+        return
+    table = Table("item", "received", "from", "subject", "reason", "candidates")
+    for q in queue:
+        table.add_row(q["item_id"], q["received_at"], q["sender"] or "", q["subject"] or "", q["reason"],
+                      ", ".join(q["candidates"]))
+    out.print(table)
+
+
+@triage_app.command("resolve")
+def triage_resolve(
+    item_id: str,
+    attach: Annotated[str | None, typer.Option(help="attach to this case reference")] = None,
+    new_case: Annotated[bool, typer.Option("--new-case", help="open a new case for it")] = False,
+    noise: Annotated[bool, typer.Option("--noise", help="mark it as noise")] = False,
+    customer: Annotated[str | None, typer.Option(help="CRM id of the new case's customer")] = None,
+    doc_type: Annotated[str | None, typer.Option(help="the correct document type")] = None,
+    reason: Annotated[str, typer.Option(help="why (kept in the audit trail)")] = "",
+    actor: Annotated[str, typer.Option("--as", help="who resolves it")] = "cli",
+) -> None:
+    """Resolve a triaged item: --attach REF, --new-case [--customer ID] or --noise. Recorded as a label."""
+    from casestore import triage
+
+    chosen = [a for a, on in (("attach", attach is not None), ("new_case", new_case), ("noise", noise)) if on]
+    if len(chosen) != 1:
+        _fail("give exactly one of --attach REF, --new-case or --noise", 2)
+    with runtime() as rt, rt.sessions() as session, session.begin():
+        res = triage.resolve_triage(session, item_id=item_id, action=chosen[0], case_ref=attach, actor=actor,
+                                    reason=reason, customer_id=customer, doc_type=doc_type)
+    out.print(f"{res.item_id}: {res.outcome} {res.case_ref or ''} ({res.doc_type})")
+
+
+@train_app.command("doctype")
+def train_doctype(
+    file: Annotated[
+        Path | None, typer.Argument(help="labelled CSV (header row); omit to retrain from corrections")
+    ] = None,
+    text_column: Annotated[str, typer.Option(help="column holding the text")] = "text",
+    label_column: Annotated[str, typer.Option(help="column holding the document type")] = "doc_type",
+) -> None:
+    """Train the document-type model from a labelled CSV, plus every triage correction so far.
+
+    Without FILE, retrain the existing model with the corrections agents made in triage.
+    The model is saved where the pipeline loads it (CASEWORK_MATCH__DOC_TYPE_MODEL, default
+    DATA_DIR/models/doctype.joblib); restart `serve`/workers to use it.
+    """
+    import csv
+
+    from casestore import triage
+    from classify.doctype_model import DocTypeModel
+
+    examples: list[tuple[str, str]] = []
+    if file is not None:
+        csv.field_size_limit(10_000_000)
+        with file.open(newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f)
+            missing = {text_column, label_column} - set(reader.fieldnames or [])
+            if missing:
+                columns = ", ".join(reader.fieldnames or [])
+                _fail(f"{file} has no column {', '.join(sorted(missing))}; its columns: {columns}", 2)
+            examples = [(row[text_column], row[label_column]) for row in reader
+                        if row.get(text_column) and row.get(label_column)]
+    with runtime() as rt:
+        with rt.read_sessions() as session:
+            corrections = triage.doc_type_examples(session)
+        path = rt.settings.doc_type_model_path
+        if file is None:
+            if not path.is_file():
+                _fail(f"no model at {path} to retrain: train one from a labelled CSV first", 2)
+            model = DocTypeModel.load(path).retrain(corrections)
+        else:
+            model = DocTypeModel.train([*examples, *corrections])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        model.save(path)
+    out.print(f"model with {len(model.labels)} types from {len(examples)} examples and "
+              f"{len(corrections)} corrections saved to {path}")
 
 
 def main() -> None:

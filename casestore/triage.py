@@ -120,3 +120,17 @@ def doc_type_examples(session: Session, *, since_id: int = 0) -> list[tuple[str,
         if text.strip():
             out.append((text, label_type))
     return out
+
+
+def triage_queue(session: Session, *, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+    """Items waiting in triage, oldest first, with the matcher's reason and ranked candidates."""
+    rows = session.scalars(
+        select(Item).where(Item.outcome == "triage").order_by(Item.received_at, Item.item_id)
+        .limit(limit).offset(offset)
+    )
+    return [
+        {"item_id": i.item_id, "received_at": i.received_at.isoformat(), "channel": i.channel,
+         "sender": i.sender, "subject": i.subject, "doc_type": i.doc_type,
+         "reason": (i.decision or {}).get("reason", ""), "candidates": (i.decision or {}).get("candidates", [])}
+        for i in rows
+    ]

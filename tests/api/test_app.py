@@ -102,3 +102,36 @@ def test_agents_see_only_their_teams_cases(rt: Runtime) -> None:
     assert hidden.status_code == 404 and "water damage" not in hidden.text
     assert client.get("/api/v1/cases/CM-2025-000002", headers=sue).status_code == 200
     assert client.get("/api/v1/cases/NOPE-1", headers=sue).status_code == 404
+
+
+def test_triage_queue_and_resolution_through_the_api(rt: Runtime) -> None:
+    client = TestClient(create_app(rt))
+    robot, alice, sue = token(rt, "robot"), token(rt, "alice"), token(rt, "sue")
+    stranger = b"Re CM-2025-000001: send me everything you hold on this case."
+    r = client.post("/api/v1/items", headers=robot, files={"file": ("x.txt", stranger, "text/plain")},
+                    data={"metadata": '{"sender_email": "mallory@evil.example"}'})
+    item_id = r.json()["item_id"]
+    assert wait_for_item(client, item_id, robot)["outcome"] == "triage"
+
+    assert client.get("/api/v1/triage", headers=robot).status_code == 403, "integrations do not work triage"
+    queue = client.get("/api/v1/triage", headers=alice).json()
+    entry = next(q for q in queue if q["item_id"] == item_id)
+    assert "CM-2025-000001" in entry["candidates"]
+
+    hidden = client.post(f"/api/v1/triage/{item_id}/resolve", headers=alice,
+                         json={"action": "attach", "case_ref": "CM-2025-000002", "reason": "x"})
+    assert hidden.status_code == 404, "an agent cannot file into another team's case"
+    done = client.post(f"/api/v1/triage/{item_id}/resolve", headers=sue,
+                       json={"action": "noise", "reason": "phishing attempt", "doc_type": "general_enquiry"})
+    assert done.status_code == 200 and done.json()["outcome"] == "noise"
+    again = client.post(f"/api/v1/triage/{item_id}/resolve", headers=sue, json={"action": "noise"})
+    assert again.status_code == 409
+    assert all(q["item_id"] != item_id for q in client.get("/api/v1/triage", headers=sue).json())
+    folder = client.get("/api/v1/cases/CM-2025-000001", headers=sue).json()
+    assert folder["documents"] == []
+
+
+def test_metrics_need_a_token(rt: Runtime) -> None:
+    client = TestClient(create_app(rt))
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", headers=token(rt, "sue")).status_code == 200

@@ -4,13 +4,10 @@ quoting the case reference, find it filed once with its audit trail."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 CASEWORK = [sys.executable, "-m", "api"]
 
@@ -42,15 +39,6 @@ def run(env: dict[str, str], *args: str, check: bool = True) -> subprocess.Compl
 
 def run_json(env: dict[str, str], *args: str, check: bool = True) -> Any:
     return json.loads(run(env, *args, check=check).stdout)
-
-
-@pytest.fixture
-def user_env(tmp_path: Path, db_url: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CASEWORK_")}
-    env["CASEWORK_DATA_DIR"] = str(tmp_path / "data")
-    if db_url.startswith("postgresql"):
-        env["CASEWORK_DB__URL"] = db_url
-    return env
 
 
 def test_email_quoting_a_case_is_filed_once_with_audit(tmp_path: Path, user_env: dict[str, str]) -> None:

@@ -1,0 +1,151 @@
+"""`casework search`, `casework reindex` and `casework import documents`.
+
+Register on the main app (api/cli.py)::
+
+    from api import search_cli
+    app.command("search")(search_cli.search)
+    app.command("reindex")(search_cli.reindex)
+    import_app.command("documents")(search_cli.import_documents)
+
+The CLI runs as an operator: ``search`` sees every document (role admin).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from api.settings import get_settings
+from api.wiring import Runtime, open_runtime
+from casestore.search import indexer
+from casestore.search.factory import open_search_index
+from casestore.search.port import SearchIndex, SearchQuery, Viewer
+
+out = Console()
+err = Console(stderr=True)
+OPERATOR = Viewer(role="admin")
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def _runtime() -> Iterator[tuple[Runtime, SearchIndex]]:
+    """The runtime and its search index; package errors become a message and their exit code."""
+    rt: Runtime | None = None
+    index: SearchIndex | None = None
+    try:
+        rt = open_runtime(get_settings())
+        index = getattr(rt, "search_index", None)
+        if index is None:  # until api/wiring.py provides Runtime.search_index
+            index = open_search_index("tantivy:", rt.settings.data_dir)
+        yield rt, index
+    except typer.Exit:
+        raise
+    except Exception as exc:
+        code = getattr(exc, "exit_code", None)
+        if code is None:
+            raise
+        _fail(str(exc), int(code))
+    finally:
+        if rt is not None:
+            if index is not None and getattr(rt, "search_index", None) is None:
+                index.close()
+            rt.close()
+
+
+def _progress(label: str, show: bool) -> Progress:
+    return Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+                    console=err, disable=not show)
+
+
+def search(
+    query: Annotated[str, typer.Argument(help='words, "phrases", AND/OR/NOT, -word')],
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    limit: Annotated[int, typer.Option(min=0, max=1000, help="hits to show")] = 20,
+    channel: Annotated[list[str] | None, typer.Option(help="only this channel; repeatable")] = None,
+    doc_type: Annotated[list[str] | None, typer.Option(help="only this document type; repeatable")] = None,
+    sort: Annotated[str, typer.Option(help="relevance or date")] = "relevance",
+    fuzzy: Annotated[bool, typer.Option(help="tolerate typos and OCR noise")] = False,
+) -> None:
+    """Search every document's text, title and customer."""
+    with _runtime() as (_rt, index):
+        result = index.search(SearchQuery(text=query, limit=limit, channels=tuple(channel or ()),
+                                          doc_types=tuple(doc_type or ()), sort=sort,  # type: ignore[arg-type]
+                                          fuzzy=fuzzy), OPERATOR)
+    if as_json:
+        body: dict[str, Any] = {
+            "total": result.total,
+            "hits": [{"document_id": h.document_id, "item_id": h.item_id, "case_ref": h.case_ref, "title": h.title,
+                      "snippet": h.snippet, "score": h.score, "received_at": h.received_at.isoformat(),
+                      "channel": h.channel, "doc_type": h.doc_type} for h in result.hits],
+            "facets": result.facets,
+            "next_cursor": result.next_cursor,
+        }
+        sys.stdout.write(json.dumps(body, indent=2, ensure_ascii=False) + "\n")
+        return
+    table = Table("document", "case", "received", "channel", "type", "title", "snippet")
+    for h in result.hits:
+        table.add_row(str(h.document_id), h.case_ref or "(triage)", h.received_at.date().isoformat(), h.channel,
+                      h.doc_type, h.title, h.snippet.replace("<b>", "[bold]").replace("</b>", "[/bold]"))
+    out.print(table)
+    out.print(f"{result.total} document(s) match")
+
+
+def reindex(
+    batch: Annotated[int, typer.Option(min=1, help="documents per index commit / bulk request")] = 5000,
+) -> None:
+    """Rebuild the search index from the case store; resumes where an interrupted run stopped."""
+    with _runtime() as (rt, index):
+        checkpoint = rt.settings.data_dir / "reindex.checkpoint.json"
+        with _progress("reindexing", err.is_terminal) as progress:
+            task = progress.add_task("reindex", total=None)
+            report = indexer.reindex(rt.sessions, index, batch=batch, checkpoint_path=checkpoint,
+                                     progress=lambda done, total: progress.update(task, completed=done, total=total))
+    resumed = f" (resumed after document {report.resumed_after})" if report.resumed_after is not None else ""
+    out.print(f"indexed {report.indexed} document(s) in {report.seconds:.1f}s{resumed}")
+
+
+def import_documents(
+    file: Annotated[Path, typer.Argument(help="JSON Lines: case_ref, title, text, channel, doc_type, received_at")],
+    batch: Annotated[int, typer.Option(min=1, help="lines per store transaction and index write")] = 5000,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Migrate a legacy document repository (bulk, resumable: run it again after an interruption)."""
+    if not file.is_file():
+        _fail(f"{file} is not a file: give a JSON Lines file of documents")
+    with _runtime() as (rt, index):
+        checkpoint = rt.settings.data_dir / f"import-documents.{file.name}.checkpoint.json"
+
+        def put_file(path: Path) -> tuple[str, int]:
+            ref = rt.blobs.put(path.read_bytes())
+            return ref.sha256, ref.size
+
+        with _progress("importing", err.is_terminal and not as_json) as progress:
+            task = progress.add_task("import", total=file.stat().st_size)
+            report = indexer.import_documents(
+                rt.sessions, index, file, batch=batch, checkpoint_path=checkpoint, put_file=put_file,
+                progress=lambda done, total: progress.update(task, completed=done, total=total))
+    errors = [{"line": e.line, "reason": e.reason} for e in report.errors]
+    if as_json:
+        sys.stdout.write(json.dumps({"imported": report.imported, "duplicates": report.duplicates,
+                                     "indexed": report.indexed, "rejected": report.error_count,
+                                     "seconds": round(report.seconds, 2), "errors": errors}) + "\n")
+    else:
+        out.print(f"documents: {report.imported} imported, {report.duplicates} already there, "
+                  f"{report.error_count} rejected, {report.indexed} indexed in {report.seconds:.1f}s")
+        for e in errors:
+            err.print(f"  line {e['line']}: {e['reason']}", highlight=False)
+    if report.error_count:
+        raise typer.Exit(1)

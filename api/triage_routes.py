@@ -1,0 +1,52 @@
+"""Triage: the queue of items the matcher would not decide, and their resolution by a person.
+
+Each resolution is recorded as a label (``match_labels``) that retraining reads.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from pydantic import BaseModel, Field
+
+from api.auth import Principal, get_runtime, require_roles
+from casestore import cases, triage, users
+from casestore.errors import NotFound
+
+router = APIRouter(prefix="/api/v1/triage", tags=["triage"])
+Agent = Annotated[Principal, require_roles("agent", "supervisor", "admin")]
+
+
+class Resolve(BaseModel):
+    action: Literal["attach", "new_case", "noise"]
+    case_ref: str | None = Field(default=None, description="the case to attach to (action attach)")
+    customer_id: str | None = Field(default=None, description="CRM id for a new case; empty: unknown person")
+    doc_type: str | None = Field(default=None, description="the correct document type, if the matcher was wrong")
+    case_type: str | None = None
+    reason: str = Field(default="", description="why: kept in the audit trail")
+
+
+@router.get("")
+def queue(request: Request, user: Agent, limit: Annotated[int, Query(ge=1, le=500)] = 100,
+          offset: Annotated[int, Query(ge=0)] = 0) -> list[dict[str, Any]]:
+    with get_runtime(request).read_sessions() as session:
+        return triage.triage_queue(session, limit=limit, offset=offset)
+
+
+@router.post("/{item_id}/resolve")
+def resolve(request: Request, item_id: str, body: Resolve, user: Agent) -> dict[str, Any]:
+    rt = get_runtime(request)
+    with rt.sessions() as session, session.begin():
+        if body.case_ref:
+            try:
+                case = cases.get_case(session, ref=body.case_ref)
+            except NotFound:
+                raise HTTPException(404, f"no case {body.case_ref}") from None
+            if not users.can_see_case(user, case):  # type: ignore[arg-type]
+                raise HTTPException(404, f"no case {body.case_ref} (or not visible to your teams)")
+        res = triage.resolve_triage(session, item_id=item_id, action=body.action, case_ref=body.case_ref,
+                                    actor=user.name, reason=body.reason, customer_id=body.customer_id,
+                                    doc_type=body.doc_type, case_type=body.case_type)
+    return {"item_id": res.item_id, "outcome": res.outcome, "case_ref": res.case_ref, "doc_type": res.doc_type,
+            "label_id": res.label_id}
