@@ -250,7 +250,7 @@ def worker(stage: Annotated[str, typer.Argument(help="extract, classify or file"
         _fail(f"unknown stage {stage!r}: choose one of {', '.join(STAGES)}", 2)
     logging.getLogger().setLevel(logging.INFO)
     with runtime() as rt:
-        runner = PipelineRunner(rt.pipeline_parts(), stages=[stage])
+        runner = PipelineRunner(rt.pipeline_parts(with_search=stage == "file"), stages=[stage])
         signal.signal(signal.SIGTERM, lambda *_: runner.stop.set())
         signal.signal(signal.SIGINT, lambda *_: runner.stop.set())
         runner.start()
@@ -405,6 +405,17 @@ def train_doctype(
         model.save(path)
     out.print(f"model with {len(model.labels)} types from {len(examples)} examples and "
               f"{len(corrections)} corrections saved to {path}")
+
+
+def _register_search_commands() -> None:
+    from api import search_cli
+
+    app.command("search")(search_cli.search)
+    app.command("reindex")(search_cli.reindex)
+    import_app.command("documents")(search_cli.import_documents)
+
+
+_register_search_commands()
 
 
 def main() -> None:

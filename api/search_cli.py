@@ -27,7 +27,6 @@ from rich.table import Table
 from api.settings import get_settings
 from api.wiring import Runtime, open_runtime
 from casestore.search import indexer
-from casestore.search.factory import open_search_index
 from casestore.search.port import SearchIndex, SearchQuery, Viewer
 
 out = Console()
@@ -44,13 +43,9 @@ def _fail(message: str, code: int = 1) -> NoReturn:
 def _runtime() -> Iterator[tuple[Runtime, SearchIndex]]:
     """The runtime and its search index; package errors become a message and their exit code."""
     rt: Runtime | None = None
-    index: SearchIndex | None = None
     try:
         rt = open_runtime(get_settings())
-        index = getattr(rt, "search_index", None)
-        if index is None:  # until api/wiring.py provides Runtime.search_index
-            index = open_search_index("tantivy:", rt.settings.data_dir)
-        yield rt, index
+        yield rt, rt.search_index
     except typer.Exit:
         raise
     except Exception as exc:
@@ -60,8 +55,6 @@ def _runtime() -> Iterator[tuple[Runtime, SearchIndex]]:
         _fail(str(exc), int(code))
     finally:
         if rt is not None:
-            if index is not None and getattr(rt, "search_index", None) is None:
-                index.close()
             rt.close()
 
 

@@ -102,6 +102,14 @@ class MatchSettings(BaseModel):
         return MatchConfig(**values)
 
 
+class SearchSettings(BaseModel):
+    url: str = Field(
+        default="tantivy:",
+        description="tantivy: (DATA_DIR/index), tantivy:///abs/path, opensearch://host:9200[/index] or "
+        "elasticsearch://host:9200 (+https and user:pass@ accepted)",
+    )
+
+
 class ServeSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8000
@@ -122,6 +130,7 @@ class Settings(BaseSettings):
     extract: ExtractLimits = ExtractLimits()
     match: MatchSettings = MatchSettings()
     serve: ServeSettings = ServeSettings()
+    search: SearchSettings = SearchSettings()
     connectors: ConnectorSettings = ConnectorSettings()
 
     @property

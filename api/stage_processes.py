@@ -28,7 +28,7 @@ def _stage_main(settings_json: str, stage: str, stop: MpEvent, log_level: int) -
     logging.basicConfig(level=log_level, format=f"%(asctime)s %(levelname)s [{stage}] %(name)s: %(message)s")
     settings = Settings.model_validate_json(settings_json)
     rt = open_runtime(settings, migrate=False)
-    runner = PipelineRunner(rt.pipeline_parts(), stages=[stage])
+    runner = PipelineRunner(rt.pipeline_parts(with_search=stage == "file"), stages=[stage])
     runner.start()
     try:
         while not stop.wait(0.2):

@@ -11,6 +11,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.settings import Settings, get_settings
 from casestore.db import make_engine, session_factory, upgrade
+from casestore.search.factory import open_search_index
+from casestore.search.port import SearchIndex
 from classify.doctype import DocTypeClassifier
 from classify.doctype_model import DocTypeModel
 from classify.matcher import Matcher
@@ -31,6 +33,7 @@ class Runtime:
     read_sessions: sessionmaker[Session]
     blobs: FileBlobStore
     _closers: list[Bus] = field(default_factory=list)
+    _indexes: list[SearchIndex] = field(default_factory=list)
 
     @cached_property
     def bus(self) -> Bus:
@@ -41,6 +44,12 @@ class Runtime:
         self._closers.append(bus)
         return bus
 
+    @cached_property
+    def search_index(self) -> SearchIndex:
+        index = open_search_index(self.settings.search.url, self.settings.data_dir)
+        self._indexes.append(index)
+        return index
+
     def matcher(self) -> Matcher:
         config = self.settings.match.to_config()
         model = None
@@ -50,7 +59,8 @@ class Runtime:
             log.info("document-type model loaded from %s", path)
         return Matcher(config, DocTypeClassifier(model=model, min_model_score=config.doc_type_model_min))
 
-    def pipeline_parts(self) -> PipelineParts:
+    def pipeline_parts(self, *, with_search: bool = True) -> PipelineParts:
+        """What the stages need; ``with_search=False`` for processes without the file stage."""
         w = self.settings.worker
         return PipelineParts(
             bus=self.bus, blobs=self.blobs, sessions=self.sessions, read_sessions=self.read_sessions,
@@ -59,12 +69,16 @@ class Runtime:
             retry=RetryPolicy(max_attempts=w.max_attempts, backoff_initial_s=w.backoff_initial_s,
                               backoff_max_s=w.backoff_max_s),
             batch_size=w.batch_size, extract_batch_size=w.extract_batch_size,
+            search_index=self.search_index if with_search else None,
         )
 
     def close(self) -> None:
         for bus in self._closers:
             bus.close()
         self._closers.clear()
+        for index in self._indexes:
+            index.close()
+        self._indexes.clear()
         self.engine.dispose()
 
 

@@ -22,6 +22,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from casestore import items as item_service
 from casestore.filing import Filing, file_items
 from casestore.lookup import StoreLookup
+from casestore.search.indexer import index_items
+from casestore.search.port import SearchIndex
 from classify.matcher import Matcher, MatchInput
 from ingest.blobs import FileBlobStore
 from ingest.bus.port import Bus
@@ -133,8 +135,10 @@ class FileStage:
     in_topic = TOPIC_CLASSIFIED
     batched = True  # one transaction for a whole poll: the fast path
 
-    def __init__(self, *, sessions: sessionmaker[Session], actor: str = "pipeline") -> None:
+    def __init__(self, *, sessions: sessionmaker[Session], search_index: SearchIndex | None = None,
+                 actor: str = "pipeline") -> None:
         self.sessions = sessions
+        self.search_index = search_index
         self.actor = actor
 
     def prepare(self, messages: Sequence[ClassifiedItem]) -> None:
@@ -150,6 +154,11 @@ class FileStage:
                                        decision=f.decision, actor=self.actor)
             else:
                 file_items(session, filings=filings, actor=self.actor)
+        if self.search_index is not None:
+            # After the commit, every item of the batch (duplicates too: a redelivered batch
+            # repairs an index write that failed after the store's commit).
+            with self.sessions() as session:
+                index_items(session, self.search_index, [f.item.item_id for f in filings])
         return []
 
 
@@ -197,6 +206,7 @@ class PipelineParts:
     retry: RetryPolicy
     batch_size: int = 100
     extract_batch_size: int = 8
+    search_index: SearchIndex | None = None
 
 
 def record_dead_letter(sessions: sessionmaker[Session], letter: DeadLetter) -> None:
@@ -215,7 +225,7 @@ def make_stage(name: str, parts: PipelineParts) -> ExtractStage | ClassifyStage 
     if name == "classify":
         return ClassifyStage(matcher=parts.matcher, sessions=parts.read_sessions)
     if name == "file":
-        return FileStage(sessions=parts.sessions)
+        return FileStage(sessions=parts.sessions, search_index=parts.search_index)
     raise ValueError(f"unknown stage {name!r}: choose extract, classify or file")
 
 

@@ -1,0 +1,27 @@
+"""The OpenSearch 2/3 adapter (opensearch-py).  All behaviour lives in ``ServerIndex``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from opensearchpy import OpenSearch, helpers
+from opensearchpy.exceptions import ConnectionError as OSConnectionError
+from opensearchpy.exceptions import ConnectionTimeout, OpenSearchException, TransportError
+
+from casestore.search.server_index import DEFAULT_INDEX, ServerIndex
+
+
+def _bulk(client: Any, actions: Iterable[dict[str, Any]], refresh: bool) -> tuple[int, list[Any]]:
+    ok, errors = helpers.bulk(client, actions, raise_on_error=False, refresh=refresh)
+    return int(ok), list(errors) if isinstance(errors, list) else []
+
+
+class OpenSearchIndex(ServerIndex):
+    product = "OpenSearch server"
+
+    def __init__(self, url: str, *, index: str = DEFAULT_INDEX, timeout_s: float = 30.0, **client_args: Any) -> None:
+        client = OpenSearch(hosts=[url], timeout=timeout_s, **client_args)
+        super().__init__(client, index=index, bulk_fn=_bulk,
+                         unavailable=(OSConnectionError, ConnectionTimeout),
+                         failed=(TransportError, OpenSearchException))
