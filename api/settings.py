@@ -54,7 +54,8 @@ class DbSettings(BaseModel):
 class WorkerSettings(BaseModel):
     batch_size: int = Field(default=100, ge=1, description="records a stage polls and handles at once")
     extract_batch_size: int = Field(
-        default=8, ge=1, description="records the extract stage polls at once (OCR can take seconds per page)"
+        default=32, ge=1, description="records the extract stage polls at once (OCR can take seconds per page: "
+        "the batch must finish within bus.max_poll_interval_ms)"
     )
     max_attempts: int = Field(default=5, ge=1, description="tries for a retryable error before dead-lettering")
     backoff_initial_s: float = Field(default=0.5, description="first retry delay; doubles each try")

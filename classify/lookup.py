@@ -5,8 +5,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Callable, Sequence
+from typing import Protocol, TypeVar, cast
+
+T = TypeVar("T")
 
 
 class CustomerView(Protocol):
@@ -66,3 +68,46 @@ class CaseLookup(Protocol):
     def case_senders(self, ref: str) -> Sequence[str]:
         """Senders (email addresses lower-case, phone numbers) of the items filed in this case."""
         ...
+
+
+class MemoLookup:
+    """A ``CaseLookup`` that asks the wrapped one each question once.
+
+    For one batch of items read in one snapshot: several items of a batch (and several entities
+    of one item) ask the same things — the same sender, the same case, the same surname. Do not
+    keep one across batches: it never forgets.
+    """
+
+    def __init__(self, inner: CaseLookup) -> None:
+        self.inner = inner
+        self._memo: dict[tuple[object, ...], object] = {}
+
+    def _ask(self, key: tuple[object, ...], ask: Callable[[], T]) -> T:
+        if key not in self._memo:
+            self._memo[key] = ask()
+        return cast(T, self._memo[key])
+
+    def case_by_ref(self, ref: str) -> CaseView | None:
+        return self._ask(("case_by_ref", ref), lambda: self.inner.case_by_ref(ref))
+
+    def find_customers(
+        self, *, email: str | None = None, phone: str | None = None, account_number: str | None = None,
+        postcode: str | None = None, name: str | None = None,
+    ) -> Sequence[CustomerView]:
+        return self._ask(
+            ("find_customers", email, phone, account_number, postcode, name),
+            lambda: tuple(self.inner.find_customers(email=email, phone=phone, account_number=account_number,
+                                                    postcode=postcode, name=name)),
+        )
+
+    def customer(self, customer_id: str) -> CustomerView | None:
+        return self._ask(("customer", customer_id), lambda: self.inner.customer(customer_id))
+
+    def open_cases(self, customer_id: str) -> Sequence[CaseView]:
+        return self._ask(("open_cases", customer_id), lambda: tuple(self.inner.open_cases(customer_id)))
+
+    def case_by_message_id(self, message_id: str) -> CaseView | None:
+        return self._ask(("case_by_message_id", message_id), lambda: self.inner.case_by_message_id(message_id))
+
+    def case_senders(self, ref: str) -> Sequence[str]:
+        return self._ask(("case_senders", ref), lambda: tuple(self.inner.case_senders(ref)))

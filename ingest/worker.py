@@ -39,6 +39,7 @@ class StageHandler(Protocol):
     name: str
     in_topic: str
     batched: bool  # True: try the whole poll in one call first; False: one message per call
+    linger_s: float  # wait up to this long for a poll to fill up (fewer, larger batches downstream)
 
     def prepare(self, messages: Sequence[Any]) -> None:
         """Called once per poll before handling: batch look-ups a per-message stage needs."""
@@ -110,8 +111,21 @@ class Worker:
             log.info("stage %s stopped after %d messages (%d dead-lettered)",
                      self.handler.name, self.processed, self.dead)
 
-    def run_once(self, consumer: Consumer) -> int:
+    def _poll(self, consumer: Consumer) -> list[Record]:
+        """One batch: what is there, topped up for up to the stage's ``linger_s`` (like Kafka's fetch.max.wait)."""
         records = consumer.poll(max_records=self.batch_size, timeout=self.poll_timeout)
+        linger = getattr(self.handler, "linger_s", 0.0)
+        if records and linger > 0 and len(records) < self.batch_size:
+            deadline = time.monotonic() + linger
+            while len(records) < self.batch_size and (left := deadline - time.monotonic()) > 0:
+                more = consumer.poll(max_records=self.batch_size - len(records), timeout=left)
+                if not more:
+                    break
+                records.extend(more)
+        return records
+
+    def run_once(self, consumer: Consumer) -> int:
+        records = self._poll(consumer)
         if not records:
             return 0
         started = time.thread_time()

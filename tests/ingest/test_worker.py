@@ -23,6 +23,8 @@ class Stage:
     name = "test"
     in_topic = TOPIC_RAW
 
+    linger_s = 0.0
+
     def __init__(self, batched: bool) -> None:
         self.batched = batched
         self.calls: dict[str, int] = {}
