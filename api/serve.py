@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 from typing import Any
 
@@ -18,6 +19,10 @@ from connectors.runner import start_connectors
 from ingest.pipeline import PipelineRunner
 
 log = logging.getLogger(__name__)
+
+
+def _exit_cleanly(signum: int, frame: object) -> None:
+    raise SystemExit(0)
 
 
 def run_server(settings: Settings, *, host: str, port: int) -> None:
@@ -50,8 +55,15 @@ def run_server(settings: Settings, *, host: str, port: int) -> None:
                   "`casework ingest FILE` in another terminal")
     console.print("  next: `casework import customers FILE`, `casework user add NAME --role agent`, "
                   "`casework token create NAME`")
+    # uvicorn stops serving on SIGTERM and then re-raises the signal with the handler it found at
+    # start: make that handler an orderly exit, so the cleanup below runs (consumers leave their
+    # groups at once instead of holding partitions until their session times out).
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     try:
         uvicorn.run(app, host=host, port=port, log_level="info")
+    except SystemExit as exc:
+        if exc.code not in (0, None):
+            raise
     finally:
         stop.set()
         if runner is not None:
