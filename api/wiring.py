@@ -14,7 +14,6 @@ from casestore.db import make_engine, session_factory, upgrade
 from casestore.search.factory import open_search_index
 from casestore.search.port import SearchIndex
 from classify.doctype import DocTypeClassifier
-from classify.doctype_model import DocTypeModel
 from classify.matcher import Matcher
 from ingest.blobs import FileBlobStore
 from ingest.bus.factory import open_bus
@@ -55,6 +54,8 @@ class Runtime:
         model = None
         path = self.settings.doc_type_model_path
         if path.is_file():
+            from classify.doctype_model import DocTypeModel  # scikit-learn: ~2 s to import, only when needed
+
             model = DocTypeModel.load(path)
             log.info("document-type model loaded from %s", path)
         return Matcher(config, DocTypeClassifier(model=model, min_model_score=config.doc_type_model_min))

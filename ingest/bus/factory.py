@@ -6,7 +6,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from ingest.bus.kafka_bus import KafkaBus
 from ingest.bus.port import Bus
 from ingest.bus.sqlite_log import SqliteBus
 
@@ -51,5 +50,7 @@ def open_bus(url: str, *, data_dir: Path, partitions: int = 4, **kafka_opts: Any
             host, colon, port = server.rpartition(":")
             if not host or not colon or not port.isdigit() or not 0 < int(port) < 65536:
                 raise ValueError(f"bus URL {url!r}: {server!r} is not host:port; accepted forms: {ACCEPTED}")
+        from ingest.bus.kafka_bus import KafkaBus  # kafka-python takes ~0.4 s to import: only when used
+
         return KafkaBus(",".join(servers), partitions=partitions, **kafka_opts)
     raise ValueError(f"unknown bus URL {url!r}; accepted forms: {ACCEPTED}")
