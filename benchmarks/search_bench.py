@@ -2,27 +2,31 @@
 
     python -m benchmarks.search_bench [--docs 1000000] [--osmem-docs 100000] [--batch 10000]
                                       [--queries 500] [--phases index,import,query,osmem]
+                                      [--work DIR] [--jsonl FILE]
 
 Documents are ~100 words drawn (Zipf) from a generated 20,000-word vocabulary.
 
 - ``index``: ``TantivyIndex.index`` alone on generated documents; the time to generate them
   is measured apart and not counted (``docs_per_s``), the wall time including it is given too.
 - ``import``: ``casework import documents`` end to end (``import_documents``): read the JSON
-  Lines file, write items and documents to SQLite, read them back, index them.  Writing the
-  JSONL file is not counted.
+  Lines file, write items, documents and audit events to SQLite, index the documents.  Writing
+  the JSONL file is not counted (``--jsonl FILE`` writes it once and reuses it in later runs).
 - ``query``: 1-3 word queries as an agent of one team (so the permission filter applies)
   through ``GET /api/v1/search`` on a uvicorn server on a loopback port, on the imported index;
   the same queries straight on the index for comparison.
 - ``osmem``: the same queries on ``--osmem-docs`` documents in osmem-server (the in-memory
   OpenSearch stand-in used by the tests), through the same HTTP API.
 
-Prints one JSON line per measurement.
+Prints one JSON line per measurement.  The machine may be shared: the indexing lines give the
+process's CPU seconds (all threads) and the 1-minute load average at start and end, so runs on a
+busy machine can be told apart.  ``max_rss_mb`` is the process's peak so far (all phases).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import resource
 import statistics
@@ -107,9 +111,21 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def cpu_s() -> float:
+    """CPU seconds of this process so far (all threads, user + system)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def load() -> float:
+    """The 1-minute load average: the machine is shared, so every figure says how busy it was."""
+    return round(os.getloadavg()[0], 2)
+
+
 def bench_index(index: SearchIndex, n: int, batch: int, gen: TextGen, label: str) -> None:
     it = generated(n, gen)
     gen_s = index_s = 0.0
+    load_at_start, cpu0 = load(), cpu_s()
     started = time.perf_counter()
     with index.bulk():
         done = 0
@@ -125,7 +141,8 @@ def bench_index(index: SearchIndex, n: int, batch: int, gen: TextGen, label: str
     wall = time.perf_counter() - started
     emit(bench=f"{label}_index_only", docs=n, batch=batch, index_seconds=round(index_s, 1),
          docs_per_s=round(n / index_s), generate_seconds=round(gen_s, 1), wall_docs_per_s=round(n / wall),
-         max_rss_mb=round(rss_mb()))
+         cpu_seconds=round(cpu_s() - cpu0, 1), max_rss_mb=round(rss_mb()), load_at_start=load_at_start,
+         load_at_end=load())
 
 
 def write_jsonl(path: Path, n: int, gen: TextGen) -> None:
@@ -145,19 +162,25 @@ def make_cases(rt: Runtime) -> None:
         )
 
 
-def bench_import(rt: Runtime, index: TantivyIndex, n: int, batch: int, gen: TextGen, work: Path) -> None:
-    path = work / "legacy.jsonl"
-    t0 = time.perf_counter()
-    write_jsonl(path, n, gen)
-    emit(bench="generate_jsonl", docs=n, seconds=round(time.perf_counter() - t0, 1),
-         mb=round(path.stat().st_size / 1e6))
+def bench_import(rt: Runtime, index: TantivyIndex, n: int, batch: int, gen: TextGen, work: Path,
+                 jsonl: Path | None = None) -> None:
+    path = jsonl or work / "legacy.jsonl"
+    if jsonl is None or not jsonl.exists():  # --jsonl: generate once, reuse in later runs
+        t0 = time.perf_counter()
+        write_jsonl(path, n, gen)
+        emit(bench="generate_jsonl", docs=n, seconds=round(time.perf_counter() - t0, 1),
+             mb=round(path.stat().st_size / 1e6))
     make_cases(rt)
+    load_at_start, cpu0 = load(), cpu_s()
     t0 = time.perf_counter()
     report = import_documents(rt.sessions, index, path, batch=batch, checkpoint_path=work / "import.checkpoint")
     seconds = time.perf_counter() - t0
-    emit(bench="tantivy_import_and_index", docs=n, batch=batch, imported=report.imported,
-         errors=report.error_count, seconds=round(seconds, 1), docs_per_s=round(n / seconds),
-         max_rss_mb=round(rss_mb()))
+    cpu = cpu_s() - cpu0
+    emit(bench="tantivy_import_and_index", docs=report.lines, batch=batch, imported=report.imported,
+         indexed=report.indexed, errors=report.error_count, seconds=round(seconds, 1),
+         docs_per_s=round(report.lines / seconds), cpu_seconds=round(cpu, 1),
+         cpu_us_per_doc=round(cpu / max(report.lines, 1) * 1e6), max_rss_mb=round(rss_mb()),
+         load_at_start=load_at_start, load_at_end=load(), cpus=os.cpu_count())
 
 
 def query_set(words: list[str], n: int, seed: int = 5) -> list[str]:
@@ -224,6 +247,8 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=500)
     parser.add_argument("--phases", default="index,import,query,osmem")
     parser.add_argument("--work", type=Path, default=None, help="working directory (default: a temp dir)")
+    parser.add_argument("--jsonl", type=Path, default=None,
+                        help="the import phase's JSON Lines file: written there if missing, reused if present")
     args = parser.parse_args()
     phases = set(args.phases.split(","))
     work = args.work or Path(tempfile.mkdtemp(prefix="search-bench-"))
@@ -238,7 +263,7 @@ def main() -> None:
     index = TantivyIndex(work / "data" / "index")
     try:
         if "import" in phases:
-            bench_import(rt, index, args.docs, args.batch, TextGen(words, seed=13), work)
+            bench_import(rt, index, args.docs, args.batch, TextGen(words, seed=13), work, args.jsonl)
         if "query" in phases:
             bench_queries(rt, index, queries, "tantivy", index.count())
         if "osmem" in phases:

@@ -5,7 +5,10 @@ Writes: one ``IndexWriter`` commit per ``index``/``delete``/``update_case`` call
 several processes (``casework serve``, ``casework reindex``) take turns; a writer held by another
 process is waited for up to ``lock_timeout_s`` and then reported as ``SearchUnavailable``
 (retryable).  Inside ``bulk()`` one writer stays open and every call still commits, so a crash
-loses at most the batch in progress.  The writer's memory is bounded by ``heap_bytes``.
+loses at most the batch in progress.  The writer's memory is bounded by ``heap_bytes``; it
+indexes on ``threads`` threads (0: Tantivy's choice, one per core up to 8).  Inside ``bulk()``
+an ``index`` call deletes (for the upsert) only ids not above the largest id the index held
+when the writer was taken or was given since: new documents queue no deletes.
 
 Reads: searchers see every commit of this process at once (the reader is reloaded after each
 commit) and commits of other processes shortly after (Tantivy watches the index's meta file).
@@ -14,6 +17,7 @@ commit) and commits of other processes shortly after (Tantivy watches the index'
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -48,6 +52,11 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
 _LOCK_RETRY_S = 0.2
 _UPDATE_PAGE = 1000
+# Indexing threads of the writer: half the cores, at most 2.  One Python thread feeds the writer
+# (and, in an import, SQLite takes a core); each Tantivy thread writes its own segments, so more
+# threads than the feeder can keep busy only make more, smaller segments to merge.  On 2 cores
+# one thread imported 200k documents with ~12% less CPU than two (benchmarks/search_bench.py).
+DEFAULT_WRITER_THREADS = min(2, max(1, (os.cpu_count() or 2) // 2))
 
 
 def build_schema() -> tantivy.Schema:
@@ -84,7 +93,7 @@ def _count(result: Any) -> int:
 class TantivyIndex:
     """``SearchIndex`` on Tantivy; see the module docstring."""
 
-    def __init__(self, path: Path, *, heap_bytes: int = 128_000_000, threads: int = 0,
+    def __init__(self, path: Path, *, heap_bytes: int = 128_000_000, threads: int = DEFAULT_WRITER_THREADS,
                  lock_timeout_s: float = 30.0) -> None:
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
@@ -103,6 +112,7 @@ class TantivyIndex:
         self._lock = threading.RLock()
         self._writer: tantivy.IndexWriter | None = None
         self._bulk_depth = 0
+        self._max_id = 0  # in bulk(): no document in the index has a larger document_id
 
     # -- writing ---------------------------------------------------------------------------------
 
@@ -143,6 +153,7 @@ class TantivyIndex:
         with self._lock:
             if self._bulk_depth == 0:
                 self._writer = self._open_writer()
+                self._max_id = self._max_document_id()
             self._bulk_depth += 1
         try:
             yield
@@ -154,6 +165,13 @@ class TantivyIndex:
                     writer.commit()
                     writer.wait_merging_threads()
                     self._index.reload()
+
+    def _max_document_id(self) -> int:
+        """The largest document_id in the index, read while this process holds the writer lock."""
+        self._index.reload()  # the last commit, whoever made it: nobody else can commit now
+        result = self._index.searcher().search(tantivy.Query.all_query(), 1, order_by_field="document_id",
+                                               order=tantivy.Order.Desc)
+        return int(result.hits[0][0]) if result.hits else 0
 
     def _document(self, d: IndexedDoc) -> tantivy.Document:
         values: dict[str, Any] = {
@@ -181,8 +199,16 @@ class TantivyIndex:
         if not docs:
             return
         with self._writing() as writer:
+            # Upsert: delete by id first.  In bulk() the writer is ours from start to end, so an
+            # id above every id the index held and every id given since cannot be there yet and
+            # needs no delete (a reindex or an import of new documents then queues no deletes,
+            # which Tantivy applies to every segment at each commit).
+            bulk = self._bulk_depth > 0
             for d in docs:
-                writer.delete_documents_by_term("document_id", d.document_id)
+                if not bulk or d.document_id <= self._max_id:
+                    writer.delete_documents_by_term("document_id", d.document_id)
+                else:  # raised before the commit: if that fails, a too-large bound only costs deletes
+                    self._max_id = d.document_id
                 writer.add_document(self._document(d))
         log.debug("indexed %d document(s)", len(docs))
 
@@ -194,8 +220,10 @@ class TantivyIndex:
                 writer.delete_documents_by_term("document_id", int(document_id))
 
     def clear(self) -> None:
-        with self._writing() as writer:
-            writer.delete_all_documents()
+        with self._lock:
+            with self._writing() as writer:
+                writer.delete_all_documents()
+            self._max_id = 0
 
     def update_case(self, update: CaseUpdate) -> int:
         """Rewrite the case's documents from their stored fields (Tantivy has no partial update)."""

@@ -10,6 +10,8 @@ import subprocess
 import sys
 import textwrap
 import time
+import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,7 +20,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from casestore import cases, customers, items
-from casestore.models import Document, Item
+from casestore.models import AuditEvent, Document, Item
+from casestore.search import legacy_import
 from casestore.search.indexer import (
     documents_for_index,
     import_documents,
@@ -26,7 +29,7 @@ from casestore.search.indexer import (
     reindex,
     update_case_in_index,
 )
-from casestore.search.port import SearchQuery, Viewer
+from casestore.search.port import IndexedDoc, SearchQuery, Viewer
 from casestore.search.tantivy_index import TantivyIndex
 from tests.casestore.factories import decision, documents, new_item
 
@@ -208,3 +211,123 @@ def test_import_documents_resumes_from_its_checkpoint(sessions: sessionmaker[Ses
     assert _store_count(sessions) == 9
     assert sorted(_indexed_ids(index)) == list(range(1, 10))
     assert not checkpoint.exists()
+
+
+class _Recording(TantivyIndex):
+    """A Tantivy index that also keeps every document handed to ``index``."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.given: list[IndexedDoc] = []
+
+    def index(self, docs: Sequence[IndexedDoc]) -> None:
+        self.given.extend(docs)
+        super().index(docs)
+
+
+def test_import_documents_stores_and_indexes_what_the_store_holds(sessions: sessionmaker[Session],
+                                                                 tmp_path: Path) -> None:
+    """The bulk path writes the same rows the ORM would, and indexes exactly what a reindex would."""
+    _seed_case(sessions)
+    _seed_case(sessions, ref="CM-2025-000002", team=None)
+    rows = [_legacy(1), _legacy(2, ref="CM-2025-000002"), {**_legacy(3), "title": "", "text": "nul\u0000byte"},
+            {**_legacy(4), "received_at": "2019-03-05T12:00:00+02:00"}]
+    path = _jsonl(tmp_path / "legacy.jsonl", rows)
+    index = _Recording(tmp_path / "index")
+    report = import_documents(sessions, index, path, batch=3)
+    assert (report.imported, report.indexed, report.error_count) == (4, 4, 0)
+    with sessions() as session:
+        stored = documents_for_index(session, item_ids=[d.item_id for d in index.given])
+        assert sorted(index.given, key=lambda d: d.document_id) == stored
+        items = {i.meta["legacy_line"]: i for i in session.scalars(select(Item))}
+        docs = {d.item_id: d for d in session.scalars(select(Document))}
+        audit = session.scalars(select(AuditEvent).where(AuditEvent.action == "documents.imported")).all()
+    assert sorted(items) == [1, 2, 3, 4]
+    first = items[1]
+    assert first.item_id == str(uuid.uuid5(legacy_import.LEGACY_NAMESPACE, first.idempotency_key))
+    assert (first.channel, first.doc_type, first.outcome, first.source, first.subject, first.size) == (
+        "scan", "letter", "attached", "legacy:legacy.jsonl", "legacy letter 1", 0)
+    assert first.received_at == datetime(2019, 3, 2, 10, 0, tzinfo=UTC)
+    assert items[4].received_at == datetime(2019, 3, 5, 10, 0, tzinfo=UTC)
+    assert first.meta == {"legacy_line": 1, "legacy_file": None}
+    assert first.decision == {"reason": "imported from a legacy repository"}
+    assert first.filed_at.tzinfo is not None and items[3].subject is None
+    doc = docs[first.item_id]
+    assert (doc.case_id, doc.part_index, doc.kind, doc.title, doc.fields, doc.error) == (
+        first.case_id, 0, "legacy", "legacy letter 1", {}, None)
+    assert docs[items[3].item_id].text == "nulbyte"
+    # one audit event per case per batch: lines 1-3 are batch one (two cases), line 4 batch two
+    assert sorted((e.case_id, e.details["count"]) for e in audit) == sorted(
+        [(first.case_id, 2), (items[2].case_id, 1), (first.case_id, 1)])
+    assert {e.details["source"] for e in audit} == {"legacy:legacy.jsonl"}
+
+
+def test_legacy_item_id_is_uuid5() -> None:
+    for n in range(2000):
+        key = f"legacy:{n:064x}"
+        assert legacy_import.legacy_item_id(key) == str(uuid.uuid5(legacy_import.LEGACY_NAMESPACE, key))
+
+
+def test_import_documents_stops_at_a_store_failure_and_resumes(sessions: sessionmaker[Session], tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    _seed_case(sessions)
+    path = _jsonl(tmp_path / "legacy.jsonl", [_legacy(n) for n in range(1, 12)])
+    checkpoint = tmp_path / "import.json"
+    index = TantivyIndex(tmp_path / "index")
+    real = legacy_import._store_batch
+    calls = 0
+
+    def failing(*args: object, **kwargs: object) -> object:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise RuntimeError("store went away")
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(legacy_import, "_store_batch", failing)
+    with pytest.raises(RuntimeError, match="store went away"):
+        import_documents(sessions, index, path, batch=3, checkpoint_path=checkpoint)
+    assert json.loads(checkpoint.read_text())["line"] == 6  # batches one and two are indexed
+    monkeypatch.setattr(legacy_import, "_store_batch", real)
+    report = import_documents(sessions, index, path, batch=3, checkpoint_path=checkpoint)
+    assert report.resumed_at_line == 6
+    assert _store_count(sessions) == 11
+    assert sorted(_indexed_ids(index)) == list(range(1, 12))
+
+
+def _doc(document_id: int, text: str) -> IndexedDoc:
+    return IndexedDoc(document_id=document_id, item_id=f"item-{document_id}", case_ref="CM-1", customer_id=None,
+                      customer_name=None, title=f"doc {document_id}", text=text, channel="scan", doc_type="letter",
+                      received_at=datetime(2024, 1, document_id, tzinfo=UTC), case_status="open")
+
+
+def test_bulk_index_is_an_upsert_with_and_without_deletes(tmp_path: Path) -> None:
+    """In bulk(), ids above the index's largest skip the delete; every other id is still replaced."""
+    index = TantivyIndex(tmp_path / "index")
+    index.index([_doc(1, "alpha"), _doc(2, "alpha")])
+    with index.bulk():
+        index.index([_doc(2, "bravo"), _doc(3, "bravo")])  # 2 replaces, 3 is new
+        index.index([_doc(3, "charlie"), _doc(4, "charlie")])  # 3 was given in this bulk: replaced
+    assert index.count() == 4
+    texts = {w: index.search(SearchQuery(text=w), ADMIN).total for w in ("alpha", "bravo", "charlie")}
+    assert texts == {"alpha": 1, "bravo": 1, "charlie": 2}
+    reopened = TantivyIndex(tmp_path / "index")  # another writer later: reads the largest id from the index
+    index.close()
+    with reopened.bulk():
+        reopened.index([_doc(4, "delta"), _doc(5, "delta")])
+        reopened.index([_doc(6, "echo"), _doc(6, "foxtrot"), _doc(5, "foxtrot")])  # the same id twice in a call
+    assert reopened.count() == 6
+    assert reopened.search(SearchQuery(text="delta"), ADMIN).total == 1
+    assert reopened.search(SearchQuery(text="echo"), ADMIN).total == 0
+    assert sorted(_indexed_ids(reopened)) == [1, 2, 3, 4, 5, 6]
+
+
+def test_import_documents_stores_a_line_repeated_in_a_batch_once(sessions: sessionmaker[Session],
+                                                                 tmp_path: Path) -> None:
+    _seed_case(sessions)
+    path = _jsonl(tmp_path / "legacy.jsonl", [_legacy(1), _legacy(2), _legacy(1), _legacy(3), _legacy(2)])
+    index = TantivyIndex(tmp_path / "index")
+    report = import_documents(sessions, index, path, batch=4)  # line 1 twice in batch one, line 2 across batches
+    assert (report.imported, report.duplicates) == (3, 2)
+    assert _store_count(sessions) == 3
+    assert sorted(_indexed_ids(index)) == [1, 2, 3]
