@@ -5,18 +5,17 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from api.cli_support import err, out, runtime
+from api.cli_support import fail as _fail
 from api.settings import get_settings
-from api.wiring import Runtime, open_runtime
 
 app = typer.Typer(help="casework: case-management intake. Data lives in CASEWORK_DATA_DIR (default ./casework-data).",
                   no_args_is_help=True, add_completion=False)
@@ -38,33 +37,7 @@ app.add_typer(dlq_app, name="dlq")
 app.add_typer(triage_app, name="triage")
 app.add_typer(train_app, name="train")
 
-out = Console()
-err = Console(stderr=True)
 log = logging.getLogger("casework")
-
-
-def _fail(message: str, code: int = 1) -> NoReturn:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
-    raise typer.Exit(code)
-
-
-@contextmanager
-def runtime() -> Iterator[Runtime]:
-    """Open the runtime; turn the packages' errors into a message and their exit code."""
-    rt: Runtime | None = None
-    try:
-        rt = open_runtime(get_settings())
-        yield rt
-    except typer.Exit:
-        raise
-    except Exception as exc:
-        code = getattr(exc, "exit_code", None)
-        if code is None:
-            raise
-        _fail(str(exc), int(code))
-    finally:
-        if rt is not None:
-            rt.close()
 
 
 def _print_json(obj: Any) -> None:

@@ -17,45 +17,26 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from api.settings import get_settings
-from api.wiring import Runtime, open_runtime
+from api.cli_support import err, out, runtime
+from api.cli_support import fail as _fail
+from api.wiring import Runtime
 from casestore.search import indexer
 from casestore.search.port import SearchIndex, SearchQuery, Viewer
 
-out = Console()
-err = Console(stderr=True)
-OPERATOR = Viewer(role="admin")
-
-
-def _fail(message: str, code: int = 1) -> NoReturn:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
-    raise typer.Exit(code)
+OPERATOR = Viewer(role="admin")  # the CLI is run by whoever administers the machine: sees everything
 
 
 @contextmanager
 def _runtime() -> Iterator[tuple[Runtime, SearchIndex]]:
-    """The runtime and its search index; package errors become a message and their exit code."""
-    rt: Runtime | None = None
-    try:
-        rt = open_runtime(get_settings())
+    """The runtime and its search index (errors handled as by every command)."""
+    with runtime() as rt:
         yield rt, rt.search_index
-    except typer.Exit:
-        raise
-    except Exception as exc:
-        code = getattr(exc, "exit_code", None)
-        if code is None:
-            raise
-        _fail(str(exc), int(code))
-    finally:
-        if rt is not None:
-            rt.close()
 
 
 def _progress(label: str, show: bool) -> Progress:
