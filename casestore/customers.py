@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from casestore.errors import Conflict, InvalidInput, NotFound
-from casestore.models import Customer, utcnow
+from casestore.models import Customer, CustomerNameWord, name_words, utcnow
 from casestore.validation import (
     normalise_email,
     normalise_phone,
@@ -89,6 +89,7 @@ def upsert_customer(
             if customer is None:
                 raise Conflict(f"customer {cid!r} could not be stored ({e.orig}); retry the import") from e
         else:
+            _index_name(session, customer, created=True)
             log.debug("customer %s created by %s", cid, actor)
             return customer, True
     changed = [field for field, value in values.items() if getattr(customer, field) != value]
@@ -96,5 +97,17 @@ def upsert_customer(
         for field in changed:
             setattr(customer, field, values[field])
         customer.updated_at = utcnow()
+        if "name" in changed:
+            session.flush()
+            _index_name(session, customer, created=False)
         log.debug("customer %s updated by %s: %s", cid, actor, ", ".join(changed))
     return customer, False
+
+
+def _index_name(session: Session, customer: Customer, *, created: bool) -> None:
+    """Keep ``customer_name_words`` in step with the customer's (flushed) name."""
+    if not created:
+        session.execute(delete(CustomerNameWord).where(CustomerNameWord.customer_id == customer.id))
+    words = name_words(customer.name)
+    if words:
+        session.execute(insert(CustomerNameWord), [{"word": w, "customer_id": customer.id} for w in words])

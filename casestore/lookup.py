@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import ColumnElement, func, or_, select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import Session
 
-from casestore.models import Case, Customer, Item
+from casestore.models import Case, Customer, CustomerNameWord, Item, name_words
 from casestore.validation import normalise_phone, normalise_postcode, text_or_none
 
 NAME_MATCH_LIMIT = 50
@@ -38,12 +39,36 @@ class CaseInfo:
     status: str
 
 
-def _info(c: Customer) -> CustomerInfo:
-    return CustomerInfo(c.customer_id, c.name, c.email, c.phone, c.postcode, c.account_number, c.address)
-
-
 def _bare_message_id(message_id: str) -> str:
     return message_id.strip().strip("<>").strip()
+
+
+# The hot look-ups are built once, on the tables (Core, not ORM entities): the matcher asks
+# several per item, and building and ORM-loading each statement cost more than running it.
+_customers = Customer.__table__
+_cases = Case.__table__
+_words = CustomerNameWord.__table__
+_CUSTOMER_COLUMNS = (_customers.c.id, _customers.c.customer_id, _customers.c.name, _customers.c.email,
+                     _customers.c.phone, _customers.c.postcode, _customers.c.account_number, _customers.c.address)
+_CUSTOMER_BY: dict[str, Select[Any]] = {
+    key: select(*_CUSTOMER_COLUMNS).where(column == bindparam("value")).order_by(_customers.c.id)
+    for key, column in (("email", _customers.c.email), ("phone", _customers.c.phone_normalised),
+                        ("account_number", _customers.c.account_number),
+                        ("postcode", _customers.c.postcode_normalised))
+}
+_CUSTOMER_BY_NAME_WORD = (
+    select(*_CUSTOMER_COLUMNS).join(_words, _words.c.customer_id == _customers.c.id)
+    .where(_words.c.word == bindparam("value")).order_by(_customers.c.id).limit(NAME_MATCH_LIMIT)
+)
+_CASE_BY_REF = (
+    select(_cases.c.ref, _customers.c.customer_id, _cases.c.case_type, _cases.c.status)
+    .select_from(_cases.outerjoin(_customers, _cases.c.customer_id == _customers.c.id))
+    .where(_cases.c.ref == bindparam("ref"))
+)
+
+
+def _customer_row(row: Sequence[Any]) -> CustomerInfo:
+    return CustomerInfo(*row[1:])
 
 
 class StoreLookup:
@@ -54,11 +79,7 @@ class StoreLookup:
 
     def case_by_ref(self, ref: str) -> CaseInfo | None:
         """The case with this exact reference (legacy or own format), or None."""
-        row = self._session.execute(
-            select(Case.ref, Customer.customer_id, Case.case_type, Case.status)
-            .outerjoin(Customer, Case.customer_id == Customer.id)
-            .where(Case.ref == ref.strip())
-        ).first()
+        row = self._session.connection().execute(_CASE_BY_REF, {"ref": ref.strip()}).first()
         return None if row is None else CaseInfo(*row)
 
     def find_customers(
@@ -68,34 +89,30 @@ class StoreLookup:
         """Customers matching any of the given identifiers: email case-insensitive, phone and
         postcode normalised, account number exact, ``name`` a word of the customer's name
         (case-insensitive; at most 50 customers for it)."""
-        conditions: list[ColumnElement[bool]] = []
-        if (clean_email := text_or_none(email)) is not None:
-            conditions.append(Customer.email == clean_email.lower())
-        if (clean_phone := normalise_phone(phone)) is not None:
-            conditions.append(Customer.phone_normalised == clean_phone)
-        if (clean_account := text_or_none(account_number)) is not None:
-            conditions.append(Customer.account_number == clean_account)
-        if (clean_postcode := normalise_postcode(postcode)) is not None:
-            conditions.append(Customer.postcode_normalised == clean_postcode)
-        found: dict[str, CustomerInfo] = {}
-        if conditions:
-            for c in self._session.scalars(select(Customer).where(or_(*conditions)).order_by(Customer.id)):
-                found[c.customer_id] = _info(c)
-        word = (text_or_none(name) or "").lower()
-        if len(word) >= 2 and not any(ch in word for ch in "%_\\"):
-            by_name = self._session.scalars(
-                select(Customer).where(func.lower(Customer.name).like(f"%{word}%"))
-                .order_by(Customer.id).limit(NAME_MATCH_LIMIT)
-            )
-            for c in by_name:
-                if word in c.name.lower().split():
-                    found.setdefault(c.customer_id, _info(c))
+        asked = {
+            "email": (text_or_none(email) or "").lower() or None,
+            "phone": normalise_phone(phone),
+            "account_number": text_or_none(account_number),
+            "postcode": normalise_postcode(postcode),
+        }
+        connection = self._session.connection()
+        rows: dict[int, Sequence[Any]] = {}
+        for key, value in asked.items():
+            if value is not None:
+                for row in connection.execute(_CUSTOMER_BY[key], {"value": value}):
+                    rows.setdefault(row[0], row)
+        found = {row[1]: _customer_row(row) for _, row in sorted(rows.items())}
+        words = name_words(text_or_none(name) or "")
+        if len(words) == 1 and len(words[0]) >= 2:
+            for row in connection.execute(_CUSTOMER_BY_NAME_WORD, {"value": words[0]}):
+                found.setdefault(row[1], _customer_row(row))
         return list(found.values())
 
     def customer(self, customer_id: str) -> CustomerInfo | None:
         """The customer with this CRM id, or None."""
-        c = self._session.scalar(select(Customer).where(Customer.customer_id == customer_id.strip()))
-        return None if c is None else _info(c)
+        row = self._session.connection().execute(
+            select(*_CUSTOMER_COLUMNS).where(_customers.c.customer_id == customer_id.strip())).first()
+        return None if row is None else _customer_row(row)
 
     def open_cases(self, customer_id: str) -> Sequence[CaseInfo]:
         """The customer's cases whose status is not closed, most recently active first."""

@@ -100,6 +100,26 @@ class Customer(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+NAME_WORD_MAX = 100
+
+
+def name_words(name: str) -> list[str]:
+    """The words of a customer's name as the name look-up keys them: lower-case, split on white
+    space, each at most ``NAME_WORD_MAX`` characters, each once."""
+    return list(dict.fromkeys(w[:NAME_WORD_MAX] for w in name.lower().split()))
+
+
+class CustomerNameWord(Base):
+    """One word of a customer's name: an index for finding customers by surname without scanning
+    every name.  Kept in step with ``Customer.name`` by ``casestore.customers.upsert_customer``."""
+
+    __tablename__ = "customer_name_words"
+
+    word: Mapped[str] = mapped_column(String(NAME_WORD_MAX), primary_key=True)
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"), primary_key=True,
+                                             index=True)
+
+
 class Case(Base):
     """A case: its reference is legacy (imported, kept as given) or own format ``CW-YYYY-NNNNNN-C``."""
 

@@ -75,3 +75,16 @@ def test_message_known(session: Session) -> None:
     assert lookup.message_known("<m2@example.com>") is None  # known, but in no case
     assert lookup.message_known("<other@example.com>") is None
     assert lookup.message_known("  ") is None
+
+
+def test_find_customers_by_a_word_of_the_name_follows_renames(session: Session) -> None:
+    lookup = _data(session)
+    upsert_customer(session, customer_id="C-3", name="Mary Anne O'Neill", postcode="LS1 4AP")
+    upsert_customer(session, customer_id="C-4", name="Peter Neill")
+    assert [c.customer_id for c in lookup.find_customers(name="NEILL")] == ["C-4"]  # whole words only
+    assert [c.customer_id for c in lookup.find_customers(name="o'neill")] == ["C-3"]
+    assert lookup.find_customers(name="Nei") == [] and lookup.find_customers(name="Mary Anne") == []
+    upsert_customer(session, customer_id="C-3", name="Mary Anne Smith", postcode="LS1 4AP")  # married, renamed
+    assert lookup.find_customers(name="o'neill") == []
+    assert [c.customer_id for c in lookup.find_customers(name="smith")] == ["C-3"]
+    assert [c.customer_id for c in lookup.find_customers(name="smith", account_number="ACC-2")] == ["C-2", "C-3"]

@@ -12,7 +12,7 @@ from casestore.db import head_revision, make_engine, schema_revision, upgrade
 from casestore.models import AuditEvent, Base
 
 TABLES = {"customers", "cases", "items", "documents", "notes", "audit_events", "item_failures", "users",
-          "api_tokens", "ref_sequences"}
+          "api_tokens", "ref_sequences", "customer_name_words"}
 
 
 def test_upgrade_from_nothing_then_again_is_a_no_op(blank_db_url: str) -> None:
@@ -20,12 +20,30 @@ def test_upgrade_from_nothing_then_again_is_a_no_op(blank_db_url: str) -> None:
     try:
         assert schema_revision(engine) is None
         upgrade(engine)
-        assert schema_revision(engine) == head_revision() == "0002"
+        assert schema_revision(engine) == head_revision() == "0003"
         tables = set(inspect(engine).get_table_names())
         assert tables >= TABLES
         upgrade(engine)
-        assert schema_revision(engine) == "0002"
+        assert schema_revision(engine) == "0003"
         assert set(inspect(engine).get_table_names()) == tables
+    finally:
+        engine.dispose()
+
+
+def test_name_words_are_backfilled_for_customers_stored_before_0003(blank_db_url: str) -> None:
+    engine = make_engine(blank_db_url)
+    try:
+        upgrade(engine, "0002")
+        with engine.begin() as conn:
+            conn.execute(text("INSERT INTO customers (customer_id, name, created_at, updated_at) VALUES "
+                              "('C-1', 'Jane  van Dijk', :now, :now), ('C-2', 'JANE Doe', :now, :now)"),
+                         {"now": "2026-01-01 00:00:00+00:00"})
+        upgrade(engine)
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT c.customer_id, w.word FROM customer_name_words w "
+                                     "JOIN customers c ON c.id = w.customer_id ORDER BY 1, 2")).all()
+        assert [tuple(r) for r in rows] == [("C-1", "dijk"), ("C-1", "jane"), ("C-1", "van"),
+                                            ("C-2", "doe"), ("C-2", "jane")]
     finally:
         engine.dispose()
 
