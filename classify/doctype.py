@@ -67,6 +67,9 @@ class _Compiled:
         self.rule = spec if isinstance(spec, TypeRule) else TypeRule(spec, "regex")
         self.label = self.rule.text if self.rule.algorithm == "regex" else f"{self.rule.algorithm}:{self.rule.text}"
         words = self.rule.text.lower().split()
+        # Plain words must appear as substrings of the lower-cased text before a regex is worth running.
+        self.needles = [] if self.rule.algorithm in ("regex", "fuzzy") else (
+            [self.rule.text.lower()] if self.rule.algorithm == "literal" else words)
         try:
             if self.rule.algorithm == "regex":
                 self.patterns = [re.compile(self.rule.text, re.IGNORECASE)]
@@ -79,13 +82,16 @@ class _Compiled:
         except re.error as exc:
             raise BadPattern(f"document-type rule {self.rule.text!r} does not compile: {exc}") from exc
 
-    def hits(self, text: str) -> bool:
+    def hits(self, text: str, lowered: str) -> bool:
+        """Whether the rule matches ``text`` (``lowered`` is ``text.lower()``, computed once)."""
         a = self.rule.algorithm
         if a == "fuzzy":
-            return bool(text) and fuzz.partial_ratio(self.rule.text.lower(), text.lower()) >= self.rule.min_ratio
+            return bool(text) and fuzz.partial_ratio(self.rule.text.lower(), lowered) >= self.rule.min_ratio
         if a == "all":
-            return all(p.search(text) for p in self.patterns)
-        return any(p.search(text) for p in self.patterns)
+            return all(n in lowered for n in self.needles) and all(p.search(text) for p in self.patterns)
+        if a == "regex":
+            return any(p.search(text) for p in self.patterns)
+        return any(n in lowered and p.search(text) for n, p in zip(self.needles, self.patterns, strict=True))
 
 
 class RuleClassifier:
@@ -96,14 +102,15 @@ class RuleClassifier:
         """Subject hits count double; ties keep the order of the rules."""
         best = TypeGuess(DEFAULT_TYPE, 0.0, ())
         body = text[:20000]
+        subject_lowered, body_lowered = subject.lower(), body.lower()
         for doc_type, rules in self._rules.items():
             score = 0.0
             matched: list[str] = []
             for rule in rules:
-                if rule.hits(subject):
+                if rule.hits(subject, subject_lowered):
                     score += 2
                     matched.append(rule.label)
-                elif rule.hits(body):
+                elif rule.hits(body, body_lowered):
                     score += 1
                     matched.append(rule.label)
             if score > best.score:
