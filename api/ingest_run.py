@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -18,7 +18,8 @@ from typing import Any
 from api.stage_processes import StageProcesses
 from api.wiring import Runtime
 from casestore import items as item_service
-from ingest.intake import expand_paths, infer_channel, make_raw_item, publish_raw
+from ingest.errors import BadInput
+from ingest.intake import check_channel, describe_raw_item, expand_paths, infer_channel, publish_raw
 from ingest.messages import Channel, RawItem, utcnow
 from ingest.pipeline import FILED_OUTCOMES, PipelineRunner
 
@@ -82,48 +83,28 @@ def run_ingest(
     started_clock = time.perf_counter()
     started = utcnow()
     results: list[IngestResult] = []
-    raw_items: list[RawItem] = []
     files = list(expand_paths(paths))
     on_total(len(files))
-    done = 0
-    for path in files:
-        result = IngestResult(source=str(path))
-        results.append(result)
-        try:
-            data = path.read_bytes()
-            raw = make_raw_item(blobs=rt.blobs, data=data, channel=channel or infer_channel(path),
-                                filename=path.name, source=str(path.resolve()))
-        except OSError as exc:
-            result.outcome, result.error = "failed", f"cannot read {path}: {exc.strerror or exc}"
-            done += 1
-            on_progress(done)
-            continue
-        except Exception as exc:
-            if getattr(exc, "exit_code", None) is None:
-                raise
-            result.outcome, result.error = "failed", str(exc)
-            done += 1
-            on_progress(done)
-            continue
-        result.item_id = raw.item_id
-        raw_items.append(raw)
-
-    pending = {r.item_id for r in results if r.item_id and r.outcome is None}
-    with rt.read_sessions() as session:
-        before = item_service.outcomes(session, item_ids=sorted(pending))
-    for r in results:
-        if r.item_id and before.get(r.item_id, {}).get("outcome") in FILED_OUTCOMES:
-            r.duplicate = True
-
-    publish_raw(rt.bus, raw_items)
     runner: PipelineRunner | StageProcesses | None = None
     if rt.settings.is_embedded_bus:
+        # Started first, so the stages work on the first files while later ones are still read.
         mode = rt.settings.worker.stage_processes
-        if mode == "processes" or (mode == "auto" and len(raw_items) >= rt.settings.worker.process_threshold):
+        if mode == "processes" or (mode == "auto" and len(files) >= rt.settings.worker.process_threshold):
             runner = StageProcesses(rt.settings)
         else:
             runner = PipelineRunner(rt.pipeline_parts())
         runner.start()
+    pending: set[str] = set()
+    try:
+        for chunk in _chunks(files):
+            chunk_results = _publish_chunk(rt, chunk, channel)
+            results.extend(chunk_results)
+            pending.update(r.item_id for r in chunk_results if r.item_id and r.outcome is None)
+            on_progress(sum(1 for r in results if r.outcome is not None))
+    except BaseException:
+        if runner is not None:
+            runner.close()
+        raise
     timed_out = False
     try:
         outcomes: dict[str, dict[str, Any]] = {}
@@ -148,8 +129,9 @@ def run_ingest(
     finally:
         if runner is not None:
             runner.close()
-            if stage_cpu is not None and isinstance(runner, PipelineRunner):
-                stage_cpu.update({w.handler.name: w.cpu_seconds for w in runner.workers})
+            if stage_cpu is not None:
+                stage_cpu.update({w.handler.name: w.cpu_seconds for w in runner.workers}
+                                 if isinstance(runner, PipelineRunner) else runner.cpu_seconds())
     for r in results:
         if r.item_id in outcomes:
             info = outcomes[r.item_id]
@@ -162,3 +144,61 @@ def run_ingest(
             r.error = (f"no outcome within {timeout:.0f}s: is a `casework worker` running for every stage? "
                        "The item is on the bus and will still be processed")
     return IngestReport(results=results, seconds=time.perf_counter() - started_clock, timed_out=timed_out)
+
+
+CHUNK_FILES = 64
+CHUNK_BYTES = 64 << 20
+
+
+def _chunks(files: Sequence[Path]) -> Iterator[list[tuple[Path, bytes | OSError]]]:
+    """Files read in chunks of at most CHUNK_FILES files or CHUNK_BYTES bytes (a read error in place
+    of the data of a file that could not be read)."""
+    chunk: list[tuple[Path, bytes | OSError]] = []
+    size = 0
+    for path in files:
+        try:
+            data: bytes | OSError = path.read_bytes()
+        except OSError as exc:
+            data = exc
+        chunk.append((path, data))
+        size += len(data) if isinstance(data, bytes) else 0
+        if len(chunk) >= CHUNK_FILES or size >= CHUNK_BYTES:
+            yield chunk
+            chunk, size = [], 0
+    if chunk:
+        yield chunk
+
+
+def _publish_chunk(rt: Runtime, chunk: Sequence[tuple[Path, bytes | OSError]],
+                   channel: Channel | None) -> list[IngestResult]:
+    """Store a chunk's files (one file-system sync), mark those filed before as duplicates, and
+    publish the rest; a file that cannot be read or a bad channel is a failed result at once."""
+    results: list[IngestResult] = []
+    readable: list[tuple[IngestResult, Path, bytes, Channel]] = []
+    for path, data in chunk:
+        result = IngestResult(source=str(path))
+        results.append(result)
+        if isinstance(data, OSError):
+            result.outcome, result.error = "failed", f"cannot read {path}: {data.strerror or data}"
+            continue
+        item_channel = channel or infer_channel(path)
+        try:
+            check_channel(item_channel)
+        except BadInput as exc:
+            result.outcome, result.error = "failed", str(exc)
+            continue
+        readable.append((result, path, data, item_channel))
+    refs = rt.blobs.put_many([data for _, _, data, _ in readable])
+    raw_items: list[RawItem] = []
+    for (result, path, data, item_channel), ref in zip(readable, refs, strict=True):
+        raw = describe_raw_item(ref, data, channel=item_channel, filename=path.name, source=str(path.resolve()))
+        result.item_id = raw.item_id
+        raw_items.append(raw)
+    if raw_items:
+        with rt.read_sessions() as session:
+            before = item_service.outcomes(session, item_ids=sorted({r.item_id for r in raw_items}))
+        for result in results:
+            if result.item_id and before.get(result.item_id, {}).get("outcome") in FILED_OUTCOMES:
+                result.duplicate = True
+        publish_raw(rt.bus, raw_items)
+    return results

@@ -1,14 +1,20 @@
 """Content-addressed blob store: a file is stored once, by its sha256, however often it arrives.
 
 Writes are atomic (temp file in the same directory, fsync, rename), so a reader never sees a
-half-written blob and a crash leaves at most a stray temp file.
+half-written blob and a crash leaves at most a stray temp file.  ``put_many`` writes a batch with
+one file-system sync (syncfs) before the renames and one after, instead of an fsync per file.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import ctypes.util
 import hashlib
 import os
+import sys
 import tempfile
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
@@ -16,6 +22,23 @@ from typing import BinaryIO, Protocol
 from ingest.errors import BlobNotFound
 
 _CHUNK = 1 << 20
+
+
+def _find_syncfs() -> Callable[[int], int] | None:
+    """libc's syncfs(2): one sync of the blob store's file system for a whole batch (Linux)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        fn = libc.syncfs
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+_syncfs = _find_syncfs()
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +66,10 @@ class FileBlobStore:
         return self.root / sha256[:2] / sha256[2:4] / sha256
 
     def put(self, data: bytes | BinaryIO) -> BlobRef:
+        if isinstance(data, bytes | bytearray | memoryview):
+            ref = BlobRef(hashlib.sha256(data).hexdigest(), len(data))
+            if self.path(ref.sha256).exists():  # stored already: no write, no fsync
+                return ref
         digest = hashlib.sha256()
         tmp_dir = self.root / "tmp"
         tmp_dir.mkdir(exist_ok=True)
@@ -74,6 +101,48 @@ class FileBlobStore:
             if os.path.exists(tmp_name):
                 os.unlink(tmp_name)
             raise
+
+    def put_many(self, datas: Sequence[bytes]) -> list[BlobRef]:
+        """Store several blobs with one file-system sync for the lot instead of an fsync each: the
+        fast path for a batch (``casework ingest`` of a folder).  Durable when it returns, as ``put``.
+        Where ``syncfs`` is missing (not Linux) it falls back to ``put`` one by one."""
+        if _syncfs is None or len(datas) < 2:
+            return [self.put(d) for d in datas]
+        refs = [BlobRef(hashlib.sha256(d).hexdigest(), len(d)) for d in datas]
+        tmp_dir = self.root / "tmp"
+        tmp_dir.mkdir(exist_ok=True)
+        pending: dict[str, str] = {}  # sha256 -> temp file, each new content once
+        try:
+            for ref, data in zip(refs, datas, strict=True):
+                if ref.sha256 in pending or self.path(ref.sha256).exists():
+                    continue
+                fd, tmp_name = tempfile.mkstemp(dir=tmp_dir, prefix="put-")
+                pending[ref.sha256] = tmp_name
+                with os.fdopen(fd, "wb") as out:
+                    out.write(data)
+            if pending:
+                self._sync(tmp_dir)  # contents durable before any becomes visible under its name
+                for sha256, tmp_name in pending.items():
+                    final = self.path(sha256)
+                    final.parent.mkdir(parents=True, exist_ok=True)
+                    os.replace(tmp_name, final)
+                pending.clear()
+                self._sync(tmp_dir)  # and the names, before the caller publishes them
+        finally:
+            for tmp_name in pending.values():
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(tmp_name)
+        return refs
+
+    @staticmethod
+    def _sync(folder: Path) -> None:
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            if _syncfs is not None and _syncfs(fd) != 0:
+                err = ctypes.get_errno()
+                raise OSError(err, f"syncfs failed: {os.strerror(err)}", str(folder))
+        finally:
+            os.close(fd)
 
     def open(self, sha256: str) -> BinaryIO:
         try:

@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
-from ingest.blobs import BlobStore
+from ingest.blobs import BlobRef, BlobStore
 from ingest.bus.port import Bus
 from ingest.errors import BadInput
 from ingest.messages import TOPIC_RAW, Channel, RawItem, encode, item_id_for, utcnow
@@ -66,9 +66,28 @@ def make_raw_item(
     metadata: Mapping[str, str] | None = None,
 ) -> RawItem:
     """Store ``data`` and describe it as a RawItem (not yet published)."""
+    check_channel(channel)
+    return describe_raw_item(blobs.put(data), data, channel=channel, filename=filename, source=source,
+                             content_type=content_type, source_id=source_id, metadata=metadata)
+
+
+def check_channel(channel: str) -> None:
     if channel not in CHANNELS:
         raise BadInput(f"unknown channel {channel!r}: choose one of {', '.join(CHANNELS)}")
-    ref = blobs.put(data)
+
+
+def describe_raw_item(
+    ref: BlobRef,
+    data: bytes,
+    *,
+    channel: Channel,
+    filename: str | None,
+    source: str,
+    content_type: str | None = None,
+    source_id: str | None = None,
+    metadata: Mapping[str, str] | None = None,
+) -> RawItem:
+    """The RawItem for ``data``, already stored as ``ref`` (``BlobStore.put`` or ``put_many``)."""
     key = idempotency_key(channel, ref.sha256, data, source_id)
     return RawItem(
         item_id=item_id_for(key), channel=channel, received_at=utcnow(), idempotency_key=key,

@@ -40,3 +40,24 @@ def test_failed_write_leaves_nothing(tmp_path: Path) -> None:
     with pytest.raises(OSError):
         store.put(Broken())  # type: ignore[arg-type]
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+def test_put_many_stores_each_content_once_with_the_refs_put_gives(tmp_path: Path) -> None:
+    store = FileBlobStore(tmp_path / "blobs")
+    earlier = store.put(b"already here")
+    datas = [b"one", b"two", b"one", b"already here", b""]
+    refs = store.put_many(datas)
+    assert refs == [FileBlobStore(tmp_path / "other").put(d) for d in datas]
+    assert refs[3] == earlier
+    for ref, data in zip(refs, datas, strict=True):
+        assert store.read(ref.sha256) == data
+    files = sorted(p for p in (tmp_path / "blobs").rglob("*") if p.is_file())
+    assert files == sorted({store.path(r.sha256) for r in refs}), "no temp files, no second copies"
+
+
+def test_put_skips_the_write_when_the_content_is_stored(tmp_path: Path) -> None:
+    store = FileBlobStore(tmp_path)
+    ref = store.put(b"same")
+    store.path(ref.sha256).chmod(0o444)
+    before = store.path(ref.sha256).stat().st_mtime_ns
+    assert store.put(b"same") == ref and store.path(ref.sha256).stat().st_mtime_ns == before
