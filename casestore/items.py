@@ -210,7 +210,7 @@ def outcomes(session: Session, *, item_ids: Sequence[str]) -> dict[str, dict[str
     """``{item_id: {outcome, case_ref, doc_type, error}}`` for every known id in ``item_ids``.
 
     Filed items win; an item that only has failures reports outcome 'failed' with its last
-    error.  Unknown ids (still in the pipeline) are absent.  Two queries per 500 ids.
+    error and when it failed (``failed_at``), so a caller can tell a new failure from an old one.  Unknown ids (still in the pipeline) are absent.  Two queries per 500 ids.
     """
     result: dict[str, dict[str, Any]] = {}
     for chunk in _chunks(item_ids):
@@ -225,13 +225,13 @@ def outcomes(session: Session, *, item_ids: Sequence[str]) -> dict[str, dict[str
         if not missing:
             continue
         failures = session.execute(
-            select(ItemFailure.item_id, ItemFailure.error_class, ItemFailure.message)
+            select(ItemFailure.item_id, ItemFailure.error_class, ItemFailure.message, ItemFailure.failed_at)
             .where(ItemFailure.item_id.in_(missing))
             .order_by(ItemFailure.failed_at, ItemFailure.id)
         )
-        for failed_id, error_class, message in failures:  # the last one per item wins
+        for failed_id, error_class, message, failed_at in failures:  # the last one per item wins
             result[str(failed_id)] = {"outcome": "failed", "case_ref": None, "doc_type": None,
-                                    "error": f"{error_class}: {message}"}
+                                    "error": f"{error_class}: {message}", "failed_at": failed_at}
     return result
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import func, select
@@ -139,7 +140,9 @@ def test_outcomes_for_a_batch(session: Session) -> None:
     assert set(result) == {filed[0].item_id, filed[1].item_id, filed[2].item_id, "f-1"}
     assert result[filed[0].item_id] == {"outcome": "attached", "case_ref": case.ref, "doc_type": "letter",
                                         "error": None}
+    failed_at = result["f-1"].pop("failed_at")
     assert result["f-1"] == {"outcome": "failed", "case_ref": None, "doc_type": None, "error": "BadInput: second"}
+    assert failed_at.tzinfo is not None and failed_at <= datetime.now(UTC), "when the last failure was recorded"
     assert outcomes(session, item_ids=[]) == {}
 
 

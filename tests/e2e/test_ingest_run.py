@@ -1,0 +1,54 @@
+"""``casework ingest`` in-process (api.ingest_run): what it reports for items with a history."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from api.ingest_run import CHUNK_FILES, run_ingest
+from api.settings import Settings
+from api.wiring import Runtime, open_runtime
+from casestore import items
+from ingest.messages import item_id_for
+
+MAIL = (b"From: Newbie <newbie@example.net>\r\nTo: cases@casework.example\r\nSubject: Complaint\r\n"
+        b"Message-ID: <again-1@example.net>\r\n\r\nI want to complain about the late parcel.\r\n")
+
+
+@pytest.fixture
+def runtime(tmp_path: Path, db_url: str) -> Iterator[Runtime]:
+    settings = Settings(data_dir=tmp_path / "data", db={"url": "" if db_url.startswith("sqlite") else db_url},
+                        worker={"stage_processes": "threads"})
+    rt = open_runtime(settings)
+    yield rt
+    rt.close()
+
+
+def test_an_earlier_failure_is_not_reported_for_a_new_attempt(tmp_path: Path, runtime: Runtime) -> None:
+    mail = tmp_path / "again.eml"
+    mail.write_bytes(MAIL)
+    with runtime.sessions() as session, session.begin():  # e.g. dead-lettered while the store was down
+        items.record_failure(session, item_id=item_id_for("email:msgid:again-1@example.net"), stage="file",
+                             error_class="Unavailable", message="database unreachable", source=str(mail))
+    report = run_ingest(runtime, [mail], timeout=120)
+    assert [(r.outcome, r.error) for r in report.results] == [("new_case", None)]
+
+
+def test_a_folder_larger_than_a_chunk_gives_every_file_one_result(tmp_path: Path, runtime: Runtime) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    n = CHUNK_FILES + 5
+    for i in range(n):
+        (inbox / f"{i:03d}.eml").write_bytes(MAIL.replace(b"again-1@", f"m{i}@".encode()))
+    (inbox / "same-as-000.eml").write_bytes((inbox / "000.eml").read_bytes())
+    report = run_ingest(runtime, [inbox, tmp_path / "missing.eml"], timeout=300)
+    by_name = {Path(r.source).name: r for r in report.results}
+    assert len(report.results) == n + 2
+    assert by_name["missing.eml"].outcome == "failed" and "cannot read" in (by_name["missing.eml"].error or "")
+    assert by_name["same-as-000.eml"].item_id == by_name["000.eml"].item_id
+    assert report.counts()["failed"] == 1 and report.counts()["new_case"] == n + 1
+    with runtime.read_sessions() as session:
+        known = items.outcomes(session, item_ids=[r.item_id for r in report.results if r.item_id])
+    assert len(known) == n, "the duplicate file is the same item, filed once"
