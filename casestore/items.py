@@ -210,7 +210,8 @@ def outcomes(session: Session, *, item_ids: Sequence[str]) -> dict[str, dict[str
     """``{item_id: {outcome, case_ref, doc_type, error}}`` for every known id in ``item_ids``.
 
     Filed items win; an item that only has failures reports outcome 'failed' with its last
-    error and when it failed (``failed_at``), so a caller can tell a new failure from an old one.  Unknown ids (still in the pipeline) are absent.  Two queries per 500 ids.
+    error and when it failed (``failed_at``), so a caller can tell a new failure from an old one.
+    Unknown ids (still in the pipeline) are absent.  Two queries per 500 ids.
     """
     result: dict[str, dict[str, Any]] = {}
     for chunk in _chunks(item_ids):
