@@ -7,6 +7,7 @@ from the store (filed items and recorded dead letters), which both shapes share.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -94,12 +95,12 @@ def run_ingest(
         else:
             runner = PipelineRunner(rt.pipeline_parts())
         runner.start()
-    pending: set[str] = set()
+    pending: dict[str, None] = {}  # in publish order, roughly the order outcomes arrive in
     try:
         for chunk in _chunks(files):
             chunk_results = _publish_chunk(rt, chunk, channel)
             results.extend(chunk_results)
-            pending.update(r.item_id for r in chunk_results if r.item_id and r.outcome is None)
+            pending.update((r.item_id, None) for r in chunk_results if r.item_id and r.outcome is None)
             on_progress(sum(1 for r in results if r.outcome is not None))
     except BaseException:
         if runner is not None:
@@ -110,12 +111,15 @@ def run_ingest(
         outcomes: dict[str, dict[str, Any]] = {}
         deadline = time.monotonic() + timeout
         while pending:
+            window = list(itertools.islice(pending, POLL_WINDOW))  # not all 100,000 ids on every poll
             with rt.read_sessions() as session:
-                found = item_service.outcomes(session, item_ids=sorted(pending))
+                found = item_service.outcomes(session, item_ids=window)
+            settled = 0
             for item_id, info in found.items():
                 if _settled(info, started):
                     outcomes[item_id] = info
-                    pending.discard(item_id)
+                    del pending[item_id]
+                    settled += 1
             finished = sum(1 for r in results if r.outcome is not None or (r.item_id in outcomes))
             on_progress(finished)
             if not pending:
@@ -125,7 +129,8 @@ def run_ingest(
             if time.monotonic() > deadline:
                 timed_out = True
                 break
-            time.sleep(0.05 if len(pending) < 50 else 0.25)
+            if settled < len(window):  # a whole window done: look at the next at once
+                time.sleep(0.05 if len(pending) < 50 else 0.25)
     finally:
         if runner is not None:
             runner.close()
@@ -147,6 +152,7 @@ def run_ingest(
 
 
 CHUNK_FILES = 64
+POLL_WINDOW = 500
 CHUNK_BYTES = 64 << 20
 
 
