@@ -22,6 +22,7 @@ from classify.lookup import CaseLookup, CustomerView
 class CustomerWeights:
     """How much each signal says that an item is from (or about) a customer."""
 
+    declared_customer: float = 0.97  # a trusted system's metadata names the customer
     sender_email: float = 0.97
     sender_phone: float = 0.95
     content_email: float = 0.6
@@ -54,13 +55,27 @@ class CustomerMatch:
 def resolve_customers(
     *, sender_email: str | None, sender_phone: str | None, sender_name: str | None, text: str,
     entities: Entities, lookup: CaseLookup, weights: CustomerWeights | None = None, phone_region: str = "GB",
+    declared_customer_id: str | None = None, account_numbers: Sequence[str] = (),
 ) -> list[CustomerMatch]:
-    """Customers the item points at, best first (score, then CRM id)."""
+    """Customers the item points at, best first (score, then CRM id).
+
+    ``declared_customer_id``: the customer a trusted system's metadata names (counts as the
+    sender's identity); ``account_numbers``: account numbers from metadata, counted like those in
+    the content."""
     w = weights or CustomerWeights()
     matches: dict[str, CustomerMatch] = {}
 
     def get(c: CustomerView) -> CustomerMatch:
         return matches.setdefault(c.customer_id, CustomerMatch(c))
+
+    if declared_customer_id and (declared := lookup.customer(declared_customer_id)) is not None:
+        m = get(declared)
+        m.from_sender = True
+        m.add("declared_customer", w.declared_customer)
+    for value in account_numbers:
+        for variant in _account_variants(value):
+            for c in lookup.find_customers(account_number=variant):
+                get(c).add("account_number", w.account_number)
 
     if sender_email:
         for c in lookup.find_customers(email=sender_email):

@@ -27,6 +27,11 @@ class MatchInput:
     in_reply_to: str | None = None
     references: tuple[str, ...] = ()
     original_message_id: str | None = None  # what a bounce or auto-reply answers
+    # What the item's metadata says it is about (integration drops, forms, API uploads):
+    meta_case_ref: str | None = None  # checked like a quoted reference: it still needs agreement
+    meta_account_number: str | None = None  # counts like an account number in the content
+    meta_customer_id: str | None = None  # the customer a trusted system declares (see trusted_metadata)
+    trusted_metadata: bool = False  # True for channels whose metadata a configured system wrote, not a sender
 
 
 @dataclass(frozen=True, slots=True)

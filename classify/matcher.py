@@ -37,14 +37,14 @@ _AUTOMATIC_SUBJECT = re.compile(
     r"|undeliver(?:able|ed)|delivery (?:status notification|failure|has failed)|mail delivery (?:failed|system)"
     r"|returned mail|read receipt|read:|delivered:)", re.IGNORECASE)
 _STRONG_SIGNALS = frozenset({"sender_email", "sender_phone", "content_email", "content_phone", "account_number",
-                             "name_postcode", "name_address"})
+                             "name_postcode", "name_address", "declared_customer"})
 _OWN_SIGNALS = frozenset({"account_number", "name_postcode", "name_address"})
 
 
 @dataclass(frozen=True, slots=True)
 class _RefHit:
     case: CaseView
-    how: str  # "ref" or "thread"
+    how: str  # "ref", "thread" or "metadata"
     raw: str
     confidence: float
 
@@ -80,10 +80,19 @@ class Matcher:
         full_text = f"{item.subject}\n{item.text}"
         entities = find_entities(full_text, cfg.entity_config())
         evidence["entities"] = entities.as_evidence()
+        declared = item.meta_customer_id if item.trusted_metadata else None
         customers = resolve_customers(
             sender_email=item.sender_email, sender_phone=item.sender_phone, sender_name=item.sender_name,
-            text=full_text, entities=entities, lookup=lookup, weights=cfg.weights, phone_region=cfg.phone_region)
+            text=full_text, entities=entities, lookup=lookup, weights=cfg.weights, phone_region=cfg.phone_region,
+            declared_customer_id=declared,
+            account_numbers=[item.meta_account_number] if item.meta_account_number else [])
         evidence["sender"] = {"email": item.sender_email, "phone": item.sender_phone, "name": item.sender_name}
+        metadata = {k: v for k, v in (("case_ref", item.meta_case_ref), ("customer_id", item.meta_customer_id),
+                                      ("account_number", item.meta_account_number)) if v}
+        if metadata:
+            evidence["metadata"] = {**metadata, "trusted": item.trusted_metadata}
+            if item.meta_customer_id and not item.trusted_metadata:
+                evidence["metadata"]["ignored"] = "customer_id from a channel whose sender writes it"
         evidence["customers"] = [m.evidence() for m in customers[:10]]
 
         hits = self._reference_hits(item, entities, lookup)
@@ -100,6 +109,8 @@ class Matcher:
 
     def _reference_hits(self, item: MatchInput, entities: Entities, lookup: CaseLookup) -> list[_RefHit]:
         hits: dict[str, _RefHit] = {}
+        if item.meta_case_ref and (case := lookup.case_by_ref(item.meta_case_ref)) is not None:
+            hits[case.ref] = _RefHit(case, "metadata", item.meta_case_ref, 1.0)
         for mid in [m for m in (item.in_reply_to, *reversed(item.references)) if m]:
             case = lookup.case_by_message_id(mid)
             if case is not None and case.ref not in hits:
@@ -156,9 +167,11 @@ class Matcher:
         if hit.case.status == "closed" and not self.config.attach_to_closed:
             return result("triage", f"the referenced case {hit.case.ref} is closed", "reference to a closed case",
                           customer_id=hit.case.customer_id, candidates=[hit.case.ref])
-        via = "thread (In-Reply-To/References)" if hit.how == "thread" else f"reference {hit.raw!r}"
+        via = {"thread": "thread (In-Reply-To/References)", "metadata": f"metadata case_ref {hit.raw!r}"}.get(
+            hit.how, f"reference {hit.raw!r}")
         return result("attached", f"{via} of case {hit.case.ref}, agreed by {', '.join(signals)}",
-                      "reference + agreement" if hit.how == "ref" else "thread + agreement",
+                      {"ref": "reference + agreement", "metadata": "metadata reference + agreement"}.get(
+                          hit.how, "thread + agreement"),
                       case_ref=hit.case.ref, customer_id=hit.case.customer_id)
 
     # -- customers without a reference ------------------------------------------------------

@@ -11,8 +11,9 @@ customer and case a file belongs to, as item metadata:
   (first data row), a ``<meta name=...>`` in HTML, a document-information key in PDF
   (``Title``, ``Subject``, ``Keywords``, ``Author``).
 
-Keys the pipeline reads today: ``sender_email``, ``sender_phone``, ``subject``, ``doc_type``,
-``team``; ``customer_id``, ``case_ref`` and ``account_number`` are recorded for the matcher. A
+Keys the pipeline reads: ``sender_email``, ``sender_phone``, ``subject``, ``doc_type``,
+``team``, and for the matcher ``customer_id`` (names the customer: drops are trusted),
+``case_ref`` (checked like a quoted reference) and ``account_number``. A
 mapped ``source_id`` (the sender system's document id) makes the key ``file:<integration>:<id>``;
 otherwise the key is the content's sha256. A field that is not found is left out (logged).
 """

@@ -46,6 +46,10 @@ log = logging.getLogger(__name__)
 
 FILED_OUTCOMES = frozenset({"attached", "new_case", "triage", "noise"})
 MAX_CLASSIFY_CHARS = 200_000
+# Channels whose metadata a configured system or an authenticated API user wrote (integration
+# drops, call records, uploads), so a customer_id in it identifies the customer.  Email, SMS, fax,
+# scans and web forms carry what a sender wrote: their customer_id is not trusted.
+TRUSTED_METADATA_CHANNELS = frozenset({"file", "api", "call"})
 
 
 class ExtractStage:
@@ -130,6 +134,10 @@ def match_input(item: ExtractedItem) -> MatchInput:
         in_reply_to=email.in_reply_to if email else None,
         references=tuple(email.references) if email else (),
         original_message_id=email.original_message_id if email else None,
+        meta_case_ref=item.metadata.get("case_ref") or None,
+        meta_account_number=item.metadata.get("account_number") or None,
+        meta_customer_id=item.metadata.get("customer_id") or None,
+        trusted_metadata=item.channel in TRUSTED_METADATA_CHANNELS,
     )
 
 

@@ -52,7 +52,3 @@ def test_nothing_filed_in_another_customers_case(day: dict[str, Any]) -> None:
 
 def test_new_case_triage_and_noise_outcomes_right(day: dict[str, Any]) -> None:
     assert day["other_outcomes_right"] >= 0.90, day["wrong"]
-
-
-def test_matching_is_fast(day: dict[str, Any]) -> None:
-    assert day["match_ms_p95"] < 100
