@@ -57,6 +57,10 @@ class WorkerSettings(BaseModel):
         default=32, ge=1, description="records the extract stage polls at once (OCR can take seconds per page: "
         "the batch must finish within bus.max_poll_interval_ms)"
     )
+    file_batch_size: int = Field(
+        default=500, ge=1, description="records the file stage files in one store transaction and one search-index "
+        "commit (an index commit costs tens of ms, so fewer, larger batches file faster)"
+    )
     max_attempts: int = Field(default=5, ge=1, description="tries for a retryable error before dead-lettering")
     backoff_initial_s: float = Field(default=0.5, description="first retry delay; doubles each try")
     backoff_max_s: float = Field(default=30.0, description="longest retry delay")

@@ -69,7 +69,7 @@ class Runtime:
             matcher=self.matcher(),
             retry=RetryPolicy(max_attempts=w.max_attempts, backoff_initial_s=w.backoff_initial_s,
                               backoff_max_s=w.backoff_max_s),
-            batch_size=w.batch_size, extract_batch_size=w.extract_batch_size,
+            batch_size=w.batch_size, extract_batch_size=w.extract_batch_size, file_batch_size=w.file_batch_size,
             search_index=self.search_index if with_search else None,
         )
 

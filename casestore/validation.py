@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -10,6 +11,7 @@ from casestore.errors import InvalidInput
 
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
 _PHONE_TRUNK_IN_BRACKETS = re.compile(r"\(\s*0\s*\)")
+_NUL_ESCAPED = "\\u0000"  # how json.dumps writes a NUL character
 
 
 def no_nul(value: Any) -> Any:
@@ -18,12 +20,21 @@ def no_nul(value: Any) -> Any:
     PostgreSQL refuses NUL in text and JSONB; extracted text from binary files often has some.
     """
     if isinstance(value, str):
-        return value.replace("\x00", "")
+        return value.replace("\x00", "") if "\x00" in value else value
+    if isinstance(value, dict | list | tuple) and not _may_hold_nul(value):
+        return value if not isinstance(value, tuple) else list(value)  # the common case: one C-speed scan
     if isinstance(value, dict):
         return {no_nul(k): no_nul(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [no_nul(v) for v in value]
     return value
+
+
+def _may_hold_nul(value: dict[Any, Any] | list[Any] | tuple[Any, ...]) -> bool:
+    try:
+        return _NUL_ESCAPED in json.dumps(value, default=str)
+    except (TypeError, ValueError):  # keys JSON cannot write, cycles: look at every value instead
+        return True
 
 
 def text_or_none(value: str | None) -> str | None:

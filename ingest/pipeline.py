@@ -220,6 +220,7 @@ class PipelineParts:
     retry: RetryPolicy
     batch_size: int = 100
     extract_batch_size: int = 32
+    file_batch_size: int = 500
     search_index: SearchIndex | None = None
 
 
@@ -254,7 +255,8 @@ class PipelineRunner:
         self.workers = [
             Worker(bus=parts.bus, handler=make_stage(name, parts), group=f"{group_prefix}.{name}",
                    retry=parts.retry, stop=self.stop,
-                   batch_size=parts.extract_batch_size if name == "extract" else parts.batch_size,
+                   batch_size={"extract": parts.extract_batch_size, "file": parts.file_batch_size}.get(
+                       name, parts.batch_size),
                    on_dead=lambda letter: record_dead_letter(parts.sessions, letter))
             for name in stages
         ]
