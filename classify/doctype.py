@@ -82,6 +82,11 @@ class _Compiled:
         except re.error as exc:
             raise BadPattern(f"document-type rule {self.rule.text!r} does not compile: {exc}") from exc
 
+    @property
+    def single(self) -> bool:
+        """Whether the rule hits exactly when one of its patterns is found (not fuzzy, not all-words)."""
+        return self.rule.algorithm in ("regex", "any", "literal")
+
     def hits(self, text: str, lowered: str) -> bool:
         """Whether the rule matches ``text`` (``lowered`` is ``text.lower()``, computed once)."""
         a = self.rule.algorithm
@@ -94,9 +99,23 @@ class _Compiled:
         return any(n in lowered and p.search(text) for n, p in zip(self.needles, self.patterns, strict=True))
 
 
+def _any_of(rules: Sequence[_Compiled]) -> re.Pattern[str] | None:
+    """One pattern that is found exactly when any pattern of the type's one-pattern rules is: a
+    type with no hit (most types, for most items) costs one search instead of one per rule.  None
+    when the patterns cannot be joined (back-references, inline global flags)."""
+    patterns = [p.pattern for r in rules if r.single for p in r.patterns]
+    if len(patterns) < 2 or any(re.search(r"\\\d|\(\?P=|^\(\?[a-zA-Z]+\)", p) for p in patterns):
+        return None
+    try:
+        return re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
+    except re.error:
+        return None
+
+
 class RuleClassifier:
     def __init__(self, rules: Mapping[str, Sequence[RuleSpec]] = DEFAULT_RULES) -> None:
         self._rules = {t: [_Compiled(r) for r in rs] for t, rs in rules.items()}
+        self._any_of = {t: _any_of(rs) for t, rs in self._rules.items()}
 
     def classify(self, subject: str, text: str) -> TypeGuess:
         """Subject hits count double; ties keep the order of the rules."""
@@ -106,11 +125,16 @@ class RuleClassifier:
         for doc_type, rules in self._rules.items():
             score = 0.0
             matched: list[str] = []
+            any_of = self._any_of[doc_type]
+            skip_subject = any_of is not None and not any_of.search(subject)
+            skip_body = any_of is not None and not any_of.search(body)
             for rule in rules:
-                if rule.hits(subject, subject_lowered):
+                if rule.single and skip_subject and skip_body:
+                    continue  # none of the type's one-pattern rules can hit: one search said so
+                if not (rule.single and skip_subject) and rule.hits(subject, subject_lowered):
                     score += 2
                     matched.append(rule.label)
-                elif rule.hits(body, body_lowered):
+                elif not (rule.single and skip_body) and rule.hits(body, body_lowered):
                     score += 1
                     matched.append(rule.label)
             if score > best.score:
