@@ -8,7 +8,7 @@ from sqlalchemy.exc import DatabaseError
 from sqlalchemy.orm import Session
 
 from casestore import audit
-from casestore.db import head_revision, make_engine, schema_revision, upgrade
+from casestore.db import SCHEMA_HEAD, head_revision, make_engine, schema_revision, upgrade
 from casestore.models import AuditEvent, Base
 
 TABLES = {"customers", "cases", "items", "documents", "notes", "audit_events", "item_failures", "users",
@@ -20,7 +20,7 @@ def test_upgrade_from_nothing_then_again_is_a_no_op(blank_db_url: str) -> None:
     try:
         assert schema_revision(engine) is None
         upgrade(engine)
-        assert schema_revision(engine) == head_revision() == "0003"
+        assert schema_revision(engine) == head_revision() == SCHEMA_HEAD == "0003"
         tables = set(inspect(engine).get_table_names())
         assert tables >= TABLES
         upgrade(engine)
