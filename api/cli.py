@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -16,6 +16,9 @@ from rich.table import Table
 from api.cli_support import err, out, runtime
 from api.cli_support import fail as _fail
 from api.settings import get_settings
+
+if TYPE_CHECKING:
+    from ingest.bus.sqlite_log import SqliteBus
 
 app = typer.Typer(help="casework: case-management intake. Data lives in CASEWORK_DATA_DIR (default ./casework-data).",
                   no_args_is_help=True, add_completion=False)
@@ -28,6 +31,7 @@ token_app = typer.Typer(help="API bearer tokens.", no_args_is_help=True)
 dlq_app = typer.Typer(help="The dead-letter topic intake.dead.", no_args_is_help=True)
 triage_app = typer.Typer(help="Items the matcher left for a person.", no_args_is_help=True)
 train_app = typer.Typer(help="Train the document-type model.", no_args_is_help=True)
+bus_app = typer.Typer(help="The embedded SQLite bus: retention and consumer groups.", no_args_is_help=True)
 app.add_typer(import_app, name="import")
 app.add_typer(case_app, name="case")
 app.add_typer(item_app, name="item")
@@ -36,6 +40,7 @@ app.add_typer(token_app, name="token")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(triage_app, name="triage")
 app.add_typer(train_app, name="train")
+app.add_typer(bus_app, name="bus")
 
 log = logging.getLogger("casework")
 
@@ -293,6 +298,39 @@ def dlq_replay() -> None:
     out.print(f"{n} dead letters replayed")
 
 
+@bus_app.command("prune")
+def bus_prune(older_than_hours: Annotated[float | None, typer.Option(
+        help="delete consumed records older than this (default: CASEWORK_BUS__RETENTION_HOURS)")] = None) -> None:
+    """Delete the records every consumer group has handled (``serve`` does this every 10 minutes)."""
+    with runtime() as rt:
+        bus = _sqlite_bus(rt.bus)
+        hours = older_than_hours if older_than_hours is not None else rt.settings.bus.retention_hours
+        if hours is None:
+            _fail("no retention is set: give --older-than-hours or set CASEWORK_BUS__RETENTION_HOURS", 2)
+        n = bus.prune(hours * 3600)
+    out.print(f"{n} records pruned from {bus.path}")
+
+
+@bus_app.command("forget-group")
+def bus_forget_group(group: str) -> None:
+    """Remove a consumer group that will not run again, so its offsets stop holding records back."""
+    with runtime() as rt:
+        bus = _sqlite_bus(rt.bus)
+        if group not in bus.groups():
+            _fail(f"no consumer group {group!r} on {bus.path}; groups: {', '.join(bus.groups()) or 'none'}", 2)
+        bus.forget_group(group)
+    out.print(f"consumer group {group} forgotten")
+
+
+def _sqlite_bus(bus: object) -> SqliteBus:
+    from ingest.bus.sqlite_log import SqliteBus
+
+    if not isinstance(bus, SqliteBus):
+        _fail("this is for the embedded SQLite bus; on Kafka use the topics' retention.ms and "
+              "kafka-consumer-groups --delete", 2)
+    return bus
+
+
 @triage_app.command("list")
 def triage_list(as_json: Annotated[bool, typer.Option("--json")] = False,
                 limit: Annotated[int, typer.Option(help="at most this many")] = 100) -> None:
@@ -392,4 +430,14 @@ _register_search_commands()
 
 
 def main() -> None:
-    app()
+    from pydantic import ValidationError
+
+    try:
+        app()
+    except ValidationError as exc:  # a CASEWORK_ setting that does not parse: say which, not a traceback
+        if exc.title != "Settings":
+            raise
+        for e in exc.errors():
+            name = "CASEWORK_" + "__".join(str(part) for part in e["loc"]).upper()
+            err.print(f"[red]error:[/red] setting {name}={e.get('input')!r}: {e['msg']}", highlight=False)
+        sys.exit(2)

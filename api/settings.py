@@ -17,7 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from classify.case_refs import DEFAULT_LEGACY_PATTERN
@@ -33,6 +33,10 @@ class BusSettings(BaseModel):
         description="sqlite: (DATA_DIR/bus.db), sqlite:///abs/path.db, or kafka://host:9092[,host2:9092]",
     )
     partitions: int = Field(default=4, ge=1, description="partitions per topic when the bus creates it")
+    retention_hours: float | None = Field(
+        default=168.0, gt=0, description="embedded SQLite bus: delete records every consumer group has committed "
+        "once they are this old (default a week); empty keeps everything. Kafka: set the topics' retention.ms",
+    )
     session_timeout_ms: int = Field(default=10000, description="Kafka consumer group session timeout")
     heartbeat_interval_ms: int = Field(default=3000, description="Kafka consumer heartbeat interval")
     max_poll_interval_ms: int = Field(
@@ -41,6 +45,12 @@ class BusSettings(BaseModel):
         "(Kafka max.poll.interval.ms; on the SQLite bus the members' session timeout, so a crashed stage "
         "process's partitions move after this long — a stage that stops cleanly hands them over at once)",
     )
+
+
+    @field_validator("retention_hours", mode="before")
+    @classmethod
+    def _none_keeps_everything(cls, value: object) -> object:
+        return None if isinstance(value, str) and value.strip().lower() in ("", "none", "forever") else value
 
 
 class DbSettings(BaseModel):

@@ -38,8 +38,8 @@ class Runtime:
     def bus(self) -> Bus:
         s = self.settings.bus
         bus = open_bus(s.url, data_dir=self.settings.data_dir, partitions=s.partitions,
-                       session_timeout_ms=s.session_timeout_ms, heartbeat_interval_ms=s.heartbeat_interval_ms,
-                       max_poll_interval_ms=s.max_poll_interval_ms)
+                       retention_hours=s.retention_hours, session_timeout_ms=s.session_timeout_ms,
+                       heartbeat_interval_ms=s.heartbeat_interval_ms, max_poll_interval_ms=s.max_poll_interval_ms)
         self._closers.append(bus)
         return bus
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from ingest.bus.port import Bus
 from ingest.bus.sqlite_log import SqliteBus
+from ingest.messages import TOPIC_DEAD
 
 log = logging.getLogger(__name__)
 
@@ -18,9 +19,12 @@ ACCEPTED = (
 )
 
 
-def open_bus(url: str, *, data_dir: Path, partitions: int = 4, **kafka_opts: Any) -> Bus:
+def open_bus(url: str, *, data_dir: Path, partitions: int = 4, retention_hours: float | None = None,
+             **kafka_opts: Any) -> Bus:
     """Open the bus ``url`` names, with ``partitions`` partitions for the topics it creates.
 
+    ``retention_hours`` (SQLite only; a Kafka topic's retention is the broker's setting): delete
+    consumed records older than this (never dead letters); None keeps everything.
     ``kafka_opts`` (``client_id``, ``session_timeout_ms``, ``heartbeat_interval_ms``,
     ``replication_factor``, ``bootstrap_timeout_ms``, ``max_poll_interval_ms``) go to
     ``KafkaBus``. A SQLite bus heartbeats only when it polls or commits, so its members' session
@@ -41,9 +45,11 @@ def open_bus(url: str, *, data_dir: Path, partitions: int = 4, **kafka_opts: Any
         session_timeout_ms = kafka_opts.pop("max_poll_interval_ms", None) or kafka_opts.pop("session_timeout_ms", None)
         if kafka_opts:
             log.debug("SQLite bus ignores Kafka options %s", sorted(kafka_opts))
+        retention_s = None if retention_hours is None else retention_hours * 3600
         if session_timeout_ms is None:
-            return SqliteBus(path, partitions=partitions)
-        return SqliteBus(path, partitions=partitions, session_timeout=int(session_timeout_ms) / 1000)
+            return SqliteBus(path, partitions=partitions, retention_s=retention_s, keep_topics=[TOPIC_DEAD])
+        return SqliteBus(path, partitions=partitions, session_timeout=int(session_timeout_ms) / 1000,
+                         retention_s=retention_s, keep_topics=[TOPIC_DEAD])
     if scheme == "kafka" and rest.startswith("//"):
         servers = [server.strip() for server in rest[2:].rstrip("/").split(",")]
         for server in servers:

@@ -12,7 +12,12 @@ Tables (all in the one file):
 * ``members(grp, member_id, topics, expires_at, joined_at)``: live group members;
 * ``generations(grp, generation)``: bumped whenever a group's membership changes.
 
-Nothing is ever deleted from ``records`` (no retention yet): offsets are ``max + 1``.
+Retention (``retention_s``): records that every group consuming their topic has committed, and
+that are older than ``retention_s``, are deleted (``prune``, run by ``flush`` at most every
+``PRUNE_EVERY_S``). The newest record of each partition is always kept, so offsets (``max + 1``)
+keep growing. Topics in ``keep_topics`` (the dead-letter topic) and topics no group has committed
+on are never pruned, and a group that stops for good holds records back until it is removed
+(``forget_group``).
 """
 
 from __future__ import annotations
@@ -79,6 +84,8 @@ BUSY_TIMEOUT_S = 30.0
 POLL_INTERVAL_S = 0.025
 #: ``publish`` flushes on its own once this many records are buffered.
 MAX_BUFFERED = 10_000
+#: How often ``flush`` prunes the log when the bus has a retention.
+PRUNE_EVERY_S = 600.0
 
 Synchronous = Literal["FULL", "NORMAL"]
 
@@ -149,6 +156,21 @@ def _ensure_topics(conn: sqlite3.Connection, topics: Sequence[str], default: int
     return counts
 
 
+def _first_at_or_after(conn: sqlite3.Connection, topic: str, partition: int, lo: int, hi: int,
+                       ts_cutoff: float) -> int:
+    """The lowest offset in [lo, hi) written at or after ``ts_cutoff`` (``hi`` if none): a binary
+    search by point look-ups, as offsets are contiguous and written in time order."""
+    while lo < hi:
+        mid = (lo + hi) // 2
+        row = conn.execute("SELECT ts FROM records WHERE topic = ? AND partition = ? AND offset = ?",
+                           (topic, partition, mid)).fetchone()
+        if row is not None and float(row[0]) < ts_cutoff:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
 def _bump_generation(conn: sqlite3.Connection, group: str) -> None:
     conn.execute(
         "INSERT INTO generations (grp, generation) VALUES (?, 1) "
@@ -188,7 +210,8 @@ class SqliteBus:
       was polled but not committed is delivered again to the partition's next owner.
 
     One ``SqliteBus`` may be shared by the threads of a process; open a new one in each
-    process (never share one across ``fork``). Nothing is deleted from the log yet.
+    process (never share one across ``fork``). With ``retention_s`` set, consumed records older
+    than that are deleted (see the module's docstring).
     """
 
     def __init__(
@@ -198,6 +221,8 @@ class SqliteBus:
         partitions: int = 4,
         session_timeout: float = 10.0,
         synchronous: Synchronous = "FULL",
+        retention_s: float | None = None,
+        keep_topics: Sequence[str] = (),
     ) -> None:
         if partitions < 1:
             raise ValueError(f"partitions must be at least 1, got {partitions}")
@@ -207,6 +232,9 @@ class SqliteBus:
         self.partitions = partitions
         self.session_timeout = session_timeout
         self.synchronous: Synchronous = synchronous
+        self.retention_s = retention_s
+        self.keep_topics = frozenset(keep_topics)  # never pruned (the dead-letter topic: people read it)
+        self._next_prune = time.monotonic()
         self._lock = threading.Lock()  # guards self._conn and serialises flushes
         self._buffer_lock = threading.Lock()
         self._buffer: list[tuple[str, str, bytes]] = []
@@ -256,6 +284,62 @@ class SqliteBus:
                 with self._buffer_lock:
                     self._buffer[:0] = batch
                 raise
+            if self.retention_s is not None and time.monotonic() >= self._next_prune:
+                self._next_prune = time.monotonic() + PRUNE_EVERY_S
+                try:
+                    with _errors(self.path, "prune the log"):
+                        self._prune(self.retention_s)
+                except BusError as exc:  # the records are written; pruning can wait for the next time
+                    log.warning("%s", exc)
+
+    def prune(self, older_than_s: float) -> int:
+        """Delete the records every consuming group has committed that are older than
+        ``older_than_s`` seconds (never a partition's newest); returns how many were deleted."""
+        with self._lock, _errors(self.path, "prune the log"):
+            return self._prune(older_than_s)
+
+    def _prune(self, older_than_s: float) -> int:
+        conn = self._conn
+        ts_cutoff = time.time() - older_than_s
+        deleted = 0
+        with _transaction(conn, "IMMEDIATE"):
+            committed: dict[str, dict[int, list[int]]] = {}
+            groups: dict[str, set[str]] = {}
+            for grp, topic, partition, offset in conn.execute("SELECT grp, topic, partition, offset FROM committed"):
+                committed.setdefault(topic, {}).setdefault(int(partition), []).append(int(offset))
+                groups.setdefault(topic, set()).add(grp)
+            for topic, partitions in committed.items():
+                if topic in self.keep_topics:
+                    continue
+                for partition, offsets in partitions.items():
+                    if len(offsets) < len(groups[topic]):
+                        continue  # a group of this topic has committed nothing here yet
+                    lo, hi = conn.execute("SELECT MIN(offset), MAX(offset) FROM records WHERE topic = ? AND "
+                                          "partition = ?", (topic, partition)).fetchone()
+                    if lo is None:
+                        continue
+                    bound = _first_at_or_after(conn, topic, partition, int(lo), min(min(offsets), int(hi)),
+                                               ts_cutoff)
+                    if bound > lo:
+                        deleted += conn.execute("DELETE FROM records WHERE topic = ? AND partition = ? AND "
+                                                "offset < ?", (topic, partition, bound)).rowcount
+        if deleted:
+            log.info("SQLite bus %s: pruned %d records (consumed, older than %.0f s)", self.path, deleted,
+                     older_than_s)
+        return deleted
+
+    def groups(self) -> list[str]:
+        """Every consumer group that has members or committed offsets, sorted."""
+        with self._lock, _errors(self.path, "list consumer groups"):
+            rows = self._conn.execute("SELECT grp FROM committed UNION SELECT grp FROM members ORDER BY 1")
+            return [str(row[0]) for row in rows]
+
+    def forget_group(self, group: str) -> None:
+        """Remove a consumer group that will not come back (its offsets and members), so its
+        committed offsets no longer hold records back from pruning."""
+        with self._lock, _errors(self.path, f"forget group {group}"), _transaction(self._conn, "IMMEDIATE"):
+            for table in ("committed", "members", "generations"):
+                self._conn.execute(f"DELETE FROM {table} WHERE grp = ?", (group,))
 
     def _write(self, batch: list[tuple[str, str, bytes]]) -> None:
         conn = self._conn

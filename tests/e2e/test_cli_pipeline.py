@@ -125,3 +125,21 @@ def test_clear_errors_for_unknown_case_and_missing_file(tmp_path: Path, user_env
     missing = run(user_env, "ingest", str(tmp_path / "nope.eml"), "--json", check=False)
     report = json.loads(missing.stdout)
     assert report["failed"] == 1 and "cannot read" in report["results"][0]["error"]
+
+
+def test_bus_retention_commands_and_a_bad_setting(tmp_path: Path, user_env: dict[str, str]) -> None:
+    inbox = tmp_path / "in"
+    inbox.mkdir()
+    for i in range(3):
+        (inbox / f"{i}.eml").write_bytes(email("someone@example.net", f"Question {i}", "When do you open?", f"q{i}@x"))
+    assert run_json(user_env, "ingest", str(inbox), "--json")["new_case"] == 3
+    pruned = run(user_env, "bus", "prune", "--older-than-hours", "0")
+    # every stage committed its topic; the newest record of each partition stays
+    assert int(pruned.stdout.split()[0]) > 0, pruned.stdout
+    forgot = run(user_env, "bus", "forget-group", "casework.extract")
+    assert "forgotten" in forgot.stdout
+    unknown = run(user_env, "bus", "forget-group", "casework.extract", check=False)
+    assert unknown.returncode == 2 and "no consumer group" in unknown.stderr
+    bad = run({**user_env, "CASEWORK_BUS__RETENTION_HOURS": "a week"}, "bus", "prune", check=False)
+    assert bad.returncode == 2 and "CASEWORK_BUS__RETENTION_HOURS='a week'" in bad.stderr.replace("\n", " ")
+    assert "Traceback" not in bad.stderr

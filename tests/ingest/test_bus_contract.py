@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -458,3 +459,50 @@ def test_kafka_unreachable_broker_is_a_bus_error_naming_the_address() -> None:
         bus.publish("intake.raw", key="k", value=b"v")
     assert caught.value.retryable
     bus.close()
+
+
+def test_sqlite_prunes_only_old_records_every_group_has_committed(tmp_path: Path, name: Callable[[str], str]) -> None:
+    path, topic, dead = tmp_path / "bus.db", name("intake.raw"), name("intake.dead")
+    bus = SqliteBus(path, partitions=1)
+    try:
+        publish_all(bus, topic, [("k", f"old-{n}") for n in range(10)])
+        publish_all(bus, dead, [("k", "a dead letter")])
+        fast, slow = bus.consumer([topic], group=name("fast")), bus.consumer([topic], group=name("slow"))
+        fast.commit(poll_until(fast, 10))
+        slow_got = poll_until(slow, 10)
+        slow.commit(slow_got[:4])  # the slow group has handled 4 of 10
+        time.sleep(0.3)
+        publish_all(bus, topic, [("k", f"new-{n}") for n in range(3)])  # offsets 10-12, younger than 0.2 s
+        assert bus.prune(0.2) == 4, "only what the slow group committed"
+        fast.commit(poll_until(fast, 3))
+        slow.commit(slow_got[4:] + poll_until(slow, 3))
+        assert bus.prune(0.2) == 6, "now all the old ones, none of the new"
+        assert bus.prune(0.0) == 2, "never the newest record of a partition"
+        assert bus.end_offsets(topic) == {0: 13} and bus.end_offsets(dead) == {0: 1}, "no group reads the DLQ"
+        publish_all(bus, topic, [("k", "next")])
+        assert [r.offset for r in poll_until(fast, 1)] == [13], "offsets keep growing after a prune"
+        late = bus.consumer([topic], group=name("late"))
+        assert values(poll_until(late, 2)) == ["new-2", "next"], "a new group starts at what is left"
+        bus.forget_group(slow.group)
+        assert bus.committed(slow.group, topic) == {}
+    finally:
+        bus.close()
+
+
+def test_sqlite_flush_prunes_when_the_bus_has_a_retention(tmp_path: Path, name: Callable[[str], str]) -> None:
+    path, topic = tmp_path / "bus.db", name("intake.raw")
+    dead = name("intake.dead")
+    bus = SqliteBus(path, partitions=1, retention_s=0.0, keep_topics=[dead])
+    try:
+        publish_all(bus, topic, [("k", f"v{n}") for n in range(5)])
+        publish_all(bus, dead, [("k", f"d{n}") for n in range(3)])
+        consumer, replay = bus.consumer([topic], group=name("g")), bus.consumer([dead], group=name("replay"))
+        consumer.commit(poll_until(consumer, 5))
+        replay.commit(poll_until(replay, 3))
+        bus._next_prune = 0.0  # as if PRUNE_EVERY_S had passed
+        publish_all(bus, topic, [("k", "v5")])
+        with sqlite3.connect(path) as conn:
+            assert conn.execute("SELECT MIN(offset) FROM records WHERE topic = ?", (topic,)).fetchone() == (5,)
+            assert conn.execute("SELECT COUNT(*) FROM records WHERE topic = ?", (dead,)).fetchone() == (3,)
+    finally:
+        bus.close()
