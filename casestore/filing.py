@@ -25,9 +25,9 @@ from casestore.items import (
     NewCase,
     NewDocument,
     NewItem,
-    _check,
-    _document_rows,
-    _item_row,
+    check_filing,
+    document_rows,
+    item_row,
 )
 from casestore.models import AuditEvent, Case, Document, Item, utcnow
 from casestore.validation import no_nul
@@ -78,7 +78,7 @@ def file_items(session: Session, *, filings: Sequence[Filing], actor: str) -> li
             if dup is not None:
                 results.append(dup)
                 continue
-            _check(f.item, f.documents, f.outcome, f.case_ref, f.new_case)
+            check_filing(f.item, f.documents, f.outcome, f.case_ref, f.new_case)
             target: Case | None = None
             if f.outcome == "attached" and f.case_ref:
                 target = cases.get(f.case_ref)
@@ -89,8 +89,8 @@ def file_items(session: Session, *, filings: Sequence[Filing], actor: str) -> li
                                    subject=f.new_case.subject, actor=actor,
                                    reason=str(f.decision.get("reason", "")), team=f.new_case.team)
                 session.flush()
-            item_rows.append(_item_row(f.item, f.outcome, target, f.doc_type, f.decision, now))
-            doc_rows.extend(_document_rows(f.item, f.documents, target, now))
+            item_rows.append(item_row(f.item, f.outcome, target, f.doc_type, f.decision, now))
+            doc_rows.extend(document_rows(f.item, f.documents, target, now))
             audit_rows.append(dict(at=now, actor=actor, action="item.filed",
                                    reason=no_nul(str(f.decision.get("reason", ""))),
                                    case_id=target.id if target else None, item_id=f.item.item_id,

@@ -87,8 +87,9 @@ def _already_filed(session: Session, item: NewItem) -> FiledItem | None:
     return FiledItem(item_id=item_id, outcome=outcome, case_ref=ref, doc_type=doc_type, duplicate=True)
 
 
-def _check(item: NewItem, documents: Sequence[NewDocument], outcome: str, case_ref: str | None,
-           new_case: NewCase | None) -> None:
+def check_filing(item: NewItem, documents: Sequence[NewDocument], outcome: str, case_ref: str | None,
+                 new_case: NewCase | None) -> None:
+    """InvalidInput unless the outcome, case and documents fit together (shared with batch filing)."""
     if outcome not in OUTCOMES:
         raise InvalidInput(f"outcome {outcome!r} is not one of {', '.join(OUTCOMES)}")
     if outcome == "attached" and not case_ref:
@@ -123,7 +124,7 @@ def file_item(
     if existing is not None:
         log.info("item %s already filed (%s); nothing written", existing.item_id, existing.outcome)
         return existing
-    _check(item, documents, outcome, case_ref, new_case)
+    check_filing(item, documents, outcome, case_ref, new_case)
     target = get_case(session, ref=case_ref) if outcome == "attached" and case_ref else None
     try:
         with session.begin_nested():
@@ -149,8 +150,9 @@ def file_item(
                      doc_type=doc_type, duplicate=False)
 
 
-def _item_row(item: NewItem, outcome: str, case: Case | None, doc_type: str, decision: dict[str, Any],
-              now: datetime) -> dict[str, Any]:
+def item_row(item: NewItem, outcome: str, case: Case | None, doc_type: str, decision: dict[str, Any],
+             now: datetime) -> dict[str, Any]:
+    """The ``items`` row of a filing (shared with ``casestore.filing``'s batch path)."""
     return dict(
         item_id=item.item_id, idempotency_key=item.idempotency_key, channel=item.channel,
         received_at=as_utc(item.received_at), source=no_nul(item.source or ""), filename=no_nul(item.filename),
@@ -161,8 +163,9 @@ def _item_row(item: NewItem, outcome: str, case: Case | None, doc_type: str, dec
     )
 
 
-def _document_rows(item: NewItem, documents: Sequence[NewDocument], case: Case | None,
-                   now: datetime) -> list[dict[str, Any]]:
+def document_rows(item: NewItem, documents: Sequence[NewDocument], case: Case | None,
+                  now: datetime) -> list[dict[str, Any]]:
+    """The ``documents`` rows of a filing (shared with ``casestore.filing``'s batch path)."""
     return [
         dict(
             item_id=item.item_id, case_id=case.id if case else None, part_index=d.part_index, kind=d.kind,
@@ -179,8 +182,8 @@ def _insert(session: Session, item: NewItem, documents: Sequence[NewDocument], o
     now = utcnow()
     if case is not None and case.id is None:
         session.flush()  # a case opened in this transaction gets its id
-    session.execute(insert(Item), [_item_row(item, outcome, case, doc_type, decision, now)])
-    rows = _document_rows(item, documents, case, now)
+    session.execute(insert(Item), [item_row(item, outcome, case, doc_type, decision, now)])
+    rows = document_rows(item, documents, case, now)
     if rows:
         session.execute(insert(Document), rows)
     if case is not None:
