@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import joblib
+import numpy as np
 import pytest
+import sklearn
+from sklearn.metrics import f1_score
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -16,7 +20,7 @@ from casestore.lookup import StoreLookup
 from casestore.models import Document, Item
 from casestore.triage import MatchLabel, doc_type_examples, resolve_triage
 from classify.doctype import DocTypeClassifier
-from classify.doctype_model import DocTypeModel, ModelError
+from classify.doctype_model import DocTypeModel, ModelError, ModelParams, fit_class_bias
 from classify.matcher import Matcher, MatchInput
 from tests.casestore.factories import new_item
 
@@ -93,3 +97,30 @@ def test_matcher_uses_a_confident_model(session: Session) -> None:
                                        sender_email="new@example.net"), StoreLookup(session))
     assert result.outcome == "new_case" and result.doc_type == "claim"
     assert result.evidence["doc_type"]["method"] == "model"
+
+
+def test_class_bias_lifts_macro_f1_where_a_small_class_is_under_predicted() -> None:
+    rng = np.random.default_rng(0)
+    classes = np.array(["big", "mid", "small"])
+    y = np.array(["big"] * 80 + ["mid"] * 40 + ["small"] * 10)
+    scores = rng.normal(0, 0.3, (len(y), 3))
+    scores[np.arange(len(y)), [list(classes).index(c) for c in y]] += 1.0
+    scores[:, 2] -= 1.2  # the small class is rarely predicted
+    bias = fit_class_bias(y, scores, classes)
+    before = f1_score(y, classes[scores.argmax(1)], average="macro")
+    after = f1_score(y, classes[(scores + bias).argmax(1)], average="macro")
+    assert bias[2] > 0.5 and after > before + 0.1
+
+
+def test_a_model_learns_class_offsets_and_an_old_model_without_them_still_loads(tmp_path: Path) -> None:
+    examples = EXAMPLES * 2 + [(f"where is my parcel number {i}", "general_enquiry") for i in range(6)]
+    model = DocTypeModel.train(examples)
+    assert model.bias is not None and len(model.bias) == len(model.labels)
+    assert DocTypeModel.train(examples, params=ModelParams(tune_bias=False)).bias is None
+    old = DocTypeModel.train(EXAMPLES, params=ModelParams(tune_bias=False))
+    del old.__dict__["bias"]  # as unpickled from a format-1 file
+    path = tmp_path / "old.joblib"
+    joblib.dump({"format": 1, "sklearn": sklearn.__version__, "model": old}, path)
+    loaded = DocTypeModel.load(path)
+    assert loaded.predict("please cancel my membership")[0] == "cancellation"
+    assert loaded.predict_many(["claim for my stolen bicycle"]) == ["claim"]
