@@ -101,8 +101,16 @@ def _import(kind: str, path: Path, as_json: bool) -> None:
     fn: Callable[..., Any] = importer.import_customers if kind == "customers" else importer.import_cases
     if not path.is_file():
         _fail(f"{path} is not a file: give a CSV or JSON Lines file of {kind}")
-    with runtime() as rt, rt.sessions() as session, session.begin():
-        report = fn(session, path)
+    with runtime() as rt:
+        with rt.sessions() as session, session.begin():
+            report = fn(session, path)
+        if report.visibility_changed:  # who may see these cases' documents in search changed
+            from casestore.search.indexer import reindex_cases
+
+            with rt.read_sessions() as session:
+                n = reindex_cases(session, rt.search_index, report.visibility_changed)
+            log.info("re-indexed %d documents of %d cases whose team or status changed", n,
+                     len(report.visibility_changed))
     errors = [{"line": e.line, "reason": e.reason} for e in report.errors]
     if as_json:
         _print_json({"created": report.created, "updated": report.updated, "errors": errors})
@@ -366,9 +374,14 @@ def triage_resolve(
     chosen = [a for a, on in (("attach", attach is not None), ("new_case", new_case), ("noise", noise)) if on]
     if len(chosen) != 1:
         _fail("give exactly one of --attach REF, --new-case or --noise", 2)
-    with runtime() as rt, rt.sessions() as session, session.begin():
-        res = triage.resolve_triage(session, item_id=item_id, action=chosen[0], case_ref=attach, actor=actor,
-                                    reason=reason, customer_id=customer, doc_type=doc_type)
+    from casestore.search.indexer import index_items
+
+    with runtime() as rt:
+        with rt.sessions() as session, session.begin():
+            res = triage.resolve_triage(session, item_id=item_id, action=chosen[0], case_ref=attach, actor=actor,
+                                        reason=reason, customer_id=customer, doc_type=doc_type)
+        with rt.read_sessions() as session:  # search must see it where it now is (its case's team)
+            index_items(session, rt.search_index, [res.item_id])
     out.print(f"{res.item_id}: {res.outcome} {res.case_ref or ''} ({res.doc_type})")
 
 

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from api.auth import Principal, get_runtime, require_roles
 from casestore import cases, triage, users
 from casestore.errors import NotFound
+from casestore.search.indexer import index_items
 
 router = APIRouter(prefix="/api/v1/triage", tags=["triage"])
 Agent = Annotated[Principal, require_roles("agent", "supervisor", "admin")]
@@ -48,5 +49,7 @@ def resolve(request: Request, item_id: str, body: Resolve, user: Agent) -> dict[
         res = triage.resolve_triage(session, item_id=item_id, action=body.action, case_ref=body.case_ref,
                                     actor=user.name, reason=body.reason, customer_id=body.customer_id,
                                     doc_type=body.doc_type, case_type=body.case_type)
+    with rt.read_sessions() as session:  # search must now show it only to its case's teams
+        index_items(session, rt.search_index, [res.item_id])
     return {"item_id": res.item_id, "outcome": res.outcome, "case_ref": res.case_ref, "doc_type": res.doc_type,
             "label_id": res.label_id}

@@ -22,8 +22,9 @@ import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
+from sqlalchemy import select
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
@@ -31,6 +32,7 @@ from casestore import audit
 from casestore.cases import upsert_case
 from casestore.customers import upsert_customer
 from casestore.errors import CaseStoreError, InvalidInput
+from casestore.models import Case
 from casestore.validation import parse_datetime, text_or_none
 
 log = logging.getLogger(__name__)
@@ -54,6 +56,9 @@ class ImportReport:
     created: int = 0
     updated: int = 0
     errors: list[RowError] = field(default_factory=list)
+    # cases whose team, status, restriction or customer this import changed: their indexed
+    # documents must follow (who may see them in search)
+    visibility_changed: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -153,7 +158,7 @@ def _jsonl_records(fh: BinaryIO) -> Iterator[_Record]:
 
 
 def _import(
-    session: Session, path: Path, required: tuple[str, ...], write: Callable[[Session, Row], bool]
+    session: Session, path: Path, required: tuple[str, ...], write: Callable[[Session, Row, ImportReport], bool]
 ) -> ImportReport:
     report = ImportReport()
     try:
@@ -168,7 +173,7 @@ def _import(
                 continue
             try:
                 with session.begin_nested():
-                    created = write(session, record.row)
+                    created = write(session, record.row, report)
             except CaseStoreError as e:
                 report.errors.append(RowError(record.line, str(e)))
                 continue
@@ -184,7 +189,7 @@ def _import(
     return report
 
 
-def _write_customer(session: Session, row: Row) -> bool:
+def _write_customer(session: Session, row: Row, report: ImportReport) -> bool:
     _, created = upsert_customer(
         session,
         customer_id=row.get("customer_id") or "",
@@ -199,9 +204,16 @@ def _write_customer(session: Session, row: Row) -> bool:
     return created
 
 
-def _write_case(session: Session, row: Row) -> bool:
+def _visibility(session: Session, ref: str) -> tuple[Any, ...] | None:
+    row = session.execute(select(Case.team, Case.status, Case.restricted, Case.customer_id)
+                          .where(Case.ref == ref.strip())).first()
+    return None if row is None else tuple(row)
+
+
+def _write_case(session: Session, row: Row, report: ImportReport) -> bool:
     opened = row.get("opened_at")
-    _, created = upsert_case(
+    before = _visibility(session, row.get("ref") or "")
+    case, created = upsert_case(
         session,
         ref=row.get("ref") or "",
         customer_id=row.get("customer_id"),
@@ -212,6 +224,10 @@ def _write_case(session: Session, row: Row) -> bool:
         team=row.get("team"),
         actor="import",
     )
+    if before is not None:
+        session.flush()
+        if _visibility(session, case.ref) != before:
+            report.visibility_changed.append(case.ref)
     return created
 
 

@@ -2,7 +2,9 @@
 
 - ``index_items``: the file stage calls it after each committed batch, with every item id of the
   batch (duplicates too: a redelivered batch then repairs an index write that failed).
-- ``update_case_in_index``: after a case's status, team, restriction or customer changed.
+- ``reindex_cases``: after cases' status, team, restriction or customer changed (``casework
+  import cases`` re-indexes the cases whose visibility it changed).
+- ``update_case_in_index``: the same for one case, through the index's own update.
 - ``reindex``: rebuild from the store in document id order, in batches (one index commit or
   bulk request per batch), resumable: the last committed document id goes to a checkpoint file
   after every batch, and a run that finds the file carries on after that id.  Each batch is
@@ -31,7 +33,7 @@ from casestore.search.store_docs import Checkpoint, documents_for_index, documen
 log = logging.getLogger(__name__)
 
 __all__ = ["ImportReport", "ReindexReport", "documents_for_index", "import_documents", "index_items", "reindex",
-           "update_case_in_index"]
+           "reindex_cases", "update_case_in_index"]
 
 Progress = Callable[[int, int], None]  # (done, total)
 INDEX_CHUNK = 1000
@@ -43,6 +45,18 @@ def index_items(session: Session, index: SearchIndex, item_ids: Sequence[str]) -
     for start in range(0, len(docs), INDEX_CHUNK):
         index.index(docs[start:start + INDEX_CHUNK])
     return len(docs)
+
+
+def reindex_cases(session: Session, index: SearchIndex, case_refs: Sequence[str]) -> int:
+    """Re-index every document of these cases from the store (after their team, status,
+    restriction or customer changed: an import, a correction); how many documents were written."""
+    written = 0
+    for ref in dict.fromkeys(case_refs):
+        docs = documents_for_index(session, case_ref=ref)
+        for start in range(0, len(docs), INDEX_CHUNK):
+            index.index(docs[start:start + INDEX_CHUNK])
+        written += len(docs)
+    return written
 
 
 def update_case_in_index(session: Session, index: SearchIndex, *, case_ref: str) -> int:

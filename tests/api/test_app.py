@@ -135,3 +135,30 @@ def test_metrics_need_a_token(rt: Runtime) -> None:
     client = TestClient(create_app(rt))
     assert client.get("/metrics").status_code == 401
     assert client.get("/metrics", headers=token(rt, "sue")).status_code == 200
+
+
+def _search(client: TestClient, headers: dict[str, str], q: str, expect: int) -> dict[str, Any]:
+    deadline = time.monotonic() + 30  # the file stage indexes each batch just after it commits
+    while True:
+        found = client.get("/api/v1/search", headers=headers, params={"q": q}).json()
+        if found["total"] == expect or time.monotonic() > deadline:
+            return dict(found)
+        time.sleep(0.1)
+
+
+def test_a_triaged_item_attached_to_a_team_case_leaves_other_teams_search(rt: Runtime) -> None:
+    client = TestClient(create_app(rt))
+    robot, alice, sue = token(rt, "robot"), token(rt, "alice"), token(rt, "sue")
+    text = b"Re CM-2025-000001: zebracorn damage to my shed"  # a reference nobody agrees with: triage
+    r = client.post("/api/v1/items", headers=robot, files={"file": ("x.txt", text, "text/plain")},
+                    data={"metadata": '{"sender_email": "mallory@evil.example"}'})
+    item_id = r.json()["item_id"]
+    assert wait_for_item(client, item_id, robot)["outcome"] == "triage"
+    assert _search(client, alice, "zebracorn", 1)["total"] == 1, "triage is the shared queue"
+    done = client.post(f"/api/v1/triage/{item_id}/resolve", headers=sue,
+                       json={"action": "attach", "case_ref": "CM-2025-000002", "reason": "Sam's shed"})
+    assert done.status_code == 200
+    assert client.get("/api/v1/search", headers=alice, params={"q": "zebracorn"}).json()["total"] == 0, \
+        "now in a claims case: not for the complaints team, in search included"
+    hits = client.get("/api/v1/search", headers=sue, params={"q": "zebracorn"}).json()["hits"]
+    assert [h["case_ref"] for h in hits] == ["CM-2025-000002"]
