@@ -89,11 +89,14 @@ def extract_fields(data: bytes, ext: str, fields: dict[str, str]) -> dict[str, s
     elif ext == ".pdf":
         import pypdfium2 as pdfium
 
-        pdf = pdfium.PdfDocument(data)
-        try:
-            info = {str(k).lower(): str(v) for k, v in pdf.get_metadata_dict().items() if v}
-        finally:
-            pdf.close()
+        from ingest.extract.pdfium_lock import PDFIUM
+
+        with PDFIUM:
+            pdf = pdfium.PdfDocument(data)
+            try:
+                info = {str(k).lower(): str(v) for k, v in pdf.get_metadata_dict().items() if v}
+            finally:
+                pdf.close()
         found = {k: info.get(p.lower()) for k, p in fields.items()}
     return {k: v.strip() for k, v in found.items() if v and v.strip()}
 

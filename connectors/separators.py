@@ -21,6 +21,7 @@ from typing import Any
 from PIL import Image, ImageSequence
 
 from ingest.errors import BadInput
+from ingest.extract.pdfium_lock import PDFIUM
 
 log = logging.getLogger(__name__)
 
@@ -74,28 +75,42 @@ def is_separator(image: Image.Image, *, mode: str, blank_ink_ratio: float, barco
 def _pdf_pages(data: bytes, dpi: int) -> Iterator[Image.Image]:
     import pypdfium2 as pdfium
 
-    pdf = pdfium.PdfDocument(data)
+    with PDFIUM:
+        pdf = pdfium.PdfDocument(data)
     try:
-        for i in range(len(pdf)):
-            page = pdf[i]
-            yield page.render(scale=dpi / 72, grayscale=True).to_pil()
+        with PDFIUM:
+            count = len(pdf)
+        for i in range(count):
+            with PDFIUM:  # one page at a time, not across the yield
+                page = pdf[i]
+                try:
+                    bitmap = page.render(scale=dpi / 72, grayscale=True)
+                    try:
+                        image = bitmap.to_pil().copy()
+                    finally:
+                        bitmap.close()
+                finally:
+                    page.close()
+            yield image
     finally:
-        pdf.close()
+        with PDFIUM:
+            pdf.close()
 
 
 def _pdf_subset(data: bytes, pages: list[int]) -> bytes:
     import pypdfium2 as pdfium
 
-    src = pdfium.PdfDocument(data)
-    out = pdfium.PdfDocument.new()
-    try:
-        out.import_pages(src, [p - 1 for p in pages])
-        buf = io.BytesIO()
-        out.save(buf)
-        return buf.getvalue()
-    finally:
-        out.close()
-        src.close()
+    with PDFIUM:
+        src = pdfium.PdfDocument(data)
+        out = pdfium.PdfDocument.new()
+        try:
+            out.import_pages(src, [p - 1 for p in pages])
+            buf = io.BytesIO()
+            out.save(buf)
+            return buf.getvalue()
+        finally:
+            out.close()
+            src.close()
 
 
 def _tiff_frames(data: bytes) -> list[Image.Image]:

@@ -15,6 +15,7 @@ from ingest.extract.ocr import CORES, tesseract_path
 from ingest.extract.ocr_words import combine
 from ingest.extract.pdf_attachments import attachment_parts, embedded_files
 from ingest.extract.pdf_forms import form_fields
+from ingest.extract.pdfium_lock import PDFIUM
 from ingest.extract.result import Extraction
 from ingest.extract.scan_ocr import PageReading, read_pages
 
@@ -40,8 +41,9 @@ def _open(data: bytes, ctx: ExtractContext) -> pdfium.PdfDocument:
     last: pdfium.PdfiumError | None = None
     for password in passwords:
         try:
-            doc = pdfium.PdfDocument(data, password=password)
-            doc.init_forms()
+            with PDFIUM:
+                doc = pdfium.PdfDocument(data, password=password)
+                doc.init_forms()
             return doc
         except pdfium.PdfiumError as exc:
             last = exc
@@ -58,16 +60,17 @@ def _open(data: bytes, ctx: ExtractContext) -> pdfium.PdfDocument:
 
 
 def _render(doc: pdfium.PdfDocument, number: int, dpi: int) -> Image.Image:
-    """One page as a greyscale image (in the calling thread: pdfium is not thread-safe)."""
-    page = doc[number]
-    try:
-        bitmap = page.render(scale=dpi / 72, grayscale=True)
+    """One page as a greyscale image (under the PDFium lock: pdfium is not thread-safe)."""
+    with PDFIUM:
+        page = doc[number]
         try:
-            image: Image.Image = bitmap.to_pil().copy()
+            bitmap = page.render(scale=dpi / 72, grayscale=True)
+            try:
+                image: Image.Image = bitmap.to_pil().copy()
+            finally:
+                bitmap.close()
         finally:
-            bitmap.close()
-    finally:
-        page.close()
+            page.close()
     image.info["dpi"] = (dpi, dpi)
     return image
 
@@ -107,7 +110,8 @@ def extract_pdf(
         raise BadInput("empty file (0 bytes): nothing to read; ask the sender to resend")
     doc = _open(data, ctx)
     try:
-        count = len(doc)
+        with PDFIUM:
+            count = len(doc)
         if count > ctx.limits.max_pdf_pages:
             raise LimitExceeded(
                 f"PDF has {count} pages, over the limit of {ctx.limits.max_pdf_pages} (max_pdf_pages); "
@@ -119,15 +123,16 @@ def extract_pdf(
         without_text: list[int] = []
         garbled: list[int] = []
         for number in range(count):
-            page = doc[number]
-            try:
-                textpage = page.get_textpage()
+            with PDFIUM:
+                page = doc[number]
                 try:
-                    text = textpage.get_text_range().replace("\r\n", "\n").replace("\r", "\n")
+                    textpage = page.get_textpage()
+                    try:
+                        text = textpage.get_text_range().replace("\r\n", "\n").replace("\r", "\n")
+                    finally:
+                        textpage.close()
                 finally:
-                    textpage.close()
-            finally:
-                page.close()
+                    page.close()
             if len(text.strip()) < _MIN_PAGE_CHARS:
                 without_text.append(number)
             elif is_garbled(text):
@@ -155,17 +160,20 @@ def extract_pdf(
             why = f" ({ocr_missing})" if ocr_missing else ""
             ctx.warn(f"PDF pages without usable text{why}: {_ranges(unread)}")
         try:
-            values = form_fields(doc)
+            with PDFIUM:
+                values = form_fields(doc)
         except Exception as exc:  # form reading is a bonus; never lose the text for it
             log.warning("could not read PDF form fields of %s: %s", filename, exc)
             values = {}
         if values:
             fields["form"] = values
-        embedded = embedded_files(doc, ctx)
+        with PDFIUM:
+            embedded = embedded_files(doc, ctx)
         if embedded:
             fields["embedded_files"] = [f.name for f in embedded]
     finally:
-        doc.close()
+        with PDFIUM:
+            doc.close()
     text = "\f".join(t.strip("\n") for t in texts)
     error = None
     if not text.strip():

@@ -269,3 +269,19 @@ def test_nested_zips_stop_at_max_depth(blobs: FileBlobStore) -> None:
         data = _zip({f"level{level}.zip" if level else "bottom.txt": data})
     result = run(data, blobs, "nest.zip", max_depth=3)
     assert "max_depth" in (result.parts[0].error or "") + " ".join(result.warnings)
+
+
+@needs_corpus
+def test_pdfs_read_from_many_threads_at_once_read_as_they_do_alone(blobs: FileBlobStore) -> None:
+    """PDFium is not thread-safe; the extract stage and the connectors share one lock for it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    names = ["pdfplumber__fr_proces_verbal_minutes.pdf", "pdfplumber__invoice_line_items_itext.pdf",
+             "pdfplumber__ledger_account_statement.pdf", "pdfplumber__pdffill_form_annotations_demo.pdf",
+             "mustang__zugferd1_fleet_invoice_oracle.pdf", "pdfplumber__us_senate_expenditures_table.pdf"]
+    limits = ExtractLimits(ocr_enabled=False)
+    alone = {n: [p.text for p in read(CORPUS / "pdf" / n, blobs, limits).parts] for n in names}
+    with ThreadPoolExecutor(6) as pool:
+        together = list(pool.map(lambda n: (n, [p.text for p in read(CORPUS / "pdf" / n, blobs, limits).parts]),
+                                 names * 4))
+    assert all(texts == alone[n] for n, texts in together)
