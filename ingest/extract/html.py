@@ -7,6 +7,7 @@ from html.parser import HTMLParser
 
 from ingest.extract.charsets import bom_codec, decode_text
 from ingest.extract.context import ExtractContext
+from ingest.extract.folding import fold
 from ingest.extract.result import Extraction
 
 _META_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.I)
@@ -101,4 +102,29 @@ def extract_html(
         0, "file", text=text, filename=filename, content_type=content_type or "text/html",
         blob_sha256=blob, fields=fields,
     )
-    return Extraction(parts=[part], warnings=ctx.warnings)
+    islands = [
+        fold(1 + i, "attachment", xml.encode("utf-8"), filename=f"{name}.xml", content_type="application/xml",
+             ctx=ctx, fields={"embedded_in": "html script"})
+        for i, (name, xml) in enumerate(xml_islands(markup)[: max(ctx.limits.max_parts - 1, 0)])
+    ]
+    return Extraction(parts=[part, *islands], warnings=ctx.warnings)
+
+
+_SCRIPT = re.compile(r"<script\b([^>]*)>(.*?)</script\s*>", re.I | re.S)
+_ATTR = re.compile(r"""\b(id|type)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""", re.I)
+_DATA_TYPES = {"text/plain", "text/xml", "application/xml", "application/hl7-v3+xml"}
+_XML_START = re.compile(r"\s*(?:<\?xml[^>]*\?>\s*)?(?:<!--.*?-->\s*|<!DOCTYPE[^>\[]*(?:\[.*?\])?\s*>\s*)*<[A-Za-z_]",
+                        re.S | re.I)
+
+
+def xml_islands(markup: str) -> list[tuple[str, str]]:
+    """XML documents carried as data in ``<script type="text/plain|…xml">`` blocks (a Blue Button
+    health record puts its whole C-CDA there): (the block's id or "script-N", the XML)."""
+    found: list[tuple[str, str]] = []
+    for n, m in enumerate(_SCRIPT.finditer(markup), 1):
+        attrs = {a.group(1).lower(): next(g for g in a.groups()[1:] if g is not None)
+                 for a in _ATTR.finditer(m.group(1))}
+        body = m.group(2)
+        if attrs.get("type", "").strip().lower() in _DATA_TYPES and _XML_START.match(body):
+            found.append((re.sub(r"[^\w.-]", "_", attrs.get("id") or f"script-{n}")[:60], body.strip()))
+    return found

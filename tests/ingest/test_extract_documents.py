@@ -172,6 +172,26 @@ def test_html_skips_scripts(blobs: FileBlobStore) -> None:
     assert "Blue Button Health Record" in text
 
 
+@needs_corpus
+def test_html_carrying_a_ccda_in_a_data_script_gives_it_as_a_structured_part(blobs: FileBlobStore) -> None:
+    parts = read(CORPUS / "html" / "kinsights__bluebutton_bbclear_health_record.html", blobs).parts
+    assert [(p.index, p.kind, p.filename) for p in parts][1:] == [(1, "attachment", "xmlBBData.xml")]
+    assert parts[1].fields["ccda"]["patient"]["name"] == "Timmy Wilkinson"
+    assert parts[1].fields["embedded_in"] == "html script" and parts[1].error is None
+
+
+def test_html_data_scripts_that_are_not_xml_or_are_bombs_do_no_harm(blobs: FileBlobStore) -> None:
+    bomb = ('<?xml version="1.0"?><!DOCTYPE b [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;">]>'
+            "<b>&b;</b>")
+    page = (f'<html><body><p>Hello</p><script>var x = "<b>";</script>'
+            f'<script type="text/plain" id="notes">just words</script>'
+            f"<script type='text/xml' id='evil'>{bomb}</script></body></html>").encode()
+    parts = run(page, blobs, "page.html").parts
+    assert [p.filename for p in parts] == ["page.html", "evil.xml"]
+    assert parts[0].text.strip() == "Hello"
+    assert parts[1].error and "entit" in parts[1].error.lower()
+
+
 # --- CSV and text -------------------------------------------------------------------------------
 
 
