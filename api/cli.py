@@ -104,13 +104,14 @@ def _import(kind: str, path: Path, as_json: bool) -> None:
     with runtime() as rt:
         with rt.sessions() as session, session.begin():
             report = fn(session, path)
-        if report.visibility_changed:  # who may see these cases' documents in search changed
-            from casestore.search.indexer import reindex_cases
+        if report.visibility_changed or report.renamed_customers:
+            from casestore.search.indexer import reindex_cases, reindex_customers
 
-            with rt.read_sessions() as session:
+            with rt.read_sessions() as session:  # who may see them, or the name they are found by, changed
                 n = reindex_cases(session, rt.search_index, report.visibility_changed)
-            log.info("re-indexed %d documents of %d cases whose team or status changed", n,
-                     len(report.visibility_changed))
+                n += reindex_customers(session, rt.search_index, report.renamed_customers)
+            log.info("re-indexed %d documents (%d cases changed team or status, %d customers renamed)", n,
+                     len(report.visibility_changed), len(report.renamed_customers))
     errors = [{"line": e.line, "reason": e.reason} for e in report.errors]
     if as_json:
         _print_json({"created": report.created, "updated": report.updated, "errors": errors})

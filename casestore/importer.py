@@ -32,7 +32,7 @@ from casestore import audit
 from casestore.cases import upsert_case
 from casestore.customers import upsert_customer
 from casestore.errors import CaseStoreError, InvalidInput
-from casestore.models import Case
+from casestore.models import Case, Customer
 from casestore.validation import parse_datetime, text_or_none
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,7 @@ class ImportReport:
     # cases whose team, status, restriction or customer this import changed: their indexed
     # documents must follow (who may see them in search)
     visibility_changed: list[str] = field(default_factory=list)
+    renamed_customers: list[str] = field(default_factory=list)  # their documents carry the old name
 
 
 @dataclass(frozen=True)
@@ -190,7 +191,9 @@ def _import(
 
 
 def _write_customer(session: Session, row: Row, report: ImportReport) -> bool:
-    _, created = upsert_customer(
+    cid = (row.get("customer_id") or "").strip()
+    before = session.scalar(select(Customer.name).where(Customer.customer_id == cid)) if cid else None
+    customer, created = upsert_customer(
         session,
         customer_id=row.get("customer_id") or "",
         name=row.get("name") or "",
@@ -201,6 +204,8 @@ def _write_customer(session: Session, row: Row, report: ImportReport) -> bool:
         account_number=row.get("account_number"),
         actor="import",
     )
+    if before is not None and customer.name != before:
+        report.renamed_customers.append(customer.customer_id)
     return created
 
 

@@ -4,6 +4,7 @@
   batch (duplicates too: a redelivered batch then repairs an index write that failed).
 - ``reindex_cases``: after cases' status, team, restriction or customer changed (``casework
   import cases`` re-indexes the cases whose visibility it changed).
+- ``reindex_customers``: the same for renamed customers' cases (``casework import customers``).
 - ``update_case_in_index``: the same for one case, through the index's own update.
 - ``reindex``: rebuild from the store in document id order, in batches (one index commit or
   bulk request per batch), resumable: the last committed document id goes to a checkpoint file
@@ -25,7 +26,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from casestore.cases import get_case
-from casestore.models import Document
+from casestore.models import Case, Customer, Document
 from casestore.search.legacy_import import ImportReport, import_documents
 from casestore.search.port import CaseUpdate, SearchIndex
 from casestore.search.store_docs import Checkpoint, documents_for_index, documents_query, to_indexed
@@ -33,7 +34,7 @@ from casestore.search.store_docs import Checkpoint, documents_for_index, documen
 log = logging.getLogger(__name__)
 
 __all__ = ["ImportReport", "ReindexReport", "documents_for_index", "import_documents", "index_items", "reindex",
-           "reindex_cases", "update_case_in_index"]
+           "reindex_cases", "reindex_customers", "update_case_in_index"]
 
 Progress = Callable[[int, int], None]  # (done, total)
 INDEX_CHUNK = 1000
@@ -57,6 +58,15 @@ def reindex_cases(session: Session, index: SearchIndex, case_refs: Sequence[str]
             index.index(docs[start:start + INDEX_CHUNK])
         written += len(docs)
     return written
+
+
+def reindex_customers(session: Session, index: SearchIndex, customer_ids: Sequence[str]) -> int:
+    """Re-index the documents of these customers' cases (after a rename: search by name)."""
+    refs: list[str] = []
+    for start in range(0, len(customer_ids), 500):
+        refs.extend(session.scalars(select(Case.ref).join(Customer, Case.customer_id == Customer.id)
+                                    .where(Customer.customer_id.in_(customer_ids[start:start + 500]))))
+    return reindex_cases(session, index, refs)
 
 
 def update_case_in_index(session: Session, index: SearchIndex, *, case_ref: str) -> int:

@@ -53,3 +53,19 @@ def test_reimporting_a_case_into_another_team_moves_its_documents_in_search(
     assert run_json(user_env, "import", "cases", str(tmp_path / "moved.csv"), "--json")["updated"] == 1
     assert _agent_hits(data_dir, db_url, "aubergine", "complaints") == 0, "the old team must lose it at once"
     assert _agent_hits(data_dir, db_url, "aubergine", "fraud") == 1
+
+
+def test_a_renamed_customer_is_found_by_the_new_name(tmp_path: Path, user_env: dict[str, str]) -> None:
+    (tmp_path / "customers.csv").write_text(CUSTOMERS)
+    (tmp_path / "cases.csv").write_text(CASES)
+    run(user_env, "import", "customers", str(tmp_path / "customers.csv"), check=False)
+    run(user_env, "import", "cases", str(tmp_path / "cases.csv"))
+    mail = tmp_path / "m.eml"
+    mail.write_bytes(email("jane.doe@example.com", "CM-2025-004817", "Still no parcel.", "s3@x"))
+    assert run_json(user_env, "ingest", str(mail), "--json")["attached"] == 1
+    assert run_json(user_env, "search", "Featherstonehaugh", "--json")["total"] == 0
+    header, jane = CUSTOMERS.splitlines()[:2]
+    (tmp_path / "renamed.csv").write_text(f"{header}\n{jane.replace('Jane Doe', 'Jane Featherstonehaugh')}\n")
+    run(user_env, "import", "customers", str(tmp_path / "renamed.csv"))
+    found = run_json(user_env, "search", "Featherstonehaugh", "--json")
+    assert found["total"] == 1 and found["hits"][0]["case_ref"] == "CM-2025-004817"
