@@ -94,10 +94,13 @@ def extract_html(
 ) -> Extraction:
     markup, codec = decode_html(data)
     text = html_to_text(markup)
-    title = re.search(r"<title[^>]*>(.*?)</title>", markup[:65536], re.I | re.S)
+    scan = _TitleAndDataScripts()
+    scan.feed(markup)
+    scan.close()
     fields: dict[str, object] = {"charset": codec}
+    title = html_to_text("".join(scan.title)).strip()
     if title:
-        fields["title"] = html_to_text(title.group(1))
+        fields["title"] = title
     part = ctx.part(
         0, "file", text=text, filename=filename, content_type=content_type or "text/html",
         blob_sha256=blob, fields=fields,
@@ -105,26 +108,78 @@ def extract_html(
     islands = [
         fold(1 + i, "attachment", xml.encode("utf-8"), filename=f"{name}.xml", content_type="application/xml",
              ctx=ctx, fields={"embedded_in": "html script"})
-        for i, (name, xml) in enumerate(xml_islands(markup)[: max(ctx.limits.max_parts - 1, 0)])
+        for i, (name, xml) in enumerate(scan.xml_islands()[: max(ctx.limits.max_parts - 1, 0)])
     ]
     return Extraction(parts=[part, *islands], warnings=ctx.warnings)
 
 
-_SCRIPT = re.compile(r"<script\b([^>]*)>(.*?)</script\s*>", re.I | re.S)
-_ATTR = re.compile(r"""\b(id|type)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""", re.I)
 _DATA_TYPES = {"text/plain", "text/xml", "application/xml", "application/hl7-v3+xml"}
-_XML_START = re.compile(r"\s*(?:<\?xml[^>]*\?>\s*)?(?:<!--.*?-->\s*|<!DOCTYPE[^>\[]*(?:\[.*?\])?\s*>\s*)*<[A-Za-z_]",
-                        re.S | re.I)
 
 
-def xml_islands(markup: str) -> list[tuple[str, str]]:
-    """XML documents carried as data in ``<script type="text/plain|…xml">`` blocks (a Blue Button
-    health record puts its whole C-CDA there): (the block's id or "script-N", the XML)."""
-    found: list[tuple[str, str]] = []
-    for n, m in enumerate(_SCRIPT.finditer(markup), 1):
-        attrs = {a.group(1).lower(): next(g for g in a.groups()[1:] if g is not None)
-                 for a in _ATTR.finditer(m.group(1))}
-        body = m.group(2)
-        if attrs.get("type", "").strip().lower() in _DATA_TYPES and _XML_START.match(body):
-            found.append((re.sub(r"[^\w.-]", "_", attrs.get("id") or f"script-{n}")[:60], body.strip()))
-    return found
+class _TitleAndDataScripts(HTMLParser):
+    """The first <title>, and the bodies of data <script> blocks (``type`` text/plain or XML), in
+    one linear pass (regular expressions over hostile markup can take quadratic or worse time)."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=False)
+        self.title: list[str] = []
+        self._in_title = False
+        self._titles = 0
+        self.scripts: list[tuple[str, list[str]]] = []  # (id, body chunks) of data scripts
+        self._script: list[str] | None = None
+        self._count = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "title":
+            self._titles += 1
+            self._in_title = self._titles == 1
+        elif tag == "script":
+            self._count += 1
+            a = {k.lower(): (v or "") for k, v in attrs}
+            if a.get("type", "").strip().lower() in _DATA_TYPES:
+                self._script = []
+                self.scripts.append((a.get("id") or f"script-{self._count}", self._script))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "title":
+            self._in_title = False
+        elif tag == "script":
+            self._script = None
+
+    def handle_data(self, data: str) -> None:
+        if self._in_title:
+            self.title.append(data)
+        if self._script is not None:
+            self._script.append(data)
+
+    def xml_islands(self) -> list[tuple[str, str]]:
+        """XML documents carried as data in ``<script type="text/plain|…xml">`` blocks (a Blue Button
+        health record puts its whole C-CDA there): (the block's id, made file-name safe, the XML)."""
+        found: list[tuple[str, str]] = []
+        for ident, chunks in self.scripts:
+            body = "".join(chunks).strip()
+            if _looks_like_xml(body):
+                found.append((re.sub(r"[^\w.-]", "_", ident)[:60], body))
+        return found
+
+
+def _looks_like_xml(text: str) -> bool:
+    """Whether ``text`` starts like an XML document: an optional declaration, comments and doctype,
+    then an element.  A linear scan (``str.find``), never a backtracking pattern."""
+    pos = 0
+    for _ in range(1000):  # prolog items; more than this is not a document we want
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+        if text.startswith("<?", pos):
+            end, closer = text.find("?>", pos + 2), "?>"
+        elif text.startswith("<!--", pos):
+            end, closer = text.find("-->", pos + 4), "-->"
+        elif text[pos:pos + 9].upper() == "<!DOCTYPE":
+            close, bracket = text.find(">", pos), text.find("[", pos)
+            end, closer = (text.find("]>", bracket), "]>") if -1 < bracket < close else (close, ">")
+        else:
+            return len(text) > pos + 1 and text[pos] == "<" and (text[pos + 1].isalpha() or text[pos + 1] == "_")
+        if end < 0:
+            return False
+        pos = end + len(closer)
+    return False

@@ -305,3 +305,11 @@ def test_pdfs_read_from_many_threads_at_once_read_as_they_do_alone(blobs: FileBl
         together = list(pool.map(lambda n: (n, [p.text for p in read(CORPUS / "pdf" / n, blobs, limits).parts]),
                                  names * 4))
     assert all(texts == alone[n] for n, texts in together)
+
+
+@pytest.mark.timeout(60)  # the regular expressions this replaced took hours on these
+def test_hostile_html_is_read_in_linear_time(blobs: FileBlobStore) -> None:
+    comments = '<script type="text/plain">' + "<!-- a -->" * 40 + "!</script>"
+    unclosed = "<script>" * 20000 + "<title>" * 20000
+    parts = run(f"<html><body><p>Hi</p>{comments}{unclosed}</body></html>".encode(), blobs, "x.html").parts
+    assert [p.index for p in parts] == [0] and parts[0].text.strip().startswith("Hi")
