@@ -10,14 +10,12 @@ from __future__ import annotations
 import binascii
 import logging
 import re
-from collections.abc import Callable
 from email import policy
 from email.headerregistry import BaseHeader
 from email.message import Message
 from email.parser import BytesParser
 from email.policy import EmailPolicy
 from email.utils import collapse_rfc2231_value
-from functools import lru_cache
 
 from ingest.extract.charsets import decode_text
 from ingest.extract.context import ExtractContext
@@ -258,11 +256,11 @@ def _recover_multipart(part: Message, ctype: str) -> Message | None:
         if line.startswith(b"--") and len(line.strip()) > 3:
             boundary = line.strip()[2:]
             head = b'Content-Type: %s; boundary="%s"\n\n' % (ctype.encode(), boundary.replace(b'"', b""))
-            recovered = BytesParser(policy=EMAIL_POLICY).parsebytes(head + data)
+            recovered = BytesParser(policy=_message_policy()).parsebytes(head + data)
             if recovered.is_multipart():
                 return recovered
             break
-    text_part = BytesParser(policy=EMAIL_POLICY).parsebytes(b"Content-Type: text/plain\n\n" + data)
+    text_part = BytesParser(policy=_message_policy()).parsebytes(b"Content-Type: text/plain\n\n" + data)
     return text_part
 
 
@@ -312,34 +310,38 @@ def email_headers(msg: Message, body: str, fallback: str | None) -> EmailHeaders
 
 
 _LINE_BREAK = re.compile(r"\n|\r")
-_MEMO_MAX_CHARS = 2048
+_MEMO_MAX_CHARS = 256  # a parsed header holds a parse tree far larger than its text: memoise short ones
 
 
 class _ParsedOncePolicy(EmailPolicy):
-    """``policy.default``, but a header field is parsed once, not on every access: the standard
-    library re-parses Content-Type each time a part is asked for its type, charset or filename
-    (nine times for a plain one-part message, half the cost of extracting it).  Parsed header
-    objects are immutable, so equal raw values may share one."""
+    """``policy.default``, but a header field is parsed once per message, not on every access:
+    the standard library re-parses Content-Type each time a part is asked for its type, charset or
+    filename (nine times for a plain one-part message, half the cost of extracting it).  Parsed
+    header objects are immutable, so equal raw values may share one.  The memo belongs to one
+    message (``parse_message`` makes a fresh policy), so it dies with it."""
 
     def header_fetch_parse(self, name: str, value: str) -> str:
         if hasattr(value, "name"):
             return value
         value = "".join(_LINE_BREAK.split(value))  # as EmailPolicy does
-        if len(value) > _MEMO_MAX_CHARS:
+        memo: dict[tuple[str, str], BaseHeader] | None = self.__dict__.get("_memo")
+        if memo is None or len(value) > _MEMO_MAX_CHARS:
             return self.header_factory(name, value)
-        return _parse_header(self.header_factory, name, value)
+        key = (name.lower(), value)
+        parsed = memo.get(key)
+        if parsed is None:
+            parsed = memo[key] = self.header_factory(name, value)
+        return parsed
 
 
-@lru_cache(maxsize=4096)
-def _parse_header(factory: Callable[[str, str], BaseHeader], name: str, value: str) -> BaseHeader:
-    return factory(name, value)
-
-
-EMAIL_POLICY = _ParsedOncePolicy()
+def _message_policy() -> _ParsedOncePolicy:
+    policy = _ParsedOncePolicy()
+    object.__setattr__(policy, "_memo", {})  # policies are read-only by design; this one carries a memo
+    return policy
 
 
 def parse_message(data: bytes) -> Message:
-    return BytesParser(policy=EMAIL_POLICY).parsebytes(normalise_line_endings(data))
+    return BytesParser(policy=_message_policy()).parsebytes(normalise_line_endings(data))
 
 
 def extract_email(

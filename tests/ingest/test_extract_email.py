@@ -281,3 +281,15 @@ def test_out_of_office_by_header_and_subject(tmp_path: Path) -> None:
     email = _extract(raw, FileBlobStore(tmp_path)).email
     assert email is not None and email.is_auto_reply and not email.is_bounce
     assert email.original_message_id == "orig@example.org"
+
+
+def test_parsed_headers_are_memoised_per_message_and_only_when_short() -> None:
+    from ingest.extract.email import parse_message
+
+    long_type = "text/plain; " + "; ".join(f"p{i}=v{i}" for i in range(100))
+    raw = f"Subject: hi\r\nContent-Type: {long_type}\r\n\r\nbody".encode()
+    first, second = parse_message(raw), parse_message(raw)
+    assert first.policy is not second.policy, "a memo must die with its message"
+    assert first["subject"] is first["subject"], "short headers are parsed once"
+    assert first["content-type"] is not first["content-type"], "long ones are not kept"
+    assert first.get_content_type() == "text/plain" and first.get_param("p99") == "v99"
