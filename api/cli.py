@@ -327,7 +327,10 @@ def bus_forget_group(group: str) -> None:
         bus = _sqlite_bus(rt.bus)
         if group not in bus.groups():
             _fail(f"no consumer group {group!r} on {bus.path}; groups: {', '.join(bus.groups()) or 'none'}", 2)
-        bus.forget_group(group)
+        try:
+            bus.forget_group(group)
+        except ValueError as exc:
+            _fail(str(exc), 2)
     out.print(f"consumer group {group} forgotten")
 
 

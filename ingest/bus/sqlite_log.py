@@ -12,8 +12,9 @@ Tables (all in the one file):
 * ``members(grp, member_id, topics, expires_at, joined_at)``: live group members;
 * ``generations(grp, generation)``: bumped whenever a group's membership changes.
 
-Retention (``retention_s``): records that every group consuming their topic has committed, and
-that are older than ``retention_s``, are deleted (``prune``, run by ``flush`` at most every
+Retention (``retention_s``): records that every group consuming their topic has committed (a
+group with live members counts even before its first commit), and that are older than
+``retention_s``, are deleted (``prune``, run by ``flush`` at most every
 ``PRUNE_EVERY_S``). The newest record of each partition is always kept, so offsets (``max + 1``)
 keep growing. Topics in ``keep_topics`` (the dead-letter topic) and topics no group has committed
 on are never pruned, and a group that stops for good holds records back until it is removed
@@ -86,6 +87,8 @@ POLL_INTERVAL_S = 0.025
 MAX_BUFFERED = 10_000
 #: How often ``flush`` prunes the log when the bus has a retention.
 PRUNE_EVERY_S = 600.0
+#: Records deleted per write transaction when pruning.
+PRUNE_BATCH = 5_000
 
 Synchronous = Literal["FULL", "NORMAL"]
 
@@ -301,13 +304,16 @@ class SqliteBus:
     def _prune(self, older_than_s: float) -> int:
         conn = self._conn
         ts_cutoff = time.time() - older_than_s
-        deleted = 0
-        with _transaction(conn, "IMMEDIATE"):
+        plans: list[tuple[str, int, int, int]] = []  # topic, partition, first offset, first to keep
+        with _transaction(conn, "DEFERRED"):  # plan in one snapshot
             committed: dict[str, dict[int, list[int]]] = {}
             groups: dict[str, set[str]] = {}
             for grp, topic, partition, offset in conn.execute("SELECT grp, topic, partition, offset FROM committed"):
                 committed.setdefault(topic, {}).setdefault(int(partition), []).append(int(offset))
                 groups.setdefault(topic, set()).add(grp)
+            for grp, topics in conn.execute("SELECT grp, topics FROM members WHERE expires_at >= ?", (time.time(),)):
+                for topic in json.loads(topics):  # a live member's group counts before its first commit
+                    groups.setdefault(topic, set()).add(grp)
             for topic, partitions in committed.items():
                 if topic in self.keep_topics:
                     continue
@@ -321,8 +327,14 @@ class SqliteBus:
                     bound = _first_at_or_after(conn, topic, partition, int(lo), min(min(offsets), int(hi)),
                                                ts_cutoff)
                     if bound > lo:
-                        deleted += conn.execute("DELETE FROM records WHERE topic = ? AND partition = ? AND "
-                                                "offset < ?", (topic, partition, bound)).rowcount
+                        plans.append((topic, partition, int(lo), bound))
+        deleted = 0
+        for topic, partition, lo, bound in plans:  # short write transactions: other writers keep going
+            for start in range(lo, bound, PRUNE_BATCH):
+                with _transaction(conn, "IMMEDIATE"):
+                    deleted += conn.execute("DELETE FROM records WHERE topic = ? AND partition = ? AND offset >= ? "
+                                            "AND offset < ?", (topic, partition, start,
+                                                               min(start + PRUNE_BATCH, bound))).rowcount
         if deleted:
             log.info("SQLite bus %s: pruned %d records (consumed, older than %.0f s)", self.path, deleted,
                      older_than_s)
@@ -336,8 +348,14 @@ class SqliteBus:
 
     def forget_group(self, group: str) -> None:
         """Remove a consumer group that will not come back (its offsets and members), so its
-        committed offsets no longer hold records back from pruning."""
+        committed offsets no longer hold records back from pruning.  ValueError while the group
+        has live members: stop them first (forgetting a running group would make it start over)."""
         with self._lock, _errors(self.path, f"forget group {group}"), _transaction(self._conn, "IMMEDIATE"):
+            (live,) = self._conn.execute("SELECT COUNT(*) FROM members WHERE grp = ? AND expires_at >= ?",
+                                         (group, time.time())).fetchone()
+            if live:
+                raise ValueError(f"consumer group {group} has {live} live member(s); stop them (or wait for their "
+                                 "session to expire) before forgetting it")
             for table in ("committed", "members", "generations"):
                 self._conn.execute(f"DELETE FROM {table} WHERE grp = ?", (group,))
 

@@ -483,6 +483,7 @@ def test_sqlite_prunes_only_old_records_every_group_has_committed(tmp_path: Path
         assert [r.offset for r in poll_until(fast, 1)] == [13], "offsets keep growing after a prune"
         late = bus.consumer([topic], group=name("late"))
         assert values(poll_until(late, 2)) == ["new-2", "next"], "a new group starts at what is left"
+        slow.close()
         bus.forget_group(slow.group)
         assert bus.committed(slow.group, topic) == {}
     finally:
@@ -504,5 +505,24 @@ def test_sqlite_flush_prunes_when_the_bus_has_a_retention(tmp_path: Path, name: 
         with sqlite3.connect(path) as conn:
             assert conn.execute("SELECT MIN(offset) FROM records WHERE topic = ?", (topic,)).fetchone() == (5,)
             assert conn.execute("SELECT COUNT(*) FROM records WHERE topic = ?", (dead,)).fetchone() == (3,)
+    finally:
+        bus.close()
+
+
+def test_sqlite_prune_waits_for_a_live_group_that_has_not_committed(tmp_path: Path, name: Callable[[str], str]) -> None:
+    path, topic = tmp_path / "bus.db", name("intake.raw")
+    bus = SqliteBus(path, partitions=1)
+    try:
+        publish_all(bus, topic, [("k", f"v{n}") for n in range(10)])
+        archive = bus.consumer([topic], group=name("archive"))  # joined, has read nothing yet
+        extract = bus.consumer([topic], group=name("extract"))
+        extract.commit(poll_until(extract, 10))
+        assert bus.prune(0.0) == 0, "the archive group has not handled any of them"
+        assert values(poll_until(archive, 10)) == [f"v{n}" for n in range(10)]
+        with pytest.raises(ValueError, match="live member"):
+            bus.forget_group(archive.group)
+        archive.close()  # leaves the group: now it is a group without members or commits
+        assert bus.prune(0.0) == 9
+        bus.forget_group(archive.group)
     finally:
         bus.close()
