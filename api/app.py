@@ -21,7 +21,7 @@ from classify.errors import ClassifyError
 from connectors.metrics import REGISTRY
 from connectors.runner import routers
 from ingest.errors import IngestError
-from ingest.intake import CHANNELS, make_raw_item, publish_raw
+from ingest.intake import CHANNELS, TRUSTED_BY, make_raw_item, publish_raw
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,10 @@ def create_app(rt: Runtime, *, health_extra: Any = None) -> FastAPI:
             raise HTTPException(413, f"upload is over {MAX_UPLOAD_BYTES // (1024 * 1024)} MiB")
         if not data:
             raise HTTPException(422, "the uploaded file is empty (0 bytes)")
-        meta.setdefault("uploaded_by", user.name)
+        meta["uploaded_by"] = user.name  # who, as authenticated: not what the caller says
+        meta.pop(TRUSTED_BY, None)
+        if user.role == "integration":  # a system's account: its customer_id may identify the customer
+            meta[TRUSTED_BY] = f"api:{user.name}"
         raw = make_raw_item(blobs=runtime.blobs, data=data, channel=channel,
                             filename=file.filename, content_type=file.content_type,
                             source=f"api:{user.name}", source_id=source_id, metadata=meta)

@@ -265,7 +265,7 @@ def item_view(session: Session, *, item_id: str) -> dict[str, Any]:
             raise NotFound(f"no item {item_id!r} has been filed or has failed; it may still be in the pipeline")
         return {
             "item_id": item_id, "channel": None, "received_at": None, "source": failures[-1]["source"],
-            "filename": None, "content_type": None, "size": None, "sender": None, "subject": None,
+            "filename": None, "content_type": None, "size": None, "sender": None, "subject": None, "metadata": {},
             "outcome": "failed", "case_ref": None, "doc_type": None, "decision": None, "filed_at": None,
             "documents": [], "text": "", "failures": failures,
         }
@@ -280,7 +280,8 @@ def item_view(session: Session, *, item_id: str) -> dict[str, Any]:
     return {
         "item_id": item.item_id, "channel": item.channel, "received_at": item.received_at.isoformat(),
         "source": item.source, "filename": item.filename, "content_type": item.content_type,
-        "size": item.size, "sender": item.sender, "subject": item.subject, "outcome": item.outcome,
+        "size": item.size, "sender": item.sender, "subject": item.subject, "metadata": dict(item.meta or {}),
+        "outcome": item.outcome,
         "case_ref": ref, "doc_type": item.doc_type, "decision": item.decision,
         "filed_at": item.filed_at.isoformat(), "documents": documents,
         "text": "\n\n".join(d["text"] for d in documents if d["text"]),

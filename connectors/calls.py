@@ -26,6 +26,7 @@ from typing import Any
 from connectors.folder import FolderWatcher, Taken
 from connectors.settings import CallSettings, WatchedFolder
 from ingest.errors import BadInput
+from ingest.intake import TRUSTED_BY
 
 ALIASES: dict[str, tuple[str, ...]] = {
     "call_id": ("call_id", "callid", "id", "call_sid", "callsid", "uniqueid", "uuid", "call_uuid"),
@@ -130,7 +131,8 @@ class CallRecordsWatcher(FolderWatcher):
                 continue
             ident = call["call_id"] or hashlib.sha256(
                 f"{call['caller']}|{call['started_at']}|{call['duration_s']}".encode()).hexdigest()
-            meta = {**base, "call_id": call["call_id"], "sender_phone": call["caller"], "agent": call["agent"],
+            meta = {**base, TRUSTED_BY: f"calls:{self.name}", "call_id": call["call_id"],
+                    "sender_phone": call["caller"], "agent": call["agent"],
                     "started_at": call["started_at"], "recording_url": call["recording_url"],
                     "duration_s": "" if call["duration_s"] is None else str(call["duration_s"]),
                     "subject": f"Call from {call['caller'] or 'unknown number'}"}

@@ -33,6 +33,7 @@ from defusedxml import ElementTree
 
 from connectors.folder import FolderWatcher, Taken
 from connectors.settings import DropIntegration, WatchedFolder
+from ingest.intake import TRUSTED_BY
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +126,7 @@ class DropWatcher(FolderWatcher):
         except Exception as exc:  # the document itself may still be readable by the pipeline
             meta["mapping_error"] = f"{type(exc).__name__}: {exc}"[:300]
             log.warning("%s: mapped fields of %s could not be read: %s", self.name, rel, exc)
+        meta[TRUSTED_BY] = f"drop:{self.integration.name}"  # a configured system wrote this metadata
         missing = sorted(set(self.integration.fields) - set(meta))
         if missing:
             log.info("%s: %s has no %s", self.name, rel, ", ".join(missing))

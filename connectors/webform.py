@@ -42,6 +42,7 @@ from connectors.state import StateStore
 from connectors.webform_html import render_form, render_message, render_thanks
 from ingest.blobs import BlobStore
 from ingest.bus.port import Bus
+from ingest.intake import TRUSTED_BY
 from ingest.messages import utcnow
 
 log = logging.getLogger(__name__)
@@ -152,6 +153,7 @@ def build_submission(form: FormDefinition, submission_id: str, values: dict[str,
             meta[f"form.{f.name}"] = value[:META_VALUE_MAX]
             if f.metadata_key:
                 meta[f.metadata_key] = value[:META_VALUE_MAX]
+    meta.pop(TRUSTED_BY, None)  # what a member of the public typed is never trusted metadata
     if not files:
         return body, f"form-{form.id}-{submission_id}.json", "application/json", meta
     summary = "\n".join(f"{f.label or f.name}: {fields.get(f.name, '')}" for f in form.fields if f.type != "file")

@@ -20,6 +20,10 @@ EMAIL_EXTENSIONS = frozenset({".eml", ".msg", ".mbox"})
 SCAN_EXTENSIONS = frozenset({".tif", ".tiff", ".png", ".jpg", ".jpeg", ".gif", ".bmp", ".pdf"})
 FILE_EXTENSIONS = frozenset({".xml", ".csv", ".tsv", ".json", ".jsonl", ".html", ".htm", ".txt", ".ccd"})
 CHANNELS: tuple[Channel, ...] = ("email", "scan", "file", "sms", "fax", "webform", "api", "call")
+#: Metadata key set only by casework itself, for items whose metadata a configured system or an
+#: integration account wrote (drops, call records, integration uploads): only then may a
+#: ``customer_id`` in it identify the customer.  Anything a sender supplies under it is dropped.
+TRUSTED_BY = "trusted_by"
 
 _MESSAGE_ID = re.compile(rb"^message-id:[ \t]*(.+(?:\r?\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)
 

@@ -30,6 +30,7 @@ from ingest.blobs import FileBlobStore
 from ingest.bus.port import Bus
 from ingest.extract import extract
 from ingest.extract.limits import ExtractLimits
+from ingest.intake import TRUSTED_BY
 from ingest.messages import (
     TOPIC_CLASSIFIED,
     TOPIC_EXTRACTED,
@@ -46,10 +47,6 @@ log = logging.getLogger(__name__)
 
 FILED_OUTCOMES = frozenset({"attached", "new_case", "triage", "noise"})
 MAX_CLASSIFY_CHARS = 200_000
-# Channels whose metadata a configured system or an authenticated API user wrote (integration
-# drops, call records, uploads), so a customer_id in it identifies the customer.  Email, SMS, fax,
-# scans and web forms carry what a sender wrote: their customer_id is not trusted.
-TRUSTED_METADATA_CHANNELS = frozenset({"file", "api", "call"})
 
 
 class ExtractStage:
@@ -137,7 +134,7 @@ def match_input(item: ExtractedItem) -> MatchInput:
         meta_case_ref=item.metadata.get("case_ref") or None,
         meta_account_number=item.metadata.get("account_number") or None,
         meta_customer_id=item.metadata.get("customer_id") or None,
-        trusted_metadata=item.channel in TRUSTED_METADATA_CHANNELS,
+        trusted_metadata=bool(item.metadata.get(TRUSTED_BY)),
     )
 
 

@@ -162,3 +162,17 @@ def test_a_triaged_item_attached_to_a_team_case_leaves_other_teams_search(rt: Ru
         "now in a claims case: not for the complaints team, in search included"
     hits = client.get("/api/v1/search", headers=sue, params={"q": "zebracorn"}).json()["hits"]
     assert [h["case_ref"] for h in hits] == ["CM-2025-000002"]
+
+
+def test_only_an_integration_account_may_name_the_customer_in_metadata(rt: Runtime) -> None:
+    client = TestClient(create_app(rt))
+    robot, alice, sue = token(rt, "robot"), token(rt, "alice"), token(rt, "sue")
+    claim = '{"customer_id": "C2", "case_ref": "CM-2025-000002", "trusted_by": "me", "uploaded_by": "someone"}'
+    by_agent = client.post("/api/v1/items", headers=alice, data={"channel": "file", "metadata": claim},
+                           files={"file": ("a.txt", b"Invoice 7 for the repairs", "text/plain")}).json()["item_id"]
+    by_robot = client.post("/api/v1/items", headers=robot, data={"channel": "file", "metadata": claim},
+                           files={"file": ("b.txt", b"Invoice 8 for the repairs", "text/plain")}).json()["item_id"]
+    agent_view, robot_view = wait_for_item(client, by_agent, sue), wait_for_item(client, by_robot, sue)
+    assert agent_view["outcome"] == "triage", "an agent typing a customer id does not make it agree"
+    assert (robot_view["outcome"], robot_view["case_ref"]) == ("attached", "CM-2025-000002")
+    assert agent_view["metadata"]["uploaded_by"] == "alice" and "trusted_by" not in agent_view["metadata"]

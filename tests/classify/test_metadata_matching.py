@@ -65,14 +65,14 @@ def test_a_web_form_cannot_claim_a_customer_by_typing_their_id(lookup: StoreLook
     assert result.evidence["metadata"]["ignored"].startswith("customer_id from a channel")
 
 
-def test_the_pipeline_trusts_metadata_of_drops_and_uploads_only() -> None:
-    def extracted(channel: str) -> ExtractedItem:
+def test_the_pipeline_trusts_metadata_only_when_casework_marked_it_trusted() -> None:
+    def extracted(channel: str, **extra: str) -> ExtractedItem:
         return ExtractedItem(item_id="i", channel=channel, received_at="2026-11-24T10:00:00Z", idempotency_key="k",
-                             blob_sha256="0" * 64, size=1, metadata={"customer_id": "C-1", "case_ref": "CM-1"},
+                             blob_sha256="0" * 64, size=1,
+                             metadata={"customer_id": "C-1", "case_ref": "CM-1", **extra},
                              parts=[Part(index=0, kind="body", text="t")])
 
-    trusted = {c: match_input(extracted(c)).trusted_metadata for c in ("file", "api", "call", "email", "webform",
-                                                                          "sms", "fax", "scan")}
-    assert trusted == {"file": True, "api": True, "call": True, "email": False, "webform": False, "sms": False,
-                       "fax": False, "scan": False}
+    assert match_input(extracted("file", trusted_by="drop:erp")).trusted_metadata
+    assert match_input(extracted("api", trusted_by="api:erp-robot")).trusted_metadata
+    assert not any(match_input(extracted(c)).trusted_metadata for c in ("file", "api", "call", "email", "webform"))
     assert match_input(extracted("webform")).meta_case_ref == "CM-1"

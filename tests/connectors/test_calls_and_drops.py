@@ -46,6 +46,7 @@ def test_call_records_become_one_item_per_call_and_bad_rows_are_reported(
     first = by_key["call:c-1"]
     assert first.channel == "call" and first.metadata["sender_phone"] == "+447700900123"
     assert first.metadata["duration_s"] == "250" and first.metadata["agent"] == "alice"
+    assert first.metadata["trusted_by"].startswith("calls:"), "a configured export: its metadata is trusted"
     assert first.metadata["recording_url"] == "https://rec.example/c-1.mp3" and first.metadata["team"] == "phones"
     body = json.loads(blobs.read(first.blob_sha256))
     assert body["notes"] == "Asked about CM-2025-000001" and body["record"]["CallID"] == "c-1"
@@ -87,7 +88,7 @@ def test_integration_drop_maps_fields_to_customer_and_case(tmp_path: Path, bus: 
     xml = items["C-1001_invoice.xml"]
     assert xml.idempotency_key == "file:billing:INV-9" and xml.channel == "file"
     assert xml.metadata | {} == {"team": "billing", "doc_type": "invoice", "integration": "billing",
-                                 "customer_id": "C-1001", "case_ref": "CM-2025-000001"}
+                                 "customer_id": "C-1001", "case_ref": "CM-2025-000001", "trusted_by": "drop:billing"}
     assert items["C-1002_notice.json"].metadata["sender_email"] == "sam@example.com"
     assert items["C-1003_list.csv"].metadata["case_ref"] == "CM-2025-000003"
     assert items["C-1004_page.html"].metadata["case_ref"] == "CM-2025-000004"
