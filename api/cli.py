@@ -101,17 +101,21 @@ def _import(kind: str, path: Path, as_json: bool) -> None:
     fn: Callable[..., Any] = importer.import_customers if kind == "customers" else importer.import_cases
     if not path.is_file():
         _fail(f"{path} is not a file: give a CSV or JSON Lines file of {kind}")
+    index_error = ""
     with runtime() as rt:
         with rt.sessions() as session, session.begin():
             report = fn(session, path)
         if report.visibility_changed or report.renamed_customers:
             from casestore.search.indexer import reindex_cases, reindex_customers
 
-            with rt.read_sessions() as session:  # who may see them, or the name they are found by, changed
-                n = reindex_cases(session, rt.search_index, report.visibility_changed)
-                n += reindex_customers(session, rt.search_index, report.renamed_customers)
-            log.info("re-indexed %d documents (%d cases changed team or status, %d customers renamed)", n,
-                     len(report.visibility_changed), len(report.renamed_customers))
+            try:
+                with rt.read_sessions() as session:  # who may see them, or the name they are found by, changed
+                    n = reindex_cases(session, rt.search_index, report.visibility_changed)
+                    n += reindex_customers(session, rt.search_index, report.renamed_customers)
+                log.info("re-indexed %d documents (%d cases changed team or status, %d customers renamed)", n,
+                         len(report.visibility_changed), len(report.renamed_customers))
+            except Exception as exc:  # the import is committed; the index must be repaired by hand
+                index_error = str(exc)
     errors = [{"line": e.line, "reason": e.reason} for e in report.errors]
     if as_json:
         _print_json({"created": report.created, "updated": report.updated, "errors": errors})
@@ -119,6 +123,9 @@ def _import(kind: str, path: Path, as_json: bool) -> None:
         out.print(f"{kind}: {report.created} created, {report.updated} updated, {len(errors)} rejected")
         for e in errors:
             err.print(f"  line {e['line']}: {e['reason']}", highlight=False)
+    if index_error:
+        _fail(f"imported, but the search index was not updated ({index_error}): run `casework reindex` so "
+              "search shows these cases to the right teams", 3)
     if errors:
         raise typer.Exit(1)
 
@@ -384,8 +391,12 @@ def triage_resolve(
         with rt.sessions() as session, session.begin():
             res = triage.resolve_triage(session, item_id=item_id, action=chosen[0], case_ref=attach, actor=actor,
                                         reason=reason, customer_id=customer, doc_type=doc_type)
-        with rt.read_sessions() as session:  # search must see it where it now is (its case's team)
-            index_items(session, rt.search_index, [res.item_id])
+        try:
+            with rt.read_sessions() as session:  # search must see it where it now is (its case's team)
+                index_items(session, rt.search_index, [res.item_id])
+        except Exception as exc:  # the resolution is committed; the index must be repaired by hand
+            out.print(f"{res.item_id}: {res.outcome} {res.case_ref or ''} ({res.doc_type})")
+            _fail(f"resolved, but the search index was not updated ({exc}): run `casework reindex`", 3)
     out.print(f"{res.item_id}: {res.outcome} {res.case_ref or ''} ({res.doc_type})")
 
 

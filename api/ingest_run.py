@@ -12,7 +12,6 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from api.wiring import Runtime
 from casestore import items as item_service
 from ingest.errors import BadInput
 from ingest.intake import check_channel, describe_raw_item, expand_paths, infer_channel, publish_raw
-from ingest.messages import Channel, RawItem, utcnow
+from ingest.messages import Channel, RawItem
 from ingest.pipeline import FILED_OUTCOMES, PipelineRunner
 
 log = logging.getLogger(__name__)
@@ -61,13 +60,14 @@ class IngestReport:
         return {**self.counts(), "seconds": round(self.seconds, 3), "results": [r.as_dict() for r in self.results]}
 
 
-def _settled(info: dict[str, Any] | None, started: datetime) -> bool:
+def _settled(info: dict[str, Any] | None, failure_floor: int) -> bool:
+    """Filed, or failed in this run: a failure recorded after the run began (by id, not by clock:
+    a worker's clock may run behind this machine's)."""
     if not info:
         return False
     if info.get("outcome") in FILED_OUTCOMES:
         return True
-    failed_at = info.get("failed_at")
-    return info.get("outcome") == "failed" and (failed_at is None or failed_at >= started)
+    return info.get("outcome") == "failed" and int(info.get("failure_id") or 0) > failure_floor
 
 
 def run_ingest(
@@ -82,23 +82,25 @@ def run_ingest(
 ) -> IngestReport:
     """Ingest ``paths``; ``stage_cpu``, if given, receives each in-process stage's CPU seconds."""
     started_clock = time.perf_counter()
-    started = utcnow()
     results: list[IngestResult] = []
     files = list(expand_paths(paths))
     on_total(len(files))
+    with rt.read_sessions() as session:
+        failure_floor = item_service.last_failure_id(session)
     runner: PipelineRunner | StageProcesses | None = None
-    if rt.settings.is_embedded_bus:
-        # Started first, so the stages work on the first files while later ones are still read.
-        mode = rt.settings.worker.stage_processes
-        if mode == "processes" or (mode == "auto" and len(files) >= rt.settings.worker.process_threshold):
-            runner = StageProcesses(rt.settings)
-        else:
-            runner = PipelineRunner(rt.pipeline_parts())
-        runner.start()
     pending: dict[str, None] = {}  # in publish order, roughly the order outcomes arrive in
+    seen: dict[str, bool] = {}  # item id -> filed before this run, for files given twice
     try:
+        if rt.settings.is_embedded_bus:
+            # Started first, so the stages work on the first files while later ones are still read.
+            mode = rt.settings.worker.stage_processes
+            if mode == "processes" or (mode == "auto" and len(files) >= rt.settings.worker.process_threshold):
+                runner = StageProcesses(rt.settings)
+            else:
+                runner = PipelineRunner(rt.pipeline_parts())
+            runner.start()
         for chunk in _chunks(files):
-            chunk_results = _publish_chunk(rt, chunk, channel)
+            chunk_results = _publish_chunk(rt, chunk, channel, seen)
             results.extend(chunk_results)
             pending.update((r.item_id, None) for r in chunk_results if r.item_id and r.outcome is None)
             on_progress(sum(1 for r in results if r.outcome is not None))
@@ -116,7 +118,7 @@ def run_ingest(
                 found = item_service.outcomes(session, item_ids=window)
             settled = 0
             for item_id, info in found.items():
-                if _settled(info, started):
+                if _settled(info, failure_floor):
                     outcomes[item_id] = info
                     del pending[item_id]
                     settled += 1
@@ -176,9 +178,10 @@ def _chunks(files: Sequence[Path]) -> Iterator[list[tuple[Path, bytes | OSError]
 
 
 def _publish_chunk(rt: Runtime, chunk: Sequence[tuple[Path, bytes | OSError]],
-                   channel: Channel | None) -> list[IngestResult]:
-    """Store a chunk's files (one file-system sync), mark those filed before as duplicates, and
-    publish the rest; a file that cannot be read or a bad channel is a failed result at once."""
+                   channel: Channel | None, seen: dict[str, bool]) -> list[IngestResult]:
+    """Store a chunk's files (one file-system sync), mark those filed before this run as
+    duplicates, and publish the rest once (``seen``: what earlier chunks of the run published);
+    a file that cannot be read or a bad channel is a failed result at once."""
     results: list[IngestResult] = []
     readable: list[tuple[IngestResult, Path, bytes, Channel]] = []
     for path, data in chunk:
@@ -195,16 +198,19 @@ def _publish_chunk(rt: Runtime, chunk: Sequence[tuple[Path, bytes | OSError]],
             continue
         readable.append((result, path, data, item_channel))
     refs = rt.blobs.put_many([data for _, _, data, _ in readable])
-    raw_items: list[RawItem] = []
+    raw_items: dict[str, RawItem] = {}
     for (result, path, data, item_channel), ref in zip(readable, refs, strict=True):
         raw = describe_raw_item(ref, data, channel=item_channel, filename=path.name, source=str(path.resolve()))
         result.item_id = raw.item_id
-        raw_items.append(raw)
+        if raw.item_id not in seen:
+            raw_items.setdefault(raw.item_id, raw)
     if raw_items:
         with rt.read_sessions() as session:
-            before = item_service.outcomes(session, item_ids=sorted({r.item_id for r in raw_items}))
-        for result in results:
-            if result.item_id and before.get(result.item_id, {}).get("outcome") in FILED_OUTCOMES:
-                result.duplicate = True
-        publish_raw(rt.bus, raw_items)
+            before = item_service.outcomes(session, item_ids=sorted(raw_items))
+        for item_id in raw_items:
+            seen[item_id] = before.get(item_id, {}).get("outcome") in FILED_OUTCOMES
+        publish_raw(rt.bus, [r for item_id, r in raw_items.items() if not seen[item_id]])
+    for result in results:
+        if result.item_id:
+            result.duplicate = seen[result.item_id]
     return results

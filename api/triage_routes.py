@@ -5,6 +5,7 @@ Each resolution is recorded as a label (``match_labels``) that retraining reads.
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
@@ -14,6 +15,8 @@ from api.auth import Principal, get_runtime, require_roles
 from casestore import cases, triage, users
 from casestore.errors import NotFound
 from casestore.search.indexer import index_items
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/v1/triage", tags=["triage"])
 Agent = Annotated[Principal, require_roles("agent", "supervisor", "admin")]
@@ -49,7 +52,13 @@ def resolve(request: Request, item_id: str, body: Resolve, user: Agent) -> dict[
         res = triage.resolve_triage(session, item_id=item_id, action=body.action, case_ref=body.case_ref,
                                     actor=user.name, reason=body.reason, customer_id=body.customer_id,
                                     doc_type=body.doc_type, case_type=body.case_type)
-    with rt.read_sessions() as session:  # search must now show it only to its case's teams
-        index_items(session, rt.search_index, [res.item_id])
+    search = "updated"
+    try:
+        with rt.read_sessions() as session:  # search must now show it only to its case's teams
+            index_items(session, rt.search_index, [res.item_id])
+    except Exception as exc:  # the resolution is committed; say so, and how to repair the index
+        log.error("triage %s resolved but the search index was not updated: %s; run `casework reindex`",
+                  res.item_id, exc)
+        search = f"not updated ({type(exc).__name__}): an operator must run `casework reindex`"
     return {"item_id": res.item_id, "outcome": res.outcome, "case_ref": res.case_ref, "doc_type": res.doc_type,
-            "label_id": res.label_id}
+            "label_id": res.label_id, "search_index": search}

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, or_, select
+from sqlalchemy import func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -213,7 +213,8 @@ def outcomes(session: Session, *, item_ids: Sequence[str]) -> dict[str, dict[str
     """``{item_id: {outcome, case_ref, doc_type, error}}`` for every known id in ``item_ids``.
 
     Filed items win; an item that only has failures reports outcome 'failed' with its last
-    error and when it failed (``failed_at``), so a caller can tell a new failure from an old one.
+    error, when it failed (``failed_at``) and the failure's id (``failure_id``, increasing), so a
+    caller can tell a new failure from an old one (compare with ``last_failure_id``).
     Unknown ids (still in the pipeline) are absent.  Two queries per 500 ids.
     """
     result: dict[str, dict[str, Any]] = {}
@@ -229,14 +230,22 @@ def outcomes(session: Session, *, item_ids: Sequence[str]) -> dict[str, dict[str
         if not missing:
             continue
         failures = session.execute(
-            select(ItemFailure.item_id, ItemFailure.error_class, ItemFailure.message, ItemFailure.failed_at)
+            select(ItemFailure.item_id, ItemFailure.error_class, ItemFailure.message, ItemFailure.failed_at,
+                   ItemFailure.id)
             .where(ItemFailure.item_id.in_(missing))
-            .order_by(ItemFailure.failed_at, ItemFailure.id)
+            .order_by(ItemFailure.id)
         )
-        for failed_id, error_class, message, failed_at in failures:  # the last one per item wins
+        for failed_id, error_class, message, failed_at, failure_id in failures:  # the last one per item wins
             result[str(failed_id)] = {"outcome": "failed", "case_ref": None, "doc_type": None,
-                                    "error": f"{error_class}: {message}", "failed_at": failed_at}
+                                    "error": f"{error_class}: {message}", "failed_at": failed_at,
+                                    "failure_id": failure_id}
     return result
+
+
+def last_failure_id(session: Session) -> int:
+    """The id of the newest recorded failure (0 if none): failures with a higher id happened
+    after this call, whatever the clocks of the machines that recorded them say."""
+    return int(session.scalar(select(func.max(ItemFailure.id))) or 0)
 
 
 def _failures(session: Session, item_id: str) -> list[dict[str, Any]]:

@@ -25,7 +25,8 @@ _CHUNK = 1 << 20
 
 
 def _find_syncfs() -> Callable[[int], int] | None:
-    """libc's syncfs(2): one sync of the blob store's file system for a whole batch (Linux)."""
+    """libc's syncfs(2): one sync of the blob store's file system for a whole batch (Linux).  It
+    reports write-back errors from Linux 5.8 on; older kernels return 0 even after an I/O error."""
     if not sys.platform.startswith("linux"):
         return None
     try:
@@ -127,7 +128,9 @@ class FileBlobStore:
                     final.parent.mkdir(parents=True, exist_ok=True)
                     os.replace(tmp_name, final)
                 pending.clear()
-                self._sync(tmp_dir)  # and the names, before the caller publishes them
+            # The names, before the caller publishes them; also when every blob was there already:
+            # another process may have renamed one a moment ago and not synced yet.
+            self._sync(tmp_dir)
         finally:
             for tmp_name in pending.values():
                 with contextlib.suppress(FileNotFoundError):

@@ -43,7 +43,11 @@ def _open(data: bytes, ctx: ExtractContext) -> pdfium.PdfDocument:
         try:
             with PDFIUM:
                 doc = pdfium.PdfDocument(data, password=password)
-                doc.init_forms()
+                try:
+                    doc.init_forms()
+                except BaseException:
+                    doc.close()  # here, under the lock, not later by a finaliser in another thread
+                    raise
             return doc
         except pdfium.PdfiumError as exc:
             last = exc

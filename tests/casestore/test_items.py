@@ -141,6 +141,7 @@ def test_outcomes_for_a_batch(session: Session) -> None:
     assert result[filed[0].item_id] == {"outcome": "attached", "case_ref": case.ref, "doc_type": "letter",
                                         "error": None}
     failed_at = result["f-1"].pop("failed_at")
+    assert result["f-1"].pop("failure_id") == items.last_failure_id(session) - 2, "the second of four failures"
     assert result["f-1"] == {"outcome": "failed", "case_ref": None, "doc_type": None, "error": "BadInput: second"}
     assert failed_at.tzinfo is not None and failed_at <= datetime.now(UTC), "when the last failure was recorded"
     assert outcomes(session, item_ids=[]) == {}
