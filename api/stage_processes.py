@@ -62,7 +62,8 @@ class StageProcesses:
     def __init__(self, settings: Settings, *, stages: Sequence[str] = STAGES) -> None:
         self.ctx = _context()
         self.stop = self.ctx.Event()
-        self.settings_json = settings.model_dump_json()
+        # absolute: a forkserver keeps the working directory it started in, which may not be ours now
+        self.settings_json = settings.model_copy(update={"data_dir": settings.data_dir.resolve()}).model_dump_json()
         self.stages = list(stages)
         self.processes: dict[str, BaseProcess] = {}
         self._cpu = self.ctx.Array("d", len(self.stages), lock=False)  # CPU seconds, filled in as each stops
