@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from casestore.errors import Conflict, InvalidInput, NotFound
-from casestore.models import ROLES, ApiToken, Case, User, utcnow
+from casestore.models import ROLES, ApiToken, Case, Item, User, utcnow
 from casestore.validation import required
 
 log = logging.getLogger(__name__)
@@ -91,6 +91,26 @@ def authenticate(session: Session, *, token: str) -> User | None:
         found.last_used_at = now
         session.flush()
     return found.user
+
+
+def items_hidden_from(session: Session, *, role: str, teams: Sequence[str], disabled: bool,
+                      item_ids: Sequence[str]) -> set[str]:
+    """Of these items, those the store says this viewer may not see now (its case's team and
+    restriction as they are, not as a search index last recorded them).  Items in no case (the
+    triage queue) are visible to everyone; ids the store does not hold are not judged here."""
+    if not item_ids:
+        return set()
+    rows = session.execute(
+        select(Item.item_id, Case.id, Case.team, Case.restricted)
+        .outerjoin(Case, Item.case_id == Case.id).where(Item.item_id.in_(list(item_ids)))
+    ).all()
+    if disabled:
+        return {str(r[0]) for r in rows}
+    if role in SEES_ALL_CASES:
+        return set()
+    mine = set(teams)
+    return {str(item_id) for item_id, case_id, team, restricted in rows
+            if case_id is not None and (team not in mine if team is not None else bool(restricted))}
 
 
 def can_see_case(user: User, case: Case) -> bool:

@@ -176,3 +176,28 @@ def test_only_an_integration_account_may_name_the_customer_in_metadata(rt: Runti
     assert agent_view["outcome"] == "triage", "an agent typing a customer id does not make it agree"
     assert (robot_view["outcome"], robot_view["case_ref"]) == ("attached", "CM-2025-000002")
     assert agent_view["metadata"]["uploaded_by"] == "alice" and "trusted_by" not in agent_view["metadata"]
+
+
+def test_search_trusts_the_store_over_a_stale_index(rt: Runtime) -> None:
+    from dataclasses import replace
+
+    from casestore.search.indexer import documents_for_index
+
+    client = TestClient(create_app(rt))
+    robot, alice, sue = token(rt, "robot"), token(rt, "alice"), token(rt, "sue")
+    text = b"Re CM-2025-000001: quokkafish damage to my shed"  # a reference nobody agrees with: triage
+    r = client.post("/api/v1/items", headers=robot, files={"file": ("x.txt", text, "text/plain")},
+                    data={"metadata": '{"sender_email": "mallory@evil.example"}'})
+    item_id = r.json()["item_id"]
+    assert wait_for_item(client, item_id, robot)["outcome"] == "triage"
+    assert _search(client, alice, "quokkafish", 1)["total"] == 1
+    done = client.post(f"/api/v1/triage/{item_id}/resolve", headers=sue,
+                       json={"action": "attach", "case_ref": "CM-2025-000002", "reason": "Sam's shed"})
+    assert done.json()["search_index"] == "updated"
+    with rt.read_sessions() as session:  # as if that index update had failed: the old, public entry
+        stale = [replace(d, case_ref=None, teams=(), restricted=False)
+                 for d in documents_for_index(session, item_ids=[item_id])]
+    rt.search_index.index(stale)
+    found = client.get("/api/v1/search", headers=alice, params={"q": "quokkafish"}).json()
+    assert found["total"] == 0 and found["hits"] == [], "the store says claims only"
+    assert client.get("/api/v1/search", headers=sue, params={"q": "quokkafish"}).json()["total"] == 1
