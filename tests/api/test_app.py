@@ -146,18 +146,26 @@ def _search(client: TestClient, headers: dict[str, str], q: str, expect: int) ->
         time.sleep(0.1)
 
 
-def test_a_triaged_item_attached_to_a_team_case_leaves_other_teams_search(rt: Runtime) -> None:
-    client = TestClient(create_app(rt))
+def _triaged_then_attached_to_claims(client: TestClient, rt: Runtime, word: str) -> tuple[str, dict[str, Any]]:
+    """A stranger's item quoting the complaints case (so: triage), found by agents of any team,
+    then attached by a supervisor to the claims case; (item id, the resolution's response)."""
     robot, alice, sue = token(rt, "robot"), token(rt, "alice"), token(rt, "sue")
-    text = b"Re CM-2025-000001: zebracorn damage to my shed"  # a reference nobody agrees with: triage
+    text = f"Re CM-2025-000001: {word} damage to my shed".encode()  # a reference nobody agrees with
     r = client.post("/api/v1/items", headers=robot, files={"file": ("x.txt", text, "text/plain")},
                     data={"metadata": '{"sender_email": "mallory@evil.example"}'})
     item_id = r.json()["item_id"]
     assert wait_for_item(client, item_id, robot)["outcome"] == "triage"
-    assert _search(client, alice, "zebracorn", 1)["total"] == 1, "triage is the shared queue"
+    assert _search(client, alice, word, 1)["total"] == 1, "triage is the shared queue"
     done = client.post(f"/api/v1/triage/{item_id}/resolve", headers=sue,
                        json={"action": "attach", "case_ref": "CM-2025-000002", "reason": "Sam's shed"})
     assert done.status_code == 200
+    return item_id, dict(done.json())
+
+
+def test_a_triaged_item_attached_to_a_team_case_leaves_other_teams_search(rt: Runtime) -> None:
+    client = TestClient(create_app(rt))
+    alice, sue = token(rt, "alice"), token(rt, "sue")
+    _triaged_then_attached_to_claims(client, rt, "zebracorn")
     assert client.get("/api/v1/search", headers=alice, params={"q": "zebracorn"}).json()["total"] == 0, \
         "now in a claims case: not for the complaints team, in search included"
     hits = client.get("/api/v1/search", headers=sue, params={"q": "zebracorn"}).json()["hits"]
@@ -184,16 +192,9 @@ def test_search_trusts_the_store_over_a_stale_index(rt: Runtime) -> None:
     from casestore.search.indexer import documents_for_index
 
     client = TestClient(create_app(rt))
-    robot, alice, sue = token(rt, "robot"), token(rt, "alice"), token(rt, "sue")
-    text = b"Re CM-2025-000001: quokkafish damage to my shed"  # a reference nobody agrees with: triage
-    r = client.post("/api/v1/items", headers=robot, files={"file": ("x.txt", text, "text/plain")},
-                    data={"metadata": '{"sender_email": "mallory@evil.example"}'})
-    item_id = r.json()["item_id"]
-    assert wait_for_item(client, item_id, robot)["outcome"] == "triage"
-    assert _search(client, alice, "quokkafish", 1)["total"] == 1
-    done = client.post(f"/api/v1/triage/{item_id}/resolve", headers=sue,
-                       json={"action": "attach", "case_ref": "CM-2025-000002", "reason": "Sam's shed"})
-    assert done.json()["search_index"] == "updated"
+    alice, sue = token(rt, "alice"), token(rt, "sue")
+    item_id, done = _triaged_then_attached_to_claims(client, rt, "quokkafish")
+    assert done["search_index"] == "updated"
     with rt.read_sessions() as session:  # as if that index update had failed: the old, public entry
         stale = [replace(d, case_ref=None, teams=(), restricted=False)
                  for d in documents_for_index(session, item_ids=[item_id])]
