@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import pytest
+
 from classify.doctype import DEFAULT_RULES, RuleClassifier, TypeRule
 
 CFPB = Path(__file__).resolve().parents[3] / "shared" / "corpus" / "labelled" / \
@@ -17,6 +19,7 @@ def _narratives(n: int) -> list[str]:
     return [t for t in texts if t][:n]
 
 
+@pytest.mark.skipif(not CFPB.is_file(), reason=f"corpus not found at {CFPB}")
 def test_joined_search_decides_as_rule_by_rule_on_real_complaints() -> None:
     rules = {**DEFAULT_RULES, "odd": (TypeRule("overdue fees", "all"), TypeRule("refund", "any"), r"(a)\1")}
     joined = RuleClassifier(rules)
