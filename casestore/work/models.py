@@ -22,11 +22,12 @@ from casestore.models import Base, JSONType, utcnow
 WORK_STATUSES = ("open", "in_progress", "awaiting_customer", "awaiting_third_party", "pending", "closed")
 COARSE_STATUS = {"open": "open", "in_progress": "open", "awaiting_customer": "pending",
                  "awaiting_third_party": "pending", "pending": "pending", "closed": "closed"}
-TASK_STATES: tuple[str, ...] = ("queued", "active", "completed", "skipped", "cancelled")
-OPEN_WORK_STATUSES = ("open", "in_progress", "awaiting_customer", "awaiting_third_party", "pending", "closed")
+WORK_STATUSES: tuple[str, ...] = ("open", "in_progress", "awaiting_customer", "awaiting_third_party", "pending",
+                                  "closed")
 COARSE_STATUS = {"open": "open", "in_progress": "open", "awaiting_customer": "pending",
                  "awaiting_third_party": "pending", "pending": "pending", "closed": "closed"}
-TASK_STATES: tuple[str, ...] = ("queued", "active")
+TASK_STATES: tuple[str, ...] = ("queued", "active", "completed", "skipped", "cancelled")
+OPEN_TASK_STATES: tuple[str, ...] = ("queued", "active")
 CLOCK_STATES = ("running", "paused", "stopped")
 NO_DUE = datetime(9999, 12, 31, tzinfo=UTC)
 
