@@ -19,9 +19,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from casestore.models import Base, JSONType, utcnow
 
-WORK_STATUSES = ("open", "in_progress", "awaiting_customer", "awaiting_third_party", "pending", "closed")
-COARSE_STATUS = {"open": "open", "in_progress": "open", "awaiting_customer": "pending",
-                 "awaiting_third_party": "pending", "pending": "pending", "closed": "closed"}
 WORK_STATUSES: tuple[str, ...] = ("open", "in_progress", "awaiting_customer", "awaiting_third_party", "pending",
                                   "closed")
 COARSE_STATUS = {"open": "open", "in_progress": "open", "awaiting_customer": "pending",
