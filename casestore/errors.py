@@ -22,6 +22,12 @@ class NotFound(CaseStoreError):
     http_status = 404
 
 
+class Forbidden(CaseStoreError):
+    """The actor's role may not do this (the case type's role x action matrix); ask someone who may."""
+
+    http_status = 403
+
+
 class Conflict(CaseStoreError):
     """The write clashes with what is already stored (it exists already, or changed meanwhile)."""
 
