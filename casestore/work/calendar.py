@@ -354,7 +354,7 @@ def parse_duration(text: str, calendar: BusinessCalendar | None) -> timedelta:
     at most once, in any order.  Without a calendar only h and m are allowed."""
     units = {"h": timedelta(hours=1), "m": timedelta(minutes=1)}
     if calendar is not None:
-        units |= {"w": calendar.week_length, "d": calendar.day_length}
+        units = {"w": calendar.week_length, "d": calendar.day_length} | units
     allowed = ", ".join(units)
     hint = f'use whole numbers with units {allowed}, e.g. "4h", "30m"' + (', "1d 4h"' if calendar else "")
     if not isinstance(text, str) or not text.strip():
