@@ -40,3 +40,9 @@ class StoreUnavailable(CaseStoreError):
     retryable = True
     http_status = 503
     exit_code = 75  # EX_TEMPFAIL
+
+
+class Forbidden(CaseStoreError):
+    """The actor's role or teams do not allow this (a queue of another team, an override by an agent)."""
+
+    http_status = 403
