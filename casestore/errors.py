@@ -22,12 +22,6 @@ class NotFound(CaseStoreError):
     http_status = 404
 
 
-class Forbidden(CaseStoreError):
-    """The actor's role may not do this (the case type's role x action matrix); ask someone who may."""
-
-    http_status = 403
-
-
 class Conflict(CaseStoreError):
     """The write clashes with what is already stored (it exists already, or changed meanwhile)."""
 
@@ -46,3 +40,9 @@ class StoreUnavailable(CaseStoreError):
     retryable = True
     http_status = 503
     exit_code = 75  # EX_TEMPFAIL
+
+
+class Forbidden(CaseStoreError):
+    """The actor's role or teams do not allow this (a queue of another team, an override by an agent)."""
+
+    http_status = 403

@@ -1,0 +1,294 @@
+"""Work queues: get-next, claim a named task, release, renew a lease, my work, the lease reaper.
+
+Ordering of a queue is ``urgency DESC, due_at, id`` over queued tasks (the partial index
+``ix_tasks_pick``).  get-next looks at each queue the actor's teams work separately, one indexed
+``LIMIT 1`` per queue, and takes the best of those heads: one query sorting many queues at once
+measured 1.4 s per call at a million tasks, against 0.2 ms per queue.
+
+Never the same task to two agents:
+
+* PostgreSQL: each head is read ``FOR UPDATE OF tasks SKIP LOCKED``, so concurrent callers skip
+  the rows another caller is looking at, and the claim is an ``UPDATE`` of a row we hold.
+* SQLite: the store's sessions begin ``BEGIN IMMEDIATE`` (``casestore.db``), so the read and the
+  update run under the one writer lock.
+* Both: the claim is guarded (``UPDATE ... WHERE id = ? AND state = 'queued'``); a lost race
+  (a session begun DEFERRED, say) is seen by its empty RETURNING and tried again.
+
+Leases: a claim sets ``state='active'``, the assignee, ``lease_expires_at = now + the queue's
+lease`` and ``lease_version + 1``; ``renew`` needs the current ``lease_version`` (409 when stale);
+``reap_expired_leases`` returns tasks whose lease ran out to their queue.  Every transition writes
+one audit event (``task.claimed``, ``task.released``, ``task.lease_expired``); a renewal is not a
+transition and writes none.
+
+Conditions that a partial index depends on are written as SQL literals (``QUEUED``, ``ACTIVE``):
+a bound parameter would keep SQLite, and PostgreSQL's generic plans for prepared statements,
+from using the partial indexes.
+
+Services flush, never commit: the caller owns the transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar, Unpack
+
+from sqlalchemy import ColumnElement, Select, func, select, text, update
+from sqlalchemy.orm import Session
+
+from casestore import audit
+from casestore.errors import Conflict, Forbidden, InvalidInput, NotFound, StoreUnavailable
+from casestore.models import Case
+from casestore.work.actor import Actor
+from casestore.work.models import NO_DUE, WorkTask
+from casestore.work.queue_index import QueueInfo, queue_index
+from casestore.work.visibility import sees_all_cases, visible_case_clause
+
+log = logging.getLogger(__name__)
+
+QUEUED: ColumnElement[bool] = text("tasks.state = 'queued'")  # type: ignore[assignment]
+ACTIVE: ColumnElement[bool] = text("tasks.state = 'active'")  # type: ignore[assignment]
+DEFAULT_MAX_ACTIVE = 5
+_RACE_RETRIES = 5
+_S = TypeVar("_S", bound=Select[Unpack[tuple[Any, ...]]])
+_CAP_LOCK_NAMESPACE = 0x6377_7170  # "cwqp": pg_advisory_xact_lock(namespace, hashtext(agent))
+
+
+@dataclass(frozen=True)
+class _Head:
+    id: int
+    urgency: int
+    due_at: datetime
+    queue: str
+
+    def rank(self) -> tuple[int, datetime, int]:
+        return (-self.urgency, self.due_at, self.id)
+
+
+def _is_pg(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _check_actor(actor: Actor) -> None:
+    if actor.disabled:
+        raise Forbidden(f"user {actor.name!r} is disabled; an administrator can enable it")
+
+
+def _visible(stmt: _S, actor: Actor) -> _S:
+    clause = visible_case_clause(actor)
+    if clause is None:
+        return stmt
+    return stmt.join(Case, Case.id == WorkTask.case_id).where(clause)
+
+
+def active_count(session: Session, *, actor: Actor) -> int:
+    """How many tasks ``actor`` holds (the partial index ``ix_tasks_assignee``)."""
+    return int(session.scalar(select(func.count()).select_from(WorkTask)
+                              .where(ACTIVE, WorkTask.assignee == actor.name)) or 0)
+
+
+def _check_cap(session: Session, actor: Actor, max_active: int) -> None:
+    """Refuse a claim past the cap.  PostgreSQL: one advisory lock per agent for the rest of the
+    transaction, so two concurrent calls of one agent cannot both pass at cap - 1 (SQLite's writer
+    lock does this already)."""
+    if _is_pg(session):
+        session.execute(text("SELECT pg_advisory_xact_lock(:ns, hashtext(:name))"),
+                        {"ns": _CAP_LOCK_NAMESPACE, "name": actor.name})
+    held = active_count(session, actor=actor)
+    if held >= max_active:
+        raise Conflict(f"{actor.name} holds {held} active task(s), the most an agent may hold at once "
+                       f"({max_active}); complete or release one first (casework work mine --as {actor.name})")
+
+
+def _heads(session: Session, queues: list[QueueInfo], actor: Actor) -> list[_Head]:
+    lock = _is_pg(session)
+    heads: list[_Head] = []
+    for queue in queues:
+        stmt = _visible(select(WorkTask.id, WorkTask.urgency, WorkTask.due_at)
+                        .where(WorkTask.queue == queue.name, QUEUED), actor)
+        stmt = stmt.order_by(WorkTask.urgency.desc(), WorkTask.due_at, WorkTask.id).limit(1)
+        if lock:
+            stmt = stmt.with_for_update(skip_locked=True, of=WorkTask)
+        row = session.execute(stmt).first()
+        if row is not None:
+            heads.append(_Head(id=row[0], urgency=row[1], due_at=row[2], queue=queue.name))
+    return heads
+
+
+def _take(session: Session, *, task_id: int, actor: Actor, now: datetime, queue: QueueInfo | None,
+          how: str) -> WorkTask | None:
+    """Claim one queued task (guarded); None if it was not queued any more.  Writes task.claimed."""
+    lease = queue.lease if queue is not None else queue_index(session).lease_of("")
+    expires = now + lease
+    stmt = (update(WorkTask).where(WorkTask.id == task_id, QUEUED)
+            .values(state="active", assignee=actor.name, lease_expires_at=expires,
+                    lease_version=WorkTask.lease_version + 1)
+            .returning(WorkTask))
+    task = session.scalars(stmt, execution_options={"synchronize_session": False,
+                                                    "populate_existing": True}).one_or_none()
+    if task is None:
+        return None
+    audit.record(session, actor=actor.name, action="task.claimed", case_id=task.case_id,
+                 details={"task_id": task.id, "task": task.name, "queue": task.queue, "how": how,
+                          "lease_version": task.lease_version, "lease_expires_at": expires})
+    log.info("task %d (%s) claimed by %s via %s, lease until %s", task.id, task.queue, actor.name, how, expires)
+    return task
+
+
+def get_next(session: Session, *, actor: Actor, now: datetime, max_active: int = DEFAULT_MAX_ACTIVE) -> WorkTask | None:
+    """Claim the best queued task of the queues ``actor``'s teams work, skipping tasks of cases
+    the actor may not see; None when there is nothing.  Conflict when the actor holds
+    ``max_active`` tasks already; Forbidden for a disabled actor."""
+    _check_actor(actor)
+    index = queue_index(session)
+    queues = index.workable_by(actor)
+    if not queues:
+        return None
+    _check_cap(session, actor, max_active)
+    for _ in range(_RACE_RETRIES):
+        heads = _heads(session, queues, actor)
+        if not heads:
+            return None
+        best = min(heads, key=_Head.rank)
+        task = _take(session, task_id=best.id, actor=actor, now=now, queue=index.get(best.queue), how="get_next")
+        if task is not None:
+            return task
+        log.debug("task %d was taken meanwhile; looking again", best.id)
+    raise StoreUnavailable(f"every task get-next picked was taken by someone else {_RACE_RETRIES} times in a row; "
+                           "try again")
+
+
+def _task_for(session: Session, *, task_id: int, actor: Actor) -> WorkTask:
+    """The task, locked, if ``actor`` may see its case; NotFound otherwise (never says it exists)."""
+    stmt = _visible(select(WorkTask.id).where(WorkTask.id == task_id), actor)
+    if session.scalar(stmt) is None:
+        raise NotFound(f"no task {task_id} (or its case is not visible to you); check the id (casework work mine)")
+    task = session.get(WorkTask, task_id, with_for_update=True, populate_existing=True)
+    if task is None:  # deleted with its case meanwhile
+        raise NotFound(f"no task {task_id}; check the id (casework work mine)")
+    return task
+
+
+def claim(session: Session, *, task_id: int, actor: Actor, now: datetime,
+          max_active: int = DEFAULT_MAX_ACTIVE) -> WorkTask:
+    """Claim the named task.  Claiming a task one holds already returns it unchanged.
+
+    NotFound if the task does not exist or its case is hidden from ``actor``; Forbidden when no
+    team of an agent works its queue (supervisors and admins may claim from any queue);
+    Conflict when someone else holds it, it is finished, or the cap is reached."""
+    _check_actor(actor)
+    task = _task_for(session, task_id=task_id, actor=actor)
+    if task.state == "active" and task.assignee == actor.name:
+        return task
+    queue = queue_index(session).get(task.queue)
+    if not sees_all_cases(actor) and (queue is None or queue.team not in actor.teams):
+        team = queue.team if queue is not None else "no team (the queue is in no loaded definition)"
+        raise Forbidden(f"task {task_id} is in queue {task.queue!r}, worked by {team}; your teams are "
+                        f"{', '.join(actor.teams) or 'none'}: ask a supervisor to reassign it to you")
+    if task.state == "active":
+        until = task.lease_expires_at.isoformat(timespec="seconds") if task.lease_expires_at else "released"
+        raise Conflict(f"task {task_id} is held by {task.assignee} (lease until {until}); "
+                       "get another with `casework work next`, or ask a supervisor to reassign it")
+    if task.state != "queued":
+        raise Conflict(f"task {task_id} is {task.state}; there is nothing to claim")
+    _check_cap(session, actor, max_active)
+    taken = _take(session, task_id=task.id, actor=actor, now=now, queue=queue, how="claim")
+    if taken is None:  # cannot happen while we hold the row; kept as the guard's answer
+        raise Conflict(f"task {task_id} was claimed by someone else meanwhile; get another")
+    return taken
+
+
+def _held_by(session: Session, *, task_id: int, actor: Actor) -> WorkTask:
+    task = _task_for(session, task_id=task_id, actor=actor)
+    if task.state != "active":
+        raise Conflict(f"task {task_id} is {task.state}, not held by anyone; claim it first "
+                       f"(casework task claim {task_id})")
+    if task.assignee != actor.name:
+        raise Conflict(f"task {task_id} is held by {task.assignee}, not by you")
+    return task
+
+
+def release(session: Session, *, task_id: int, actor: Actor, reason: str = "") -> WorkTask:
+    """Give a held task back to its queue (state queued, no assignee, no lease); task.released.
+    Conflict when ``actor`` does not hold it."""
+    _check_actor(actor)
+    task = _held_by(session, task_id=task_id, actor=actor)
+    task.state, task.assignee, task.lease_expires_at = "queued", None, None
+    session.flush()
+    audit.record(session, actor=actor.name, action="task.released", reason=reason, case_id=task.case_id,
+                 details={"task_id": task.id, "task": task.name, "queue": task.queue,
+                          "lease_version": task.lease_version})
+    log.info("task %d released by %s", task.id, actor.name)
+    return task
+
+
+def renew(session: Session, *, task_id: int, actor: Actor, lease_version: int, now: datetime) -> WorkTask:
+    """Extend the lease ``actor`` holds on a task to ``now + the queue's lease``.
+
+    Conflict (409) when the lease is stale: the task was released, expired or claimed again since
+    ``lease_version`` was handed out (claim it again), or the lease has run out already."""
+    _check_actor(actor)
+    task = _task_for(session, task_id=task_id, actor=actor)
+    if task.state != "active" or task.assignee != actor.name or task.lease_version != lease_version:
+        raise Conflict(f"your lease on task {task_id} (version {lease_version}) is stale: the task is "
+                       f"{task.state}" + (f", held by {task.assignee} (version {task.lease_version})"
+                                          if task.state == "active" else "")
+                       + "; claim it again if it is still queued")
+    if task.lease_expires_at is not None and task.lease_expires_at <= now:
+        raise Conflict(f"your lease on task {task_id} ran out at {task.lease_expires_at.isoformat()}; "
+                       "it goes back to its queue: claim it again")
+    if task.lease_expires_at is not None:  # None: held until released (a reassignment); nothing to extend
+        task.lease_expires_at = now + queue_index(session).lease_of(task.queue)
+        session.flush()
+    return task
+
+
+def my_work(session: Session, *, actor: Actor) -> list[WorkTask]:
+    """The tasks ``actor`` holds, most urgent first."""
+    return list(session.scalars(
+        select(WorkTask).where(ACTIVE, WorkTask.assignee == actor.name)
+        .order_by(WorkTask.urgency.desc(), WorkTask.due_at, WorkTask.id)
+    ))
+
+
+def reap_expired_leases(session: Session, *, now: datetime, limit: int = 500) -> int:
+    """Return up to ``limit`` tasks whose lease ran out by ``now`` to their queues (one
+    task.lease_expired each); how many.  PostgreSQL skips rows another reaper holds."""
+    if limit < 1:
+        raise InvalidInput(f"limit must be at least 1, not {limit}")
+    stmt = (select(WorkTask.id, WorkTask.assignee).where(ACTIVE, WorkTask.lease_expires_at <= now)
+            .order_by(WorkTask.lease_expires_at).limit(limit))
+    if _is_pg(session):
+        stmt = stmt.with_for_update(skip_locked=True)
+    holders = {int(r[0]): r[1] for r in session.execute(stmt)}  # rows we hold (PostgreSQL) or the writer lock
+    if not holders:
+        return 0
+    rows = session.execute(
+        update(WorkTask).where(WorkTask.id.in_(list(holders)), ACTIVE, WorkTask.lease_expires_at <= now)
+        .values(state="queued", assignee=None, lease_expires_at=None)
+        .returning(WorkTask.id, WorkTask.case_id, WorkTask.name, WorkTask.queue, WorkTask.lease_version),
+        execution_options={"synchronize_session": False},
+    ).all()
+    audit.record_many(session, [
+        {"actor": "system", "action": "task.lease_expired", "case_id": case_id,
+         "details": {"task_id": tid, "task": name, "queue": queue, "lease_version": version,
+                     "assignee": holders.get(tid)}}
+        for tid, case_id, name, queue, version in rows
+    ])
+    _expire_loaded(session, {r[0] for r in rows})
+    if rows:
+        log.info("%d expired lease(s) returned to their queues", len(rows))
+    return len(rows)
+
+
+def _expire_loaded(session: Session, task_ids: set[int]) -> None:
+    """Tasks changed by a bulk UPDATE: loaded copies are reloaded on next access."""
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, WorkTask) and obj.id in task_ids:
+            session.expire(obj)
+
+
+def due_or_none(task: WorkTask) -> datetime | None:
+    """The task's SLA due time, or None for a task of a case with no running clock (``NO_DUE``)."""
+    return None if task.due_at >= NO_DUE else task.due_at
