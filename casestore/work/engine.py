@@ -89,7 +89,7 @@ def start_case(session: Session, *, case: Case, case_type: CaseType, actor: Acto
 # -- tasks -----------------------------------------------------------------------------------------
 
 
-def _task_run(session: Session, *, task_id: int, actor: Actor, calendars: clocks.Calendars,
+def task_run(session: Session, *, task_id: int, actor: Actor, calendars: clocks.Calendars,
               now: datetime) -> tuple[Run, WorkTask]:
     """The run of the task's case, after checking the actor may see that case (else NotFound)."""
     task = session.get(WorkTask, task_id)
@@ -117,7 +117,7 @@ def check_claim(task: WorkTask, *, actor: Actor, lease_version: int | None, now:
         raise Conflict(f"your claim on task {task.id} expired or was taken over; get it again")
 
 
-def _definition(run: Run, task: WorkTask) -> Task:
+def task_definition(run: Run, task: WorkTask) -> Task:
     try:
         return run.ct.task(task.name)
     except KeyError:
@@ -135,10 +135,10 @@ def complete_task(session: Session, *, task_id: int, code: str, actor: Actor, ca
                   lease_version: int | None = None, note: str | None = None, now: datetime | None = None) -> WorkTask:
     """Complete the actor's task with ``code`` (see the module docstring); the flow moves on."""
     now = _now(now)
-    run, task = _task_run(session, task_id=task_id, actor=actor, calendars=calendars, now=now)
+    run, task = task_run(session, task_id=task_id, actor=actor, calendars=calendars, now=now)
     require(actor, run.ct, "work_task")
     check_claim(task, actor=actor, lease_version=lease_version, now=now)
-    definition = _definition(run, task)
+    definition = task_definition(run, task)
     clean = (code or "").strip()
     if clean not in definition.codes:
         raise InvalidInput(f"code {code!r} is not allowed for task {task.name}; use one of: "
@@ -179,10 +179,10 @@ def tick(session: Session, *, task_id: int, item: str, actor: Actor, calendars: 
          done: bool = True, lease_version: int | None = None, now: datetime | None = None) -> WorkTask:
     """Tick (or, ``done=False``, untick) a checklist item of the actor's task."""
     now = _now(now)
-    run, task = _task_run(session, task_id=task_id, actor=actor, calendars=calendars, now=now)
+    run, task = task_run(session, task_id=task_id, actor=actor, calendars=calendars, now=now)
     require(actor, run.ct, "work_task")
     check_claim(task, actor=actor, lease_version=lease_version, now=now)
-    definition = _definition(run, task)
+    definition = task_definition(run, task)
     names = [i.name for i in definition.checklist]
     if item not in names:
         raise InvalidInput(f"task {task.name} has no checklist item {item!r}; its items: "

@@ -43,8 +43,7 @@ from casestore.work.actor import Actor
 from casestore.work.calendar import BusinessCalendar
 from casestore.work.definitions import CaseType, Stage, Task
 from casestore.work.expressions import ConditionFailed, compile_condition
-from casestore.work.models import COARSE_STATUS, NO_DUE, OPEN_TASK_STATES, CaseWork, SlaClock, WorkTask
-from casestore.work.registry import get_definition
+from casestore.work.models import COARSE_STATUS, NO_DUE, OPEN_TASK_STATES, CaseTypeVersion, CaseWork, SlaClock, WorkTask
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +54,25 @@ _MAX_STEPS = 1000  # stages x tasks of any sane definition; a guard against a de
 
 class WorkMissing(NotFound):
     """The case has no work state (it was opened before case work existed and not imported since)."""
+
+
+_by_digest: dict[str, CaseType] = {}
+
+
+def get_definition(session: Session, name: str, version: int) -> CaseType:
+    """The stored definition (name, version), parsed once per process (cached by its digest).
+
+    Interim: ``casestore.work.registry.get_definition`` replaces this when it lands."""
+    digest = session.scalar(select(CaseTypeVersion.digest).where(CaseTypeVersion.name == name,
+                                                                 CaseTypeVersion.version == version))
+    if digest is None:
+        raise CaseStoreError(f"case type {name} v{version} is not stored; load the definitions again")
+    found = _by_digest.get(digest)
+    if found is None:
+        value = session.scalar(select(CaseTypeVersion.definition).where(CaseTypeVersion.name == name,
+                                                                        CaseTypeVersion.version == version))
+        found = _by_digest[digest] = CaseType.model_validate(value)
+    return found
 
 
 def load_work(session: Session, case: Case) -> CaseWork:

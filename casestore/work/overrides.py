@@ -19,7 +19,7 @@ from casestore.models import Case, utcnow
 from casestore.users import get_user
 from casestore.work import clocks
 from casestore.work.actor import Actor
-from casestore.work.engine import _definition, _task_run
+from casestore.work.engine import task_definition, task_run
 from casestore.work.flow import Run
 from casestore.work.models import OPEN_TASK_STATES, CaseWork, SlaClock, WorkTask
 from casestore.work.permissions import can_see, require, visible_case
@@ -67,7 +67,7 @@ def reassign_task(session: Session, *, task_id: int, to: str, actor: Actor, reas
                   calendars: clocks.Calendars, now: datetime | None = None) -> WorkTask:
     """Give an open task to user ``to``: active, held by them until released (no lease expiry)."""
     clean = _reason(reason)
-    run, task = _task_run(session, task_id=task_id, actor=actor, calendars=calendars, now=now or utcnow())
+    run, task = task_run(session, task_id=task_id, actor=actor, calendars=calendars, now=now or utcnow())
     require(actor, run.ct, "reassign")
     _open(task)
     name = _assignable(session, run, to)
@@ -100,7 +100,7 @@ def redirect_task(session: Session, *, task_id: int, queue: str, actor: Actor, r
                   calendars: clocks.Calendars, now: datetime | None = None) -> WorkTask:
     """Move an open task to another queue of its case type; it waits there, unclaimed."""
     clean = _reason(reason)
-    run, task = _task_run(session, task_id=task_id, actor=actor, calendars=calendars, now=now or utcnow())
+    run, task = task_run(session, task_id=task_id, actor=actor, calendars=calendars, now=now or utcnow())
     require(actor, run.ct, "redirect")
     _open(task)
     queues = [q.name for q in run.ct.queues]
@@ -119,10 +119,10 @@ def waive_item(session: Session, *, task_id: int, item: str, actor: Actor, reaso
     """Waive a checklist item of an open task: it no longer holds the task's completion back."""
     clean = _reason(reason)
     now = now or utcnow()
-    run, task = _task_run(session, task_id=task_id, actor=actor, calendars=calendars, now=now)
+    run, task = task_run(session, task_id=task_id, actor=actor, calendars=calendars, now=now)
     require(actor, run.ct, "waive_item")
     _open(task)
-    definition = _definition(run, task)
+    definition = task_definition(run, task)
     names = [i.name for i in definition.checklist]
     if item not in names:
         raise InvalidInput(f"task {task.name} has no checklist item {item!r}; its items: {', '.join(names) or 'none'}")
@@ -283,5 +283,6 @@ def raise_urgency(session: Session, *, ref: str, urgency: int, actor: Actor, rea
         raise InvalidInput(f"urgency {urgency} must be above the case's current {before} (and at most {MAX_URGENCY})")
     run.work.urgency = urgency
     run.event("case.urgency_raised", reason=clean, override=True, details={"before": before, "after": urgency})
+    run.advance()  # a condition may read the urgency
     run.finish()
     return run.work
