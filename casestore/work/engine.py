@@ -189,7 +189,7 @@ def tick(session: Session, *, task_id: int, item: str, actor: Actor, calendars: 
                            f"{', '.join(names) or 'none'}")
     checklist = dict(task.checklist or {})
     state = checklist.get(item, {}).get("state")
-    if done and state == "done" or not done and state is None:
+    if (done and state == "done") or (not done and state is None):
         return task  # already so: no transition, no event
     if done:
         checklist[item] = {"state": "done", "by": actor.name, "at": now.isoformat()}
@@ -244,9 +244,9 @@ def close_case(session: Session, *, ref: str, code: str, actor: Actor, calendars
         run.event("task.cancelled", reason="case closed",
                   details={"task_id": row.id, "task": row.name, "iteration": row.iteration, "assignee": row.assignee})
     run.clock_event("case_closed")
-    for row in run.clocks.values():
-        if row.state != "stopped":
-            run.stop_clock(row, reason="case closed")
+    for sla in run.clocks.values():
+        if sla.state != "stopped":
+            run.stop_clock(sla, reason="case closed")
     before = work.status
     work.status, work.completion_code, work.closed_at = "closed", clean, now
     case.status, case.updated_at = "closed", now

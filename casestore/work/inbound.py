@@ -62,8 +62,8 @@ class WorkSetup:
         name = self.doc_types.get(doc_type or "", self.default_type)
         found = self.case_types.get(name) or self.case_types.get(self.default_type)
         if found is None:
-            raise InvalidInput(f"no case type {name!r} nor {self.default_type!r} is loaded; add {self.default_type}.yaml "
-                               "to the case-types folder")
+            raise InvalidInput(f"no case type {name!r} nor {self.default_type!r} is loaded; add "
+                               f"{self.default_type}.yaml to the case-types folder")
         return found
 
     def type_for_case(self, case: Case) -> CaseType:

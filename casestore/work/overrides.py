@@ -148,8 +148,9 @@ def skip_stage(session: Session, *, ref: str, stage: str, actor: Actor, reason: 
     if run.work.status == "closed":
         raise Conflict(f"case {case.ref} is closed; reopen it first")
     if run.work.stage != stage:
-        raise InvalidInput(f"stage {stage!r} is not the current stage of {case.ref} ({run.work.stage or 'none: '
-                           'every stage is done'}); only the current stage can be skipped")
+        current = run.work.stage or "none: every stage is done"
+        raise InvalidInput(f"stage {stage!r} is not the current stage of {case.ref} ({current}); only the current "
+                           "stage can be skipped")
     definition = run.stage_def(stage)
     skipped = []
     for row in run.open_rows(stage):
@@ -249,7 +250,7 @@ def reopen_case(session: Session, *, ref: str, actor: Actor, reason: str, calend
                 now: datetime | None = None) -> CaseWork:
     """Reopen a closed case (a supervisor's override)."""
     clean = _reason(reason)
-    case, run = _case_run(session, ref=ref, actor=actor, calendars=calendars, now=now)
+    _, run = _case_run(session, ref=ref, actor=actor, calendars=calendars, now=now)
     require(actor, run.ct, "reopen_case")
     reopen(run, reason=clean, override=True)
     run.advance()
