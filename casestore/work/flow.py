@@ -338,15 +338,22 @@ class Run:
                 continue  # running or paused: it started before and counts on
             self.event("clock.started", reason=name, details=self._clock_details(row))
 
+    @staticmethod
+    def _clock_state(row: SlaClock) -> dict[str, Any]:
+        return {"state": row.state, "used_seconds": row.used_seconds,
+                "due_at": row.due_at.isoformat() if row.due_at else None}
+
     def pause_clock(self, row: SlaClock, *, reason: str = "", override: bool = False) -> None:
-        before = row.used_seconds
+        before = self._clock_state(row)
         clocks.pause(row, calendar=self.calendar(row.calendar), now=self.now)
         self.event("clock.paused", reason=reason, override=override,
-                   details=self._clock_details(row, used_before=before))
+                   details=self._clock_details(row, before=before, after=self._clock_state(row)))
 
     def resume_clock(self, row: SlaClock, *, reason: str = "", override: bool = False) -> None:
+        before = self._clock_state(row)
         clocks.resume(row, calendar=self.calendar(row.calendar), now=self.now)
-        self.event("clock.resumed", reason=reason, override=override, details=self._clock_details(row))
+        self.event("clock.resumed", reason=reason, override=override,
+                   details=self._clock_details(row, before=before, after=self._clock_state(row)))
 
     def stop_clock(self, row: SlaClock, *, reason: str = "") -> None:
         clocks.stop(row, calendar=self.calendar(row.calendar), now=self.now)
