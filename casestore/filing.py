@@ -25,9 +25,11 @@ from casestore.items import (
     NewCase,
     NewDocument,
     NewItem,
+    WorkHooks,
     check_filing,
     document_rows,
     item_row,
+    route_to_work,
 )
 from casestore.models import AuditEvent, Case, Document, Item, utcnow
 from casestore.validation import no_nul
@@ -61,8 +63,10 @@ def _already_filed(session: Session, filings: Sequence[Filing]) -> dict[str, Fil
     return found
 
 
-def file_items(session: Session, *, filings: Sequence[Filing], actor: str) -> list[FiledItem]:
-    """File every filing (see ``items.file_item``); results in the same order. May flush, never commits."""
+def file_items(session: Session, *, filings: Sequence[Filing], actor: str,
+               work: WorkHooks | None = None) -> list[FiledItem]:
+    """File every filing (see ``items.file_item``, also for ``work``); results in the same order.
+    May flush, never commits."""
     existing = _already_filed(session, filings)
     refs = {f.case_ref for f in filings if f.outcome == "attached" and f.case_ref}
     cases = {c.ref: c for c in session.scalars(select(Case).where(Case.ref.in_(refs)))} if refs else {}
@@ -89,15 +93,17 @@ def file_items(session: Session, *, filings: Sequence[Filing], actor: str) -> li
                                    subject=f.new_case.subject, actor=actor,
                                    reason=str(f.decision.get("reason", "")), team=f.new_case.team)
                 session.flush()
-            item_rows.append(item_row(f.item, f.outcome, target, f.doc_type, f.decision, now))
+            outcome, target, decision = route_to_work(session, work, outcome=f.outcome, target=target, item=f.item,
+                                                      doc_type=f.doc_type, decision=f.decision)
+            item_rows.append(item_row(f.item, outcome, target, f.doc_type, decision, now))
             doc_rows.extend(document_rows(f.item, f.documents, target, now))
             audit_rows.append(dict(at=now, actor=actor, action="item.filed",
-                                   reason=no_nul(str(f.decision.get("reason", ""))),
+                                   reason=no_nul(str(decision.get("reason", ""))),
                                    case_id=target.id if target else None, item_id=f.item.item_id,
-                                   details=no_nul(dict(f.decision))))
+                                   details=no_nul(dict(decision))))
             if target is not None:
                 touched.add(target.id)
-            filed = FiledItem(item_id=f.item.item_id, outcome=f.outcome, case_ref=target.ref if target else None,
+            filed = FiledItem(item_id=f.item.item_id, outcome=outcome, case_ref=target.ref if target else None,
                               doc_type=f.doc_type, duplicate=False)
             # the same item twice in one batch: the second is a duplicate of the first
             existing[f.item.item_id] = existing[f.item.idempotency_key] = dataclasses.replace(filed, duplicate=True)

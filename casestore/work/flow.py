@@ -287,7 +287,8 @@ class Run:
         self.case.status = COARSE_STATUS[status]
         self.case.updated_at = self.now
         self.event("status.changed", reason=reason, details={"from": old, "to": status}, override=override)
-        for definition in self.ct.clocks:
+        pausing = [d for d in self.ct.clocks if (old in d.pause_in) != (status in d.pause_in)]
+        for definition in pausing:
             row = self.clocks.get(definition.name)
             if row is None:
                 continue
@@ -317,6 +318,8 @@ class Run:
 
     def clock_event(self, name: str) -> None:
         """An engine event (``case_started``, ``task:<name>``, ...): stop, then start, the clocks it names."""
+        if not any(name in d.stop_on or d.start_on == name for d in self.ct.clocks):
+            return  # no clock listens: nothing to load
         for definition in self.ct.clocks:
             row = self.clocks.get(definition.name)
             if name in definition.stop_on and row is not None and row.state != "stopped":

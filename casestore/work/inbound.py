@@ -24,12 +24,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from casestore import audit
-from casestore.cases import open_case
+from casestore.cases import find_case, open_case
 from casestore.errors import InvalidInput
-from casestore.models import Case, utcnow
+from casestore.models import AuditEvent, Case, utcnow
 from casestore.work import clocks, engine, overrides
 from casestore.work.actor import SYSTEM, Actor
 from casestore.work.calendar import parse_duration, working_time_between
@@ -81,9 +82,10 @@ def on_new_case(session: Session, *, case: Case, doc_type: str | None, setup: Wo
 
 
 def on_attached(session: Session, *, case: Case, item_id: str, setup: WorkSetup, doc_type: str | None = None,
-                channel: str | None = None, actor: Actor = SYSTEM, now: datetime | None = None) -> Case:
+                channel: str | None = None, actor: Actor = SYSTEM, now: datetime | None = None) -> tuple[Case, bool]:
     """An item filed into ``case`` (see the module docstring); returns the case the item belongs
-    in: ``case``, or a new case linked to it when ``case`` closed longer ago than its reopen window."""
+    in (``case``, or a case linked to it when ``case`` closed longer ago than its reopen window)
+    and whether that case was opened for this item."""
     now = now or utcnow()
     if session.get(CaseWork, case.id) is None:
         start_work_for(session, case=case, setup=setup, actor=actor, now=now)
@@ -95,7 +97,7 @@ def on_attached(session: Session, *, case: Case, item_id: str, setup: WorkSetup,
         overrides.reopen(run, reason=f"new correspondence (item {item_id}) within the reopen window "
                                      f"({run.ct.reopen_window})", override=False)
     customer_replied(run, item_id=item_id)
-    return case
+    return case, False
 
 
 def start_work_for(session: Session, *, case: Case, setup: WorkSetup, actor: Actor = SYSTEM,
@@ -161,8 +163,26 @@ def _review(run: Run, name: str) -> None:
     run.enable(task, stage, assign_to=owner, reason="the customer replied")
 
 
+def _linked_open_case(session: Session, old: Case) -> Case | None:
+    """The newest case opened for correspondence on ``old`` that is still open, if any."""
+    rows = session.scalars(select(AuditEvent.details).where(AuditEvent.case_id == old.id,
+                                                            AuditEvent.action == "case.linked")
+                           .order_by(AuditEvent.id.desc()))
+    for details in rows:
+        ref = (details or {}).get("to")
+        case = find_case(session, ref=ref) if ref else None
+        if case is not None and case.status != "closed":
+            return case
+    return None
+
+
 def _open_linked(session: Session, *, old: Case, item_id: str, doc_type: str | None, channel: str | None,
-                 setup: WorkSetup, actor: Actor, now: datetime) -> Case:
+                 setup: WorkSetup, actor: Actor, now: datetime) -> tuple[Case, bool]:
+    """The item goes to the open case linked to ``old`` (a reply to it), or opens one."""
+    existing = _linked_open_case(session, old)
+    if existing is not None:
+        return on_attached(session, case=existing, item_id=item_id, setup=setup, doc_type=doc_type, channel=channel,
+                           actor=actor, now=now)
     customer_id = old.customer.customer_id if old.customer is not None else None
     reason = f"correspondence for {old.ref}, closed longer ago than its reopen window"
     new = open_case(session, customer_id=customer_id, case_type=old.case_type, subject=old.subject, actor=actor.name,
@@ -176,4 +196,20 @@ def _open_linked(session: Session, *, old: Case, item_id: str, doc_type: str | N
     engine.start_case(session, case=new, case_type=case_type, actor=actor, calendars=setup.calendars, now=now,
                       facts={"doc_type": doc_type, "channel": channel})
     log.info("item %s for closed case %s opened linked case %s", item_id, old.ref, new.ref)
-    return new
+    return new, True
+
+
+class InboundWork:
+    """The file stage's work hooks (``casestore.items.WorkHooks``) over one ``WorkSetup``."""
+
+    def __init__(self, setup: WorkSetup, *, actor: Actor = SYSTEM) -> None:
+        self.setup = setup
+        self.actor = actor
+
+    def new_case(self, session: Session, *, case: Case, item_id: str, doc_type: str, channel: str) -> None:
+        on_new_case(session, case=case, doc_type=doc_type, channel=channel, setup=self.setup, actor=self.actor)
+
+    def attached(self, session: Session, *, case: Case, item_id: str, doc_type: str,
+                 channel: str) -> tuple[Case, bool]:
+        return on_attached(session, case=case, item_id=item_id, setup=self.setup, doc_type=doc_type,
+                           channel=channel, actor=self.actor)

@@ -62,7 +62,7 @@ def _new(session: Session, setup: WorkSetup, doc_type: str = "complaint") -> Cas
 
 
 def _reply(session: Session, setup: WorkSetup, case: Case, at: timedelta, item: str = "item-1") -> Case:
-    return inbound.on_attached(session, case=case, item_id=item, setup=setup, now=T0 + at)
+    return inbound.on_attached(session, case=case, item_id=item, setup=setup, now=T0 + at)[0]
 
 
 def test_a_new_case_starts_the_type_its_document_type_maps_to(session: Session, setup: WorkSetup) -> None:
