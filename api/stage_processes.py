@@ -68,7 +68,7 @@ def _start_time(pid: int) -> str | None:
     return None if fields[0] in ("Z", "X") else fields[19]
 
 
-def _stage_main(settings_json: str, stage: str, stop: Any, log_level: int, cpu: Any, slot: int,
+def _stage_main(settings: Settings, stage: str, stop: Any, log_level: int, cpu: Any, slot: int,
                 owner: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     stopping = threading.Event()
@@ -78,7 +78,6 @@ def _stage_main(settings_json: str, stage: str, stop: Any, log_level: int, cpu: 
     if owner_started is None:  # the owner died while we started
         return
     logging.basicConfig(level=log_level, format=f"%(asctime)s %(levelname)s [{stage}] %(name)s: %(message)s")
-    settings = Settings.model_validate_json(settings_json)
     rt = open_runtime(settings, migrate=False)
     runner = PipelineRunner(rt.pipeline_parts(with_search=stage == "file"), stages=[stage])
     runner.start()
@@ -117,8 +116,10 @@ class StageProcesses:
     def __init__(self, settings: Settings, *, stages: Sequence[str] = STAGES) -> None:
         self.ctx = _context()
         self.stop = self.ctx.Value("b", 0, lock=False)  # a flag, not an Event: see the module docstring
-        # absolute: a forkserver keeps the working directory it started in, which may not be ours now
-        self.settings_json = settings.model_copy(update={"data_dir": settings.data_dir.resolve()}).model_dump_json()
+        # absolute: a forkserver keeps the working directory it started in, which may not be ours now.
+        # The object itself goes to the child (pickled), not its JSON: JSON masks secrets such as PDF
+        # passwords as "**********", and a child would then not open an encrypted PDF (issue 15.8).
+        self.settings = settings.model_copy(update={"data_dir": settings.data_dir.resolve()})
         self.stages = list(stages)
         self.processes: dict[str, BaseProcess] = {}
         self._cpu = self.ctx.Array("d", len(self.stages), lock=False)  # CPU seconds, filled in as each stops
@@ -127,7 +128,7 @@ class StageProcesses:
         level = logging.getLogger().getEffectiveLevel()
         for slot, stage in enumerate(self.stages):
             p = self.ctx.Process(target=_stage_main, name=f"casework-{stage}", daemon=True,
-                                 args=(self.settings_json, stage, self.stop, level, self._cpu, slot, os.getpid()))
+                                 args=(self.settings, stage, self.stop, level, self._cpu, slot, os.getpid()))
             p.start()
             self.processes[stage] = p
         log.info("pipeline stages started as processes: %s",

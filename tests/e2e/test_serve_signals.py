@@ -69,7 +69,7 @@ def wait_empty(pgid: int, timeout: float) -> list[tuple[int, str]]:
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_kill_9_of_serve_leaves_no_stage_process(tmp_path: Path, user_env: dict[str, str]) -> None:
     env = {**user_env, "CASEWORK_WORKER__STAGE_PROCESSES": "processes"}
-    server, log_path = start_serve(tmp_path, env)
+    server, _ = start_serve(tmp_path, env)
     os.kill(server.pid, signal.SIGKILL)
     server.wait(10)
     left = wait_empty(server.pid, 20)
