@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any, TypedDict
 
 from sqlalchemy import insert
@@ -24,13 +25,17 @@ def record(
     item_id: str | None = None,
     details: dict[str, Any] | None = None,
     case_id: int | None = None,
+    at: datetime | None = None,
+    flush: bool = True,
 ) -> AuditEvent:
-    """Append one audit event (flushed, so it has its id).  ``case_id`` names the case by id when
-    the caller has no ``Case`` loaded (work services that touch a task, not its case)."""
+    """Append one audit event (flushed, so it has its id, unless ``flush`` is False: then it is
+    written with the session's next flush, together with the other rows pending).  ``case_id``
+    names the case by id when the caller has no ``Case`` loaded (work services that touch a task,
+    not its case).  ``at`` is when it happened (now by default)."""
     if case is not None and case.id is None:
         session.flush()  # a case opened in this transaction gets its id
     event = AuditEvent(
-        at=utcnow(),
+        at=at or utcnow(),
         actor=actor,
         action=action,
         reason=reason,
@@ -39,7 +44,8 @@ def record(
         details=dict(details or {}),
     )
     session.add(event)
-    session.flush()
+    if flush:
+        session.flush()
     log.debug("audit %s by %s case=%s item=%s", action, actor, case.ref if case else case_id, item_id)
     return event
 

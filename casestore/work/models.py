@@ -1,6 +1,7 @@
 """Tables of the case-work domain: stored definitions, a case's work state, tasks, SLA clocks.
 
-Created by migration 0005.  ``casestore.work`` owns these tables; other domains never read them.
+Created by migration 0005 (0006 adds ``case_work.stage_task_floor``).  ``casestore.work`` owns these
+tables; other domains never read them.
 
 Ordering of a queue (get-next) is ``urgency DESC, due_at ASC, id ASC`` over ``state='queued'``
 rows, served by the partial index ``ix_tasks_pick``.  ``due_at`` is never NULL (NULL sorts
@@ -67,6 +68,8 @@ class CaseWork(Base):
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     closed_at: Mapped[datetime | None]
     reopened: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # tasks of the current stage with id <= this belong to an earlier pass of it (the stage was reopened)
+    stage_task_floor: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class WorkTask(Base):
