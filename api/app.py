@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from sqlalchemy import text
 
 from api.auth import Principal, current_user, get_runtime, require_roles
+from api.queue_routes import router as queue_router
 from api.search_routes import router as search_router
 from api.triage_routes import router as triage_router
 from api.wiring import Runtime
@@ -51,6 +52,7 @@ def create_app(rt: Runtime, *, health_extra: Any = None) -> FastAPI:
 
     app.include_router(triage_router)
     app.include_router(search_router)
+    app.include_router(queue_router)
     connector_settings = rt.settings.connectors
     for router in routers(connector_settings, bus=rt.bus, blobs=rt.blobs, data_dir=rt.settings.data_dir):
         app.include_router(router)  # webhooks and forms: each checks its own signature or CSRF token

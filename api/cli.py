@@ -236,14 +236,19 @@ def serve(
 
 
 @app.command()
-def worker(stage: Annotated[str, typer.Argument(help="extract, classify or file")]) -> None:
-    """Run one pipeline stage (for Kafka deployments); stops cleanly on SIGTERM."""
+def worker(stage: Annotated[str, typer.Argument(help="extract, classify, file, or clock (SLA clocks)")]) -> None:
+    """Run one pipeline stage, or the SLA clock loop (for Kafka deployments); stops cleanly on SIGTERM."""
     import signal
 
     from ingest.pipeline import STAGES, PipelineRunner
 
+    if stage == "clock":
+        from api.queue_cli import run_clock_worker
+
+        run_clock_worker()
+        return
     if stage not in STAGES:
-        _fail(f"unknown stage {stage!r}: choose one of {', '.join(STAGES)}", 2)
+        _fail(f"unknown stage {stage!r}: choose one of {', '.join(STAGES)} or clock", 2)
     logging.getLogger().setLevel(logging.INFO)
     with runtime() as rt:
         runner = PipelineRunner(rt.pipeline_parts(with_search=stage == "file"), stages=[stage])
@@ -533,6 +538,17 @@ def _register_search_commands() -> None:
 
 
 _register_search_commands()
+
+
+def _register_queue_commands() -> None:
+    from api import queue_cli
+
+    app.add_typer(queue_cli.work_app, name="work")
+    app.add_typer(queue_cli.queue_app, name="queue")
+    app.add_typer(queue_cli.task_app, name="task")
+
+
+_register_queue_commands()
 
 
 def main() -> None:

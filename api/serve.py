@@ -11,6 +11,7 @@ import uvicorn
 from rich.console import Console
 
 from api.app import create_app
+from api.clock_worker import ClockLoop
 from api.settings import Settings
 from api.stage_processes import StageProcesses
 from api.wiring import open_runtime
@@ -34,16 +35,24 @@ def run_server(settings: Settings, *, host: str, port: int) -> None:
             runner = PipelineRunner(rt.pipeline_parts())
         else:
             runner = StageProcesses(settings)
+    clock_loop: ClockLoop | None = None
+    if settings.serve.run_pipeline and settings.is_embedded_bus and settings.clock.in_serve:
+        clock_loop = ClockLoop(rt.sessions, interval_s=settings.clock.interval_s, batch=settings.clock.batch)
     stop = threading.Event()
     watcher = FolderWatcher(settings.drop_dir, bus=rt.bus, blobs=rt.blobs, poll_s=settings.serve.drop_poll_s, stop=stop)
 
     def health_extra() -> dict[str, Any]:
-        return {"pipeline": runner.states() if runner is not None else {}}
+        states = runner.states() if runner is not None else {}
+        if clock_loop is not None:
+            states["clock"] = "running" if clock_loop.alive() else "stopped"
+        return {"pipeline": states}
 
     app = create_app(rt, health_extra=health_extra)
     watcher_thread = threading.Thread(target=watcher.run, name="connector-folder", daemon=True)
     if runner is not None:
         runner.start()
+    if clock_loop is not None:
+        clock_loop.start()
     watcher_thread.start()
     connector_threads = start_connectors(settings.connectors, bus=rt.bus, blobs=rt.blobs,
                                          data_dir=settings.data_dir, stop=stop)
@@ -68,6 +77,8 @@ def run_server(settings: Settings, *, host: str, port: int) -> None:
         stop.set()
         if runner is not None:
             runner.close()
+        if clock_loop is not None:
+            clock_loop.close()
         watcher_thread.join(5)
         for t in connector_threads:
             t.join(10)

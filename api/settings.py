@@ -135,6 +135,24 @@ class ServeSettings(BaseModel):
     )
 
 
+class QueueSettings(BaseModel):
+    """Work queues and get-next (CASEWORK_QUEUES__...)."""
+
+    max_active_per_agent: int = Field(
+        default=5, ge=1, description="tasks an agent may hold at once; get-next and claim refuse past this")
+
+
+class ClockSettings(BaseModel):
+    """The SLA clock loop (CASEWORK_CLOCK__...): in `casework serve` on the embedded default, else
+    `casework worker clock`."""
+
+    interval_s: float = Field(default=5.0, gt=0, le=50, description="seconds between sweeps; escalations fire "
+                              "within this (plus a sweep's time) of their moment")
+    batch: int = Field(default=1000, ge=1, description="clocks fired, or leases reaped, per committed batch")
+    in_serve: bool = Field(default=True, description="run the clock loop inside `casework serve` on the embedded "
+                           "default (turn off when a `casework worker clock` runs instead)")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CASEWORK_", env_nested_delimiter="__", extra="ignore")
 
@@ -147,6 +165,8 @@ class Settings(BaseSettings):
     serve: ServeSettings = ServeSettings()
     search: SearchSettings = SearchSettings()
     connectors: ConnectorSettings = ConnectorSettings()
+    queues: QueueSettings = QueueSettings()
+    clock: ClockSettings = ClockSettings()
 
     @property
     def db_url(self) -> str:

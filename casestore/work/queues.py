@@ -32,7 +32,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar, Unpack
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Select, func, select, text, update
 from sqlalchemy.orm import Session
@@ -51,7 +51,7 @@ QUEUED: ColumnElement[bool] = text("tasks.state = 'queued'")  # type: ignore[ass
 ACTIVE: ColumnElement[bool] = text("tasks.state = 'active'")  # type: ignore[assignment]
 DEFAULT_MAX_ACTIVE = 5
 _RACE_RETRIES = 5
-_S = TypeVar("_S", bound=Select[Unpack[tuple[Any, ...]]])
+_S = TypeVar("_S", bound=Select[*tuple[Any, ...]])
 _CAP_LOCK_NAMESPACE = 0x6377_7170  # "cwqp": pg_advisory_xact_lock(namespace, hashtext(agent))
 
 

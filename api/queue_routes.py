@@ -1,0 +1,101 @@
+"""Work queues over HTTP: get-next, my work, queue counts and lists, claim / release / renew a task.
+
+Thin: each route opens one transaction around one service of ``casestore.work`` and returns its
+typed view.  Errors are the services' own (404 unknown or hidden, 403 not your queue, 409 held by
+someone else, a stale lease or the cap reached), turned into responses by the app's one handler.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, Field
+
+from api.auth import Principal, get_runtime, require_roles
+from casestore.db import translate_errors
+from casestore.models import utcnow
+from casestore.work import queue_reads, queues
+from casestore.work.actor import Actor
+from casestore.work.queue_views import NextWork, QueueSummary, TaskPage, TaskView
+
+router = APIRouter(prefix="/api/v1", tags=["work queues"])
+Worker = Annotated[Principal, require_roles("agent", "supervisor", "admin")]
+
+
+def actor_of(user: Principal) -> Actor:
+    return Actor(name=user.name, role=user.role, teams=tuple(user.teams), disabled=user.disabled)
+
+
+class Release(BaseModel):
+    reason: str = Field(default="", max_length=2000, description="why: kept in the audit trail")
+
+
+class Renew(BaseModel):
+    lease_version: int = Field(description="the lease_version the claim handed out")
+
+
+@router.post("/work/next", response_model=NextWork)
+def next_task(request: Request, user: Worker) -> NextWork:
+    """Claim the best waiting task of your teams' queues (urgency, then SLA due time, then age)."""
+    rt = get_runtime(request)
+    with translate_errors(), rt.sessions() as session, session.begin():
+        task = queues.get_next(session, actor=actor_of(user), now=utcnow(),
+                               max_active=rt.settings.queues.max_active_per_agent)
+        return NextWork(task=queue_reads.task_views(session, [task])[0] if task is not None else None)
+
+
+@router.get("/work/mine", response_model=list[TaskView])
+def my_work(request: Request, user: Worker) -> list[TaskView]:
+    """The tasks you hold, most urgent first."""
+    with get_runtime(request).read_sessions() as session:
+        return queue_reads.task_views(session, queues.my_work(session, actor=actor_of(user)))
+
+
+@router.get("/queues", response_model=list[QueueSummary])
+def queue_list(request: Request, user: Worker) -> list[QueueSummary]:
+    """Your teams' queues (every queue for supervisors and admins) with their counts."""
+    with get_runtime(request).read_sessions() as session:
+        return queue_reads.queue_summaries(session, actor=actor_of(user), now=utcnow())
+
+
+@router.get("/queues/{name}/tasks", response_model=TaskPage)
+def queue_tasks(request: Request, name: str, user: Worker,
+                after: Annotated[str | None, Query(description="next_after of the previous page")] = None,
+                limit: Annotated[int, Query(ge=1, le=queue_reads.MAX_PAGE)] = 50) -> TaskPage:
+    """A queue's waiting tasks in get-next order, a page at a time."""
+    with get_runtime(request).read_sessions() as session:
+        return queue_reads.queue_tasks(session, actor=actor_of(user), queue=name, after=after, limit=limit)
+
+
+@router.get("/tasks/{task_id}", response_model=TaskView)
+def get_task(request: Request, task_id: int, user: Worker) -> TaskView:
+    with get_runtime(request).read_sessions() as session:
+        return queue_reads.task_view(session, task_id=task_id, actor=actor_of(user))
+
+
+@router.post("/tasks/{task_id}/claim", response_model=TaskView)
+def claim(request: Request, task_id: int, user: Worker) -> TaskView:
+    """Claim this task with a lease; 409 if someone else holds it."""
+    rt = get_runtime(request)
+    with translate_errors(), rt.sessions() as session, session.begin():
+        task = queues.claim(session, task_id=task_id, actor=actor_of(user), now=utcnow(),
+                            max_active=rt.settings.queues.max_active_per_agent)
+        return queue_reads.task_views(session, [task])[0]
+
+
+@router.post("/tasks/{task_id}/release", response_model=TaskView)
+def release(request: Request, task_id: int, user: Worker, body: Release | None = None) -> TaskView:
+    """Give a task you hold back to its queue."""
+    with translate_errors(), get_runtime(request).sessions() as session, session.begin():
+        task = queues.release(session, task_id=task_id, actor=actor_of(user), reason=body.reason if body else "")
+        return queue_reads.task_views(session, [task])[0]
+
+
+@router.post("/tasks/{task_id}/renew", response_model=TaskView)
+def renew(request: Request, task_id: int, body: Renew, user: Worker) -> TaskView:
+    """Extend your lease on a task; 409 when the lease is stale (claim the task again)."""
+    with translate_errors(), get_runtime(request).sessions() as session, session.begin():
+        task = queues.renew(session, task_id=task_id, actor=actor_of(user), lease_version=body.lease_version,
+                            now=utcnow())
+        return queue_reads.task_views(session, [task])[0]

@@ -1,0 +1,145 @@
+"""The SLA clock loop: fire each clock's warn and breach once, and run the escalations they trigger.
+
+``sweep`` reads up to ``limit`` clocks whose ``next_fire_at`` has come (the partial index
+``ix_sla_clocks_next_fire_at``: with nothing due it reads one index page), and for each:
+
+* a warning moment passed and not yet fired: ``warned_at`` is set, ``sla.warned`` written, and the
+  type's escalations ``on: warn`` for that clock collected;
+* the due time passed and not yet fired: the same with ``breached_at``, ``sla.breached`` and
+  ``on: breach`` (both in one sweep when the loop was down past both moments);
+* ``next_fire_at`` becomes the next unfired moment (the due time after a warning), or NULL.
+
+Then the collected escalations are applied together (``casestore.work.escalation``).  The fired
+state lives in the clock row and is committed with the actions by the caller, who commits each
+batch: so an event fires exactly once across restarts, and with two sweepers at once too
+(PostgreSQL: the clocks are read ``FOR UPDATE SKIP LOCKED``, so the second sweeper takes other
+clocks; SQLite: the session's ``BEGIN IMMEDIATE`` writer lock runs them one after the other).
+
+The moments themselves (``warn_at``, ``due_at``) are working-time arithmetic done when a clock
+starts, resumes or its calendar changes (``casestore.work.clocks``); the loop needs no calendar.
+A clock that is not running but still has a ``next_fire_at`` (which the clock transitions never
+leave) is cleared without firing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from typing import cast
+
+from sqlalchemy import Table, bindparam, select, tuple_, update
+from sqlalchemy.orm import Session
+
+from casestore.audit import NewEvent
+from casestore.work.definitions import CaseType
+from casestore.work.escalation import Escalations, SlaEvent
+from casestore.work.models import CaseTypeVersion, CaseWork, SlaClock
+
+log = logging.getLogger(__name__)
+
+DEFAULT_BATCH = 1000
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    clocks: int           # clocks whose moment had come
+    warned: int
+    breached: int
+    actions: int          # escalation actions run
+    audit_events: int
+    more: bool = False    # the batch was full: more may be due, sweep again (after committing)
+
+
+_types: dict[tuple[str, int], CaseType] = {}  # (name, version) rows never change: cache for the process
+_types_lock = threading.Lock()
+
+
+def case_types(session: Session, keys: set[tuple[str, int]]) -> dict[tuple[str, int], CaseType]:
+    """The stored definitions of these (name, version) pairs, read once per process."""
+    with _types_lock:
+        missing = keys - set(_types)
+    if missing:
+        rows = session.execute(select(CaseTypeVersion.name, CaseTypeVersion.version, CaseTypeVersion.definition)
+                               .where(tuple_(CaseTypeVersion.name, CaseTypeVersion.version).in_(sorted(missing))))
+        loaded = {}
+        for name, version, definition in rows:
+            try:
+                loaded[(name, version)] = CaseType.model_validate(definition)
+            except ValueError as exc:
+                log.error("stored case type %s v%d does not validate; its escalations cannot run: %s",
+                          name, version, exc)
+        with _types_lock:
+            _types.update(loaded)
+    with _types_lock:
+        return {k: _types[k] for k in keys if k in _types}
+
+
+def _next_moment(state: str, warn_at: datetime | None, due_at: datetime | None, warned_at: datetime | None,
+                 breached_at: datetime | None) -> datetime | None:
+    """The next moment to fire: the warning if neither fired yet, else the due time until it fires."""
+    if state != "running" or breached_at is not None:
+        return None
+    if warned_at is None and warn_at is not None:
+        return warn_at
+    return due_at
+
+
+def sweep(session: Session, *, now: datetime, limit: int = DEFAULT_BATCH) -> SweepResult:
+    """Fire the clocks due by ``now`` (at most ``limit``); flushes, the caller commits."""
+    stmt = (select(SlaClock.id, SlaClock.case_id, SlaClock.name, SlaClock.state, SlaClock.warn_at,
+                   SlaClock.due_at, SlaClock.warned_at, SlaClock.breached_at)
+            .where(SlaClock.next_fire_at <= now).order_by(SlaClock.next_fire_at, SlaClock.id).limit(limit))
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    clocks = session.execute(stmt).all()
+    if not clocks:
+        return SweepResult(0, 0, 0, 0, 0)
+    work = {case_id: (case_type, version) for case_id, case_type, version in session.execute(
+        select(CaseWork.case_id, CaseWork.case_type, CaseWork.type_version)
+        .where(CaseWork.case_id.in_(sorted({c.case_id for c in clocks}))))}
+    types = case_types(session, set(work.values()))
+    escalations = Escalations()
+    fired: list[NewEvent] = []
+    updates = []
+    warned = breached = actions = 0
+    for clock in clocks:
+        events: list[SlaEvent] = []
+        warned_at, breached_at = clock.warned_at, clock.breached_at
+        if clock.state == "running":
+            if warned_at is None and breached_at is None and clock.warn_at is not None and clock.warn_at <= now:
+                warned_at = now
+                events.append("warn")
+            if breached_at is None and clock.due_at is not None and clock.due_at <= now:
+                breached_at = now
+                events.append("breach")
+        updates.append({"cid": clock.id, "warned_at": warned_at, "breached_at": breached_at,
+                        "next_fire_at": _next_moment(clock.state, clock.warn_at, clock.due_at, warned_at,
+                                                     breached_at)})
+        key = work.get(clock.case_id)
+        case_type = types.get(key) if key is not None else None
+        for on in events:
+            n = escalations.add(case_type, case_id=clock.case_id, clock=clock.name, on=on) if case_type else 0
+            actions += n
+            warned += on == "warn"
+            breached += on == "breach"
+            fired.append({"actor": "system", "action": "sla.warned" if on == "warn" else "sla.breached",
+                          "case_id": clock.case_id,
+                          "details": {"clock": clock.name, "clock_id": clock.id, "warn_at": clock.warn_at,
+                                      "due_at": clock.due_at, "escalation_actions": n,
+                                      **({} if case_type else {"note": f"case type {key} is not stored: "
+                                                                       "no escalations ran"})}})
+    table = cast(Table, SlaClock.__table__)
+    session.execute(update(table).where(table.c.id == bindparam("cid"))
+                    .values(warned_at=bindparam("warned_at"), breached_at=bindparam("breached_at"),
+                            next_fire_at=bindparam("next_fire_at")), updates)
+    escalations.events[:0] = fired
+    events_written = escalations.apply(session)
+    ids = {c.id for c in clocks}
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, SlaClock) and obj.id in ids:
+            session.expire(obj)
+    if warned or breached:
+        log.info("clock sweep: %d warned, %d breached, %d escalation actions", warned, breached, actions)
+    return SweepResult(len(clocks), warned, breached, actions, events_written, more=len(clocks) >= limit)

@@ -1,0 +1,152 @@
+"""Reading the work queues: task views, a queue's counts, a queue's waiting tasks page by page.
+
+Counts come from two aggregate queries per call, whatever the number of queues: open tasks by
+queue and state, and open tasks of cases with an SLA clock at risk or breached.  A clock is
+*breached* once its due time has passed (or the clock loop marked it), *at risk* once its warning
+moment has passed and it is not breached; stopped clocks count for neither.  Agents see counts of
+the queues their teams work, over the cases they may see; supervisors and admins every queue.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from sqlalchemy import and_, case, func, or_, select, text
+from sqlalchemy.orm import Session
+
+from casestore.errors import Forbidden, InvalidInput, NotFound
+from casestore.models import Case
+from casestore.work.actor import Actor
+from casestore.work.models import NO_DUE, SlaClock, WorkTask
+from casestore.work.queue_index import QueueInfo, queue_index
+from casestore.work.queue_views import QueueSummary, TaskPage, TaskView
+from casestore.work.queues import QUEUED
+from casestore.work.visibility import sees_all_cases, visible_case_clause
+
+OPEN = text("tasks.state IN ('queued', 'active')")
+MAX_PAGE = 500
+
+
+def task_views(session: Session, tasks: Sequence[WorkTask]) -> list[TaskView]:
+    """Views of these tasks, their cases' references read in one query."""
+    case_ids = {t.case_id for t in tasks}
+    refs = {row[0]: (row[1], row[2]) for row in session.execute(
+        select(Case.id, Case.ref, Case.case_type).where(Case.id.in_(case_ids)))} if case_ids else {}
+    return [TaskView(
+        id=t.id, case_id=t.case_id, case_ref=refs.get(t.case_id, ("", ""))[0],
+        case_type=refs.get(t.case_id, ("", ""))[1], stage=t.stage, name=t.name, iteration=t.iteration,
+        state=t.state, queue=t.queue, urgency=t.urgency, due_at=None if t.due_at >= NO_DUE else t.due_at,
+        created_at=t.created_at, assignee=t.assignee, lease_expires_at=t.lease_expires_at,
+        lease_version=t.lease_version,
+    ) for t in tasks]
+
+
+def task_view(session: Session, *, task_id: int, actor: Actor) -> TaskView:
+    """One task, if ``actor`` may see its case; NotFound otherwise."""
+    stmt = select(WorkTask).where(WorkTask.id == task_id)
+    clause = visible_case_clause(actor)
+    if clause is not None:
+        stmt = stmt.join(Case, Case.id == WorkTask.case_id).where(clause)
+    task = session.scalar(stmt)
+    if task is None:
+        raise NotFound(f"no task {task_id} (or its case is not visible to you); check the id")
+    return task_views(session, [task])[0]
+
+
+def _queues_for(session: Session, actor: Actor) -> list[QueueInfo]:
+    index = queue_index(session)
+    if sees_all_cases(actor):
+        return [index.queues[name] for name in sorted(index.queues)]
+    teams = set(actor.teams)
+    return [q for name, q in sorted(index.queues.items()) if q.team in teams] if not actor.disabled else []
+
+
+def queue_summaries(session: Session, *, actor: Actor, now: datetime) -> list[QueueSummary]:
+    """The counts of each queue ``actor`` may look at (see the module docstring)."""
+    queues = _queues_for(session, actor)
+    if not queues:
+        return []
+    names = [q.name for q in queues]
+    clause = visible_case_clause(actor)
+    is_queued = WorkTask.state == "queued"
+    counts = (select(WorkTask.queue, func.count(), func.sum(case((is_queued, 1), else_=0)),
+                     func.min(case((is_queued, WorkTask.created_at), else_=None)))
+              .where(OPEN, WorkTask.queue.in_(names)).group_by(WorkTask.queue))
+    breached = or_(SlaClock.breached_at.is_not(None), and_(SlaClock.state == "running", SlaClock.due_at <= now))
+    warned = or_(SlaClock.warned_at.is_not(None), and_(SlaClock.state == "running", SlaClock.warn_at <= now))
+    clocks = (select(SlaClock.case_id.label("case_id"),
+                     func.max(case((breached, 1), else_=0)).label("breached"),
+                     func.max(case((warned, 1), else_=0)).label("warned"))
+              .where(SlaClock.state != "stopped", warned).group_by(SlaClock.case_id).subquery())
+    risks = (select(WorkTask.queue, func.sum(clocks.c.breached),
+                    func.sum(case((clocks.c.breached == 0, clocks.c.warned), else_=0)))
+             .join(clocks, clocks.c.case_id == WorkTask.case_id)
+             .where(OPEN, WorkTask.queue.in_(names)).group_by(WorkTask.queue))
+    if clause is not None:
+        counts = counts.join(Case, Case.id == WorkTask.case_id).where(clause)
+        risks = risks.join(Case, Case.id == WorkTask.case_id).where(clause)
+    by_queue = {row[0]: row[1:] for row in session.execute(counts)}
+    risk = {row[0]: row[1:] for row in session.execute(risks)}
+    out = []
+    for q in queues:
+        total, waiting, oldest = by_queue.get(q.name, (0, 0, None))
+        n_breached, n_at_risk = risk.get(q.name, (0, 0))
+        if isinstance(oldest, str):  # SQLite hands back min() of a CASE as text
+            oldest = datetime.fromisoformat(oldest)
+        out.append(QueueSummary(
+            queue=q.name, team=q.team, title=q.title, open=int(total or 0), active=int(total or 0) - int(waiting or 0),
+            waiting=int(waiting or 0), at_risk=int(n_at_risk or 0), breached=int(n_breached or 0),
+            oldest_waiting=_utc(oldest),
+        ))
+    return out
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _cursor(task: WorkTask) -> str:
+    raw = json.dumps([task.urgency, task.due_at.isoformat(), task.id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _uncursor(after: str) -> tuple[int, datetime, int]:
+    try:
+        urgency, due, task_id = json.loads(base64.urlsafe_b64decode(after + "=" * (-len(after) % 4)))
+        return int(urgency), datetime.fromisoformat(due), int(task_id)
+    except (ValueError, TypeError, binascii.Error) as exc:
+        raise InvalidInput("after is not a cursor this server handed out: pass next_after of the previous "
+                           "page unchanged, or leave it out for the first page") from exc
+
+
+def queue_tasks(session: Session, *, actor: Actor, queue: str, after: str | None = None,
+                limit: int = 50) -> TaskPage:
+    """A page of ``queue``'s waiting tasks in get-next order (keyset on urgency, due, id)."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}, not {limit}")
+    info = queue_index(session).get(queue)
+    if info is None:
+        raise NotFound(f"no queue {queue!r} in the loaded case types; see `casework queue list`")
+    if not sees_all_cases(actor) and info.team not in actor.teams:
+        raise Forbidden(f"queue {queue!r} is worked by team {info.team}; your teams are "
+                        f"{', '.join(actor.teams) or 'none'}")
+    stmt = select(WorkTask).where(WorkTask.queue == queue, QUEUED)
+    if after:
+        u, d, i = _uncursor(after)
+        stmt = stmt.where(or_(WorkTask.urgency < u, and_(WorkTask.urgency == u, WorkTask.due_at > d),
+                              and_(WorkTask.urgency == u, WorkTask.due_at == d, WorkTask.id > i)))
+    clause = visible_case_clause(actor)
+    if clause is not None:
+        stmt = stmt.join(Case, Case.id == WorkTask.case_id).where(clause)
+    rows = list(session.scalars(stmt.order_by(WorkTask.urgency.desc(), WorkTask.due_at, WorkTask.id)
+                                .limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return TaskPage(queue=queue, tasks=task_views(session, rows),
+                    next_after=_cursor(rows[-1]) if more and rows else None)

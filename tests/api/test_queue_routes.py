@@ -1,0 +1,188 @@
+"""The work-queue routes and commands on a real store: HTTP through the app, the CLI as a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from api.app import create_app
+from api.clock_worker import ClockLoop
+from api.settings import DbSettings, Settings
+from api.wiring import Runtime, open_runtime
+from casestore import users
+from casestore.models import AuditEvent, utcnow
+from casestore.work.models import SlaClock, WorkTask
+from tests.casestore.work.rows import case, clock, definition, store_definition, task
+
+ESCALATE = [{"clock": "first_response", "on": "breach", "actions": [{"raise_urgency": 7, "notify_role": "supervisor"}]}]
+
+
+@pytest.fixture
+def rt(tmp_path: Path, db_url: str) -> Iterator[Runtime]:
+    runtime = open_runtime(Settings(data_dir=tmp_path / "data", db=DbSettings(url=db_url)))
+    with runtime.sessions() as s, s.begin():
+        store_definition(s, definition(escalations=ESCALATE))
+        users.add_user(s, name="alice", role="agent", teams=["complaints"])
+        users.add_user(s, name="bob", role="agent", teams=["complaints"])
+        users.add_user(s, name="robot", role="integration")
+        c = case(s)
+        task(s, c, urgency=1)
+        task(s, c)
+        task(s, case(s, team="claims"), urgency=9)
+    yield runtime
+    runtime.close()
+
+
+def token(rt: Runtime, name: str) -> dict[str, str]:
+    with rt.sessions() as s, s.begin():
+        return {"Authorization": f"Bearer {users.create_token(s, name=name)}"}
+
+
+def test_get_next_claim_release_renew_over_http(rt: Runtime) -> None:
+    client = TestClient(create_app(rt))
+    alice, bob, robot = token(rt, "alice"), token(rt, "bob"), token(rt, "robot")
+    assert client.post("/api/v1/work/next", headers=robot).status_code == 403
+    first = client.post("/api/v1/work/next", headers=alice)
+    assert first.status_code == 200, first.text
+    t = first.json()["task"]
+    assert (t["kind"], t["urgency"], t["assignee"], t["state"], t["lease_version"]) == ("task", 1, "alice", "active", 1)
+    assert t["case_ref"].startswith("T-") and t["due_at"] is None
+
+    conflict = client.post(f"/api/v1/tasks/{t['id']}/claim", headers=bob)
+    assert conflict.status_code == 409 and "held by alice" in conflict.json()["detail"]
+    stale = client.post(f"/api/v1/tasks/{t['id']}/renew", headers=alice, json={"lease_version": 99})
+    assert stale.status_code == 409 and "stale" in stale.json()["detail"]
+    renewed = client.post(f"/api/v1/tasks/{t['id']}/renew", headers=alice, json={"lease_version": 1})
+    assert renewed.status_code == 200 and renewed.json()["lease_version"] == 1
+    assert [m["id"] for m in client.get("/api/v1/work/mine", headers=alice).json()] == [t["id"]]
+    assert client.get(f"/api/v1/tasks/{t['id']}", headers=bob).json()["assignee"] == "alice"
+
+    assert client.post(f"/api/v1/tasks/{t['id']}/release", headers=bob).status_code == 409
+    released = client.post(f"/api/v1/tasks/{t['id']}/release", headers=alice, json={"reason": "not mine"})
+    assert released.status_code == 200 and released.json()["state"] == "queued"
+    assert client.post(f"/api/v1/tasks/{t['id']}/claim", headers=bob).json()["assignee"] == "bob"
+    second = client.post("/api/v1/work/next", headers=alice).json()["task"]
+    assert second is not None and second["urgency"] == 0
+    assert client.post("/api/v1/work/next", headers=alice).json() == {"task": None}, "the claims case is hidden"
+
+    with rt.sessions() as s:
+        hidden = s.scalar(select(WorkTask.id).where(WorkTask.urgency == 9))
+    assert client.get(f"/api/v1/tasks/{hidden}", headers=alice).status_code == 404
+    assert client.post(f"/api/v1/tasks/{hidden}/claim", headers=alice).status_code == 404
+    assert client.post("/api/v1/tasks/999999/renew", headers=alice, json={}).status_code == 422
+
+
+def test_queue_counts_and_pages_over_http(rt: Runtime) -> None:
+    client = TestClient(create_app(rt))
+    alice = token(rt, "alice")
+    rows = client.get("/api/v1/queues", headers=alice).json()
+    assert [(r["queue"], r["open"], r["waiting"]) for r in rows] == [("complaints", 2, 2)]
+    page = client.get("/api/v1/queues/complaints/tasks?limit=1", headers=alice).json()
+    assert len(page["tasks"]) == 1 and page["next_after"]
+    rest = client.get("/api/v1/queues/complaints/tasks", headers=alice,
+                      params={"after": page["next_after"], "limit": 1}).json()
+    assert len(rest["tasks"]) == 1 and rest["next_after"] is None
+    assert rest["tasks"][0]["id"] != page["tasks"][0]["id"]
+    assert client.get("/api/v1/queues/complaints_senior/tasks", headers=alice).status_code == 403
+    assert client.get("/api/v1/queues/nope/tasks", headers=alice).status_code == 404
+    assert client.get("/api/v1/queues/complaints/tasks?after=%%%", headers=alice).status_code == 422
+
+
+def test_the_cap_answers_409_with_what_to_do(tmp_path: Path, db_url: str) -> None:
+    settings = Settings(data_dir=tmp_path / "data", db=DbSettings(url=db_url), queues={"max_active_per_agent": 1})
+    rt = open_runtime(settings)
+    try:
+        with rt.sessions() as s, s.begin():
+            store_definition(s, definition())
+            users.add_user(s, name="alice", role="agent", teams=["complaints"])
+            c = case(s)
+            task(s, c)
+            task(s, c)
+        client = TestClient(create_app(rt))
+        alice = token(rt, "alice")
+        assert client.post("/api/v1/work/next", headers=alice).json()["task"] is not None
+        capped = client.post("/api/v1/work/next", headers=alice)
+        assert capped.status_code == 409 and "complete or release one" in capped.json()["detail"]
+    finally:
+        rt.close()
+
+
+def test_the_clock_loop_sweeps_and_reaps_in_committed_batches(rt: Runtime) -> None:
+    now = utcnow()
+    with rt.sessions() as s, s.begin():
+        for _ in range(3):
+            clock(s, case(s), start=now - timedelta(hours=5))
+        held = task(s, case(s))
+        held.state, held.assignee, held.lease_expires_at = "active", "alice", now - timedelta(seconds=1)
+    loop = ClockLoop(rt.sessions, interval_s=0.05, batch=2)
+    result = loop.tick(now)
+    assert (result.warned, result.breached, result.reaped) == (3, 3, 1)
+    assert loop.tick(now).breached == 0
+    loop.start()
+    assert loop.alive()
+    loop.close()
+    assert not loop.alive() and loop.errors == 0
+
+
+def _cli(data_dir: Path, db_url: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "CASEWORK_DATA_DIR": str(data_dir), "CASEWORK_DB__URL": db_url}
+    proc = subprocess.run([sys.executable, "-m", "api", *args], capture_output=True, text=True, env=env, timeout=120)
+    if check:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+def test_the_cli_work_queue_and_task_commands(rt: Runtime, db_url: str) -> None:
+    data = rt.settings.data_dir
+    got = json.loads(_cli(data, db_url, "work", "next", "--as", "alice", "--json").stdout)
+    assert got["assignee"] == "alice" and got["urgency"] == 1
+    mine = json.loads(_cli(data, db_url, "work", "mine", "--as", "alice", "--json").stdout)
+    assert [m["id"] for m in mine] == [got["id"]]
+    held = _cli(data, db_url, "task", "claim", str(got["id"]), "--as", "bob", check=False)
+    assert held.returncode == 1 and "held by alice" in held.stderr
+    _cli(data, db_url, "task", "release", str(got["id"]), "--as", "alice", "--reason", "lunch")
+    assert json.loads(_cli(data, db_url, "task", "claim", str(got["id"]), "--as", "bob", "--json").stdout)[
+        "assignee"] == "bob"
+    counts = json.loads(_cli(data, db_url, "queue", "list", "--json").stdout)
+    assert {q["queue"]: q["open"] for q in counts} == {"complaints": 3, "complaints_senior": 0}
+    _cli(data, db_url, "work", "next", "--as", "alice")
+    empty = _cli(data, db_url, "work", "next", "--as", "alice", check=False)
+    assert empty.returncode == 3 and "nothing waiting" in empty.stdout
+    unknown = _cli(data, db_url, "work", "next", "--as", "nobody", check=False)
+    assert unknown.returncode == 1 and "no user named" in unknown.stderr
+
+
+def test_casework_worker_clock_escalates_and_stops_on_sigterm(rt: Runtime, db_url: str) -> None:
+    with rt.sessions() as s, s.begin():
+        c = case(s)
+        clock(s, c, start=utcnow() - timedelta(hours=5))
+    env = {**os.environ, "CASEWORK_DATA_DIR": str(rt.settings.data_dir), "CASEWORK_DB__URL": db_url,
+           "CASEWORK_CLOCK__INTERVAL_S": "0.2"}
+    proc = subprocess.Popen([sys.executable, "-m", "api", "worker", "clock"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        breached = None
+        while time.monotonic() < deadline and breached is None:
+            with rt.read_sessions() as s:
+                breached = s.scalar(select(SlaClock.breached_at).where(SlaClock.case_id == c.id))
+            time.sleep(0.1)
+        assert breached is not None, "the worker did not fire the breach"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    with rt.read_sessions() as s:
+        actions = [e.action for e in s.scalars(select(AuditEvent).where(AuditEvent.case_id == c.id))]
+    assert actions == ["sla.warned", "sla.breached", "sla.notify", "case.urgency_raised"]
