@@ -16,8 +16,10 @@ from api.queue_routes import router as queue_router
 from api.search_routes import router as search_router
 from api.triage_routes import router as triage_router
 from api.wiring import Runtime
+from api.work_routes import router as work_router
 from casestore import cases, items, users
 from casestore.errors import CaseStoreError, NotFound
+from casestore.work.folder import CaseFolder, case_folder
 from classify.errors import ClassifyError
 from connectors.metrics import REGISTRY
 from connectors.runner import routers
@@ -53,6 +55,7 @@ def create_app(rt: Runtime, *, health_extra: Any = None) -> FastAPI:
     app.include_router(triage_router)
     app.include_router(search_router)
     app.include_router(queue_router)
+    app.include_router(work_router)
     connector_settings = rt.settings.connectors
     for router in routers(connector_settings, bus=rt.bus, blobs=rt.blobs, data_dir=rt.settings.data_dir):
         app.include_router(router)  # webhooks and forms: each checks its own signature or CSRF token
@@ -139,13 +142,15 @@ def create_app(rt: Runtime, *, health_extra: Any = None) -> FastAPI:
                 raise HTTPException(404, f"no item {item_id} (or not visible to you)")
         return view
 
-    @app.get("/api/v1/cases/{ref}", tags=["cases"])
-    def get_case(request: Request, ref: str, user: Annotated[Principal, Depends(current_user)]) -> dict[str, Any]:
+    @app.get("/api/v1/cases/{ref}", tags=["cases"], response_model=CaseFolder)
+    def get_case(request: Request, ref: str, user: Annotated[Principal, Depends(current_user)]) -> CaseFolder:
+        """The case folder: customer, documents, notes, audit trail, and its work (type, stage, status,
+        urgency, owner, SLA clocks, tasks with checklists and codes, history)."""
         runtime = get_runtime(request)
         with runtime.read_sessions() as session:
             if not _visible(session, user, ref):
                 raise HTTPException(404, f"no case {ref} (or not visible to your teams)")
-            return cases.case_folder(session, ref=ref)
+            return case_folder(session, ref=ref)
 
     return app
 

@@ -106,7 +106,14 @@ def _import(kind: str, path: Path, as_json: bool) -> None:
     index_error = ""
     with runtime() as rt:
         with rt.sessions() as session, session.begin():
-            report = fn(session, path)
+            if kind == "cases":  # each case gets its work: its type's first stage, or the stage column's
+                from casestore.work.inbound import start_imported
+
+                setup = rt.work
+                report = fn(session, path, on_case=lambda s, case, stage: start_imported(
+                    s, case=case, setup=setup, stage=stage))
+            else:
+                report = fn(session, path)
         if report.visibility_changed or report.renamed_customers:
             from casestore.search.indexer import reindex_cases, reindex_customers
 
@@ -146,17 +153,20 @@ def import_cases(
     file: Path,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Cases: ref,customer_id,case_type,status,opened_at,subject[,team]; references kept as given."""
+    """Cases: ref,customer_id,case_type,status,opened_at,subject[,team][,stage]; references kept as given.
+
+    Each case gets its work (the case type named by case_type, else general): the first stage, or
+    the stage given, with no task done."""
     _import("cases", file, as_json)
 
 
 @case_app.command("show")
 def case_show(ref: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """The case folder: customer, documents, notes, audit."""
-    from casestore import cases
+    """The case folder: customer, documents, notes, audit, and its work (stage, tasks, clocks)."""
+    from casestore.work.folder import case_folder
 
     with runtime() as rt, rt.read_sessions() as session:
-        folder = cases.case_folder(session, ref=ref)
+        folder = case_folder(session, ref=ref).model_dump(mode="json")
     if as_json:
         _print_json(folder)
         return
@@ -177,6 +187,28 @@ def case_show(ref: str, as_json: Annotated[bool, typer.Option("--json")] = False
     for a in folder["audit"]:
         audit.add_row(str(a["at"]), a["actor"], a["action"], a["reason"] or "")
     out.print(audit)
+    _print_work(folder.get("work"))
+
+
+def _print_work(work: dict[str, Any] | None) -> None:
+    if work is None:
+        out.print("work: none yet (import the case, or it starts with new correspondence)")
+        return
+    out.print(f"work: {work['case_type']} v{work['version']}, stage {work['stage'] or '(all done)'}, "
+              f"{work['status']}, urgency {work['urgency']}, owner {work['assignee'] or '-'}", highlight=False)
+    for reason in work["stuck"]:
+        out.print(f"[red]stuck:[/red] {reason}", highlight=False)
+    tasks = Table("task", "stage", "name", "state", "queue", "assignee", "code", "checklist", title="tasks")
+    for t in work["tasks"]:
+        items = ", ".join(f"{i['name']}:{i['state']}" for i in t["checklist"])
+        tasks.add_row(str(t["id"]), t["stage"], f"{t['name']} #{t['iteration']}", t["state"], t["queue"],
+                      t["assignee"] or "", t["completion_code"] or "", items)
+    out.print(tasks)
+    clocks = Table("clock", "state", "used", "of", "due", "breached", title="SLA clocks")
+    for c in work["clocks"]:
+        clocks.add_row(c["name"], c["state"], f"{c['used_seconds'] // 60} min", f"{c['budget_seconds'] // 60} min",
+                       str(c["due_at"] or ""), str(c["breached_at"] or ""))
+    out.print(clocks)
 
 
 @item_app.command("show")
@@ -549,6 +581,15 @@ def _register_queue_commands() -> None:
 
 
 _register_queue_commands()
+
+
+def _register_work_commands() -> None:
+    from api import queue_cli, work_cli
+
+    work_cli.register(queue_cli.task_app, case_app)
+
+
+_register_work_commands()
 
 
 def main() -> None:

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from casestore import items as item_service
 from casestore.filing import Filing, file_items
+from casestore.items import WorkHooks
 from casestore.lookup import StoreLookup
 from casestore.search.indexer import index_items
 from casestore.search.port import SearchIndex
@@ -145,10 +146,11 @@ class FileStage:
     linger_s = 0.0  # set when an index is attached: each batch ends in an index commit
 
     def __init__(self, *, sessions: sessionmaker[Session], search_index: SearchIndex | None = None,
-                 actor: str = "pipeline") -> None:
+                 actor: str = "pipeline", work: WorkHooks | None = None) -> None:
         self.sessions = sessions
         self.search_index = search_index
         self.actor = actor
+        self.work = work  # case work: new cases start their type, replies reach their case's work
         if search_index is not None:
             self.linger_s = 0.5  # search sees a filed item at most ~0.5 s later; far fewer index commits
 
@@ -162,9 +164,9 @@ class FileStage:
                 f = filings[0]
                 item_service.file_item(session, item=f.item, documents=f.documents, outcome=f.outcome,
                                        case_ref=f.case_ref, new_case=f.new_case, doc_type=f.doc_type,
-                                       decision=f.decision, actor=self.actor)
+                                       decision=f.decision, actor=self.actor, work=self.work)
             else:
-                file_items(session, filings=filings, actor=self.actor)
+                file_items(session, filings=filings, actor=self.actor, work=self.work)
         if self.search_index is not None:
             # After the commit, every item of the batch (duplicates too: a redelivered batch
             # repairs an index write that failed after the store's commit).
@@ -219,6 +221,7 @@ class PipelineParts:
     extract_batch_size: int = 32
     file_batch_size: int = 500
     search_index: SearchIndex | None = None
+    work: WorkHooks | None = None  # the file stage's case-work hooks (definitions loaded once per process)
 
 
 def record_dead_letter(sessions: sessionmaker[Session], letter: DeadLetter) -> None:
@@ -237,7 +240,7 @@ def make_stage(name: str, parts: PipelineParts) -> ExtractStage | ClassifyStage 
     if name == "classify":
         return ClassifyStage(matcher=parts.matcher, sessions=parts.read_sessions)
     if name == "file":
-        return FileStage(sessions=parts.sessions, search_index=parts.search_index)
+        return FileStage(sessions=parts.sessions, search_index=parts.search_index, work=parts.work)
     raise ValueError(f"unknown stage {name!r}: choose extract, classify or file")
 
 

@@ -25,18 +25,19 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from casestore import notes
-from casestore.errors import Conflict, InvalidInput, NotFound
-from casestore.models import Case, utcnow
+from casestore.errors import Conflict, Forbidden, InvalidInput, NotFound
+from casestore.models import Case, Note, utcnow
 from casestore.work import clocks
 from casestore.work.actor import SYSTEM, Actor
 from casestore.work.definitions import CaseType, Task
-from casestore.work.flow import DONE_ITEM_STATES, Run, load_work
+from casestore.work.flow import DONE_ITEM_STATES, Run, get_definition, load_work
 from casestore.work.models import NO_DUE, OPEN_TASK_STATES, WORK_STATUSES, CaseWork, SlaClock, WorkTask
 from casestore.work.permissions import check_visible, require, visible_case
 
 log = logging.getLogger(__name__)
 
 SETTABLE_STATUSES = WORK_STATUSES[:-1]  # ``closed`` only through close_case
+NOTE_ROLES = frozenset({"agent", "supervisor", "admin", "system"})
 
 
 def _now(now: datetime | None) -> datetime:
@@ -253,6 +254,18 @@ def close_case(session: Session, *, ref: str, code: str, actor: Actor, calendars
     run.event("case.closed", reason=reason, details={"code": clean, "from": before, "stage": work.stage})
     run.finish()
     return work
+
+
+def add_note(session: Session, *, ref: str, body: str, actor: Actor) -> Note:
+    """Add a note to a case the actor may see, if its type lets the actor's role add notes (a case
+    without work: agents, supervisors and admins may)."""
+    case = visible_case(session, ref=ref, actor=actor)
+    work = session.get(CaseWork, case.id)
+    if work is not None:
+        require(actor, get_definition(session, work.case_type, work.type_version), "add_note")
+    elif actor.disabled or actor.role not in NOTE_ROLES:
+        raise Forbidden(f"role {actor.role} may not add notes to cases")
+    return notes.add_note(session, ref=case.ref, author=actor.name, body=body)
 
 
 def refresh_task_order(session: Session, *, case_id: int) -> None:

@@ -15,8 +15,9 @@ services.)  Overrides carry ``details.override = true``, the reason, and ``befor
 
 Task rules.  A task of the current stage is *enabled* (a ``queued`` row is added to its queue)
 when its last iteration in this pass of the stage is not open, completed or skipped, it has run
-fewer than ``max_repeats`` times, every task in ``after`` is completed, and ``when`` holds.  A
-task is *done* when its last iteration is completed.  The stage completes when every required
+fewer than ``max_repeats`` times, every task in ``after`` is completed, and ``when`` holds; the
+type's ``on_customer_reply.review_task`` is enabled only by a customer's reply.  A task is
+*done* when its last iteration is completed.  The stage completes when every required
 task (``required``, or ``required_if`` holding) is done and none of its tasks is open; then
 ``stage:<name>`` clock events fire and the next stage starts.  A condition that cannot be
 evaluated counts as not holding (logged, and named by ``stuck``).
@@ -43,7 +44,8 @@ from casestore.work.actor import Actor
 from casestore.work.calendar import BusinessCalendar
 from casestore.work.definitions import CaseType, Stage, Task
 from casestore.work.expressions import ConditionFailed, compile_condition
-from casestore.work.models import COARSE_STATUS, NO_DUE, OPEN_TASK_STATES, CaseTypeVersion, CaseWork, SlaClock, WorkTask
+from casestore.work.models import COARSE_STATUS, NO_DUE, OPEN_TASK_STATES, CaseWork, SlaClock, WorkTask
+from casestore.work.registry import get_definition
 
 log = logging.getLogger(__name__)
 
@@ -54,25 +56,6 @@ _MAX_STEPS = 1000  # stages x tasks of any sane definition; a guard against a de
 
 class WorkMissing(NotFound):
     """The case has no work state (it was opened before case work existed and not imported since)."""
-
-
-_by_digest: dict[str, CaseType] = {}
-
-
-def get_definition(session: Session, name: str, version: int) -> CaseType:
-    """The stored definition (name, version), parsed once per process (cached by its digest).
-
-    Interim: ``casestore.work.registry.get_definition`` replaces this when it lands."""
-    digest = session.scalar(select(CaseTypeVersion.digest).where(CaseTypeVersion.name == name,
-                                                                 CaseTypeVersion.version == version))
-    if digest is None:
-        raise CaseStoreError(f"case type {name} v{version} is not stored; load the definitions again")
-    found = _by_digest.get(digest)
-    if found is None:
-        value = session.scalar(select(CaseTypeVersion.definition).where(CaseTypeVersion.name == name,
-                                                                        CaseTypeVersion.version == version))
-        found = _by_digest[digest] = CaseType.model_validate(value)
-    return found
 
 
 def load_work(session: Session, case: Case) -> CaseWork:
@@ -263,7 +246,7 @@ class Run:
             stage = self.stage_def(self.work.stage)
             enabled = False
             for task in stage.tasks:
-                if self.can_enable(task):
+                if task.name != self.ct.on_customer_reply.review_task and self.can_enable(task):
                     self.enable(task, stage.name)
                     enabled = True
             if enabled:

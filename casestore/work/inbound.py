@@ -5,23 +5,23 @@
 * ``on_attached``: an item filed into an existing case is a customer reply.  Clocks paused for
   the customer resume (the status leaves ``awaiting_customer`` for the type's
   ``on_customer_reply.status``), clocks that start or stop on ``customer_replied`` do, the type's
-  review task is enabled (a new iteration if it ran before) and put in front of the case's
-  assignee (assigned to them) or in its queue, and the urgency is raised if the type says so.
+  review task is enabled (a new iteration if it ran before) in the stage the case is in (which
+  then waits for it) and put in front of the case's assignee (assigned to them) or in its
+  queue, and the urgency is raised if the type says so.
   An item for a closed case reopens it within the type's ``reopen_window`` (working time since
   it closed); after that, the item opens a new case, linked to the old one by an audit event on
   each.  A case with no work yet (opened before case work existed) starts its work first.
 * ``start_imported``: ``casework import cases`` gives each imported case its work: the first
   stage of its type (or the stage the import names) with no task done.
 
-Definitions and calendars come in a ``WorkSetup``, built once per process, so filing an item
-reads no YAML; the running case's own version is read (and parsed once) from the store.
+Definitions and calendars come in a ``WorkSetup`` (``casestore.work.setup``), built once per
+process, so filing an item reads no YAML; the running case's own version is read (and parsed
+once) from the store.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
@@ -29,48 +29,17 @@ from sqlalchemy.orm import Session
 
 from casestore import audit
 from casestore.cases import find_case, open_case
-from casestore.errors import InvalidInput
 from casestore.models import AuditEvent, Case, utcnow
-from casestore.work import clocks, engine, overrides
+from casestore.work import engine, overrides
 from casestore.work.actor import SYSTEM, Actor
 from casestore.work.calendar import parse_duration, working_time_between
-from casestore.work.definitions import CaseType
 from casestore.work.flow import Run
 from casestore.work.models import CaseWork
+from casestore.work.setup import WorkSetup
 
 log = logging.getLogger(__name__)
 
-FALLBACK_TYPE = "general"
 _AWAITING_CUSTOMER = "awaiting_customer"
-
-
-@dataclass(frozen=True)
-class WorkSetup:
-    """The configuration the work domain runs on, loaded once per process: the current version of
-    each case type (each stored in ``case_type_versions``), which case type a document type opens,
-    and the calendars by name."""
-
-    case_types: Mapping[str, CaseType]
-    doc_types: Mapping[str, str]
-    calendars: clocks.Calendars
-    default_type: str = FALLBACK_TYPE
-
-    def type_named(self, name: str | None) -> CaseType | None:
-        return self.case_types.get(name or "")
-
-    def type_for_doc(self, doc_type: str | None) -> CaseType:
-        """The case type a new case opened by a document of ``doc_type`` gets."""
-        name = self.doc_types.get(doc_type or "", self.default_type)
-        found = self.case_types.get(name) or self.case_types.get(self.default_type)
-        if found is None:
-            raise InvalidInput(f"no case type {name!r} nor {self.default_type!r} is loaded; add "
-                               f"{self.default_type}.yaml to the case-types folder")
-        return found
-
-    def type_for_case(self, case: Case) -> CaseType:
-        """The type a case without work gets: its own ``case_type`` if that names a loaded type,
-        else what its ``case_type`` maps to as a document type, else the default."""
-        return self.type_named(case.case_type) or self.type_for_doc(case.case_type)
 
 
 def on_new_case(session: Session, *, case: Case, doc_type: str | None, setup: WorkSetup, channel: str | None = None,
@@ -111,13 +80,9 @@ def start_work_for(session: Session, *, case: Case, setup: WorkSetup, actor: Act
 
 def start_imported(session: Session, *, case: Case, setup: WorkSetup, stage: str | None = None,
                    now: datetime | None = None) -> CaseWork | None:
-    """``casework import cases``: a case gets its work once (a re-import leaves running work alone,
-    unless it names a ``stage`` the case is not in: InvalidInput, since the import cannot move work)."""
-    work = session.get(CaseWork, case.id)
-    if work is not None:
-        if stage and stage != work.stage:
-            raise InvalidInput(f"case {case.ref} is in stage {work.stage} already; a supervisor can skip or reopen "
-                               "stages, an import cannot move it")
+    """``casework import cases``: a case gets its work once; a re-import leaves running work (and
+    its stage) alone: supervisors move work, imports do not."""
+    if session.get(CaseWork, case.id) is not None:
         return None
     return start_work_for(session, case=case, setup=setup, actor=Actor(name="import", role="system"), now=now,
                           stage=stage)
@@ -149,7 +114,7 @@ def customer_replied(run: Run, *, item_id: str | None) -> None:
 
 def _review(run: Run, name: str) -> None:
     task = run.ct.task(name)
-    stage = run.ct.stage_of(name).name
+    stage = run.work.stage or run.ct.stage_of(name).name  # reviewed in the stage the case is in
     latest = run.latest(name)
     if latest is not None and latest.state in ("queued", "active"):
         return  # a review is waiting already: it covers this reply too

@@ -13,11 +13,12 @@ from casestore.filing import Filing, file_items
 from casestore.models import utcnow
 from casestore.work import engine
 from casestore.work.actor import SYSTEM
-from casestore.work.inbound import InboundWork, WorkSetup
+from casestore.work.inbound import InboundWork
+from casestore.work.setup import WorkSetup
 from tests.casestore.factories import decision, documents, new_item
 from tests.casestore.work.engine_setup import CALS, case_type, events, register, states, task, work
 
-COMPLAINT = case_type([{"name": "handle", "tasks": [task("assess"), task("review", required=False, when="false")]}],
+COMPLAINT = case_type([{"name": "handle", "tasks": [task("assess"), task("review", required=False, max_repeats=5)]}],
                       on_customer_reply={"review_task": "review"}, reopen_window="1d")
 GENERAL = case_type([{"name": "handle", "tasks": [task("look")]}], name="general")
 

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from casestore.models import Case
 from casestore.work import engine, inbound
-from casestore.work.inbound import WorkSetup
+from casestore.work.setup import WorkSetup
 from tests.casestore.work.engine_setup import (
     ALICE,
     CALS,
@@ -35,7 +35,7 @@ COMPLAINT = case_type([
     {"name": "handle", "tasks": [
         task("ask", codes=["info_requested", "answered"], status_on_complete={"info_requested": "awaiting_customer"},
              repeat_on=["info_requested"], max_repeats=5),
-        task("review_reply", required=False, when="false", max_repeats=3),
+        task("review_reply", required=False, max_repeats=3),
     ]},
     {"name": "respond", "tasks": [task("letter")]},
 ], clocks=[{"name": "resolution", "duration": "10h", "pause_in": ["awaiting_customer"]},
