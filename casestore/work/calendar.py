@@ -23,12 +23,14 @@ Conventions (the SLA clock relies on them; tests check each):
   default the calendar's Monday hours, or 8 h if Monday is not worked), not a calendar day; "w" is
   one standard week of working time (the sum of the weekly hours: 40 h = 5 d for Mon-Fri 9-17, but
   168 h = 7 d on a 24x7 calendar).  So on an ordinary week ``due(t, 1w)`` is the same time a week
-  later, and "5d" can end earlier than "1w" only where Monday is longer than the average day.
+  later; "5d" and "1w" differ where the days do (a short Friday, a worked Saturday).
 
-Speed: each calendar caches, per local date, that date's working intervals as UTC microseconds
-(built once, with the holiday set of its year), so ``due`` walks whole days, not minutes.  The
-cache grows by one small entry per distinct date touched.  Timezone transitions are found by
-bisection per day; zones that change offset twice within one day are not supported (none does).
+A calendar is immutable once built (it compares by identity), apart from its caches: per local
+date, that date's working intervals as UTC microseconds (built once, with the holiday set of its
+year), linked to the next date, so ``due`` walks whole days, never minutes (~5 CPU-us a call for
+spans of a few weeks; ``benchmarks/calendar_bench.py``).  The cache grows by one small entry per
+distinct date touched.  Timezone transitions are found by bisection per date; zones that change
+offset twice within one day are not supported (none does).
 """
 
 from __future__ import annotations
@@ -109,11 +111,12 @@ def zone(name: str) -> ZoneInfo:
 class _Day:
     """One local date's slice of the time line, [lo, hi) in UTC microseconds, and its working intervals."""
 
-    __slots__ = ("hi", "intervals", "lo", "ordinal", "total")
+    __slots__ = ("hi", "intervals", "lo", "next", "ordinal", "total")
 
     def __init__(self, ordinal: int, lo: int, hi: int, intervals: tuple[tuple[int, int], ...]) -> None:
         self.ordinal, self.lo, self.hi, self.intervals = ordinal, lo, hi, intervals
         self.total = sum(e - s for s, e in intervals)
+        self.next: _Day | None = None  # the following date, linked on first use
 
 
 @dataclass(frozen=True, eq=False)
@@ -202,12 +205,18 @@ class BusinessCalendar:
             self._days[ordinal] = day
         return day
 
+    def _after(self, day: _Day) -> _Day:
+        following = day.next
+        if following is None:
+            following = day.next = self._day(day.ordinal + 1)
+        return following
+
     def _day_at(self, when: datetime, instant: int) -> _Day:
         day = self._day(when.astimezone(self._tz).toordinal())
         while instant < day.lo:
             day = self._day(day.ordinal - 1)
         while instant >= day.hi:
-            day = self._day(day.ordinal + 1)
+            day = self._after(day)
         return day
 
     def _build(self, ordinal: int) -> _Day:
@@ -304,7 +313,7 @@ def due(start: datetime, duration: timedelta, calendar: BusinessCalendar) -> dat
             idle += 1
             if idle > _MAX_IDLE_DAYS:
                 raise CalendarError(f"calendar {calendar.name} has no working time after {start.isoformat()}")
-        day = calendar._day(day.ordinal + 1)
+        day = day.next or calendar._after(day)
 
 
 def working_time_between(a: datetime, b: datetime, calendar: BusinessCalendar) -> timedelta:
@@ -322,7 +331,7 @@ def working_time_between(a: datetime, b: datetime, calendar: BusinessCalendar) -
                 s, e = max(s, lo), min(e, hi)
                 if s < e:
                     total += e - s
-        day = calendar._day(day.ordinal + 1)
+        day = day.next or calendar._after(day)
     return timedelta(microseconds=total)
 
 
@@ -340,7 +349,7 @@ def next_opening(when: datetime, calendar: BusinessCalendar) -> datetime:
         for s, e in day.intervals:
             if now < e:
                 return _from_instant(max(s, now))
-        day = calendar._day(day.ordinal + 1)
+        day = calendar._after(day)
     raise CalendarError(f"calendar {calendar.name} has no working time after {when.isoformat()}")
 
 

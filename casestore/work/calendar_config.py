@@ -43,7 +43,7 @@ SHIPPED_CALENDARS = Path(__file__).parent / "shipped" / "calendars"
 _DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 _KEYS = ("timezone", "country", "subdivision", "hours", "extra_holidays", "extra_working_days", "day_length")
 _HOURS = re.compile(r"(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})")
-T = TypeVar("T")
+_T = TypeVar("_T")
 
 
 class CalendarFileError(CalendarError):
@@ -88,7 +88,7 @@ class _Reader:
     def fail(self, node: Node | None, problem: str) -> CalendarFileError:
         return CalendarFileError(self.path, node.start_mark.line + 1 if node is not None else 1, problem)
 
-    def checked(self, node: Node, make: Callable[[], T]) -> T:
+    def checked(self, node: Node, make: Callable[[], _T]) -> _T:
         try:
             return make()
         except CalendarError as exc:

@@ -55,7 +55,7 @@ def test_parse_duration(text: str, calendar: BusinessCalendar | None, expected: 
     ("1d", None, "unknown unit 'd'"),
 ])
 def test_parse_duration_refuses(text: str, calendar: BusinessCalendar | None, says: str) -> None:
-    with pytest.raises(CalendarError, match="use whole numbers with units|add them up") as caught:
+    with pytest.raises(CalendarError, match=r"use whole numbers with units|add them up") as caught:
         parse_duration(text, calendar)
     assert says in str(caught.value)
 
