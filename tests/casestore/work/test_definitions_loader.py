@@ -306,6 +306,11 @@ def test_folder_problems(tmp_path: Path) -> None:
     (b"name: demo\nversion: \xff\n", "not UTF-8"),
     (b"a: &x [1]\nb: *x\n<<: {c: 1}\n", "merge keys"),
     (b"name: !!python/object:os.system x\n", "YAML"),
+    (b"a: &x [*x]\n", "an alias inside itself"),
+    (b"a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1, 1]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+     b"c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+     b"e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\nf: [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\n",
+     "more than 100000 YAML nodes"),
 ])
 def test_files_that_are_not_definitions(tmp_path: Path, content: bytes, fragment: str) -> None:
     path = tmp_path / "demo.yaml"
