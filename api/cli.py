@@ -107,11 +107,11 @@ def _import(kind: str, path: Path, as_json: bool) -> None:
         _fail(f"{path} is not a file: give a CSV or JSON Lines file of {kind}")
     index_error = ""
     with runtime() as rt:
+        setup = rt.work if kind == "cases" else None  # loaded (and stored) before the import's transaction
         with rt.sessions() as session, session.begin():
-            if kind == "cases":  # each case gets its work: its type's first stage, or the stage column's
+            if setup is not None:  # each case gets its work: its type's first stage, or the stage column's
                 from casestore.work.inbound import start_imported
 
-                setup = rt.work
                 report = fn(session, path, on_case=lambda s, case, stage: start_imported(
                     s, case=case, setup=setup, stage=stage))
             else:
@@ -196,8 +196,9 @@ def _print_work(work: dict[str, Any] | None) -> None:
     if work is None:
         out.print("work: none yet (import the case, or it starts with new correspondence)")
         return
+    code = f" ({work['completion_code']})" if work["completion_code"] else ""
     out.print(f"work: {work['case_type']} v{work['version']}, stage {work['stage'] or '(all done)'}, "
-              f"{work['status']}, urgency {work['urgency']}, owner {work['assignee'] or '-'}", highlight=False)
+              f"{work['status']}{code}, urgency {work['urgency']}, owner {work['assignee'] or '-'}", highlight=False)
     for reason in work["stuck"]:
         out.print(f"[red]stuck:[/red] {reason}", highlight=False)
     tasks = Table("task", "stage", "name", "state", "queue", "assignee", "code", "checklist", title="tasks")

@@ -23,6 +23,7 @@ from ingest.pipeline import PipelineParts
 from ingest.worker import RetryPolicy
 
 if TYPE_CHECKING:
+    from casestore.work.clocks import Calendars
     from casestore.work.setup import WorkSetup
 
 log = logging.getLogger(__name__)
@@ -50,12 +51,21 @@ class Runtime:
     @cached_property
     def work(self) -> WorkSetup:
         """Calendars and case types, loaded and checked once per process; each type's version is
-        stored (a running case keeps the version it started with)."""
+        stored (a running case keeps the version it started with).  Loading writes in a
+        transaction of its own: touch this before opening a write transaction (SQLite has one
+        writer)."""
         from casestore.work.setup import load_setup
 
+        calendars = self.calendars
         with self.sessions() as session, session.begin():
-            return load_setup(session, case_types_dir=self.settings.case_types_dir,
-                              calendars_dir=self.settings.calendars_dir)
+            return load_setup(session, case_types_dir=self.settings.case_types_dir, calendars=calendars)
+
+    @cached_property
+    def calendars(self) -> Calendars:
+        """The business calendars by name (what the engine needs to move a case's SLA clocks)."""
+        from casestore.work.calendar_config import load_calendars
+
+        return load_calendars(self.settings.calendars_dir)
 
     @cached_property
     def search_index(self) -> SearchIndex:

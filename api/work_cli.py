@@ -47,9 +47,11 @@ def _task(as_json: bool, change: Callable[[Session, Any], Any]) -> None:
     """Run ``change(session, calendars)`` on a task; print the task."""
     from casestore.work.views import task_view_of
 
-    with runtime() as rt, rt.sessions() as session, session.begin():
-        task = change(session, rt.work.calendars)
-        view = task_view_of(session, task=task)
+    with runtime() as rt:
+        calendars = rt.calendars
+        with rt.sessions() as session, session.begin():
+            task = change(session, calendars)
+            view = task_view_of(session, task=task)
     missing = f"  missing: {', '.join(view.missing)}" if view.missing and view.state != "completed" else ""
     _show(view, as_json, f"task {view.id} {view.name} #{view.iteration}: {view.state}"
                          f"{' ' + view.completion_code if view.completion_code else ''}"
@@ -61,9 +63,11 @@ def _case(ref: str, as_json: bool, change: Callable[[Session, Any], Any]) -> Non
     from casestore.cases import get_case
     from casestore.work.views import work_view
 
-    with runtime() as rt, rt.sessions() as session, session.begin():
-        change(session, rt.work.calendars)
-        view = work_view(session, case=get_case(session, ref=ref))
+    with runtime() as rt:
+        calendars = rt.calendars
+        with rt.sessions() as session, session.begin():
+            change(session, calendars)
+            view = work_view(session, case=get_case(session, ref=ref))
     assert view is not None
     stuck = f"  stuck: {'; '.join(view.stuck)}" if view.stuck else ""
     _show(view, as_json, f"{ref}: {view.case_type} v{view.version}, stage {view.stage or '(all done)'}, "

@@ -131,9 +131,10 @@ def _search_follows(rt: Runtime, before: tuple[str, str] | None, after: tuple[st
 def _work_after(request: Request, ref: str, change: Callable[[Session, Calendars], object]) -> CaseWorkView:
     """One transaction: ``change``, then the case's work view."""
     rt = get_runtime(request)
+    calendars = rt.calendars  # loaded once per process
     with translate_errors(), rt.sessions() as session, session.begin():
         before = _case_status(session, ref)
-        change(session, rt.work.calendars)
+        change(session, calendars)
         view, after = _case_work(session, ref), _case_status(session, ref)
     _search_follows(rt, before, after)
     return view
@@ -142,9 +143,10 @@ def _work_after(request: Request, ref: str, change: Callable[[Session, Calendars
 def _task_after(request: Request, task_id: int, change: Callable[[Session, Calendars], WorkTask]) -> CaseTaskView:
     """One transaction: ``change`` a task, then its view."""
     rt = get_runtime(request)
+    calendars = rt.calendars
     with translate_errors(), rt.sessions() as session, session.begin():
         before = _task_case_status(session, task_id)
-        view = task_view_of(session, task=change(session, rt.work.calendars))
+        view = task_view_of(session, task=change(session, calendars))
         after = _task_case_status(session, task_id)
     _search_follows(rt, before, after)
     return view
@@ -152,8 +154,9 @@ def _task_after(request: Request, task_id: int, change: Callable[[Session, Calen
 
 def _clock_after(request: Request, ref: str, change: Callable[[Session, Calendars], SlaClock]) -> ClockView:
     rt = get_runtime(request)
+    calendars = rt.calendars
     with translate_errors(), rt.sessions() as session, session.begin():
-        name = change(session, rt.work.calendars).name
+        name = change(session, calendars).name
         return next(c for c in _case_work(session, ref).clocks if c.name == name)
 
 

@@ -1,8 +1,8 @@
 """The configuration case work runs on, loaded once per process: calendars, case types, the
 document-type mapping.
 
-``load_setup`` reads the calendars folder and the case-types folder (both checked as a whole; a
-broken file is refused with its line), stores each case type's version in the store (a running
+``load_setup`` reads the case-types folder (checked as a whole against the calendars; a broken
+file is refused with its line), stores each case type's version in the store (a running
 case keeps the version it started with) and returns a ``WorkSetup`` that the file stage, the API
 and the CLI pass to the engine.  Nothing here reads settings: the caller gives the folders.
 """
@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session
 from casestore.errors import InvalidInput
 from casestore.models import Case
 from casestore.work import clocks
-from casestore.work.calendar_config import load_calendars
 from casestore.work.definitions import CaseType
 from casestore.work.loader import load_definitions
 from casestore.work.registry import register_all
@@ -58,14 +57,13 @@ class WorkSetup:
         return self.type_named(case.case_type) or self.type_for_doc(case.case_type)
 
 
-def load_setup(session: Session, *, case_types_dir: Path, calendars_dir: Path) -> WorkSetup:
-    """Load and check the calendars and case types, register the types' versions (flushes, the
-    caller commits) and return the setup.  ``DefinitionError`` / ``CalendarError`` name file and line."""
-    calendars = load_calendars(calendars_dir)
+def load_setup(session: Session, *, case_types_dir: Path, calendars: clocks.Calendars) -> WorkSetup:
+    """Load and check the case types against the calendars (``calendar_config.load_calendars``),
+    register the types' versions (flushes, the caller commits) and return the setup.
+    ``DefinitionError`` names file and line."""
     definitions = load_definitions(case_types_dir, calendars=calendars)
     register_all(session, definitions.types)
     types = {name: loaded.case_type for name, loaded in definitions.types.items()}
-    log.info("case work: %d case types from %s, %d calendars from %s", len(types), case_types_dir, len(calendars),
-             calendars_dir)
+    log.info("case work: %d case types from %s, %d calendars", len(types), case_types_dir, len(calendars))
     return WorkSetup(case_types=types, doc_types=dict(definitions.mapping.doc_types), calendars=calendars,
                      default_type=definitions.mapping.default)
