@@ -57,6 +57,7 @@ class NewEvent(TypedDict, total=False):
     item_id: str | None
     reason: str
     details: dict[str, Any]
+    at: datetime  # when it happened; now if not given
 
 
 def record_many(session: Session, events: Sequence[NewEvent]) -> int:
@@ -65,7 +66,7 @@ def record_many(session: Session, events: Sequence[NewEvent]) -> int:
     if not events:
         return 0
     at = utcnow()
-    rows = [{"at": at, "actor": e["actor"], "action": e["action"], "case_id": e.get("case_id"),
+    rows = [{"at": e.get("at") or at, "actor": e["actor"], "action": e["action"], "case_id": e.get("case_id"),
              "item_id": e.get("item_id"), "reason": e.get("reason", ""), "details": dict(e.get("details") or {})}
             for e in events]
     session.execute(insert(AuditEvent), rows)

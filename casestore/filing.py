@@ -70,6 +70,8 @@ def file_items(session: Session, *, filings: Sequence[Filing], actor: str,
     existing = _already_filed(session, filings)
     refs = {f.case_ref for f in filings if f.outcome == "attached" and f.case_ref}
     cases = {c.ref: c for c in session.scalars(select(Case).where(Case.ref.in_(refs)))} if refs else {}
+    if work is not None and cases:
+        work.prepare(session, cases=list(cases.values()))
     now = utcnow()
     results: list[FiledItem] = []
     item_rows: list[dict[str, Any]] = []
@@ -108,6 +110,8 @@ def file_items(session: Session, *, filings: Sequence[Filing], actor: str,
             # the same item twice in one batch: the second is a duplicate of the first
             existing[f.item.item_id] = existing[f.item.idempotency_key] = dataclasses.replace(filed, duplicate=True)
             results.append(filed)
+        if work is not None:
+            work.finish(session)
         if item_rows:
             session.execute(insert(Item), item_rows)
         if doc_rows:

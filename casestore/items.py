@@ -70,8 +70,14 @@ class WorkHooks(Protocol):
     ``casestore.work.inbound.InboundWork``; declared here because casestore's domains do not
     import ``work``)."""
 
+    def prepare(self, session: Session, *, cases: Sequence[Case]) -> None:
+        """Items are about to be filed into these cases (a batch): load what they will need at once."""
+
     def new_case(self, session: Session, *, case: Case, item_id: str, doc_type: str, channel: str) -> None:
         """A case was opened for this item: start its work."""
+
+    def finish(self, session: Session) -> None:
+        """Write what the hooks buffered for this batch (before the filing's own rows)."""
 
     def attached(self, session: Session, *, case: Case, item_id: str, doc_type: str,
                  channel: str) -> tuple[Case, bool]:
@@ -169,6 +175,8 @@ def file_item(
                 )
             outcome, target, decision = route_to_work(session, work, outcome=outcome, target=target, item=item,
                                                       doc_type=doc_type, decision=decision)
+            if work is not None:
+                work.finish(session)
             _insert(session, item, documents, outcome, target, doc_type, decision)
             audit.record(
                 session, actor=actor, action="item.filed", reason=no_nul(str(decision.get("reason", ""))),

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -37,6 +38,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from casestore import audit
+from casestore.audit import NewEvent
 from casestore.errors import CaseStoreError, NotFound
 from casestore.models import Case, Item, User
 from casestore.work import clocks
@@ -58,6 +60,22 @@ class WorkMissing(NotFound):
     """The case has no work state (it was opened before case work existed and not imported since)."""
 
 
+@dataclass
+class Batch:
+    """What a batch of runs (the file stage's) writes together at its end: new rows and audit
+    events, so that a batch of hundreds of items costs a handful of INSERTs, not one per row."""
+
+    pending: list[object] = field(default_factory=list)
+    events: list[NewEvent] = field(default_factory=list)
+
+    def write(self, session: Session) -> None:
+        """Add the new rows, then write the audit events (their INSERT flushes the rows first)."""
+        session.add_all(self.pending)
+        self.pending.clear()
+        audit.record_many(session, self.events)
+        self.events.clear()
+
+
 def load_work(session: Session, case: Case) -> CaseWork:
     work = session.get(CaseWork, case.id)
     if work is None:
@@ -71,7 +89,7 @@ class Run:
 
     def __init__(self, session: Session, *, case: Case, work: CaseWork, case_type: CaseType, actor: Actor,
                  now: datetime, calendars: clocks.Calendars, tasks: list[WorkTask] | None = None,
-                 facts: Mapping[str, str | None] | None = None) -> None:
+                 facts: Mapping[str, str | None] | None = None, batch: Batch | None = None) -> None:
         self.session = session
         self.case = case
         self.work = work
@@ -84,6 +102,8 @@ class Run:
         self._clocks: dict[str, SlaClock] | None = None
         self._facts = dict(facts) if facts is not None else None
         self.condition_errors: dict[str, str] = {}
+        self.batch = batch  # a batch's: its owner writes the rows and events at its end
+        self.events: list[NewEvent] = batch.events if batch is not None else []
 
     @classmethod
     def load(cls, session: Session, *, case: Case, actor: Actor, now: datetime,
@@ -96,11 +116,34 @@ class Run:
 
     def event(self, action: str, *, reason: str = "", details: dict[str, Any] | None = None,
               item_id: str | None = None, override: bool = False) -> None:
+        """Buffer one audit event; ``finish`` (or the batch's owner) writes them in one INSERT."""
         body = dict(details or {})
         if override:
             body[OVERRIDE] = True
-        audit.record(self.session, actor=self.actor.name, action=action, reason=reason, case=self.case,
-                     item_id=item_id, details=body, at=self.now, flush=False)
+        if self.case.id is None:
+            self.session.flush()
+        self.events.append({"actor": self.actor.name, "action": action, "reason": reason, "case_id": self.case.id,
+                            "item_id": item_id, "details": body, "at": self.now})
+
+    def add(self, row: object) -> None:
+        """A new row: into the session now, or with the batch at its end."""
+        if self.batch is not None:
+            self.batch.pending.append(row)
+        else:
+            self.session.add(row)
+
+    def ensure_ids(self) -> None:
+        """Every task row has its id (new rows written)."""
+        if any(r.id is None for r in self.tasks):
+            if self.batch is not None:
+                self.session.add_all(self.batch.pending)
+                self.batch.pending.clear()
+            self.session.flush()
+
+    def write_events(self) -> None:
+        """Write the buffered audit events now (in the order they happened)."""
+        audit.record_many(self.session, self.events)
+        self.events.clear()
 
     # -- definition look-ups -------------------------------------------------------------------
 
@@ -207,7 +250,7 @@ class Run:
                        lease_version=0, checklist={})
         if assign_to is not None:
             row.state, row.assignee, row.lease_expires_at, row.lease_version = "active", assign_to, None, 1
-        self.session.add(row)
+        self.add(row)
         self.tasks.append(row)
         self.event("task.enabled", reason=reason, details={"task": task.name, "iteration": iteration, "stage": stage,
                                                            "queue": task.queue, "assignee": assign_to})
@@ -222,8 +265,7 @@ class Run:
 
     def start_stage(self, stage: Stage, *, reason: str = "") -> None:
         """Make ``stage`` current; rows of it from before belong to an earlier pass."""
-        if any(r.id is None for r in self.tasks):
-            self.session.flush()
+        self.ensure_ids()
         self.work.stage = stage.name
         self.work.stage_task_floor = max((r.id for r in self.tasks if r.stage == stage.name), default=0)
         self.event("stage.started", reason=reason, details={"stage": stage.name})
@@ -316,7 +358,7 @@ class Run:
             if row is None:
                 row = clocks.new_clock(case_id=self.case.id, definition=definition, calendar_name=self.ct.calendar,
                                        calendar=cal, now=self.now, paused=paused)
-                self.session.add(row)
+                self.add(row)
                 self.clocks[definition.name] = row
             elif row.state == "stopped":
                 clocks.restart(row, definition=definition, calendar=cal, now=self.now, paused=paused)
@@ -359,8 +401,10 @@ class Run:
 
     # -- the end of every operation ------------------------------------------------------------
 
-    def finish(self) -> None:
-        """Open tasks carry the case's urgency and earliest running due time (queue order); flush."""
+    def finish(self, *, flush: bool = True) -> None:
+        """Open tasks carry the case's urgency and earliest running due time (queue order); the
+        audit events are written (unless a batch owns them); flush (the file stage does not: its
+        batch is flushed at once)."""
         due = self.task_due()
         for row in self.tasks:
             if row.state in OPEN_TASK_STATES:
@@ -368,4 +412,7 @@ class Run:
                     row.urgency = self.work.urgency
                 if row.due_at != due:
                     row.due_at = due
-        self.session.flush()
+        if self.batch is None:
+            self.write_events()
+        if flush:
+            self.session.flush()
