@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from casestore import items as item_service
+from casestore.db import translate_errors
 from casestore.filing import Filing, file_items
 from casestore.lookup import StoreLookup
 from casestore.search.indexer import index_items
@@ -254,7 +255,7 @@ class PipelineRunner:
                    retry=parts.retry, stop=self.stop,
                    batch_size={"extract": parts.extract_batch_size, "file": parts.file_batch_size}.get(
                        name, parts.batch_size),
-                   on_dead=lambda letter: record_dead_letter(parts.sessions, letter))
+                   on_dead=lambda letter: record_dead_letter(parts.sessions, letter), guard=translate_errors)
             for name in stages
         ]
         self.threads: list[threading.Thread] = []
@@ -277,8 +278,14 @@ class PipelineRunner:
         return all(t.is_alive() for t in self.threads)
 
     def states(self) -> dict[str, str]:
-        return {w.handler.name: ("running" if t.is_alive() else "stopped")
-                for w, t in zip(self.workers, self.threads, strict=False)}
+        """Each stage: running (with its restarts and last error, if any) or stopped."""
+        out = {}
+        for w, t in zip(self.workers, self.threads, strict=False):
+            state = "running" if t.is_alive() else "stopped"
+            if w.restarts:
+                state += f" (restarted {w.restarts}x; last: {w.last_error})"
+            out[w.handler.name] = state
+        return out
 
     def close(self, timeout: float = 30.0) -> None:
         self.stop.set()
