@@ -31,6 +31,7 @@ import base64
 import ipaddress
 import logging
 import socket
+import ssl
 import time
 from dataclasses import dataclass
 
@@ -63,6 +64,7 @@ class FetchPolicy:
     max_bytes: int = 10 * 1024 * 1024
     timeout_s: float = 20.0
     max_redirects: int = 5
+    verify: ssl.SSLContext | bool = True  # the TLS trust: the system's CAs unless a context is given
 
 
 @dataclass(frozen=True)
@@ -130,7 +132,7 @@ def fetch(url: str, policy: FetchPolicy) -> Media:
     deadline = time.monotonic() + policy.timeout_s
     credential_hosts = policy.credential_hosts or ((current.host,) if current.host else ())
     timeout = httpx.Timeout(policy.timeout_s)
-    with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False) as http:
+    with httpx.Client(timeout=timeout, follow_redirects=False, trust_env=False, verify=policy.verify) as http:
         for hop in range(policy.max_redirects + 1):
             what = "the media URL" if hop == 0 else "a redirect to"
             allowed = policy.hosts if hop == 0 else (policy.hosts + policy.redirect_hosts if policy.hosts else ())

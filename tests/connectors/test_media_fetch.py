@@ -9,6 +9,12 @@ from __future__ import annotations
 
 import base64
 import ipaddress
+import shutil
+import socket
+import ssl
+import subprocess
+import threading
+from pathlib import Path
 
 import pytest
 
@@ -99,3 +105,51 @@ def test_host_patterns() -> None:
     assert not host_allowed("twiliocdn.com.evil.example", ("*.twiliocdn.com",))
     assert not host_allowed("eviltwiliocdn.com", ("*.twiliocdn.com",))
     assert not host_allowed("api.twilio.com.evil.example", ("api.twilio.com",))
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command to make a certificate")
+def test_https_goes_to_the_checked_address_and_verifies_the_certificate_for_the_name(tmp_path: Path) -> None:
+    """The connection is pinned to the address that was checked, while TLS still names the host
+    (server name indication) and checks the certificate against it."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "1", "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"],
+                   check=True, capture_output=True, timeout=60)
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain(cert, key)
+    names: list[str | None] = []
+
+    def remember(_sock: ssl.SSLObject, name: str | None, _ctx: ssl.SSLContext) -> None:
+        names.append(name)
+
+    server_ctx.sni_callback = remember  # type: ignore[assignment]
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    hosts: list[bytes] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                with server_ctx.wrap_socket(conn, server_side=True) as tls:
+                    hosts.append(next(h for h in tls.recv(65536).split(b"\r\n") if h.lower().startswith(b"host:")))
+                    tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: 2\r\n\r\nok")
+            except (OSError, StopIteration):
+                conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        trusting = ssl.create_default_context(cafile=str(cert))
+        policy = FetchPolicy(hosts=("localhost",), allow_private=True, verify=trusting)
+        assert fetch(f"https://localhost:{port}/m", policy).data == b"ok"
+        assert names == ["localhost"] and hosts == [f"Host: localhost:{port}".encode()]
+        with pytest.raises(MediaUnavailable, match="CERTIFICATE_VERIFY_FAILED"):  # the system's CAs: not trusted
+            fetch(f"https://localhost:{port}/m", FetchPolicy(hosts=("localhost",), allow_private=True))
+        with pytest.raises(MediaUnavailable, match="CERTIFICATE_VERIFY_FAILED"):  # not the name on the certificate
+            fetch(f"https://127.0.0.1:{port}/m", FetchPolicy(hosts=("127.0.0.1",), allow_private=True,
+                                                              verify=trusting))
+    finally:
+        listener.close()
