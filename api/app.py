@@ -8,10 +8,12 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, UploadFile, status
 from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel
 from sqlalchemy import text
 
-from api.auth import Principal, current_user, get_runtime, require_roles
+from api.auth import Principal, authenticate_token, bearer, current_user, get_runtime, require_roles
+from api.body_limits import BodyLimits, BodyRule
 from api.search_routes import router as search_router
 from api.triage_routes import router as triage_router
 from api.wiring import Runtime
@@ -26,6 +28,7 @@ from ingest.intake import CHANNELS, TRUSTED_BY, make_raw_item, publish_raw
 log = logging.getLogger(__name__)
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+MAX_API_BODY_BYTES = 2 * 1024 * 1024  # a JSON request to any other /api/ route
 
 
 class ItemAccepted(BaseModel):
@@ -39,6 +42,9 @@ def create_app(rt: Runtime, *, health_extra: Any = None) -> FastAPI:
     app = FastAPI(title="casework", version="0.1.0",
                   description="Case-management intake. Every route but /health needs a bearer token.")
     app.state.runtime = rt
+    # token and size checked from the headers, before FastAPI reads (and spools) a body
+    app.add_middleware(BodyLimits, authenticate=lambda token: authenticate_token(rt, token), rules=[
+        BodyRule("/api/v1/items", MAX_UPLOAD_BYTES + 1024 * 1024), BodyRule("/api/", MAX_API_BODY_BYTES)])
     app.state.health_extra = health_extra
 
     async def domain_error(request: Request, exc: Exception) -> JSONResponse:
@@ -61,7 +67,10 @@ def create_app(rt: Runtime, *, health_extra: Any = None) -> FastAPI:
         return REGISTRY.prometheus()
 
     @app.get("/health", tags=["health"])
-    def health(request: Request) -> dict[str, Any]:
+    def health(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+               ) -> JSONResponse:
+        """Without a token: ``{"status": "ok"|"degraded"}`` only. With one: the database, bus, pipeline
+        and connector details too. 503 when the store cannot be reached, else 200."""
         runtime = get_runtime(request)
         report: dict[str, Any] = {"status": "ok"}
         try:
@@ -70,6 +79,7 @@ def create_app(rt: Runtime, *, health_extra: Any = None) -> FastAPI:
             report["db"] = "ok"
         except Exception as exc:
             report["status"], report["db"] = "degraded", f"error: {type(exc).__name__}"
+        code = 200 if report["db"] == "ok" else 503
         report["bus"] = runtime.settings.bus.url.split("://")[0].rstrip(":")
         report["connectors"] = REGISTRY.health()
         if REGISTRY.degraded():
@@ -79,7 +89,10 @@ def create_app(rt: Runtime, *, health_extra: Any = None) -> FastAPI:
             report.update(extra())
             if any(v == "stopped" for v in report.get("pipeline", {}).values()):
                 report["status"] = "degraded"
-        return report
+        if credentials is None or code != 200:  # details are for token holders (checked in the store)
+            return JSONResponse({"status": report["status"]}, status_code=code)
+        current_user(request, credentials)  # a wrong token is a 401, not a silent downgrade
+        return JSONResponse(report, status_code=code)
 
     @app.post("/api/v1/items", status_code=status.HTTP_202_ACCEPTED, response_model=ItemAccepted, tags=["items"])
     async def upload_item(

@@ -11,7 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from api.wiring import Runtime
 from casestore import users
 
-_bearer = HTTPBearer(auto_error=False, description="a token from `casework token create NAME`")
+bearer = HTTPBearer(auto_error=False, description="a token from `casework token create NAME`")
 
 
 @dataclass(frozen=True)
@@ -27,21 +27,31 @@ def get_runtime(request: Request) -> Runtime:
     return rt
 
 
+def authenticate_token(rt: Runtime, token: str) -> Principal | None:
+    """The principal a live bearer token belongs to, or None (unknown, revoked, user disabled)."""
+    with rt.sessions() as session, session.begin():
+        user = users.authenticate(session, token=token)
+        if user is None:
+            return None
+        return Principal(name=user.name, role=user.role, teams=tuple(user.teams or ()))
+
+
 def current_user(
     request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
+    checked = request.scope.get("state", {}).get("principal")  # api.body_limits checked it before the body
+    if isinstance(checked, Principal):
+        return checked
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(status.HTTP_401_UNAUTHORIZED,
                             "missing bearer token: send 'Authorization: Bearer <token from casework token create>'",
                             headers={"WWW-Authenticate": "Bearer"})
-    rt = get_runtime(request)
-    with rt.sessions() as session, session.begin():
-        user = users.authenticate(session, token=credentials.credentials)
-        if user is None:
-            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid, revoked or disabled token",
-                                headers={"WWW-Authenticate": "Bearer"})
-        return Principal(name=user.name, role=user.role, teams=tuple(user.teams or ()))
+    principal = authenticate_token(get_runtime(request), credentials.credentials)
+    if principal is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "invalid, revoked or disabled token",
+                            headers={"WWW-Authenticate": "Bearer"})
+    return principal
 
 
 def require_roles(*roles: str) -> object:

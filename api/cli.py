@@ -285,7 +285,7 @@ def connector(
             return
         try:
             run_connector(name, rt.settings.connectors, bus=rt.bus, blobs=rt.blobs, data_dir=rt.settings.data_dir,
-                          stop=stop, host=host, port=port)
+                          stop=stop, host=host, port=port, trusted_proxies=rt.settings.serve.trusted_proxies)
         except ValueError as exc:
             _fail(str(exc), 2)
 

@@ -13,6 +13,7 @@ never at import time.
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -134,6 +135,23 @@ class ServeSettings(BaseModel):
     run_pipeline: bool = Field(
         default=True, description="run every pipeline stage inside `casework serve` (embedded default)"
     )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="addresses or CIDR networks of the reverse proxies in front of casework; only a request "
+        "from one of them has its X-Forwarded-For / X-Forwarded-Proto believed (the client address for rate "
+        "limits and logs). Empty: forwarded headers are ignored",
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _addresses_or_networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"serve.trusted_proxies: {entry!r} is not an IP address or CIDR network "
+                                 "(e.g. 10.0.0.5 or 10.0.0.0/24)") from None
+        return [entry.strip() for entry in value]
 
 
 class Settings(BaseSettings):

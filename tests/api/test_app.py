@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,8 @@ from api.app import create_app
 from api.settings import Settings
 from api.wiring import Runtime, open_runtime
 from casestore import cases, customers, users
+from casestore.db import make_engine
+from connectors.metrics import REGISTRY
 from ingest.pipeline import PipelineRunner
 
 
@@ -54,12 +58,45 @@ def wait_for_item(client: TestClient, item_id: str, headers: dict[str, str]) -> 
 
 def test_health_is_open_and_everything_else_needs_a_token(rt: Runtime) -> None:
     client = TestClient(create_app(rt))
-    assert client.get("/health").json()["db"] == "ok"
+    assert client.get("/health").json() == {"status": "ok"}
     assert client.get("/api/v1/cases/CM-2025-000001").status_code == 401
     bad = client.get("/api/v1/cases/CM-2025-000001", headers={"Authorization": "Bearer cw_not-a-token"})
     assert bad.status_code == 401
     r = client.post("/api/v1/items", files={"file": ("a.txt", b"hello")})
     assert r.status_code == 401
+
+
+def test_health_tells_a_stranger_up_or_down_and_a_token_holder_the_details(rt: Runtime) -> None:
+    """Issue 16, point 8: without a token /health published connector counters and the last error
+    text, which /metrics keeps behind a token."""
+    REGISTRY.get("twilio", "twilio").record_failed("X-Twilio-Signature missing from 203.0.113.9")
+    client = TestClient(create_app(rt))
+    stranger = client.get("/health")
+    assert stranger.status_code == 200 and stranger.json() == {"status": "ok"}
+    assert "203.0.113.9" not in stranger.text
+    sue = token(rt, "sue")
+    detail = client.get("/health", headers=sue)
+    assert detail.status_code == 200
+    assert detail.json()["db"] == "ok" and "203.0.113.9" in detail.json()["connectors"]["twilio"]["last_error"]
+    wrong = client.get("/health", headers={"Authorization": "Bearer cw_not-a-token"})
+    assert wrong.status_code == 401 and "connectors" not in wrong.text
+
+    REGISTRY.get("twilio").set_state("error", "ConnectError: 10.0.0.7 refused")
+    try:
+        degraded = client.get("/health")
+        assert degraded.status_code == 200 and degraded.json() == {"status": "degraded"}
+    finally:
+        REGISTRY.get("twilio").set_state("running")
+
+    free = socket.socket()
+    free.bind(("127.0.0.1", 0))  # a loopback port nothing listens on: a store that is down
+    down = replace(rt, engine=make_engine(f"postgresql+psycopg://casework@127.0.0.1:{free.getsockname()[1]}/x"))
+    try:
+        answer = TestClient(create_app(down)).get("/health", headers=sue)
+        assert answer.status_code == 503 and answer.json() == {"status": "degraded"}
+    finally:
+        down.engine.dispose()
+        free.close()
 
 
 def test_upload_is_filed_and_idempotent(rt: Runtime) -> None:
