@@ -14,6 +14,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from api import casetype_cli
 from api.cli_support import err, out, runtime
 from api.cli_support import fail as _fail
 from api.settings import get_settings
@@ -43,6 +44,7 @@ app.add_typer(dlq_app, name="dlq")
 app.add_typer(triage_app, name="triage")
 app.add_typer(train_app, name="train")
 app.add_typer(bus_app, name="bus")
+app.add_typer(casetype_cli.app, name="casetype")
 
 log = logging.getLogger("casework")
 

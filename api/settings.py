@@ -154,6 +154,19 @@ class ServeSettings(BaseModel):
         return [entry.strip() for entry in value]
 
 
+class WorkSettings(BaseModel):
+    """Case work: where the case-type definitions and the business calendars are read from."""
+
+    case_types_dir: str = Field(
+        default="", description="folder of case-type definitions (<name>.yaml per type, plus mapping.yaml); "
+        "empty means the definitions shipped with casework (casestore/work/shipped/case_types)",
+    )
+    calendars_dir: str = Field(
+        default="", description="folder of business calendars (<name>.yaml per calendar); empty means the "
+        "calendars shipped with casework (casestore/work/shipped/calendars)",
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CASEWORK_", env_nested_delimiter="__", extra="ignore")
 
@@ -166,6 +179,7 @@ class Settings(BaseSettings):
     serve: ServeSettings = ServeSettings()
     search: SearchSettings = SearchSettings()
     connectors: ConnectorSettings = ConnectorSettings()
+    work: WorkSettings = WorkSettings()
 
     @property
     def db_url(self) -> str:
@@ -184,6 +198,22 @@ class Settings(BaseSettings):
         if self.match.doc_type_model:
             return Path(self.match.doc_type_model)
         return self.data_dir / "models" / "doctype.joblib"
+
+    @property
+    def case_types_dir(self) -> Path:
+        if self.work.case_types_dir:
+            return Path(self.work.case_types_dir)
+        from casestore.work.loader import SHIPPED_DIR
+
+        return SHIPPED_DIR
+
+    @property
+    def calendars_dir(self) -> Path:
+        if self.work.calendars_dir:
+            return Path(self.work.calendars_dir)
+        from casestore.work.calendar_config import SHIPPED_CALENDARS
+
+        return SHIPPED_CALENDARS
 
     @property
     def is_embedded_bus(self) -> bool:
