@@ -20,11 +20,11 @@ def test_upgrade_from_nothing_then_again_is_a_no_op(blank_db_url: str) -> None:
     try:
         assert schema_revision(engine) is None
         upgrade(engine)
-        assert schema_revision(engine) == head_revision() == SCHEMA_HEAD == "0003"
+        assert schema_revision(engine) == head_revision() == SCHEMA_HEAD == "0004"
         tables = set(inspect(engine).get_table_names())
         assert tables >= TABLES
         upgrade(engine)
-        assert schema_revision(engine) == "0003"
+        assert schema_revision(engine) == "0004"
         assert set(inspect(engine).get_table_names()) == tables
     finally:
         engine.dispose()
