@@ -101,7 +101,7 @@ def test_disabled_users_are_refused_until_enabled(session: Session) -> None:
 
 @pytest.mark.parametrize("text", ["", "90", "d", "0d", "-3d", "1y", "99999w"])
 def test_bad_durations_say_how_to_write_one(text: str) -> None:
-    with pytest.raises(InvalidInput, match="90d|at most"):
+    with pytest.raises(InvalidInput, match=r"90d|at most"):
         users.parse_duration(text)
 
 
