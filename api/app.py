@@ -18,6 +18,7 @@ from api.triage_routes import router as triage_router
 from api.wiring import Runtime
 from casestore import access, cases, items
 from casestore.errors import CaseStoreError
+from casestore.token_use import LastUseBuffer
 from classify.errors import ClassifyError
 from connectors.metrics import REGISTRY
 from connectors.runner import routers
@@ -42,6 +43,7 @@ def create_app(rt: Runtime, *, health_extra: Any = None) -> FastAPI:
                   description="Case-management intake. Every route but /health needs a bearer token.")
     app.state.runtime = rt
     app.state.health_extra = health_extra
+    app.state.last_use = LastUseBuffer(interval_s=rt.settings.auth.last_used_flush_s)  # see api.auth
 
     async def domain_error(request: Request, exc: Exception) -> JSONResponse:
         """The one place an error's ``http_status`` becomes a response."""

@@ -33,11 +33,8 @@ def get_runtime(request: Request) -> Runtime:
 
 
 def last_use_buffer(request: Request) -> LastUseBuffer:
-    """The app's buffer of token last-use times (one per app, created on first use)."""
-    state = request.app.state
-    buffer: LastUseBuffer | None = getattr(state, "last_use", None)
-    if buffer is None:
-        buffer = state.last_use = LastUseBuffer(interval_s=get_runtime(request).settings.auth.last_used_flush_s)
+    """The app's buffer of token last-use times (``app.state.last_use``, made by create_app)."""
+    buffer: LastUseBuffer = request.app.state.last_use
     return buffer
 
 
