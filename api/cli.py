@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -18,6 +19,7 @@ from api.cli_support import fail as _fail
 from api.settings import get_settings
 
 if TYPE_CHECKING:
+    from api.dead_letter_ops import Filters
     from ingest.bus.sqlite_log import SqliteBus
 
 app = typer.Typer(help="casework: case-management intake. Data lives in CASEWORK_DATA_DIR (default ./casework-data).",
@@ -264,30 +266,106 @@ def connector(
             _fail(str(exc), 2)
 
 
+def _age(text: str | None) -> timedelta | None:
+    """``30m``, ``12h``, ``7d`` -> a timedelta (for --older-than)."""
+    if text is None:
+        return None
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    value, unit = text.strip()[:-1], text.strip()[-1:].lower()
+    if unit not in units or not value.replace(".", "", 1).isdigit():
+        _fail(f"--older-than {text!r}: give a number and a unit, e.g. 30m, 12h or 7d", 2)
+    return timedelta(seconds=float(value) * units[unit])
+
+
+ItemOpt = Annotated[list[str] | None, typer.Option("--item", help="only this item id (repeatable)")]
+StageOpt = Annotated[str | None, typer.Option("--stage", help="only this stage: extract, classify or file")]
+ErrorOpt = Annotated[str | None, typer.Option("--error-class", help="only this error class, e.g. PdfEncrypted")]
+AgeOpt = Annotated[str | None, typer.Option("--older-than", help="only entries whose last failure is older, e.g. 1h")]
+
+
+def _filters(item: list[str] | None, stage: str | None, error_class: str | None, older_than: str | None) -> Filters:
+    from api.dead_letter_ops import Filters
+
+    return Filters(items=tuple(item or ()), stage=stage, error_class=error_class, older_than=_age(older_than))
+
+
 @dlq_app.command("list")
-def dlq_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Every dead letter: item, stage, error class and message."""
-    from ingest.dead_letters import read_dead_letters
+def dlq_list(as_json: Annotated[bool, typer.Option("--json")] = False,
+             include_handled: Annotated[bool, typer.Option("--all", help="also entries already replayed or discarded")]
+             = False,
+             item: ItemOpt = None, stage: StageOpt = None, error_class: ErrorOpt = None, older_than: AgeOpt = None,
+             ) -> None:
+    """Dead letters, one entry per item and stage: attempts, newest error, and its state."""
+    from api.dead_letter_ops import list_entries
 
     with runtime() as rt:
-        letters = read_dead_letters(rt.bus)
+        listed = list_entries(rt, filters=_filters(item, stage, error_class, older_than),
+                              include_handled=include_handled)
     if as_json:
-        _print_json([json.loads(letter.model_dump_json(exclude={"envelope"})) for letter in letters])
+        _print_json([{"item_id": x.entry.item_id, "stage": x.entry.stage, "topic": x.entry.topic,
+                      "error_class": x.entry.error_class, "message": x.entry.message, "retryable": x.entry.retryable,
+                      "attempts": x.entry.attempts, "first_failed_at": x.entry.first_failed_at,
+                      "failed_at": x.entry.last_failed_at, "state": x.state} for x in listed])
         return
-    table = Table("failed at", "item", "stage", "error", "message")
-    for letter in letters:
-        table.add_row(str(letter.failed_at), letter.item_id or "", letter.stage, letter.error_class, letter.message)
+    table = Table("last failed", "item", "stage", "attempts", "state", "error", "message")
+    for x in listed:
+        table.add_row(str(x.entry.last_failed_at), x.entry.item_id or "", x.entry.stage, str(x.entry.attempts),
+                      x.state, x.entry.error_class, x.entry.message)
     out.print(table)
 
 
 @dlq_app.command("replay")
-def dlq_replay() -> None:
-    """Publish every dead letter not yet replayed back to the topic it failed on."""
-    from ingest.dead_letters import replay_dead_letters
+def dlq_replay(item: ItemOpt = None, stage: StageOpt = None, error_class: ErrorOpt = None, older_than: AgeOpt = None,
+               wait: Annotated[float, typer.Option(help="wait up to this many seconds and report each outcome "
+                                                        "(needs the stages running: casework serve)")] = 0.0,
+               reason: Annotated[str, typer.Option(help="why, for the audit trail")] = "",
+               ) -> None:
+    """Publish each outstanding dead-letter entry once (newest envelope) back to the topic it failed on."""
+    from api.dead_letter_ops import replay_entries, wait_for_outcomes
+    from ingest.messages import utcnow
 
     with runtime() as rt:
-        n = replay_dead_letters(rt.bus)
-    out.print(f"{n} dead letters replayed")
+        started = utcnow()
+        replayed = replay_entries(rt, filters=_filters(item, stage, error_class, older_than),
+                                  actor=_os_user(), reason=reason)
+        out.print(f"{len(replayed)} dead-letter entries replayed")
+        if wait > 0 and replayed:
+            outcomes = wait_for_outcomes(rt, replayed, since=started, timeout=wait)
+            again = sorted(i for i, o in outcomes.items() if o == "failed")
+            done = len(outcomes) - len(again)
+            pending = len([e for e in replayed if e.item_id]) - len(outcomes)
+            out.print(f"{done} filed, {len(again)} failed again, {pending} not settled within {wait:g} s")
+            for item_id in again:
+                out.print(f"  failed again: {item_id}")
+            if again:
+                raise typer.Exit(1)
+
+
+@dlq_app.command("discard")
+def dlq_discard(reason: Annotated[str, typer.Option(help="why nobody will fix these (audit trail)")],
+                item: ItemOpt = None, stage: StageOpt = None, error_class: ErrorOpt = None,
+                older_than: AgeOpt = None,
+                everything: Annotated[bool, typer.Option("--all", help="every outstanding entry")] = False) -> None:
+    """Give up on dead-letter entries: they leave the list until the item fails again."""
+    from api.dead_letter_ops import discard_entries
+
+    filters = _filters(item, stage, error_class, older_than)
+    if filters.empty and not everything:
+        _fail("say which entries: --item, --stage, --error-class, --older-than, or --all", 2)
+    if not reason.strip():
+        _fail("give a --reason: it goes into the audit trail", 2)
+    with runtime() as rt:
+        discarded = discard_entries(rt, filters=filters, actor=_os_user(), reason=reason.strip())
+    out.print(f"{len(discarded)} dead-letter entries discarded")
+
+
+def _os_user() -> str:
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
 
 
 @bus_app.command("prune")

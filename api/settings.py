@@ -37,13 +37,14 @@ class BusSettings(BaseModel):
         default=168.0, gt=0, description="embedded SQLite bus: delete records every consumer group has committed "
         "once they are this old (default a week); empty keeps everything. Kafka: set the topics' retention.ms",
     )
-    session_timeout_ms: int = Field(default=10000, description="Kafka consumer group session timeout")
+    session_timeout_ms: int = Field(default=10000, description="consumer group session timeout: how long a crashed "
+                                    "member's partitions wait for it (Kafka; and the embedded bus, whose members "
+                                    "heartbeat from a thread of their own and are dropped at once on a restart)")
     heartbeat_interval_ms: int = Field(default=3000, description="Kafka consumer heartbeat interval")
     max_poll_interval_ms: int = Field(
         default=300000,
         description="longest a stage may take over one polled batch before its partitions go to another member "
-        "(Kafka max.poll.interval.ms; on the SQLite bus the members' session timeout, so a crashed stage "
-        "process's partitions move after this long — a stage that stops cleanly hands them over at once)",
+        "(Kafka max.poll.interval.ms; the embedded bus stops a member's heartbeat after this long without a poll)",
     )
 
 
