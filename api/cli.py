@@ -29,8 +29,8 @@ import_app = typer.Typer(help="Load CRM/billing customers and existing cases fro
                          no_args_is_help=True)
 case_app = typer.Typer(help="Case folders.", no_args_is_help=True)
 item_app = typer.Typer(help="Inbound items.", no_args_is_help=True)
-user_app = typer.Typer(help="Users of the API.", no_args_is_help=True)
-token_app = typer.Typer(help="API bearer tokens.", no_args_is_help=True)
+user_app = typer.Typer(help="Users of the API: add, list, disable, enable.", no_args_is_help=True)
+token_app = typer.Typer(help="API bearer tokens: create (with expiry and label), list, revoke.", no_args_is_help=True)
 dlq_app = typer.Typer(help="The dead-letter topic intake.dead.", no_args_is_help=True)
 triage_app = typer.Typer(help="Items the matcher left for a person.", no_args_is_help=True)
 train_app = typer.Typer(help="Train the document-type model.", no_args_is_help=True)
@@ -199,30 +199,6 @@ def item_show(item_id: str, as_json: Annotated[bool, typer.Option("--json")] = F
         out.print(d["text"] or "", markup=False, highlight=False)
     for f in view.get("failures", []):
         out.print(f"[red]failed[/red] at {f['stage']}: {f['error_class']}: {f['message']}")
-
-
-@user_app.command("add")
-def user_add(
-    name: str,
-    role: Annotated[str, typer.Option(help="agent, supervisor, admin or integration")],
-    team: Annotated[list[str] | None, typer.Option(help="a team the user belongs to; repeat for several")] = None,
-) -> None:
-    """Add a user of the API."""
-    from casestore import users
-
-    with runtime() as rt, rt.sessions() as session, session.begin():
-        users.add_user(session, name=name, role=role, teams=team or [])
-    out.print(f"user {name} added as {role}" + (f" in {', '.join(team)}" if team else ""))
-
-
-@token_app.command("create")
-def token_create(name: str) -> None:
-    """Print a new bearer token for user NAME (only its hash is stored: keep it now)."""
-    from casestore import users
-
-    with runtime() as rt, rt.sessions() as session, session.begin():
-        token = users.create_token(session, name=name)
-    sys.stdout.write(token + "\n")
 
 
 @app.command()
@@ -434,10 +410,10 @@ def _sqlite_bus(bus: object) -> SqliteBus:
 def triage_list(as_json: Annotated[bool, typer.Option("--json")] = False,
                 limit: Annotated[int, typer.Option(help="at most this many")] = 100) -> None:
     """The triage queue, oldest first, with the matcher's reason and candidate cases."""
-    from casestore import triage
+    from casestore import access, triage
 
     with runtime() as rt, rt.read_sessions() as session:
-        queue = triage.triage_queue(session, limit=limit)
+        queue = triage.triage_queue(session, viewer=access.OPERATOR, limit=limit)
     if as_json:
         _print_json(queue)
         return
@@ -460,7 +436,7 @@ def triage_resolve(
     actor: Annotated[str, typer.Option("--as", help="who resolves it")] = "cli",
 ) -> None:
     """Resolve a triaged item: --attach REF, --new-case [--customer ID] or --noise. Recorded as a label."""
-    from casestore import triage
+    from casestore import access, triage
 
     chosen = [a for a, on in (("attach", attach is not None), ("new_case", new_case), ("noise", noise)) if on]
     if len(chosen) != 1:
@@ -469,8 +445,9 @@ def triage_resolve(
 
     with runtime() as rt:
         with rt.sessions() as session, session.begin():
-            res = triage.resolve_triage(session, item_id=item_id, action=chosen[0], case_ref=attach, actor=actor,
-                                        reason=reason, customer_id=customer, doc_type=doc_type)
+            res = triage.resolve_triage(session, item_id=item_id, action=chosen[0], case_ref=attach,
+                                        viewer=access.OPERATOR, actor=actor, reason=reason, customer_id=customer,
+                                        doc_type=doc_type)
         try:
             with rt.read_sessions() as session:  # search must see it where it now is (its case's team)
                 index_items(session, rt.search_index, [res.item_id])
@@ -526,15 +503,16 @@ def train_doctype(
               f"{len(corrections)} corrections saved to {path}")
 
 
-def _register_search_commands() -> None:
-    from api import search_cli
+def _register_more_commands() -> None:
+    from api import search_cli, user_cli
 
     app.command("search")(search_cli.search)
     app.command("reindex")(search_cli.reindex)
     import_app.command("documents")(search_cli.import_documents)
+    user_cli.register(user_app, token_app)
 
 
-_register_search_commands()
+_register_more_commands()
 
 
 def main() -> None:

@@ -73,4 +73,7 @@ def run_server(settings: Settings, *, host: str, port: int) -> None:
         watcher_thread.join(5)
         for t in connector_threads:
             t.join(10)
+        last_use = getattr(app.state, "last_use", None)  # tokens' last-use times still in memory
+        if last_use is not None:
+            last_use.flush(rt.engine)
         rt.close()

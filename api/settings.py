@@ -167,6 +167,13 @@ class WorkSettings(BaseModel):
     )
 
 
+class AuthSettings(BaseModel):
+    last_used_flush_s: float = Field(
+        default=60.0, ge=0, description="tokens' last-use times are kept in memory and written at most this often "
+        "(seconds), after a response, in a short transaction that skips when the store is busy",
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CASEWORK_", env_nested_delimiter="__", extra="ignore")
 
@@ -178,6 +185,7 @@ class Settings(BaseSettings):
     match: MatchSettings = MatchSettings()
     serve: ServeSettings = ServeSettings()
     search: SearchSettings = SearchSettings()
+    auth: AuthSettings = AuthSettings()
     connectors: ConnectorSettings = ConnectorSettings()
     work: WorkSettings = WorkSettings()
 

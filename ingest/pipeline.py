@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from casestore import items as item_service
 from casestore.db import translate_errors
-from casestore.filing import Filing, file_items
+from casestore.filing import Filing, confine_to_uploaders, file_items
 from casestore.lookup import StoreLookup
 from casestore.search.indexer import index_items
 from casestore.search.port import SearchIndex
@@ -159,6 +159,7 @@ class FileStage:
     def handle_batch(self, messages: Sequence[ClassifiedItem]) -> list[Output]:
         filings = [filing_for(m) for m in messages]
         with self.sessions() as session, session.begin():
+            filings = confine_to_uploaders(session, filings)  # an upload goes only where its uploader may file
             if len(filings) == 1:  # the careful path: handles a concurrent insert of the same item
                 f = filings[0]
                 item_service.file_item(session, item=f.item, documents=f.documents, outcome=f.outcome,
@@ -202,7 +203,7 @@ def filing_for(item: ClassifiedItem) -> Filing:
         new_case = item_service.NewCase(customer_id=d.customer_id, case_type=d.case_type or d.doc_type,
                                         subject=subject[:200], team=metadata.get("team"))
     evidence: dict[str, Any] = {"reason": d.reason, "evidence": d.evidence, "candidates": d.candidates,
-                                "warnings": item.warnings}
+                                "customer_id": d.customer_id, "warnings": item.warnings}
     return Filing(item=new_item, documents=documents, outcome=d.outcome, case_ref=d.case_ref,
                   new_case=new_case, doc_type=d.doc_type, decision=evidence)
 

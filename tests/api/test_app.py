@@ -31,7 +31,7 @@ def rt(tmp_path: Path) -> Iterator[Runtime]:
                           opened_at=None, subject="noise at night", team="complaints")
         cases.upsert_case(s, ref="CM-2025-000002", customer_id="C2", case_type="claim", status="open",
                           opened_at=None, subject="water damage", team="claims")
-        users.add_user(s, name="robot", role="integration")
+        users.add_user(s, name="robot", role="integration", teams=["complaints", "claims"])  # files for both
         users.add_user(s, name="alice", role="agent", teams=["complaints"])
         users.add_user(s, name="sue", role="supervisor")
     runner = PipelineRunner(runtime.pipeline_parts())
@@ -113,7 +113,7 @@ def test_upload_is_filed_and_idempotent(rt: Runtime) -> None:
 
     again = client.post("/api/v1/items", headers=robot, files={"file": ("letter.txt", body, "text/plain")}, data=form)
     assert again.status_code == 202 and again.json() | {"status_url": ""} == {
-        "item_id": item_id, "idempotency_key": "api:ext-42", "duplicate": True, "status_url": ""}
+        "item_id": item_id, "idempotency_key": "api:user:robot:api:ext-42", "duplicate": True, "status_url": ""}
     sue = token(rt, "sue")
     folder = client.get("/api/v1/cases/CM-2025-000001", headers=sue).json()
     assert [d["item_id"] for d in folder["documents"]] == [item_id]
@@ -212,10 +212,12 @@ def test_a_triaged_item_attached_to_a_team_case_leaves_other_teams_search(rt: Ru
 def test_only_an_integration_account_may_name_the_customer_in_metadata(rt: Runtime) -> None:
     client = TestClient(create_app(rt))
     robot, alice, sue = token(rt, "robot"), token(rt, "alice"), token(rt, "sue")
-    claim = '{"customer_id": "C2", "case_ref": "CM-2025-000002", "trusted_by": "me", "uploaded_by": "someone"}'
-    by_agent = client.post("/api/v1/items", headers=alice, data={"channel": "file", "metadata": claim},
+    claim = '{"customer_id": "%s", "case_ref": "%s", "trusted_by": "me", "uploaded_by": "someone"}'
+    by_agent = client.post("/api/v1/items", headers=alice,  # alice's own team's case, and its customer
+                           data={"channel": "file", "metadata": claim % ("C1", "CM-2025-000001")},
                            files={"file": ("a.txt", b"Invoice 7 for the repairs", "text/plain")}).json()["item_id"]
-    by_robot = client.post("/api/v1/items", headers=robot, data={"channel": "file", "metadata": claim},
+    by_robot = client.post("/api/v1/items", headers=robot,
+                           data={"channel": "file", "metadata": claim % ("C2", "CM-2025-000002")},
                            files={"file": ("b.txt", b"Invoice 8 for the repairs", "text/plain")}).json()["item_id"]
     agent_view, robot_view = wait_for_item(client, by_agent, sue), wait_for_item(client, by_robot, sue)
     assert agent_view["outcome"] == "triage", "an agent typing a customer id does not make it agree"
