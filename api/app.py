@@ -14,6 +14,7 @@ from sqlalchemy import text
 from api.auth import Principal, current_user, get_runtime, require_roles
 from api.search_routes import router as search_router
 from api.triage_routes import router as triage_router
+from api.web import install_workbench
 from api.wiring import Runtime
 from casestore import cases, items, users
 from casestore.errors import CaseStoreError, NotFound
@@ -36,7 +37,7 @@ class ItemAccepted(BaseModel):
 
 
 def create_app(rt: Runtime, *, health_extra: Any = None) -> FastAPI:
-    app = FastAPI(title="casework", version="0.1.0",
+    app = FastAPI(title="casework", version="0.1.0", docs_url=None, redoc_url=None,  # served locally: api.web
                   description="Case-management intake. Every route but /health needs a bearer token.")
     app.state.runtime = rt
     app.state.health_extra = health_extra
@@ -51,6 +52,7 @@ def create_app(rt: Runtime, *, health_extra: Any = None) -> FastAPI:
 
     app.include_router(triage_router)
     app.include_router(search_router)
+    install_workbench(app)  # the web pages at /, their sign-in, /static, /assets, /docs and /redoc
     connector_settings = rt.settings.connectors
     for router in routers(connector_settings, bus=rt.bus, blobs=rt.blobs, data_dir=rt.settings.data_dir):
         app.include_router(router)  # webhooks and forms: each checks its own signature or CSRF token

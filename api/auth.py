@@ -31,6 +31,11 @@ def current_user(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
+    if credentials is None:  # a browser signed in to the workbench (session cookie + CSRF header)
+        from api.web.session_auth import api_session_principal
+
+        if (signed_in := api_session_principal(request)) is not None:
+            return signed_in
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise HTTPException(status.HTTP_401_UNAUTHORIZED,
                             "missing bearer token: send 'Authorization: Bearer <token from casework token create>'",

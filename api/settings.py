@@ -135,6 +135,16 @@ class ServeSettings(BaseModel):
     )
 
 
+class WebSettings(BaseModel):
+    """The workbench (web pages at /) and its sign-in."""
+
+    session_idle_minutes: float = Field(default=30.0, gt=0, description="a web session unused this long ends")
+    assets_dir: str = Field(
+        default="", description="where `npm ci` put the browser assets (htmx, Swagger UI, ReDoc); "
+        "empty means node_modules/ beside the casework sources",
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CASEWORK_", env_nested_delimiter="__", extra="ignore")
 
@@ -147,6 +157,7 @@ class Settings(BaseSettings):
     serve: ServeSettings = ServeSettings()
     search: SearchSettings = SearchSettings()
     connectors: ConnectorSettings = ConnectorSettings()
+    web: WebSettings = WebSettings()
 
     @property
     def db_url(self) -> str:

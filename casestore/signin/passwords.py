@@ -70,7 +70,7 @@ def set_password(session: Session, *, name: str, password: str) -> User:
 
 def check_password(session: Session, *, name: str, password: str) -> User | None:
     """The user when ``password`` is theirs, they may sign in and are not disabled; else None.
-    Rehashes (flush) when argon2's parameters have changed since the hash was made."""
+    Reads only (a sign-in checks the password outside any write transaction)."""
     row = session.execute(
         select(User, UserPassword).join(UserPassword, UserPassword.user_id == User.id)
         .where(User.name == name.strip())
@@ -83,14 +83,14 @@ def check_password(session: Session, *, name: str, password: str) -> User | None
         return None
     if user.disabled or user.role not in SIGN_IN_ROLES:
         return None
-    if hasher().check_needs_rehash(stored.password_hash):
-        stored.password_hash = hasher().hash(password)
-        session.flush()
     return user
 
 
-def has_password(session: Session, *, user_id: int) -> bool:
-    return session.get(UserPassword, user_id) is not None
+def accounts(session: Session) -> list[tuple[User, bool]]:
+    """Every user, by name, and whether they have a workbench password."""
+    rows = session.execute(select(User, UserPassword.user_id).outerjoin(UserPassword, UserPassword.user_id == User.id)
+                           .order_by(User.name))
+    return [(user, has is not None) for user, has in rows]
 
 
 def _verify(digest: str, password: str) -> bool:

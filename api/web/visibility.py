@@ -1,0 +1,30 @@
+"""The access rule as the pages apply it: the same function the REST API uses
+(``casestore.users.can_see_case``, as in ``api.app``), in one place for every page.
+
+A case the viewer may not see answers exactly like a case that does not exist (404), and so does
+every document filed in it, by any URL.  Items in no case (triage, noise) are the shared intake
+queue, visible to every person who works cases (as ``GET /api/v1/items/{id}``).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from api.auth import Principal
+from api.web.session_auth import PageError
+from casestore import cases, users
+from casestore.models import Case
+
+
+def may_see(user: Principal, case: Case | None) -> bool:
+    if case is None:
+        return not user.disabled
+    return users.can_see_case(user, case)  # type: ignore[arg-type]
+
+
+def visible_case(session: Session, user: Principal, ref: str) -> Case:
+    """The case, or PageError 404 when it does not exist or the viewer may not see it."""
+    case = cases.find_case(session, ref=ref)
+    if case is None or not may_see(user, case):
+        raise PageError(404, f"There is no case {ref} (or it is not visible to your teams).")
+    return case
