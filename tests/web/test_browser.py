@@ -182,7 +182,8 @@ def test_docs_render_without_network(browser: Any, workbench: Workbench) -> None
 
 PAGES = [
     ("alice", "/"), ("alice", "/cases"), ("alice", f"/cases/{COMPLAINT}"), ("alice", "/search?q=noise"),
-    ("alice", "/search"), ("alice", "/triage"), ("alice", "/ops"), ("ada", "/admin/users"), ("bob", f"/cases/{COMPLAINT}"),
+    ("alice", "/search"), ("alice", "/triage"), ("alice", "/ops"), ("ada", "/admin/users"),
+    ("bob", f"/cases/{COMPLAINT}"),
 ]
 
 

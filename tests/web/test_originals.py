@@ -46,13 +46,16 @@ def test_email_html_keeps_text_and_drops_everything_active() -> None:
                '<iframe src="https://evil.example"></iframe><form action="/logout"><button>go</button></form>')
     clean = sanitise_html(hostile)
     assert "<p>Hello <b>Jane</b></p>" in clean
-    for bad in ("script", "onerror", "onclick", "tracker.example", "javascript:", "<style", "<iframe", "<form", 'src="x"'):
+    for bad in ("script", "onerror", "onclick", "tracker.example", "javascript:", "<style", "<iframe", "<form",
+                'src="x"'):
         assert bad not in clean, bad
     assert '<img alt="" src="data:image/png;base64,iVBORw0KGgo=">' in clean
     assert 'href="https://example.org/" rel="noopener noreferrer nofollow"' in clean
     message = (b"From: a@example.com\r\nSubject: hi\r\nMIME-Version: 1.0\r\n"
-               b"Content-Type: multipart/alternative; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nplain\r\n"
-               b"--b\r\nContent-Type: text/html; charset=iso-8859-1\r\n\r\n<p>Gr\xfc\xdfe<script>x()</script></p>\r\n--b--\r\n")
+               b"Content-Type: multipart/alternative; boundary=b\r\n\r\n"
+               b"--b\r\nContent-Type: text/plain\r\n\r\nplain\r\n"
+               b"--b\r\nContent-Type: text/html; charset=iso-8859-1\r\n\r\n"
+               b"<p>Gr\xfc\xdfe<script>x()</script></p>\r\n--b--\r\n")
     assert email_html(message) == "<p>Grüße</p>"
     assert email_html(b"From: a@example.com\r\nSubject: plain\r\n\r\njust text\r\n") is None
 
