@@ -49,9 +49,12 @@ def find_items(session: Session, *, text: str) -> list[tuple[ItemHit, Case | Non
             return []
         query = query.where(Item.item_id >= receipt, Item.item_id < receipt + "~", Item.channel == "webform")
     rows = session.execute(query.limit(10)).all()
-    firsts = dict(session.execute(
-        select(Document.item_id, Document.id).where(Document.item_id.in_([i.item_id for i, _ in rows]),
-                                                    Document.part_index == 0)).tuples().all()) if rows else {}
+    firsts: dict[str, int] = {}
+    if rows:
+        for item_id, document_id in session.execute(
+                select(Document.item_id, Document.id).where(Document.item_id.in_([i.item_id for i, _ in rows]),
+                                                            Document.part_index == 0)):
+            firsts[item_id] = document_id
     return [(ItemHit(item_id=i.item_id, channel=i.channel, subject=i.subject, filename=i.filename, outcome=i.outcome,
                      case_ref=c.ref if c is not None else None, first_document_id=firsts.get(i.item_id)), c)
             for i, c in rows]

@@ -93,3 +93,11 @@ def test_every_page_sends_a_strict_csp(workbench: Workbench) -> None:
     with httpx.Client(base_url=workbench.url) as anonymous:
         hx = anonymous.get(f"/cases/{COMPLAINT}/timeline", headers={"HX-Request": "true"})
         assert hx.status_code == 401 and hx.headers["hx-redirect"].startswith("/login")
+
+
+def test_an_item_id_typed_into_search_finds_the_item(workbench: Workbench) -> None:
+    item_id = workbench.items["complaint_pdf"]
+    with httpx.Client(base_url=workbench.url) as client:
+        _sign_in(client, "alice")
+        page = client.get("/search", params={"q": item_id}).text
+        assert item_id in page and f'href="/cases/{COMPLAINT}"' in page and "/documents/" in page
