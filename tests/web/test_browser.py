@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
+from casestore import cases
 from tests.web.conftest import CLAIM, COMPLAINT, People, Workbench, axe_violations
 
 pytestmark = pytest.mark.timeout(120)
@@ -120,6 +121,9 @@ def test_triage_attach_with_the_keyboard(people: People, workbench: Workbench) -
     assert "The triage queue is empty" in page.locator("#triage-item").inner_text()
     item = workbench.item("stranger")
     assert (item["outcome"], item["case_ref"]) == ("attached", COMPLAINT)
+    with workbench.rt.read_sessions() as session:
+        audit = cases.case_folder(session, ref=COMPLAINT)["audit"]
+    assert [a["reason"] for a in audit if a["action"] == "triage.resolved"] == ["Jane's neighbour wrote about her case"]
     page.close()
 
 

@@ -6,8 +6,14 @@
   var pendingG = false;
   var gTimer = null;
 
+  var NOT_TYPED = { radio: true, checkbox: true, button: true, submit: true, reset: true };
+
+  // Keys belong to the page unless the focus is somewhere one types (a radio button is not).
   function typingIn(target) {
-    return target && target.closest && target.closest("input, textarea, select, [contenteditable]");
+    if (!target || !target.closest) { return false; }
+    var field = target.closest("input, textarea, select, [contenteditable]");
+    if (!field) { return false; }
+    return !(field.tagName === "INPUT" && NOT_TYPED[(field.getAttribute("type") || "text").toLowerCase()]);
   }
 
   function searchBox() {
