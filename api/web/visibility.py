@@ -17,9 +17,16 @@ from casestore.models import Case
 
 
 def may_see(user: Principal, case: Case | None) -> bool:
+    """Whether the viewer may see this case (None: no case, the shared intake queue)."""
     if case is None:
         return not user.disabled
     return users.can_see_case(user, case)  # type: ignore[arg-type]
+
+
+def may_see_item(session: Session, user: Principal, item_id: str, case: Case | None) -> bool:
+    """Whether the viewer may see this item (and so its documents): as ``GET /api/v1/items/{id}``
+    decides for a person.  Every page that shows an item or a document asks here."""
+    return may_see(user, case)
 
 
 def visible_case(session: Session, user: Principal, ref: str) -> Case:

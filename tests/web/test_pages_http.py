@@ -101,3 +101,21 @@ def test_an_item_id_typed_into_search_finds_the_item(workbench: Workbench) -> No
         _sign_in(client, "alice")
         page = client.get("/search", params={"q": item_id}).text
         assert item_id in page and f'href="/cases/{COMPLAINT}"' in page and "/documents/" in page
+
+
+def test_operations_shows_intake_dead_letters_and_backlog(workbench: Workbench) -> None:
+    from casestore import items
+
+    with workbench.rt.sessions() as s, s.begin():
+        items.record_failure(s, item_id="dead0001-0000-0000-0000-000000000000", stage="extract",
+                             error_class="BadInput", message="PDF is encrypted and no configured password opens it",
+                             source="/srv/drop/scan-17.pdf")
+    with httpx.Client(base_url=workbench.url) as client:
+        _sign_in(client, "alice")
+        page = client.get("/ops").text
+    intake = page[page.index('id="intake-title"'):page.index('id="conn-title"')]
+    assert re.search(r'<th scope="row">email</th>(<td class="num">\d+</td>){5}', intake)
+    assert "Failed today (dead-lettered): <strong>1</strong>" in page
+    dead = page[page.index('id="dead-title"'):page.index('id="backlog-title"')]
+    assert "scan-17.pdf" in dead and "<td>extract</td>" in dead and "PDF is encrypted" in dead
+    assert "dead0001" in dead

@@ -17,7 +17,7 @@ from starlette.responses import Response
 from api.web import originals
 from api.web.session_auth import Page, PageContext, PageError, runtime_of
 from api.web.templating import FILE_CSP, render, security_headers
-from api.web.visibility import may_see
+from api.web.visibility import may_see_item
 from casestore.document_view import DocumentView, document_view
 from casestore.errors import NotFound
 
@@ -33,7 +33,7 @@ def _visible_document(request: Request, document_id: int, page: PageContext) -> 
             view, case = document_view(session, document_id=document_id)
         except NotFound:
             view, case = None, None
-        if view is None or not may_see(page.user, case):
+        if view is None or not may_see_item(session, page.user, view.item_id, case):
             raise PageError(404, f"There is no document {document_id} (or it is not visible to your teams).")
     return view
 

@@ -20,7 +20,7 @@ from starlette.responses import Response
 from api import search_routes
 from api.web.session_auth import Page, runtime_of
 from api.web.templating import render
-from api.web.visibility import may_see
+from api.web.visibility import may_see_item
 from casestore.errors import CaseStoreError
 from casestore.item_lookup import ItemHit, find_items, looks_like_item
 
@@ -68,7 +68,8 @@ def search_page(
     items: list[ItemHit] = []
     if q.strip() and looks_like_item(q):
         with runtime_of(request).read_sessions() as session:
-            items = [hit for hit, case in find_items(session, text=q) if may_see(page.user, case)]
+            items = [hit for hit, case in find_items(session, text=q)
+                     if may_see_item(session, page.user, hit.item_id, case)]
     searched = bool(q.strip() or channel or doc_type or case_status or days)
     if searched:
         try:
