@@ -17,6 +17,9 @@ from api.auth import Principal, authenticate_token, bearer, current_user, get_ru
 from api.body_limits import BodyLimits, BodyRule
 from api.search_routes import router as search_router
 from api.triage_routes import router as triage_router
+from api.web import install_workbench
+from api.web.session_auth import COOKIE as SESSION_COOKIE
+from api.web.session_auth import session_may_post
 from api.wiring import Runtime
 from casestore import access, cases, items
 from casestore.errors import CaseStoreError
@@ -42,12 +45,14 @@ class ItemAccepted(BaseModel):
 
 
 def create_app(rt: Runtime, *, health_extra: Any = None) -> FastAPI:
-    app = FastAPI(title="casework", version="0.1.0",
+    app = FastAPI(title="casework", version="0.1.0", docs_url=None, redoc_url=None,  # served locally: api.web
                   description="Case-management intake. Every route but /health needs a bearer token.")
     app.state.runtime = rt
     # token and size checked from the headers, before FastAPI reads (and spools) a body
-    app.add_middleware(BodyLimits, authenticate=lambda token: authenticate_token(rt, token), rules=[
-        BodyRule("/api/v1/items", MAX_UPLOAD_BYTES + 1024 * 1024), BodyRule("/api/", MAX_API_BODY_BYTES)])
+    app.add_middleware(BodyLimits, authenticate=lambda token: authenticate_token(rt, token),
+                       session_cookie=SESSION_COOKIE, check_session=lambda c, csrf: session_may_post(rt, c, csrf),
+                       rules=[BodyRule("/api/v1/items", MAX_UPLOAD_BYTES + 1024 * 1024),
+                              BodyRule("/api/", MAX_API_BODY_BYTES)])
     app.state.health_extra = health_extra
     app.state.last_use = LastUseBuffer(interval_s=rt.settings.auth.last_used_flush_s)  # see api.auth
 
@@ -62,6 +67,7 @@ def create_app(rt: Runtime, *, health_extra: Any = None) -> FastAPI:
     app.include_router(triage_router)
     app.include_router(admin_router)
     app.include_router(search_router)
+    install_workbench(app)  # the web pages at /, their sign-in, /static, /assets, /docs and /redoc
     connector_settings = rt.settings.connectors
     for router in routers(connector_settings, bus=rt.bus, blobs=rt.blobs, data_dir=rt.settings.data_dir):
         app.include_router(router)  # webhooks and forms: each checks its own signature or CSRF token

@@ -56,6 +56,11 @@ def current_user(
     background: BackgroundTasks,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
+    if credentials is None:  # a browser signed in to the workbench (session cookie + CSRF header)
+        from api.web.session_auth import api_session_principal
+
+        if (signed_in := api_session_principal(request)) is not None:
+            return signed_in
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise _unauthorized("missing bearer token: send 'Authorization: Bearer <token from casework token create>'")
     rt = get_runtime(request)

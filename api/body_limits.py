@@ -6,13 +6,15 @@ refuses a stranger's 1 GiB upload only after taking all of it. This middleware s
 a request that carries a body (a ``Content-Length`` above 0, or ``Transfer-Encoding``) under one of
 its rules' path prefixes it
 
-- checks the bearer token (present, and valid in the store) before reading a byte: 401;
+- checks the bearer token (present, and valid in the store) before reading a byte: 401; a
+  request without one may instead carry a workbench session cookie, checked the same way (live
+  session, and the CSRF header matching it) by ``check_session``;
 - refuses a declared ``Content-Length`` over the rule's cap at once: 413;
 - counts the bytes as the route reads them and stops at the cap (a chunked body): 413.
 
 Each refusal closes the connection (``Connection: close``), so the unread rest is not received.
-The principal it authenticated is left in ``scope["state"]["principal"]`` for ``current_user``,
-so the token is looked up once. Requests without a body (GET) pass untouched.
+The route's own dependency (``current_user``) checks the credentials again (a cheap indexed read).
+Requests without a body (GET) pass untouched.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from http.cookies import CookieError, SimpleCookie
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -29,6 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 log = logging.getLogger(__name__)
 
 Authenticate = Callable[[str], object | None]  # token -> principal, or None; runs in a worker thread
+CheckSession = Callable[[str, str | None], bool]  # (session cookie, CSRF header) -> live and matching
 
 
 @dataclass(frozen=True)
@@ -43,8 +47,11 @@ class _TooLarge(Exception):
 
 
 class BodyLimits:
-    def __init__(self, app: ASGIApp, *, rules: Sequence[BodyRule], authenticate: Authenticate) -> None:
+    def __init__(self, app: ASGIApp, *, rules: Sequence[BodyRule], authenticate: Authenticate,
+                 session_cookie: str | None = None, check_session: CheckSession | None = None) -> None:
         self.app = app
+        self.session_cookie = session_cookie
+        self.check_session = check_session
         self.rules = sorted(rules, key=lambda r: len(r.prefix), reverse=True)  # the longest prefix wins
         self.authenticate = authenticate
 
@@ -62,19 +69,36 @@ class BodyLimits:
             return
         if rule.authenticate:
             scheme, _, token = headers.get("authorization", "").partition(" ")
-            if scheme.lower() != "bearer" or not token.strip():
+            cookie = self._cookie(headers.get("cookie", ""))
+            if (scheme.lower() != "bearer" or not token.strip()) and cookie and self.check_session is not None:
+                if not await run_in_threadpool(self.check_session, cookie, headers.get("x-csrf-token")):
+                    await _answer(send, 401, "the session has ended or the CSRF token is missing: sign in again, "
+                                             "or send a bearer token")
+                    return
+            elif scheme.lower() != "bearer" or not token.strip():
                 await _answer(send, 401, "missing bearer token: send 'Authorization: Bearer <token from casework "
                                          "token create>'", bearer=True)
                 return
-            principal = await run_in_threadpool(self.authenticate, token.strip())
-            if principal is None:
-                await _answer(send, 401, "invalid, revoked or disabled token", bearer=True)
-                return
-            scope.setdefault("state", {})["principal"] = principal
+            else:
+                principal = await run_in_threadpool(self.authenticate, token.strip())
+                if principal is None:
+                    await _answer(send, 401, "invalid, revoked, expired or disabled token", bearer=True)
+                    return
         if declared.isdigit() and int(declared) > rule.max_bytes:
             await _answer(send, 413, f"request body over {rule.max_bytes} bytes")
             return
         await self._capped(rule, scope, receive, send)
+
+    def _cookie(self, header: str) -> str | None:
+        if not self.session_cookie or not header:
+            return None
+        jar = SimpleCookie()
+        try:
+            jar.load(header)
+        except CookieError:
+            return None
+        morsel = jar.get(self.session_cookie)
+        return morsel.value if morsel is not None else None
 
     async def _capped(self, rule: BodyRule, scope: Scope, receive: Receive, send: Send) -> None:
         received = 0

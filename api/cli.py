@@ -201,6 +201,26 @@ def item_show(item_id: str, as_json: Annotated[bool, typer.Option("--json")] = F
         out.print(f"[red]failed[/red] at {f['stage']}: {f['error_class']}: {f['message']}")
 
 
+@user_app.command("passwd")
+def user_passwd(
+    name: str,
+    password_stdin: Annotated[bool, typer.Option(
+        "--password-stdin", help="read the password from the first line of standard input (for scripts)")] = False,
+) -> None:
+    """Set the workbench password of user NAME (asked twice; argon2-hashed). Signs out their sessions."""
+    from casestore.signin.passwords import set_password
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif sys.stdin.isatty():
+        password = typer.prompt(f"new password for {name}", hide_input=True, confirmation_prompt=True)
+    else:
+        _fail("no terminal to ask for the password: pass --password-stdin and pipe it in", 2)
+    with runtime() as rt, rt.sessions() as session, session.begin():
+        set_password(session, name=name, password=password)
+    out.print(f"password set for {name}; sign in at /login")
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="address to listen on")] = None,

@@ -174,6 +174,16 @@ class AuthSettings(BaseModel):
     )
 
 
+class WebSettings(BaseModel):
+    """The workbench (web pages at /) and its sign-in."""
+
+    session_idle_minutes: float = Field(default=30.0, gt=0, description="a web session unused this long ends")
+    assets_dir: str = Field(
+        default="", description="where `npm ci` put the browser assets (htmx, Swagger UI, ReDoc); "
+        "empty means node_modules/ beside the casework sources",
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CASEWORK_", env_nested_delimiter="__", extra="ignore")
 
@@ -188,6 +198,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = AuthSettings()
     connectors: ConnectorSettings = ConnectorSettings()
     work: WorkSettings = WorkSettings()
+    web: WebSettings = WebSettings()
 
     @property
     def db_url(self) -> str:
