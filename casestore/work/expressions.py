@@ -112,10 +112,11 @@ def _fill(values: Mapping[str, object] | None, names: tuple[str, ...]) -> dict[s
 
 
 def _eval_reason(exc: CELEvalError) -> str:
-    reason = str(exc.args[0]) if exc.args else type(exc).__name__
-    if "no matching overload" in reason or "no such overload" in reason:
+    # celpy's CELEvalError args: (message, the Python exception class it stands for, its args)
+    cause = exc.args[1] if len(exc.args) > 1 else None
+    if cause in (TypeError, AttributeError):
         return "values of different types compared or combined (e.g. an int with a string, or a method on null)"
-    return reason[:200]
+    return (str(exc.args[0]) if exc.args else type(exc).__name__)[:200]
 
 
 _env_lock = threading.Lock()

@@ -13,7 +13,8 @@ from casestore.models import AuditEvent, Base
 
 TABLES = {"customers", "cases", "items", "documents", "notes", "audit_events", "item_failures", "users",
           "api_tokens", "ref_sequences", "customer_name_words", "case_type_versions", "case_work", "tasks",
-          "sla_clocks"}
+          "sla_clocks", "user_passwords", "web_sessions",
+          "login_failures"}
 EXPRESSION_INDEXES = ("ix_tasks_pick",)
 
 

@@ -80,7 +80,7 @@ def test_load_then_list(db_url: str, tmp_path: Path) -> None:
     engine = make_engine(db_url)
     try:
         with engine.connect() as conn:
-            stored = set(conn.execute(select(CaseTypeVersion.name, CaseTypeVersion.version)).tuples())
+            stored = {(r.name, r.version) for r in conn.execute(select(CaseTypeVersion.name, CaseTypeVersion.version))}
     finally:
         engine.dispose()
     assert stored == {(n, 1) for n in ("application", "arrears", "change_of_details", "claim", "complaint", "general")}
