@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, TypedDict
+from typing import Any, TypedDict, cast
 
-from sqlalchemy import insert
+from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session
 
+from casestore.db import json_dumps
 from casestore.models import AuditEvent, Case, utcnow
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,10 @@ def record(
     return event
 
 
+_TABLE = cast(Table, AuditEvent.__table__)
+_COLUMNS = ("at", "actor", "action", "case_id", "item_id", "reason", "details")
+
+
 class NewEvent(TypedDict, total=False):
     actor: str  # required
     action: str  # required
@@ -61,15 +66,28 @@ class NewEvent(TypedDict, total=False):
 
 
 def record_many(session: Session, events: Sequence[NewEvent]) -> int:
-    """Append many audit events in one multi-row INSERT (the clock loop escalating thousands of
-    clocks in a batch); returns how many.  Same rows as ``record`` writes, without ids."""
+    """Append many audit events at once (the clock loop escalating thousands of clocks in a
+    batch); returns how many.  Same rows as ``record`` writes, without ids.
+
+    PostgreSQL: ``COPY`` on the session's connection, inside its transaction (measured 5,000
+    events in ~0.85 s as a pipelined executemany, most of a 1,000-clock escalation batch); SQLite:
+    one executemany.
+    """
     if not events:
         return 0
     at = utcnow()
-    rows = [{"at": e.get("at") or at, "actor": e["actor"], "action": e["action"], "case_id": e.get("case_id"),
-             "item_id": e.get("item_id"), "reason": e.get("reason", ""), "details": dict(e.get("details") or {})}
-            for e in events]
-    session.execute(insert(AuditEvent), rows)
+    rows = [(e.get("at") or at, e["actor"], e["action"], e.get("case_id"), e.get("item_id"), e.get("reason", ""),
+             dict(e.get("details") or {})) for e in events]
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            with cursor.copy(f"COPY audit_events ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row((*row[:-1], json_dumps(row[-1])))
+        finally:
+            cursor.close()
+    else:
+        session.execute(insert(_TABLE), [dict(zip(_COLUMNS, row, strict=True)) for row in rows])
     log.debug("audit: %d events recorded", len(rows))
     return len(rows)
-

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -53,7 +54,7 @@ def json_dumps(value: Any) -> str:
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
-    # Take BEGIN away from the sqlite3 driver (see _sqlite_on_begin), then set the pragmas.
+    # Take BEGIN away from the sqlite3 driver (see _sqlite_listeners), then set the pragmas.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     try:
@@ -65,11 +66,52 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
-def _sqlite_on_begin(conn: Connection) -> None:
-    mode = str(conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")).upper()
-    if mode not in _SQLITE_BEGIN_MODES:
-        raise InvalidInput(f"sqlite_begin must be one of {sorted(_SQLITE_BEGIN_MODES)}, not {mode!r}")
-    conn.exec_driver_sql(f"BEGIN {mode}")
+class _WriterTurn:
+    """One writer at a time per SQLite file within this process, waiting on a mutex.
+
+    SQLite has one writer lock; a writer that finds it taken sleeps in its busy handler (1, 2, 5,
+    10 ... 100 ms) and tries again, so threads of one process queueing for it (a web server's
+    workers, say) convoy: measured 235 ms p95 for a 4 ms get-next with 12 threads.  Writers of this
+    process therefore take turns on a mutex (woken at once when it is released) before ``BEGIN
+    IMMEDIATE``; the busy handler still arbitrates between processes.  The turn ends when the
+    transaction commits or rolls back (just before, so the next writer may spin once in the busy
+    handler while the COMMIT finishes).  A turn not given back within the busy timeout is
+    overridden with a warning: never a deadlock, at worst the old behaviour.
+    """
+
+    _turns: dict[str, threading.Lock] = {}
+    _guard = threading.Lock()
+
+    @classmethod
+    def of(cls, database: str) -> threading.Lock:
+        key = str(Path(database).resolve()) if database and not database.startswith("file:") else database
+        with cls._guard:
+            return cls._turns.setdefault(key, threading.Lock())
+
+
+def _sqlite_listeners(database: str) -> tuple[Any, Any]:
+    turn = _WriterTurn.of(database) if database and database != ":memory:" else None
+
+    def on_begin(conn: Connection) -> None:
+        mode = str(conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")).upper()
+        if mode not in _SQLITE_BEGIN_MODES:
+            raise InvalidInput(f"sqlite_begin must be one of {sorted(_SQLITE_BEGIN_MODES)}, not {mode!r}")
+        if turn is not None and mode != "DEFERRED":
+            if turn.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
+                conn.info["writer_turn"] = True
+            else:
+                log.warning("an SQLite writer held its turn over %d ms; going on without it", SQLITE_BUSY_TIMEOUT_MS)
+        try:
+            conn.exec_driver_sql(f"BEGIN {mode}")
+        except BaseException:
+            _end_turn(conn)
+            raise
+
+    def _end_turn(conn: Connection) -> None:
+        if turn is not None and conn.info.pop("writer_turn", False):
+            turn.release()
+
+    return on_begin, _end_turn
 
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:
@@ -89,8 +131,11 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         if database and database != ":memory:" and not database.startswith("file:"):
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(parsed, echo=echo, json_serializer=json_dumps)
+        on_begin, end_turn = _sqlite_listeners(database)
         event.listen(engine, "connect", _sqlite_on_connect)
-        event.listen(engine, "begin", _sqlite_on_begin)
+        event.listen(engine, "begin", on_begin)
+        event.listen(engine, "commit", end_turn)
+        event.listen(engine, "rollback", end_turn)
         return engine
     if backend in ("postgresql", "postgres"):
         if parsed.drivername in ("postgresql", "postgres", "postgresql+psycopg2"):

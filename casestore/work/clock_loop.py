@@ -25,16 +25,17 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, select, tuple_, update
+from sqlalchemy import Table, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from casestore.audit import NewEvent
 from casestore.work.definitions import CaseType
-from casestore.work.escalation import Escalations, SlaEvent
+from casestore.work.escalation import Escalations, SlaEvent, in_ids
 from casestore.work.models import CaseTypeVersion, CaseWork, SlaClock
 
 log = logging.getLogger(__name__)
@@ -76,14 +77,19 @@ def case_types(session: Session, keys: set[tuple[str, int]]) -> dict[tuple[str, 
         return {k: _types[k] for k in keys if k in _types}
 
 
-def _next_moment(state: str, warn_at: datetime | None, due_at: datetime | None, warned_at: datetime | None,
-                 breached_at: datetime | None) -> datetime | None:
-    """The next moment to fire: the warning if neither fired yet, else the due time until it fires."""
+_CLOCKS = cast(Table, SlaClock.__table__)
+_NEXT: dict[str, Any] = {"warn_at": _CLOCKS.c.warn_at, "due_at": _CLOCKS.c.due_at, "none": None}
+
+
+def _next_moment(state: str, warned_at: datetime | None, breached_at: datetime | None,
+                 warn_at: datetime | None) -> str:
+    """Which moment to fire next (as ``clocks.next_fire`` says): the warning if neither fired yet,
+    else the due time until it fires; "none" when the clock is not running or has breached."""
     if state != "running" or breached_at is not None:
-        return None
+        return "none"
     if warned_at is None and warn_at is not None:
-        return warn_at
-    return due_at
+        return "warn_at"
+    return "due_at"
 
 
 def sweep(session: Session, *, now: datetime, limit: int = DEFAULT_BATCH) -> SweepResult:
@@ -96,13 +102,14 @@ def sweep(session: Session, *, now: datetime, limit: int = DEFAULT_BATCH) -> Swe
     clocks = session.execute(stmt).all()
     if not clocks:
         return SweepResult(0, 0, 0, 0, 0)
+    pg = session.get_bind().dialect.name == "postgresql"
     work = {case_id: (case_type, version) for case_id, case_type, version in session.execute(
         select(CaseWork.case_id, CaseWork.case_type, CaseWork.type_version)
-        .where(CaseWork.case_id.in_(sorted({c.case_id for c in clocks}))))}
+        .where(in_ids(CaseWork.case_id, sorted({c.case_id for c in clocks}), pg)))}
     types = case_types(session, set(work.values()))
     escalations = Escalations()
     fired: list[NewEvent] = []
-    updates = []
+    updates: dict[tuple[bool, bool, str], list[int]] = defaultdict(list)  # (warn, breach, next) -> clocks
     warned = breached = actions = 0
     for clock in clocks:
         events: list[SlaEvent] = []
@@ -114,9 +121,8 @@ def sweep(session: Session, *, now: datetime, limit: int = DEFAULT_BATCH) -> Swe
             if breached_at is None and clock.due_at is not None and clock.due_at <= now:
                 breached_at = now
                 events.append("breach")
-        updates.append({"cid": clock.id, "warned_at": warned_at, "breached_at": breached_at,
-                        "next_fire_at": _next_moment(clock.state, clock.warn_at, clock.due_at, warned_at,
-                                                     breached_at)})
+        updates[("warn" in events, "breach" in events,
+                 _next_moment(clock.state, warned_at, breached_at, clock.warn_at))].append(clock.id)
         key = work.get(clock.case_id)
         case_type = types.get(key) if key is not None else None
         for on in events:
@@ -130,10 +136,13 @@ def sweep(session: Session, *, now: datetime, limit: int = DEFAULT_BATCH) -> Swe
                                       "due_at": clock.due_at, "escalation_actions": n,
                                       **({} if case_type else {"note": f"case type {key} is not stored: "
                                                                        "no escalations ran"})}})
-    table = cast(Table, SlaClock.__table__)
-    session.execute(update(table).where(table.c.id == bindparam("cid"))
-                    .values(warned_at=bindparam("warned_at"), breached_at=bindparam("breached_at"),
-                            next_fire_at=bindparam("next_fire_at")), updates)
+    for (warn, breach, next_from), ids_ in updates.items():  # a few groups, one UPDATE each
+        values: dict[str, Any] = {"next_fire_at": _NEXT[next_from]}
+        if warn:
+            values["warned_at"] = now
+        if breach:
+            values["breached_at"] = now
+        session.execute(update(_CLOCKS).where(in_ids(_CLOCKS.c.id, ids_, pg)).values(**values))
     escalations.events[:0] = fired
     events_written = escalations.apply(session)
     ids = {c.id for c in clocks}

@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal, cast
+from typing import Any, Literal, TypeVar, cast
 
-from sqlalchemy import Table, bindparam, select, text, update
+from sqlalchemy import ColumnElement, Integer, Table, any_, literal, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from casestore import audit
@@ -38,6 +40,7 @@ SlaEvent = Literal["warn", "breach"]
 _OPEN = text("tasks.state IN ('queued', 'active')")
 _CASE_WORK = cast(Table, CaseWork.__table__)  # Core statements: executemany with WHERE by key
 _TASKS = cast(Table, WorkTask.__table__)
+_V = TypeVar("_V", bound=Hashable)
 
 
 @dataclass
@@ -69,55 +72,77 @@ class Escalations:
         return len(actions)
 
     def apply(self, session: Session) -> int:
-        """Apply what was collected; returns how many audit events it wrote."""
+        """Apply what was collected; returns how many audit events it wrote.  Statements are one
+        per group of cases that get the same change (typically a handful per batch)."""
         raised = {c: n for c, n in self.urgency.items() if n}
-        if raised:
-            session.execute(update(_CASE_WORK).where(_CASE_WORK.c.case_id == bindparam("cid"))
-                            .values(urgency=_CASE_WORK.c.urgency + bindparam("n")),
-                            [{"cid": c, "n": n} for c, n in raised.items()])
-            for c, n in raised.items():
-                self.events.append({"actor": "system", "action": "case.urgency_raised", "case_id": c,
-                                    "details": {"by": n, **self.why[c]}})
+        pg = session.get_bind().dialect.name == "postgresql"
+        for n, cases in _groups(raised.items()):
+            session.execute(update(_CASE_WORK).where(in_ids(_CASE_WORK.c.case_id, cases, pg))
+                            .values(urgency=_CASE_WORK.c.urgency + n))
+        for c, n in raised.items():
+            self.events.append({"actor": "system", "action": "case.urgency_raised", "case_id": c,
+                                "details": {"by": n, **self.why[c]}})
         touched = set(raised) | set(self.moves) | self.unassign
         if touched:
-            self._update_tasks(session, touched)
+            self._update_tasks(session, touched, raised=set(raised))
         return audit.record_many(session, self.events)
 
-    def _update_tasks(self, session: Session, case_ids: set[int]) -> None:
+    def _update_tasks(self, session: Session, case_ids: set[int], *, raised: set[int]) -> None:
         lock = session.get_bind().dialect.name == "postgresql"
         stmt = (select(WorkTask.id, WorkTask.case_id, WorkTask.state, WorkTask.queue, WorkTask.assignee,
-                       WorkTask.lease_expires_at, WorkTask.lease_version, WorkTask.name)
-                .where(_OPEN, WorkTask.case_id.in_(sorted(case_ids))).order_by(WorkTask.id))
-        if lock:
+                       WorkTask.lease_version, WorkTask.name)
+                .where(_OPEN, in_ids(WorkTask.case_id, sorted(case_ids), lock)).order_by(WorkTask.id))
+        if lock:  # agents' claims and completions of these tasks wait for this batch, or it for them
             stmt = stmt.with_for_update()
         tasks = session.execute(stmt).all()
-        if not tasks:
-            return
-        urgency = {int(case_id): int(value) for case_id, value in session.execute(
-            select(CaseWork.case_id, CaseWork.urgency).where(CaseWork.case_id.in_(sorted(case_ids))))}
-        changes = []
-        for tid, case_id, state, queue, assignee, lease_expires_at, lease_version, name in tasks:
-            new_queue = self.moves.get(case_id, queue)
-            drop = case_id in self.unassign and state == "active"
-            changes.append({"tid": tid, "urgency": urgency.get(case_id, 0), "queue": new_queue,
-                            "state": "queued" if drop else state, "assignee": None if drop else assignee,
-                            "lease": None if drop else lease_expires_at})
+        for tid, case_id, state, queue, assignee, lease_version, name in tasks:
             cause = self.why.get(case_id, {})
+            new_queue = self.moves.get(case_id, queue)
             if new_queue != queue:
                 self.events.append({"actor": "system", "action": "task.moved", "case_id": case_id,
                                     "details": {"task_id": tid, "task": name, "from": queue, "to": new_queue,
                                                 **cause}})
-            if drop:
+            if case_id in self.unassign and state == "active":
                 self.events.append({"actor": "system", "action": "task.unassigned", "case_id": case_id,
                                     "details": {"task_id": tid, "task": name, "queue": new_queue,
                                                 "assignee": assignee, "lease_version": lease_version, **cause}})
-        session.execute(
-            update(_TASKS).where(_TASKS.c.id == bindparam("tid"))
-            .values(urgency=bindparam("urgency"), queue=bindparam("queue"), state=bindparam("state"),
-                    assignee=bindparam("assignee"), lease_expires_at=bindparam("lease")),
-            changes,
-        )
+        ids = [t[0] for t in tasks]
+        if not ids:
+            return
+        pg = session.get_bind().dialect.name == "postgresql"
+        chosen = in_ids(_TASKS.c.id, ids, pg)  # the rows read (and locked) above, nothing that opened since
+        case_urgency = (select(_CASE_WORK.c.urgency).where(_CASE_WORK.c.case_id == _TASKS.c.case_id)
+                        .scalar_subquery())
+        change = ((case_id, (self.moves.get(case_id), case_id in raised)) for case_id in sorted(case_ids))
+        for (target, raise_), cases in _groups(change):  # one new row version per task: queue and urgency at once
+            values: dict[str, Any] = {}
+            if target is not None:
+                values["queue"] = target
+            if raise_:  # open tasks carry their case's urgency (get-next's order)
+                values["urgency"] = case_urgency
+            if values:
+                session.execute(update(_TASKS).where(chosen, in_ids(_TASKS.c.case_id, cases, pg)).values(**values))
+        if self.unassign:
+            session.execute(update(_TASKS).where(chosen, in_ids(_TASKS.c.case_id, sorted(self.unassign), pg),
+                                                 text("tasks.state = 'active'"))
+                            .values(state="queued", assignee=None, lease_expires_at=None))
         for obj in list(session.identity_map.values()):  # loaded copies are stale now
             if isinstance(obj, WorkTask | CaseWork) and obj.case_id in case_ids:
                 session.expire(obj)
-        log.info("escalation: %d open task(s) of %d case(s) updated", len(changes), len(case_ids))
+        log.info("escalation: %d open task(s) of %d case(s) updated", len(ids), len(case_ids))
+
+
+def in_ids(col: Any, ids: list[int], pg: bool) -> ColumnElement[bool]:
+    """``col IN ids``; on PostgreSQL ``col = ANY(array)``: one parameter, not a thousand (which
+    cost more to render and parse than the database took to run the statement)."""
+    if pg:
+        return cast(ColumnElement[bool], col == any_(literal(ids, ARRAY(Integer))))
+    return cast(ColumnElement[bool], col.in_(ids))
+
+
+def _groups(pairs: Iterable[tuple[int, _V]]) -> list[tuple[_V, list[int]]]:
+    """(value, cases) for each distinct value of (case, value) pairs."""
+    grouped: dict[_V, list[int]] = defaultdict(list)
+    for case_id, value in pairs:
+        grouped[value].append(case_id)
+    return [(value, sorted(cases)) for value, cases in grouped.items()]

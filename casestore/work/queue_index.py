@@ -103,12 +103,21 @@ _cache: dict[str, tuple[tuple[int, datetime | None], QueueIndex]] = {}
 _cache_lock = threading.Lock()
 
 
-def queue_index(session: Session) -> QueueIndex:
-    """The index for the database ``session`` talks to (cached until ``case_type_versions`` changes)."""
+Stamp = tuple[int, datetime | None]
+
+
+def index_stamp(session: Session) -> Stamp:
+    """What tells whether the stored definitions changed: their count and latest load time."""
     count, latest = session.execute(
         select(func.count(), func.max(CaseTypeVersion.loaded_at)).select_from(CaseTypeVersion)
     ).one()
-    stamp = (int(count), latest)
+    return int(count), latest
+
+
+def queue_index(session: Session, stamp: Stamp | None = None) -> QueueIndex:
+    """The index for the database ``session`` talks to (cached until ``case_type_versions`` changes).
+    ``stamp`` (from ``index_stamp`` or read together with something else) spares a query."""
+    stamp = stamp if stamp is not None else index_stamp(session)
     key = session.get_bind().engine.url.render_as_string(hide_password=True)
     with _cache_lock:
         cached = _cache.get(key)
@@ -127,5 +136,5 @@ def queue_index(session: Session) -> QueueIndex:
     index = build_index(definitions)
     with _cache_lock:
         _cache[key] = (stamp, index)
-    log.debug("queue index rebuilt: %d queues from %d definitions", len(index.queues), count)
+    log.debug("queue index rebuilt: %d queues from %d definitions", len(index.queues), stamp[0])
     return index

@@ -166,3 +166,17 @@ def test_a_restarted_sweeper_does_not_fire_again(db_url: str, sessions: sessionm
     assert _count(sessions, "sla.warned") == _count(sessions, "sla.breached") == 3
     with sessions() as s:
         assert {c.next_fire_at for c in s.scalars(select(SlaClock))} == {None}
+
+
+@pytest.mark.parametrize("state", ["running", "paused", "stopped"])
+@pytest.mark.parametrize(("warned", "breached"), [(False, False), (True, False), (True, True)])  # warn fires first
+def test_the_loop_schedules_the_next_moment_as_the_clock_transitions_do(state: str, warned: bool,
+                                                                         breached: bool) -> None:
+    from casestore.work.clock_loop import _NEXT, _next_moment
+    from casestore.work.clocks import next_fire
+
+    running = state == "running"  # ``clocks.schedule`` keeps warn and due times only on running clocks
+    c = SlaClock(state=state, warn_at=WARN if running else None, due_at=DUE if running else None,
+                 warned_at=WARN if warned else None, breached_at=DUE if breached else None)
+    column = _NEXT[_next_moment(state, c.warned_at, c.breached_at, c.warn_at)]
+    assert (getattr(c, column.name) if column is not None else None) == next_fire(c)

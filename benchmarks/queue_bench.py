@@ -1,0 +1,466 @@
+"""Work-queue and clock-loop benchmarks: get-next at a million open tasks, agents flat out, a killed
+agent's leases, and the SLA clock loop at a million open clocks.
+
+    python -m benchmarks.queue_bench --db postgres|sqlite [--phases load,open_loop,flat_out,kill,clock]
+                                     [--tasks 1000000] [--rate 150] [--seconds 30] [--claims 100000]
+                                     [--processes 2] [--agents-per-process 25] [--keep]
+
+The data set: one case type with 20 queues (q00..q19, two per team t0..t9); ``--tasks`` open tasks,
+two per case (so tasks/2 cases, each with its work row and two running SLA clocks, c0 and c1, due
+1 h to 30 days ahead); urgency 0-3, 80 % with a due time.  Rows are bulk-loaded (PostgreSQL
+``COPY``, SQLite ``executemany``), not through the services.  Agents are in 4 teams each, so each
+get-next looks at 8 queues, one indexed ``LIMIT 1`` each.
+
+- ``open_loop``: 100 simulated agents, calls arriving at ``--rate`` per second (Poisson) for
+  ``--seconds``, served by a pool of threads; latency from the arrival (queueing included) to the
+  commit.  The service time (start to commit) is given too.
+- ``flat_out`` (PostgreSQL): ``--processes`` x ``--agents-per-process`` agents each calling get-next
+  and committing as fast as it can until ``--claims`` claims are made; claims per second, latency,
+  and double hand-outs counted twice: from the agents' own logs and from the audit events.
+- ``kill``: an agent process claims 20 tasks of a queue with a 1-minute lease and is SIGKILLed;
+  `casework worker clock` (interval 5 s) must return them within lease + 60 s.
+- ``clock`` (PostgreSQL): a sweep with nothing due (1M open clocks), then 10,000 clocks made due to
+  breach at once, each escalating (urgency +5, open tasks moved to another queue, a notify event),
+  swept in batches of 1,000 with a commit each.
+
+Prints one JSON line per measurement.  The machine may be shared: each line gives the 1-minute
+load average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import os
+import queue as stdqueue
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from casestore.db import json_dumps, make_engine, session_factory, upgrade
+from casestore.work import queues
+from casestore.work.actor import Actor
+from casestore.work.clock_loop import sweep
+from casestore.work.models import NO_DUE
+
+PG_ADMIN = os.environ.get("CASEWORK_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+PG_DB = "casework_bench_queues"
+TEAMS = 10
+QUEUES = [f"q{k:02d}" for k in range(20)]
+KILL_QUEUE, KILL_TASKS = "q_kill", 200
+BIG_CAP = 1_000_000
+NOW = datetime.now(UTC).replace(microsecond=0)
+
+
+def emit(**fields: Any) -> None:
+    fields["load_1m"] = round(os.getloadavg()[0], 2)
+    print(json.dumps(fields), flush=True)
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] * 1000, 2) if ordered else 0.0
+
+
+def definition() -> dict[str, Any]:
+    queues_ = [{"name": q, "team": f"t{k // 2}", "lease": "30m"} for k, q in enumerate(QUEUES)]
+    queues_ += [{"name": "q_escalated", "team": "seniors", "lease": "30m"},
+                {"name": KILL_QUEUE, "team": "tkill", "lease": "1m"}]
+    return {
+        "name": "bench", "version": 1, "title": "Benchmark",
+        "roles": {"agent": ["work_task"], "supervisor": ["work_task", "reassign"]},
+        "queues": queues_,
+        "clocks": [{"name": "c0", "duration": "5d"}, {"name": "c1", "duration": "10d"}],
+        "escalations": [{"clock": "c0", "on": "breach", "actions": [
+            {"raise_urgency": 5, "move_to_queue": "q_escalated", "notify_role": "supervisor"}]}],
+        "stages": [{"name": "handle", "tasks": [{"name": f"w{j}", "queue": QUEUES[0], "codes": ["done"]}
+                                                for j in range(2)]}],
+        "completion_codes": ["resolved"],
+    }
+
+
+def agent(i: int) -> Actor:
+    return Actor(name=f"ag{i:03d}", role="agent", teams=tuple(f"t{(i + k) % TEAMS}" for k in range(4)))
+
+
+# -- loading ---------------------------------------------------------------------------------------
+
+
+def _rows(n_tasks: int, seed: int = 7) -> tuple[Iterable[tuple[Any, ...]], ...]:
+    rng = random.Random(seed)
+    n_cases = n_tasks // 2
+
+    def cases() -> Iterable[tuple[Any, ...]]:
+        for c in range(1, n_cases + 1):
+            yield (c, f"B-{c:07d}", "bench", "open", f"case {c}", f"t{c % TEAMS}", False, False, NOW, NOW)
+        yield (n_cases + 1, "B-KILL", "bench", "open", "kill test", "tkill", False, False, NOW, NOW)
+
+    def work() -> Iterable[tuple[Any, ...]]:
+        for c in range(1, n_cases + 2):
+            yield (c, "bench", 1, "handle", "open", 0, NOW, 0)
+
+    def tasks() -> Iterable[tuple[Any, ...]]:
+        for c in range(1, n_cases + 1):
+            team = c % TEAMS
+            for j in range(2):
+                urgency = rng.choices((0, 1, 2, 3), weights=(70, 20, 8, 2))[0]
+                due = NOW + timedelta(seconds=rng.randrange(3600, 30 * 86400)) if rng.random() < 0.8 else NO_DUE
+                created = NOW - timedelta(seconds=rng.randrange(0, 30 * 86400))
+                yield (c, "handle", f"w{j}", 1, "queued", QUEUES[2 * team + j], urgency, due, created, "{}", 0)
+        for j in range(KILL_TASKS):
+            yield (n_cases + 1, "handle", f"k{j}", 1, "queued", KILL_QUEUE, 0, NO_DUE, NOW, "{}", 0)
+
+    def clocks() -> Iterable[tuple[Any, ...]]:
+        for c in range(1, n_cases + 1):
+            for name in ("c0", "c1"):
+                due = NOW + timedelta(seconds=rng.randrange(3600, 30 * 86400))
+                warn = due - timedelta(minutes=30)
+                yield (c, name, "running", "default", 432000, 0, 75, NOW, NOW, due, warn, warn)
+
+    return cases(), work(), tasks(), clocks()
+
+
+COLUMNS = {
+    "cases": "id, ref, case_type, status, subject, team, restricted, legacy, opened_at, updated_at",
+    "case_work": "case_id, case_type, type_version, stage, status, urgency, started_at, reopened",
+    "tasks": "case_id, stage, name, iteration, state, queue, urgency, due_at, created_at, checklist, lease_version",
+    "sla_clocks": "case_id, name, state, calendar, budget_seconds, used_seconds, warn_percent, started_at, "
+                  "resumed_at, due_at, warn_at, next_fire_at",
+}
+
+
+def store_definition(engine: Engine) -> None:
+    import hashlib
+
+    value = definition()
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO case_type_versions (name, version, digest, definition, source, loaded_at) "
+                          "VALUES ('bench', 1, :d, :v, 'bench.yaml', :t)"),
+                     {"d": hashlib.sha256(json.dumps(value).encode()).hexdigest(), "v": json.dumps(value), "t": NOW})
+
+
+def load_postgres(url: str, n_tasks: int) -> None:
+    admin = create_engine(make_url(PG_ADMIN), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{PG_DB}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{PG_DB}"'))
+    admin.dispose()
+    engine = make_engine(url)
+    upgrade(engine)
+    store_definition(engine)
+    began = time.perf_counter()
+    raw = engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        for table, rows in zip(("cases", "case_work", "tasks", "sla_clocks"), _rows(n_tasks), strict=True):
+            t = time.perf_counter()
+            with cur.copy(f"COPY {table} ({COLUMNS[table]}) FROM STDIN") as copy:  # type: ignore[attr-defined]
+                for row in rows:
+                    copy.write_row(row)
+            raw.commit()
+            emit(phase="load", db="postgres", table=table, seconds=round(time.perf_counter() - t, 1))
+        cur.execute("SELECT setval('cases_id_seq', (SELECT max(id) FROM cases))")
+        raw.commit()
+    finally:
+        raw.close()
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE"))
+    emit(phase="load", db="postgres", tasks=n_tasks, seconds=round(time.perf_counter() - began, 1))
+    engine.dispose()
+
+
+def load_sqlite(url: str, n_tasks: int) -> None:
+    path = Path(make_url(url).database or "")
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    engine = make_engine(url)
+    upgrade(engine)
+    store_definition(engine)
+    began = time.perf_counter()
+    raw = engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        cur.execute("BEGIN")
+        cases, work, tasks, _ = _rows(n_tasks)
+        for table, rows in (("cases", cases), ("case_work", work), ("tasks", tasks)):
+            marks = ", ".join("?" for _ in COLUMNS[table].split(","))
+            cur.executemany(f"INSERT INTO {table} ({COLUMNS[table]}) VALUES ({marks})",
+                            ([v.isoformat(sep=" ") if isinstance(v, datetime) else v for v in r] for r in rows))
+        cur.execute("COMMIT")
+        cur.execute("ANALYZE")
+    finally:
+        raw.close()
+    emit(phase="load", db="sqlite", tasks=n_tasks, seconds=round(time.perf_counter() - began, 1))
+    engine.dispose()
+
+
+# -- engines ---------------------------------------------------------------------------------------
+
+
+def open_engine(url: str, pool: int) -> Engine:
+    if url.startswith("postgresql"):
+        return create_engine(url, json_serializer=json_dumps, pool_size=pool, max_overflow=0)
+    return make_engine(url)
+
+
+def one_get_next(sessions: sessionmaker[Session], actor: Actor) -> int | None:
+    with sessions() as s, s.begin():
+        task = queues.get_next(s, actor=actor, now=NOW, max_active=BIG_CAP)
+        return task.id if task is not None else None
+
+
+# -- open loop -------------------------------------------------------------------------------------
+
+
+def open_loop(url: str, db: str, rate: float, seconds: float, threads: int = 12) -> None:
+    engine = open_engine(url, threads + 2)
+    sessions = session_factory(engine)
+    for i in range(3):  # warm the queue index and the connections
+        one_get_next(sessions, agent(i))
+    arrivals: stdqueue.Queue[tuple[float, int] | None] = stdqueue.Queue()
+    latencies: list[float] = []
+    service: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        while (job := arrivals.get()) is not None:
+            due, who = job
+            start = time.perf_counter()
+            try:
+                one_get_next(sessions, agent(who))
+            except Exception as exc:
+                errors.append(type(exc).__name__)
+            end = time.perf_counter()
+            with lock:
+                latencies.append(end - due)
+                service.append(end - start)
+
+    pool = [threading.Thread(target=worker, daemon=True) for _ in range(threads)]
+    for t in pool:
+        t.start()
+    rng = random.Random(1)
+    began = time.perf_counter()
+    at, calls = began, 0
+    while at - began < seconds:
+        at += rng.expovariate(rate)
+        delay = at - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        arrivals.put((at, rng.randrange(100)))
+        calls += 1
+    for _ in pool:
+        arrivals.put(None)
+    for t in pool:
+        t.join()
+    wall = time.perf_counter() - began
+    emit(phase="open_loop", db=db, threads=threads, calls=calls, achieved_per_s=round(calls / wall, 1),
+         errors=len(errors),
+         p50_ms=pct(latencies, 50), p95_ms=pct(latencies, 95), p99_ms=pct(latencies, 99),
+         max_ms=pct(latencies, 100), service_p50_ms=pct(service, 50), service_p95_ms=pct(service, 95),
+         service_p99_ms=pct(service, 99))
+    engine.dispose()
+
+
+# -- flat out --------------------------------------------------------------------------------------
+
+
+def _flat_out_process(url: str, first_agent: int, n_agents: int, claims_each: int, out: str,
+                      start: Any) -> None:
+    engine = open_engine(url, n_agents + 1)
+    sessions = session_factory(engine)
+    one_get_next(sessions, Actor(name="warm", role="agent", teams=()))
+    results: list[tuple[str, int, float]] = []
+    lock = threading.Lock()
+
+    def run(i: int) -> None:
+        actor = agent(i)
+        mine = []
+        for _ in range(claims_each):
+            t = time.perf_counter()
+            try:
+                tid = one_get_next(sessions, actor)
+            except Exception:  # counted as a failed call
+                tid = -1
+            mine.append((actor.name, tid if tid is not None else 0, time.perf_counter() - t))
+        with lock:
+            results.extend(mine)
+
+    threads = [threading.Thread(target=run, args=(first_agent + k,)) for k in range(n_agents)]
+    start.wait()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    Path(out).write_text(json.dumps(results))
+    engine.dispose()
+
+
+def flat_out(url: str, processes: int, per_process: int, claims: int) -> None:
+    ctx = mp.get_context("spawn")
+    start = ctx.Event()
+    claims_each = -(-claims // (processes * per_process))
+    outs = [tempfile.mktemp(suffix=".json") for _ in range(processes)]
+    procs = [ctx.Process(target=_flat_out_process, args=(url, p * per_process, per_process, claims_each,
+                                                          outs[p], start)) for p in range(processes)]
+    for p in procs:
+        p.start()
+    time.sleep(8)  # let every process import and connect before the clock starts
+    began = time.perf_counter()
+    start.set()
+    for p in procs:
+        p.join()
+    wall = time.perf_counter() - began
+    rows = [tuple(r) for o in outs for r in json.loads(Path(o).read_text())]
+    for o in outs:
+        Path(o).unlink()
+    ok = [r for r in rows if r[1] > 0]
+    ids = [r[1] for r in ok]
+    engine = make_engine(url)
+    with engine.connect() as conn:
+        audit_doubles = conn.execute(text(
+            "SELECT count(*) FROM (SELECT details->>'task_id' FROM audit_events WHERE action = 'task.claimed' "
+            "GROUP BY 1 HAVING count(*) > 1) d")).scalar()
+        audit_claims = conn.execute(text("SELECT count(*) FROM audit_events WHERE action = 'task.claimed'")).scalar()
+    engine.dispose()
+    lat = [r[2] for r in rows]
+    emit(phase="flat_out", db="postgres", processes=processes, agents=processes * per_process, calls=len(rows),
+         claims=len(ok), failed=sum(1 for r in rows if r[1] < 0), seconds=round(wall, 1),
+         claims_per_s=round(len(ok) / wall, 1), p50_ms=pct(lat, 50), p95_ms=pct(lat, 95), p99_ms=pct(lat, 99),
+         double_handouts_log=len(ids) - len(set(ids)), double_handouts_audit=audit_doubles,
+         claimed_events=audit_claims)
+
+
+# -- a killed agent --------------------------------------------------------------------------------
+
+
+def _kill_agent(url: str, n: int, ready: Any) -> None:
+    engine = open_engine(url, 2)
+    sessions = session_factory(engine)
+    actor = Actor(name="doomed", role="agent", teams=("tkill",))
+    for _ in range(n):
+        with sessions() as s, s.begin():
+            queues.get_next(s, actor=actor, now=datetime.now(UTC), max_active=BIG_CAP)
+    ready.set()
+    time.sleep(3600)
+
+
+def kill(url: str, data_dir: Path) -> None:
+    ctx = mp.get_context("spawn")
+    ready = ctx.Event()
+    proc = ctx.Process(target=_kill_agent, args=(url, 20, ready))
+    proc.start()
+    ready.wait(120)
+    claimed_by = time.monotonic()
+    os.kill(proc.pid or 0, signal.SIGKILL)
+    proc.join()
+    env = {**os.environ, "CASEWORK_DATA_DIR": str(data_dir), "CASEWORK_DB__URL": url,
+           "CASEWORK_CLOCK__INTERVAL_S": "5"}
+    worker = subprocess.Popen([sys.executable, "-m", "api", "worker", "clock"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    engine = make_engine(url)
+    try:
+        held = -1
+        while time.monotonic() - claimed_by < 60 + 60 + 60:
+            with engine.connect() as conn:
+                held = conn.execute(text("SELECT count(*) FROM tasks WHERE assignee = 'doomed' "
+                                         "AND state = 'active'")).scalar() or 0
+            if held == 0:
+                break
+            time.sleep(0.5)
+        back_after = time.monotonic() - claimed_by
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        worker.wait(60)
+        engine.dispose()
+    emit(phase="kill", db=make_url(url).get_backend_name(), tasks=20, lease_s=60, still_held=held,
+         returned_after_s=round(back_after, 1), within_lease_plus_60=held == 0 and back_after <= 120)
+
+
+# -- the clock loop --------------------------------------------------------------------------------
+
+
+def clock(url: str) -> None:
+    engine = open_engine(url, 4)
+    sessions = session_factory(engine)
+    with engine.connect() as conn:
+        open_clocks = conn.execute(text("SELECT count(*) FROM sla_clocks WHERE state = 'running'")).scalar()
+    times = []
+    for _ in range(50):
+        t = time.perf_counter()
+        with sessions() as s, s.begin():
+            assert sweep(s, now=NOW, limit=1000).clocks == 0
+        times.append(time.perf_counter() - t)
+    emit(phase="clock_idle", db="postgres", open_clocks=open_clocks, sweeps=len(times),
+         p50_ms=pct(times, 50), p95_ms=pct(times, 95), max_ms=pct(times, 100))
+    residue = int(time.time()) % 50  # cases not escalated by an earlier run of this phase, very likely
+    with engine.begin() as conn:
+        conn.execute(text(
+            "UPDATE sla_clocks SET warned_at = :w, warn_at = :w, due_at = :d, next_fire_at = :d, breached_at = NULL "
+            "WHERE name = 'c0' AND case_id IN (SELECT id FROM cases WHERE id % 50 = :k ORDER BY id LIMIT 10000)"),
+            {"w": NOW - timedelta(hours=1), "d": NOW - timedelta(seconds=1), "k": residue})
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("ANALYZE sla_clocks"))
+    began = time.perf_counter()
+    breached = batches = events = 0
+    while True:
+        with sessions() as s, s.begin():
+            result = sweep(s, now=NOW, limit=1000)
+        breached += result.breached
+        events += result.audit_events
+        batches += 1
+        if not result.more:
+            break
+    wall = time.perf_counter() - began
+    with engine.connect() as conn:
+        moved = conn.execute(text("SELECT count(*) FROM tasks WHERE queue = 'q_escalated' AND case_id % 50 = :k"),
+                             {"k": residue}).scalar()
+    emit(phase="clock_breach", db="postgres", breached=breached, batches=batches, audit_events=events,
+         tasks_moved=moved, seconds=round(wall, 2))
+    engine.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", choices=("postgres", "sqlite"), required=True)
+    parser.add_argument("--phases", default="load,open_loop,flat_out,kill,clock")
+    parser.add_argument("--tasks", type=int, default=1_000_000)
+    parser.add_argument("--rate", type=float, default=150.0)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--threads", type=int, default=12, help="open loop: threads serving the arrivals")
+    parser.add_argument("--claims", type=int, default=100_000)
+    parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--agents-per-process", type=int, default=25)
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "casework-queue-bench")
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    if args.db == "postgres":
+        url = make_url(PG_ADMIN).set(database=PG_DB).render_as_string(hide_password=False)
+    else:
+        url = f"sqlite:///{(args.work / 'queues.db').resolve()}"
+    phases: dict[str, Callable[[], None]] = {
+        "load": lambda: (load_postgres if args.db == "postgres" else load_sqlite)(url, args.tasks),
+        "open_loop": lambda: open_loop(url, args.db, args.rate, args.seconds, args.threads),
+        "flat_out": lambda: flat_out(url, args.processes, args.agents_per_process, args.claims),
+        "kill": lambda: kill(url, args.work / "data"),
+        "clock": lambda: clock(url),
+    }
+    for name in args.phases.split(","):
+        phases[name.strip()]()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,122 @@
+"""The SQL of get-next, written once per shape and reused: a call is two statements.
+
+1. ``GUARD``: the agent's active-task count (the cap), and the stamp of the stored definitions (is
+   the queue index still good?).  PostgreSQL takes a per-agent advisory lock first, so two calls of
+   one agent at once cannot both pass the cap at cap - 1 (SQLite's writer lock does that already).
+2. ``claim_best``: the head of each queue (one indexed ``LIMIT 1`` per queue on ``ix_tasks_pick``),
+   the best of those heads, and its claim, in one statement:
+
+   * PostgreSQL: a ``LATERAL`` subquery per queue read ``FOR UPDATE OF t SKIP LOCKED`` (rows another
+     caller is looking at are skipped, never waited for), the best head, and ``UPDATE ... FROM best
+     ... RETURNING``;
+   * SQLite: ``UNION ALL`` of the per-queue heads inside ``UPDATE ... WHERE id = (best)``, under the
+     writer lock ``BEGIN IMMEDIATE`` holds.
+
+   Both guard the update with ``state = 'queued'``.
+
+Why text and not the ORM's statement builders: building eight selects per call cost more Python
+time than the database spent answering them (~4 ms against ~0.2 ms on a busy 2-core machine), and a
+round trip per queue added more.  The statements are cached per (dialect, queue count, visibility),
+so each is compiled once per process.  Literals such as ``state = 'queued'`` stay literals so that
+both databases match the partial indexes (a bound parameter would hide them from SQLite, and from
+PostgreSQL's generic plans).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import cache
+from typing import Any
+
+from sqlalchemy import BindParameter, Integer, TextClause, TextualSelect, bindparam, column, select, text
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.selectable import ExecutableReturnsRows
+
+from casestore.models import UTCDateTime
+from casestore.work.actor import Actor
+from casestore.work.models import WorkTask
+from casestore.work.queue_index import QueueInfo, Stamp
+
+CAP_LOCK_NAMESPACE = 0x6377_7170  # "cwqp": pg_advisory_xact_lock(namespace, hashtext(agent))
+_DEFS = "(SELECT count(*) FROM case_type_versions), (SELECT max(loaded_at) FROM case_type_versions)"
+_HELD = "(SELECT count(*) FROM tasks WHERE state = 'active' AND assignee = :name)"
+
+
+@cache
+def _guard(dialect: str) -> TextualSelect:
+    lock = "pg_advisory_xact_lock(:ns, hashtext(:name)), " if dialect == "postgresql" else "0, "
+    return text(f"SELECT {lock}{_HELD}, {_DEFS}").columns(
+        column("locked"), column("held", Integer()), column("defs", Integer()), column("latest", UTCDateTime()))
+
+
+def guard(session: Session, actor: Actor) -> tuple[int, Stamp]:
+    """(tasks ``actor`` holds, the definitions' stamp); takes the per-agent lock on PostgreSQL."""
+    dialect = session.get_bind().dialect.name
+    row = session.execute(_guard(dialect), {"ns": CAP_LOCK_NAMESPACE, "name": actor.name}).one()
+    return int(row.held), (int(row.defs), row.latest)
+
+
+_VISIBLE = "(c.team IN :teams OR (c.team IS NULL AND c.restricted = false))"
+_ORDER = "t.urgency DESC, t.due_at, t.id"
+_CLAIM = "state = 'active', assignee = :actor, lease_version = tasks.lease_version + 1"
+_RETURNING = "RETURNING " + ", ".join(f"tasks.{c.name}" for c in WorkTask.__table__.c)
+
+
+def _head(queue: str, visible: bool, *, lock: str = "") -> str:
+    join = " JOIN cases c ON c.id = t.case_id" if visible else ""
+    where = f" AND {_VISIBLE}" if visible else ""
+    return (f"SELECT t.id, t.urgency, t.due_at FROM tasks t{join} WHERE t.queue = {queue} AND t.state = 'queued'"
+            f"{where} ORDER BY {_ORDER} LIMIT 1{lock}")
+
+
+def _datetimes(n: int) -> list[BindParameter[Any]]:
+    return [bindparam(f"e{i}", type_=UTCDateTime()) for i in range(n)]
+
+
+@cache
+def _claim_pg(n: int, visible: bool) -> ExecutableReturnsRows:
+    values = ", ".join(f"(:q{i}, :e{i})" for i in range(n))
+    head = _head("q.name", visible, lock=" FOR UPDATE OF t SKIP LOCKED")
+    sql = (f"WITH q(name, expires) AS (VALUES {values}), "
+           f"best AS (SELECT h.id, q.expires FROM q CROSS JOIN LATERAL ({head}) h "
+           f"ORDER BY h.urgency DESC, h.due_at, h.id LIMIT 1) "
+           f"UPDATE tasks SET {_CLAIM}, lease_expires_at = best.expires FROM best "
+           f"WHERE tasks.id = best.id AND tasks.state = 'queued' {_RETURNING}")
+    return _typed(text(sql), n, visible)
+
+
+@cache
+def _claim_sqlite(n: int, visible: bool) -> ExecutableReturnsRows:
+    heads = " UNION ALL ".join(f"SELECT * FROM ({_head(f':q{i}', visible)})" for i in range(n))
+    expires = " ".join(f"WHEN :q{i} THEN :e{i}" for i in range(n))
+    sql = (f"UPDATE tasks SET {_CLAIM}, lease_expires_at = CASE queue {expires} END "
+           f"WHERE id = (SELECT id FROM ({heads}) ORDER BY urgency DESC, due_at, id LIMIT 1) "
+           f"AND state = 'queued' {_RETURNING}")
+    return _typed(text(sql), n, visible)
+
+
+def _typed(stmt: TextClause, n: int, visible: bool) -> ExecutableReturnsRows:
+    """The claim as an ORM statement: its RETURNING row becomes the WorkTask (identity map refreshed)."""
+    params = _datetimes(n)
+    if visible:
+        params.append(bindparam("teams", expanding=True))
+    returning = stmt.bindparams(*params).columns(*WorkTask.__table__.c)
+    return select(WorkTask).from_statement(returning).execution_options(populate_existing=True)
+
+
+def claim_best(session: Session, *, queues: list[QueueInfo], actor: Actor, visible_teams: tuple[str, ...] | None,
+               now: datetime) -> WorkTask | None:
+    """Claim the best queued task of ``queues`` for ``actor`` (only of cases of ``visible_teams``
+    and unrestricted cases of no team, unless None: every case); None when there is none."""
+    visible = visible_teams is not None
+    dialect = session.get_bind().dialect.name
+    build = _claim_pg if dialect == "postgresql" else _claim_sqlite
+    stmt = build(len(queues), visible)
+    params: dict[str, object] = {"actor": actor.name}
+    for i, queue in enumerate(queues):
+        params[f"q{i}"] = queue.name
+        params[f"e{i}"] = now + queue.lease
+    if visible:
+        params["teams"] = list(visible_teams or ())
+    task: WorkTask | None = session.scalars(stmt, params).first()
+    return task
