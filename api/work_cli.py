@@ -3,8 +3,8 @@ urgency|skip-stage|reopen-stage|clock`: the case-work services on the command li
 
 Each command opens one transaction around one service of ``casestore.work``.  ``--as NAME`` acts as
 that user (its role and teams decide what it may do and see); without it the command acts as the
-console operator (``cli``, with the system role: no claim needed, every action allowed; overrides
-still need a reason).  Errors print their message and exit with the error's exit code.
+console operator (``operator``, with the system role: no claim needed, every action allowed;
+overrides still need a reason).  Errors print their message and exit with the error's exit code.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def _actor(session: Session, name: str | None) -> Any:
     from casestore.work.actor import Actor
 
     if name is None:
-        return Actor(name="cli", role="system")
+        return Actor(name="operator", role="system")  # whoever administers the machine (casestore.access)
     user = users.get_user(session, name=name)
     return Actor(name=user.name, role=user.role, teams=tuple(user.teams or ()), disabled=user.disabled)
 
