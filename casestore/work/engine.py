@@ -104,12 +104,12 @@ def begin_case(session: Session, *, case: Case, case_type: CaseType, actor: Acto
 
 def task_run(session: Session, *, task_id: int, actor: Actor, calendars: clocks.Calendars,
               now: datetime) -> tuple[Run, WorkTask]:
-    """The run of the task's case, after checking the actor may see that case (else NotFound)."""
-    task = session.get(WorkTask, task_id)
-    if task is None:
+    """The run of the task's case (locked and read fresh, see ``Run.load``), after checking the
+    actor may see that case (else NotFound)."""
+    case_id = session.scalar(select(WorkTask.case_id).where(WorkTask.id == task_id))
+    case = session.get(Case, case_id) if case_id is not None else None
+    if case is None:
         raise NotFound(f"no task {task_id} (or not visible to your teams)")
-    case = session.get(Case, task.case_id)
-    assert case is not None
     check_visible(actor, case, what=f"task {task_id}")
     run = Run.load(session, case=case, actor=actor, now=now, calendars=calendars)
     return run, run.task_by_id(task_id)
@@ -306,7 +306,7 @@ def stuck(session: Session, case: Case) -> list[str]:
         return []
     if work.status == "closed" or work.stage is None:
         return []
-    run = Run.load(session, case=case, actor=SYSTEM, now=utcnow(), calendars={})
+    run = Run.load(session, case=case, actor=SYSTEM, now=utcnow(), calendars={}, lock=False)
     return blockers(run)
 
 

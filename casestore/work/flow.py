@@ -32,9 +32,9 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from casestore import audit
@@ -76,8 +76,16 @@ class Batch:
         self.events.clear()
 
 
-def load_work(session: Session, case: Case) -> CaseWork:
-    work = session.get(CaseWork, case.id)
+_S = TypeVar("_S", bound=Select[Any])
+
+
+def _locked(stmt: _S, lock: bool) -> _S:
+    return stmt.with_for_update() if lock else stmt
+
+
+def load_work(session: Session, case: Case, *, lock: bool = False) -> CaseWork:
+    """The case's work row; ``lock``: FOR UPDATE (PostgreSQL), so writers of one case take turns."""
+    work = session.get(CaseWork, case.id, with_for_update=True if lock else None, populate_existing=lock)
     if work is None:
         raise WorkMissing(f"case {case.ref} has no case work yet: run `casework import cases` with it, or let "
                           "new correspondence start it")
@@ -89,7 +97,8 @@ class Run:
 
     def __init__(self, session: Session, *, case: Case, work: CaseWork, case_type: CaseType, actor: Actor,
                  now: datetime, calendars: clocks.Calendars, tasks: list[WorkTask] | None = None,
-                 facts: Mapping[str, str | None] | None = None, batch: Batch | None = None) -> None:
+                 facts: Mapping[str, str | None] | None = None, batch: Batch | None = None,
+                 lock: bool = False) -> None:
         self.session = session
         self.case = case
         self.work = work
@@ -97,8 +106,10 @@ class Run:
         self.actor = actor
         self.now = now
         self.calendars = calendars
+        self.lock = lock
         self.tasks: list[WorkTask] = tasks if tasks is not None else list(session.scalars(
-            select(WorkTask).where(WorkTask.case_id == case.id).order_by(WorkTask.id)))
+            _locked(select(WorkTask).where(WorkTask.case_id == case.id).order_by(WorkTask.id), lock),
+            execution_options={"populate_existing": lock}))
         self._clocks: dict[str, SlaClock] | None = None
         self._facts = dict(facts) if facts is not None else None
         self.condition_errors: dict[str, str] = {}
@@ -106,11 +117,15 @@ class Run:
         self.events: list[NewEvent] = batch.events if batch is not None else []
 
     @classmethod
-    def load(cls, session: Session, *, case: Case, actor: Actor, now: datetime,
-             calendars: clocks.Calendars) -> Run:
-        work = load_work(session, case)
+    def load(cls, session: Session, *, case: Case, actor: Actor, now: datetime, calendars: clocks.Calendars,
+             lock: bool = True) -> Run:
+        """Load the case's work to change it: its work row, then its tasks and clocks, are locked
+        (PostgreSQL ``FOR UPDATE``, in that order, as the clock loop's escalations take them) and
+        read fresh.  ``lock=False`` for reading only."""
+        work = load_work(session, case, lock=lock)
         case_type = get_definition(session, work.case_type, work.type_version)
-        return cls(session, case=case, work=work, case_type=case_type, actor=actor, now=now, calendars=calendars)
+        return cls(session, case=case, work=work, case_type=case_type, actor=actor, now=now, calendars=calendars,
+                   lock=lock)
 
     # -- audit ---------------------------------------------------------------------------------
 
@@ -329,7 +344,9 @@ class Run:
     @property
     def clocks(self) -> dict[str, SlaClock]:
         if self._clocks is None:
-            rows = self.session.scalars(select(SlaClock).where(SlaClock.case_id == self.case.id))
+            rows = self.session.scalars(
+                _locked(select(SlaClock).where(SlaClock.case_id == self.case.id).order_by(SlaClock.id), self.lock),
+                execution_options={"populate_existing": self.lock})
             self._clocks = {c.name: c for c in rows}
         return self._clocks
 

@@ -90,11 +90,11 @@ class Runs:
         runs = self._valid(session)
         run = runs.get(case.id)
         if run is None:
-            work = session.get(CaseWork, case.id)
+            work = session.get(CaseWork, case.id, with_for_update=True, populate_existing=True)
             if work is None:
                 return None
             run = Run(session, case=case, work=work, case_type=self.definition(session, work), actor=actor, now=now,
-                      calendars=self.setup.calendars, batch=self.batch)
+                      calendars=self.setup.calendars, batch=self.batch, lock=True)
             runs[case.id] = run
         run.actor, run.now = actor, now
         return run
@@ -106,15 +106,19 @@ class Runs:
         ids = sorted(todo)
         for start in range(0, len(ids), IN_CHUNK):
             chunk = ids[start:start + IN_CHUNK]
-            works = {w.case_id: w for w in session.scalars(select(CaseWork).where(CaseWork.case_id.in_(chunk)))}
+            fresh = {"populate_existing": True}  # locked (PostgreSQL) in the engine's order: work, tasks, clocks
+            works = {w.case_id: w for w in session.scalars(
+                select(CaseWork).where(CaseWork.case_id.in_(chunk)).order_by(CaseWork.case_id).with_for_update(),
+                execution_options=fresh)}
             if not works:
                 continue
             tasks: dict[int, list[WorkTask]] = defaultdict(list)
             for task in session.scalars(select(WorkTask).where(WorkTask.case_id.in_(list(works)))
-                                        .order_by(WorkTask.id)):
+                                        .order_by(WorkTask.id).with_for_update(), execution_options=fresh):
                 tasks[task.case_id].append(task)
             clocks: dict[int, dict[str, SlaClock]] = defaultdict(dict)
-            for clock in session.scalars(select(SlaClock).where(SlaClock.case_id.in_(list(works)))):
+            for clock in session.scalars(select(SlaClock).where(SlaClock.case_id.in_(list(works)))
+                                         .order_by(SlaClock.id).with_for_update(), execution_options=fresh):
                 clocks[clock.case_id][clock.name] = clock
             for case_id, work in works.items():
                 run = Run(session, case=todo[case_id], work=work, case_type=self.definition(session, work),

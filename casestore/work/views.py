@@ -166,7 +166,7 @@ def work_view(session: Session, *, case: Case) -> CaseWorkView | None:
     work = session.get(CaseWork, case.id)
     if work is None:
         return None
-    run = Run.load(session, case=case, actor=SYSTEM, now=work.started_at, calendars={})
+    run = Run.load(session, case=case, actor=SYSTEM, now=work.started_at, calendars={}, lock=False)
     ct = run.ct
     events = session.scalars(select(AuditEvent).where(AuditEvent.case_id == case.id)
                              .order_by(AuditEvent.at, AuditEvent.id))
