@@ -79,6 +79,10 @@ class WorkHooks(Protocol):
     def finish(self, session: Session) -> None:
         """Write what the hooks buffered for this batch (before the filing's own rows)."""
 
+    def status_changed(self) -> Sequence[str]:
+        """Cases whose status (open, pending, closed) the last batch changed: after the commit,
+        their documents in the search index follow."""
+
     def attached(self, session: Session, *, case: Case, item_id: str, doc_type: str,
                  channel: str) -> tuple[Case, bool]:
         """The item is filed into ``case``: a customer reply.  Returns the case the item goes

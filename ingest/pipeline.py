@@ -24,7 +24,7 @@ from casestore.db import translate_errors
 from casestore.filing import Filing, confine_to_uploaders, file_items
 from casestore.items import WorkHooks
 from casestore.lookup import StoreLookup
-from casestore.search.indexer import index_items
+from casestore.search.indexer import index_items, update_case_in_index
 from casestore.search.port import SearchIndex
 from classify.lookup import MemoLookup
 from classify.matcher import Matcher, MatchInput
@@ -174,6 +174,8 @@ class FileStage:
             # repairs an index write that failed after the store's commit).
             with self.sessions() as session:
                 index_items(session, self.search_index, [f.item.item_id for f in filings])
+                for ref in self.work.status_changed() if self.work is not None else ():
+                    update_case_in_index(session, self.search_index, case_ref=ref)  # a reply reopened it, ...
         return []
 
 

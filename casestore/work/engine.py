@@ -263,7 +263,8 @@ def close_case(session: Session, *, ref: str, code: str, actor: Actor, calendars
             run.stop_clock(sla, reason="case closed")
     before = work.status
     work.status, work.completion_code, work.closed_at = "closed", clean, now
-    case.status, case.updated_at = "closed", now
+    run.set_coarse_status("closed")
+    case.updated_at = now
     run.event("case.closed", reason=reason, details={"code": clean, "from": before, "stage": work.stage})
     run.finish()
     return work

@@ -67,6 +67,7 @@ class Batch:
 
     pending: list[object] = field(default_factory=list)
     events: list[NewEvent] = field(default_factory=list)
+    status_changed: set[str] = field(default_factory=set)  # cases whose open/pending/closed changed
 
     def write(self, session: Session) -> None:
         """Add the new rows, then write the audit events (their INSERT flushes the rows first)."""
@@ -324,7 +325,7 @@ class Run:
         if status == old:
             return False
         self.work.status = status
-        self.case.status = COARSE_STATUS[status]
+        self.set_coarse_status(COARSE_STATUS[status])
         self.case.updated_at = self.now
         self.event("status.changed", reason=reason, details={"from": old, "to": status}, override=override)
         pausing = [d for d in self.ct.clocks if (old in d.pause_in) != (status in d.pause_in)]
@@ -338,6 +339,13 @@ class Run:
             elif was and not now_in and row.state == "paused":
                 self.resume_clock(row, reason=f"status {status}")
         return True
+
+    def set_coarse_status(self, status: str) -> None:
+        """The case's own open / pending / closed (search facets and older readers use it)."""
+        if self.case.status != status:
+            self.case.status = status
+            if self.batch is not None:
+                self.batch.status_changed.add(self.case.ref)
 
     # -- clocks --------------------------------------------------------------------------------
 

@@ -288,6 +288,12 @@ class InboundWork:
     def finish(self, session: Session) -> None:
         self.runs.write(session)
 
+    def status_changed(self) -> list[str]:
+        """The cases whose coarse status the last batch changed (each reported once)."""
+        refs = sorted(self.runs.batch.status_changed)
+        self.runs.batch.status_changed.clear()
+        return refs
+
     def new_case(self, session: Session, *, case: Case, item_id: str, doc_type: str, channel: str) -> None:
         on_new_case(session, case=case, doc_type=doc_type, channel=channel, setup=self.setup, actor=self.actor,
                     runs=self.runs)

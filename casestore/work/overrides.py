@@ -268,7 +268,8 @@ def reopen(run: Run, *, reason: str, override: bool) -> None:
               "closed_at": work.closed_at.isoformat() if work.closed_at else None}
     work.status, work.completion_code, work.closed_at = "in_progress", None, None
     work.reopened += 1
-    run.case.status, run.case.updated_at = "open", run.now
+    run.set_coarse_status("open")
+    run.case.updated_at = run.now
     run.event("case.reopened", reason=reason, override=override,
               details={"before": before, "after": {"status": work.status}, "times": work.reopened})
 

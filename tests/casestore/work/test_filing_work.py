@@ -74,3 +74,15 @@ def test_an_item_for_a_case_closed_too_long_ago_opens_a_linked_case(session: Ses
     assert [e.details for e in events(session, old, "case.linked")] == [{"to": linked.ref}]
     filed = {e.item_id: e.details for e in events(session, linked, "item.filed")}
     assert filed[filings[0].item.item_id]["linked_from"] == "CM-1"
+
+
+def test_the_batch_names_the_cases_whose_status_changed(session: Session, work_hooks: InboundWork) -> None:
+    case = cases.get_case(session, ref="CM-1")
+    engine.start_case(session, case=case, case_type=COMPLAINT, actor=SYSTEM, calendars=CALS)
+    engine.set_status(session, ref="CM-1", status="awaiting_customer", actor=SYSTEM, calendars=CALS)
+    assert case.status == "pending"
+    filings = [Filing(new_item("email:answer"), documents(1), "attached", "CM-1", None, "letter", decision())]
+    file_items(session, filings=filings, actor="pipeline", work=work_hooks)
+    assert (case.status, work(session, case).status) == ("open", "in_progress")
+    assert work_hooks.status_changed() == ["CM-1"]  # its indexed documents must say open again
+    assert work_hooks.status_changed() == []
