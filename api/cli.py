@@ -14,6 +14,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from api import casetype_cli
 from api.cli_support import err, out, runtime
 from api.cli_support import fail as _fail
 from api.settings import get_settings
@@ -28,8 +29,8 @@ import_app = typer.Typer(help="Load CRM/billing customers and existing cases fro
                          no_args_is_help=True)
 case_app = typer.Typer(help="Case folders.", no_args_is_help=True)
 item_app = typer.Typer(help="Inbound items.", no_args_is_help=True)
-user_app = typer.Typer(help="Users of the API.", no_args_is_help=True)
-token_app = typer.Typer(help="API bearer tokens.", no_args_is_help=True)
+user_app = typer.Typer(help="Users of the API: add, list, disable, enable.", no_args_is_help=True)
+token_app = typer.Typer(help="API bearer tokens: create (with expiry and label), list, revoke.", no_args_is_help=True)
 dlq_app = typer.Typer(help="The dead-letter topic intake.dead.", no_args_is_help=True)
 triage_app = typer.Typer(help="Items the matcher left for a person.", no_args_is_help=True)
 train_app = typer.Typer(help="Train the document-type model.", no_args_is_help=True)
@@ -43,6 +44,7 @@ app.add_typer(dlq_app, name="dlq")
 app.add_typer(triage_app, name="triage")
 app.add_typer(train_app, name="train")
 app.add_typer(bus_app, name="bus")
+app.add_typer(casetype_cli.app, name="casetype")
 
 log = logging.getLogger("casework")
 
@@ -105,8 +107,15 @@ def _import(kind: str, path: Path, as_json: bool) -> None:
         _fail(f"{path} is not a file: give a CSV or JSON Lines file of {kind}")
     index_error = ""
     with runtime() as rt:
+        setup = rt.work if kind == "cases" else None  # loaded (and stored) before the import's transaction
         with rt.sessions() as session, session.begin():
-            report = fn(session, path)
+            if setup is not None:  # each case gets its work: its type's first stage, or the stage column's
+                from casestore.work.inbound import start_imported
+
+                report = fn(session, path, on_case=lambda s, case, stage: start_imported(
+                    s, case=case, setup=setup, stage=stage))
+            else:
+                report = fn(session, path)
         if report.visibility_changed or report.renamed_customers:
             from casestore.search.indexer import reindex_cases, reindex_customers
 
@@ -146,17 +155,20 @@ def import_cases(
     file: Path,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Cases: ref,customer_id,case_type,status,opened_at,subject[,team]; references kept as given."""
+    """Cases: ref,customer_id,case_type,status,opened_at,subject[,team][,stage]; references kept as given.
+
+    Each case gets its work (the case type named by case_type, else general): the first stage, or
+    the stage given, with no task done."""
     _import("cases", file, as_json)
 
 
 @case_app.command("show")
 def case_show(ref: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """The case folder: customer, documents, notes, audit."""
-    from casestore import cases
+    """The case folder: customer, documents, notes, audit, and its work (stage, tasks, clocks)."""
+    from casestore.work.folder import case_folder
 
     with runtime() as rt, rt.read_sessions() as session:
-        folder = cases.case_folder(session, ref=ref)
+        folder = case_folder(session, ref=ref).model_dump(mode="json")
     if as_json:
         _print_json(folder)
         return
@@ -177,6 +189,29 @@ def case_show(ref: str, as_json: Annotated[bool, typer.Option("--json")] = False
     for a in folder["audit"]:
         audit.add_row(str(a["at"]), a["actor"], a["action"], a["reason"] or "")
     out.print(audit)
+    _print_work(folder.get("work"))
+
+
+def _print_work(work: dict[str, Any] | None) -> None:
+    if work is None:
+        out.print("work: none yet (import the case, or it starts with new correspondence)")
+        return
+    code = f" ({work['completion_code']})" if work["completion_code"] else ""
+    out.print(f"work: {work['case_type']} v{work['version']}, stage {work['stage'] or '(all done)'}, "
+              f"{work['status']}{code}, urgency {work['urgency']}, owner {work['assignee'] or '-'}", highlight=False)
+    for reason in work["stuck"]:
+        out.print(f"[red]stuck:[/red] {reason}", highlight=False)
+    tasks = Table("task", "stage", "name", "state", "queue", "assignee", "code", "checklist", title="tasks")
+    for t in work["tasks"]:
+        items = ", ".join(f"{i['name']}:{i['state']}" for i in t["checklist"])
+        tasks.add_row(str(t["id"]), t["stage"], f"{t['name']} #{t['iteration']}", t["state"], t["queue"],
+                      t["assignee"] or "", t["completion_code"] or "", items)
+    out.print(tasks)
+    clocks = Table("clock", "state", "used", "of", "due", "breached", title="SLA clocks")
+    for c in work["clocks"]:
+        clocks.add_row(c["name"], c["state"], f"{c['used_seconds'] // 60} min", f"{c['budget_seconds'] // 60} min",
+                       str(c["due_at"] or ""), str(c["breached_at"] or ""))
+    out.print(clocks)
 
 
 @item_app.command("show")
@@ -199,28 +234,24 @@ def item_show(item_id: str, as_json: Annotated[bool, typer.Option("--json")] = F
         out.print(f"[red]failed[/red] at {f['stage']}: {f['error_class']}: {f['message']}")
 
 
-@user_app.command("add")
-def user_add(
+@user_app.command("passwd")
+def user_passwd(
     name: str,
-    role: Annotated[str, typer.Option(help="agent, supervisor, admin or integration")],
-    team: Annotated[list[str] | None, typer.Option(help="a team the user belongs to; repeat for several")] = None,
+    password_stdin: Annotated[bool, typer.Option(
+        "--password-stdin", help="read the password from the first line of standard input (for scripts)")] = False,
 ) -> None:
-    """Add a user of the API."""
-    from casestore import users
+    """Set the workbench password of user NAME (asked twice; argon2-hashed). Signs out their sessions."""
+    from casestore.signin.passwords import set_password
 
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif sys.stdin.isatty():
+        password = typer.prompt(f"new password for {name}", hide_input=True, confirmation_prompt=True)
+    else:
+        _fail("no terminal to ask for the password: pass --password-stdin and pipe it in", 2)
     with runtime() as rt, rt.sessions() as session, session.begin():
-        users.add_user(session, name=name, role=role, teams=team or [])
-    out.print(f"user {name} added as {role}" + (f" in {', '.join(team)}" if team else ""))
-
-
-@token_app.command("create")
-def token_create(name: str) -> None:
-    """Print a new bearer token for user NAME (only its hash is stored: keep it now)."""
-    from casestore import users
-
-    with runtime() as rt, rt.sessions() as session, session.begin():
-        token = users.create_token(session, name=name)
-    sys.stdout.write(token + "\n")
+        set_password(session, name=name, password=password)
+    out.print(f"password set for {name}; sign in at /login")
 
 
 @app.command()
@@ -290,7 +321,7 @@ def connector(
             return
         try:
             run_connector(name, rt.settings.connectors, bus=rt.bus, blobs=rt.blobs, data_dir=rt.settings.data_dir,
-                          stop=stop, host=host, port=port)
+                          stop=stop, host=host, port=port, trusted_proxies=rt.settings.serve.trusted_proxies)
         except ValueError as exc:
             _fail(str(exc), 2)
 
@@ -437,10 +468,10 @@ def _sqlite_bus(bus: object) -> SqliteBus:
 def triage_list(as_json: Annotated[bool, typer.Option("--json")] = False,
                 limit: Annotated[int, typer.Option(help="at most this many")] = 100) -> None:
     """The triage queue, oldest first, with the matcher's reason and candidate cases."""
-    from casestore import triage
+    from casestore import access, triage
 
     with runtime() as rt, rt.read_sessions() as session:
-        queue = triage.triage_queue(session, limit=limit)
+        queue = triage.triage_queue(session, viewer=access.OPERATOR, limit=limit)
     if as_json:
         _print_json(queue)
         return
@@ -463,7 +494,7 @@ def triage_resolve(
     actor: Annotated[str, typer.Option("--as", help="who resolves it")] = "cli",
 ) -> None:
     """Resolve a triaged item: --attach REF, --new-case [--customer ID] or --noise. Recorded as a label."""
-    from casestore import triage
+    from casestore import access, triage
 
     chosen = [a for a, on in (("attach", attach is not None), ("new_case", new_case), ("noise", noise)) if on]
     if len(chosen) != 1:
@@ -472,8 +503,9 @@ def triage_resolve(
 
     with runtime() as rt:
         with rt.sessions() as session, session.begin():
-            res = triage.resolve_triage(session, item_id=item_id, action=chosen[0], case_ref=attach, actor=actor,
-                                        reason=reason, customer_id=customer, doc_type=doc_type)
+            res = triage.resolve_triage(session, item_id=item_id, action=chosen[0], case_ref=attach,
+                                        viewer=access.OPERATOR, actor=actor, reason=reason, customer_id=customer,
+                                        doc_type=doc_type)
         try:
             with rt.read_sessions() as session:  # search must see it where it now is (its case's team)
                 index_items(session, rt.search_index, [res.item_id])
@@ -529,15 +561,16 @@ def train_doctype(
               f"{len(corrections)} corrections saved to {path}")
 
 
-def _register_search_commands() -> None:
-    from api import search_cli
+def _register_more_commands() -> None:
+    from api import search_cli, user_cli
 
     app.command("search")(search_cli.search)
     app.command("reindex")(search_cli.reindex)
     import_app.command("documents")(search_cli.import_documents)
+    user_cli.register(user_app, token_app)
 
 
-_register_search_commands()
+_register_more_commands()
 
 
 def _register_queue_commands() -> None:
@@ -549,6 +582,15 @@ def _register_queue_commands() -> None:
 
 
 _register_queue_commands()
+
+
+def _register_work_commands() -> None:
+    from api import queue_cli, work_cli
+
+    work_cli.register(queue_cli.task_app, case_app)
+
+
+_register_work_commands()
 
 
 def main() -> None:

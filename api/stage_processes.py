@@ -29,12 +29,12 @@ import threading
 from collections.abc import Sequence
 from multiprocessing.context import ForkServerContext, SpawnContext
 from multiprocessing.process import BaseProcess
-from pathlib import Path
 from typing import Any
 
 from api.settings import Settings
 from api.wiring import open_runtime
 from ingest.pipeline import STAGES, PipelineRunner
+from ingest.procs import process_start_time
 
 log = logging.getLogger(__name__)
 
@@ -52,29 +52,13 @@ def _die_with_parent() -> None:
         log.debug("no prctl here; the stage watches its parent id instead")
 
 
-def _start_time(pid: int) -> str | None:
-    """The process's start time in clock ticks since boot, or None if it is gone or a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            pass
-        return "?"  # no /proc (not Linux): alive as far as we can tell
-    fields = stat[stat.rindex(")") + 2:].split()
-    return None if fields[0] in ("Z", "X") else fields[19]
-
-
 def _stage_main(settings: Settings, stage: str, stop: Any, log_level: int, cpu: Any, slot: int,
                 owner: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
     _die_with_parent()
-    owner_started = _start_time(owner)
+    owner_started = process_start_time(owner)
     if owner_started is None:  # the owner died while we started
         return
     logging.basicConfig(level=log_level, format=f"%(asctime)s %(levelname)s [{stage}] %(name)s: %(message)s")
@@ -85,7 +69,7 @@ def _stage_main(settings: Settings, stage: str, stop: Any, log_level: int, cpu: 
         while not stopping.wait(0.2):
             if stop.value:
                 break
-            if _start_time(owner) != owner_started:
+            if process_start_time(owner) != owner_started:
                 log.warning("stage %s: process %d that started it is gone; finishing the batch and stopping",
                             stage, owner)
                 break

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -20,6 +21,10 @@ from ingest.bus.factory import open_bus
 from ingest.bus.port import Bus
 from ingest.pipeline import PipelineParts
 from ingest.worker import RetryPolicy
+
+if TYPE_CHECKING:
+    from casestore.work.clocks import Calendars
+    from casestore.work.setup import WorkSetup
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +49,25 @@ class Runtime:
         return bus
 
     @cached_property
+    def work(self) -> WorkSetup:
+        """Calendars and case types, loaded and checked once per process; each type's version is
+        stored (a running case keeps the version it started with).  Loading writes in a
+        transaction of its own: touch this before opening a write transaction (SQLite has one
+        writer)."""
+        from casestore.work.setup import load_setup
+
+        calendars = self.calendars
+        with self.sessions() as session, session.begin():
+            return load_setup(session, case_types_dir=self.settings.case_types_dir, calendars=calendars)
+
+    @cached_property
+    def calendars(self) -> Calendars:
+        """The business calendars by name (what the engine needs to move a case's SLA clocks)."""
+        from casestore.work.calendar_config import load_calendars
+
+        return load_calendars(self.settings.calendars_dir)
+
+    @cached_property
     def search_index(self) -> SearchIndex:
         index = open_search_index(self.settings.search.url, self.settings.data_dir)
         self._indexes.append(index)
@@ -61,7 +85,10 @@ class Runtime:
         return Matcher(config, DocTypeClassifier(model=model, min_model_score=config.doc_type_model_min))
 
     def pipeline_parts(self, *, with_search: bool = True) -> PipelineParts:
-        """What the stages need; ``with_search=False`` for processes without the file stage."""
+        """What the stages need; ``with_search=False`` for processes without the file stage (which
+        need neither the search index nor the case-work definitions)."""
+        from casestore.work.inbound import InboundWork
+
         w = self.settings.worker
         return PipelineParts(
             bus=self.bus, blobs=self.blobs, sessions=self.sessions, read_sessions=self.read_sessions,
@@ -71,6 +98,7 @@ class Runtime:
                               backoff_max_s=w.backoff_max_s),
             batch_size=w.batch_size, extract_batch_size=w.extract_batch_size, file_batch_size=w.file_batch_size,
             search_index=self.search_index if with_search else None,
+            work=InboundWork(self.work) if with_search else None,
         )
 
     def close(self) -> None:

@@ -63,6 +63,7 @@ class NewEvent(TypedDict, total=False):
     item_id: str | None
     reason: str
     details: dict[str, Any]
+    at: datetime  # when it happened; now if not given
 
 
 def record_many(session: Session, events: Sequence[NewEvent]) -> int:
@@ -77,7 +78,7 @@ def record_many(session: Session, events: Sequence[NewEvent]) -> int:
     if not events:
         return 0
     at = utcnow()
-    rows = [(at, e["actor"], e["action"], e.get("case_id"), e.get("item_id"), e.get("reason", ""),
+    rows = [(e.get("at") or at, e["actor"], e["action"], e.get("case_id"), e.get("item_id"), e.get("reason", ""),
              dict(e.get("details") or {})) for e in events]
     connection = session.connection()
     if connection.dialect.name == "postgresql" and len(rows) >= _COPY_FROM:

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from casestore import access
 from casestore.cases import open_case
 from casestore.errors import NotFound
 from casestore.items import (
@@ -25,9 +26,11 @@ from casestore.items import (
     NewCase,
     NewDocument,
     NewItem,
+    WorkHooks,
     check_filing,
     document_rows,
     item_row,
+    route_to_work,
 )
 from casestore.models import AuditEvent, Case, Document, Item, utcnow
 from casestore.validation import no_nul
@@ -42,6 +45,41 @@ class Filing:
     new_case: NewCase | None
     doc_type: str
     decision: dict[str, Any]
+
+
+def confine_to_uploaders(session: Session, filings: Sequence[Filing]) -> list[Filing]:
+    """Filings of API uploads, sent to triage where their uploader may not file (casestore.access):
+    into a case they cannot see, a new case for a customer or in a team that is not theirs.
+
+    The matcher decides on content alone, so an uploader could otherwise reach another team's
+    case by quoting its reference and its customer's details.  The refused target is kept as the
+    first triage candidate (so the item stays hidden from the uploader's team, rule 4) and the
+    reason says why.  Other sources (connectors, ``casework ingest``) pass unchanged.
+    """
+    principals: dict[str, access.Principal | None] = {}
+    out: list[Filing] = []
+    for f in filings:
+        name = access.uploaded_by(f.item.source)
+        if name is None or f.outcome not in ("attached", "new_case"):
+            out.append(f)
+            continue
+        if name not in principals:
+            principals[name] = access.find_principal(session, name=name)
+        refusal = access.filing_refusal(
+            session, principals[name], outcome=f.outcome, case_ref=f.case_ref,
+            customer_id=f.new_case.customer_id if f.new_case else None,
+            team=(f.new_case.team or None) if f.new_case else None)
+        if refusal is None:
+            out.append(f)
+            continue
+        candidates = [str(c) for c in f.decision.get("candidates") or []]
+        if f.case_ref and f.case_ref not in candidates:
+            candidates.insert(0, f.case_ref)
+        decision = {**f.decision, "candidates": candidates,
+                    "reason": f"{refusal}: a person decides (the matcher said: {f.decision.get('reason', '')})",
+                    "confined": {"uploaded_by": name, "refused": f.outcome, "case_ref": f.case_ref}}
+        out.append(dataclasses.replace(f, outcome="triage", case_ref=None, new_case=None, decision=decision))
+    return out
 
 
 def _already_filed(session: Session, filings: Sequence[Filing]) -> dict[str, FiledItem]:
@@ -61,11 +99,15 @@ def _already_filed(session: Session, filings: Sequence[Filing]) -> dict[str, Fil
     return found
 
 
-def file_items(session: Session, *, filings: Sequence[Filing], actor: str) -> list[FiledItem]:
-    """File every filing (see ``items.file_item``); results in the same order. May flush, never commits."""
+def file_items(session: Session, *, filings: Sequence[Filing], actor: str,
+               work: WorkHooks | None = None) -> list[FiledItem]:
+    """File every filing (see ``items.file_item``, also for ``work``); results in the same order.
+    May flush, never commits."""
     existing = _already_filed(session, filings)
     refs = {f.case_ref for f in filings if f.outcome == "attached" and f.case_ref}
     cases = {c.ref: c for c in session.scalars(select(Case).where(Case.ref.in_(refs)))} if refs else {}
+    if work is not None and cases:
+        work.prepare(session, cases=list(cases.values()))
     now = utcnow()
     results: list[FiledItem] = []
     item_rows: list[dict[str, Any]] = []
@@ -89,19 +131,23 @@ def file_items(session: Session, *, filings: Sequence[Filing], actor: str) -> li
                                    subject=f.new_case.subject, actor=actor,
                                    reason=str(f.decision.get("reason", "")), team=f.new_case.team)
                 session.flush()
-            item_rows.append(item_row(f.item, f.outcome, target, f.doc_type, f.decision, now))
+            outcome, target, decision = route_to_work(session, work, outcome=f.outcome, target=target, item=f.item,
+                                                      doc_type=f.doc_type, decision=f.decision)
+            item_rows.append(item_row(f.item, outcome, target, f.doc_type, decision, now))
             doc_rows.extend(document_rows(f.item, f.documents, target, now))
             audit_rows.append(dict(at=now, actor=actor, action="item.filed",
-                                   reason=no_nul(str(f.decision.get("reason", ""))),
+                                   reason=no_nul(str(decision.get("reason", ""))),
                                    case_id=target.id if target else None, item_id=f.item.item_id,
-                                   details=no_nul(dict(f.decision))))
+                                   details=no_nul(dict(decision))))
             if target is not None:
                 touched.add(target.id)
-            filed = FiledItem(item_id=f.item.item_id, outcome=f.outcome, case_ref=target.ref if target else None,
+            filed = FiledItem(item_id=f.item.item_id, outcome=outcome, case_ref=target.ref if target else None,
                               doc_type=f.doc_type, duplicate=False)
             # the same item twice in one batch: the second is a duplicate of the first
             existing[f.item.item_id] = existing[f.item.idempotency_key] = dataclasses.replace(filed, duplicate=True)
             results.append(filed)
+        if work is not None:
+            work.finish(session)
         if item_rows:
             session.execute(insert(Item), item_rows)
         if doc_rows:

@@ -5,7 +5,12 @@ first non-space character (``{`` means JSON Lines).  UTF-8, a byte-order mark is
 files have a header naming the columns (any order, case-insensitive):
 
 - customers: ``customer_id,name,email,phone,address,postcode,account_number``
-- cases: ``ref,customer_id,case_type,status,opened_at,subject`` and optionally ``team``
+- cases: ``ref,customer_id,case_type,status,opened_at,subject`` and optionally ``team`` and
+  ``stage`` (the stage of its case type the case is at; default the first)
+
+``import_cases`` takes an ``on_case`` hook, called for every case written (new or updated) with
+its ``stage`` column: the CLI passes the work domain's, which gives each case its work once
+(casestore's domains do not import ``work``).
 
 Each row is written inside its own SAVEPOINT: a bad row (missing required field, bad email,
 unparseable date, unknown customer, bad status, invalid JSON) is reported with its line number
@@ -38,7 +43,7 @@ from casestore.validation import parse_datetime, text_or_none
 log = logging.getLogger(__name__)
 
 CUSTOMER_COLUMNS = ("customer_id", "name", "email", "phone", "address", "postcode", "account_number")
-CASE_COLUMNS = ("ref", "customer_id", "case_type", "status", "opened_at", "subject", "team")
+CASE_COLUMNS = ("ref", "customer_id", "case_type", "status", "opened_at", "subject", "team", "stage")
 JSONL_SUFFIXES = {".jsonl", ".ndjson", ".json"}
 _SNIFF_BYTES = 4096
 
@@ -215,7 +220,10 @@ def _visibility(session: Session, ref: str) -> tuple[Any, ...] | None:
     return None if row is None else tuple(row)
 
 
-def _write_case(session: Session, row: Row, report: ImportReport) -> bool:
+CaseHook = Callable[[Session, Case, str | None], None]  # (session, case, stage column or None)
+
+
+def _write_case(session: Session, row: Row, report: ImportReport, on_case: CaseHook | None = None) -> bool:
     opened = row.get("opened_at")
     before = _visibility(session, row.get("ref") or "")
     case, created = upsert_case(
@@ -229,6 +237,8 @@ def _write_case(session: Session, row: Row, report: ImportReport) -> bool:
         team=row.get("team"),
         actor="import",
     )
+    if on_case is not None:
+        on_case(session, case, row.get("stage"))
     if before is not None:
         session.flush()
         if _visibility(session, case.ref) != before:
@@ -247,6 +257,8 @@ def import_customers(session: Session, path: Path) -> ImportReport:
     return report
 
 
-def import_cases(session: Session, path: Path) -> ImportReport:
-    """Upsert cases by ``ref`` (kept as given); audit 'case.imported' per new case."""
-    return _import(session, path, ("ref", "case_type"), _write_case)
+def import_cases(session: Session, path: Path, *, on_case: CaseHook | None = None) -> ImportReport:
+    """Upsert cases by ``ref`` (kept as given); audit 'case.imported' per new case.  ``on_case``
+    runs for each case written, inside its row's SAVEPOINT (an error there rejects the row)."""
+    return _import(session, path, ("ref", "case_type"),
+                   lambda s, row, report: _write_case(s, row, report, on_case))

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -65,6 +65,42 @@ class NewCase:
     team: str | None = None
 
 
+class WorkHooks(Protocol):
+    """What filing tells the case-work domain, inside the filing transaction (implemented by
+    ``casestore.work.inbound.InboundWork``; declared here because casestore's domains do not
+    import ``work``)."""
+
+    def prepare(self, session: Session, *, cases: Sequence[Case]) -> None:
+        """Items are about to be filed into these cases (a batch): load what they will need at once."""
+
+    def new_case(self, session: Session, *, case: Case, item_id: str, doc_type: str, channel: str) -> None:
+        """A case was opened for this item: start its work."""
+
+    def finish(self, session: Session) -> None:
+        """Write what the hooks buffered for this batch (before the filing's own rows)."""
+
+    def attached(self, session: Session, *, case: Case, item_id: str, doc_type: str,
+                 channel: str) -> tuple[Case, bool]:
+        """The item is filed into ``case``: a customer reply.  Returns the case the item goes
+        into (``case``, or a case linked to it when ``case`` closed too long ago to reopen) and
+        whether that case was opened for this item."""
+
+
+def route_to_work(session: Session, work: WorkHooks | None, *, outcome: str, target: Case | None, item: NewItem,
+                  doc_type: str, decision: dict[str, Any]) -> tuple[str, Case | None, dict[str, Any]]:
+    """Tell the work domain about a filing; the outcome, case and decision the item is filed with."""
+    if work is None or target is None:
+        return outcome, target, decision
+    if outcome == "new_case":
+        work.new_case(session, case=target, item_id=item.item_id, doc_type=doc_type, channel=item.channel)
+    elif outcome == "attached":
+        goes_to, opened = work.attached(session, case=target, item_id=item.item_id, doc_type=doc_type,
+                                        channel=item.channel)
+        if goes_to is not target:
+            return "new_case" if opened else "attached", goes_to, {**decision, "linked_from": target.ref}
+    return outcome, target, decision
+
+
 @dataclass(frozen=True)
 class FiledItem:
     item_id: str
@@ -114,9 +150,12 @@ def file_item(
     doc_type: str,
     decision: dict[str, Any],
     actor: str,
+    work: WorkHooks | None = None,
 ) -> FiledItem:
     """File ``item`` and its documents: into ``case_ref`` ('attached'), into a case opened now
     ('new_case'), or into no case ('triage', 'noise').  Idempotent; see the module docstring.
+    ``work`` (the file stage's) starts a new case's work, or records a reply to an existing case
+    (which may reopen it, or open a new linked case: the outcome is then 'new_case').
 
     NotFound if ``case_ref`` does not exist; InvalidInput for inconsistent arguments.
     """
@@ -134,6 +173,10 @@ def file_item(
                     subject=new_case.subject, actor=actor, reason=str(decision.get("reason", "")),
                     team=new_case.team,
                 )
+            outcome, target, decision = route_to_work(session, work, outcome=outcome, target=target, item=item,
+                                                      doc_type=doc_type, decision=decision)
+            if work is not None:
+                work.finish(session)
             _insert(session, item, documents, outcome, target, doc_type, decision)
             audit.record(
                 session, actor=actor, action="item.filed", reason=no_nul(str(decision.get("reason", ""))),

@@ -20,7 +20,9 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from casestore import items as item_service
-from casestore.filing import Filing, file_items
+from casestore.db import translate_errors
+from casestore.filing import Filing, confine_to_uploaders, file_items
+from casestore.items import WorkHooks
 from casestore.lookup import StoreLookup
 from casestore.search.indexer import index_items
 from casestore.search.port import SearchIndex
@@ -145,10 +147,11 @@ class FileStage:
     linger_s = 0.0  # set when an index is attached: each batch ends in an index commit
 
     def __init__(self, *, sessions: sessionmaker[Session], search_index: SearchIndex | None = None,
-                 actor: str = "pipeline") -> None:
+                 actor: str = "pipeline", work: WorkHooks | None = None) -> None:
         self.sessions = sessions
         self.search_index = search_index
         self.actor = actor
+        self.work = work  # case work: new cases start their type, replies reach their case's work
         if search_index is not None:
             self.linger_s = 0.5  # search sees a filed item at most ~0.5 s later; far fewer index commits
 
@@ -158,13 +161,14 @@ class FileStage:
     def handle_batch(self, messages: Sequence[ClassifiedItem]) -> list[Output]:
         filings = [filing_for(m) for m in messages]
         with self.sessions() as session, session.begin():
+            filings = confine_to_uploaders(session, filings)  # an upload goes only where its uploader may file
             if len(filings) == 1:  # the careful path: handles a concurrent insert of the same item
                 f = filings[0]
                 item_service.file_item(session, item=f.item, documents=f.documents, outcome=f.outcome,
                                        case_ref=f.case_ref, new_case=f.new_case, doc_type=f.doc_type,
-                                       decision=f.decision, actor=self.actor)
+                                       decision=f.decision, actor=self.actor, work=self.work)
             else:
-                file_items(session, filings=filings, actor=self.actor)
+                file_items(session, filings=filings, actor=self.actor, work=self.work)
         if self.search_index is not None:
             # After the commit, every item of the batch (duplicates too: a redelivered batch
             # repairs an index write that failed after the store's commit).
@@ -201,7 +205,7 @@ def filing_for(item: ClassifiedItem) -> Filing:
         new_case = item_service.NewCase(customer_id=d.customer_id, case_type=d.case_type or d.doc_type,
                                         subject=subject[:200], team=metadata.get("team"))
     evidence: dict[str, Any] = {"reason": d.reason, "evidence": d.evidence, "candidates": d.candidates,
-                                "warnings": item.warnings}
+                                "customer_id": d.customer_id, "warnings": item.warnings}
     return Filing(item=new_item, documents=documents, outcome=d.outcome, case_ref=d.case_ref,
                   new_case=new_case, doc_type=d.doc_type, decision=evidence)
 
@@ -219,6 +223,7 @@ class PipelineParts:
     extract_batch_size: int = 32
     file_batch_size: int = 500
     search_index: SearchIndex | None = None
+    work: WorkHooks | None = None  # the file stage's case-work hooks (definitions loaded once per process)
 
 
 def record_dead_letter(sessions: sessionmaker[Session], letter: DeadLetter) -> None:
@@ -237,7 +242,7 @@ def make_stage(name: str, parts: PipelineParts) -> ExtractStage | ClassifyStage 
     if name == "classify":
         return ClassifyStage(matcher=parts.matcher, sessions=parts.read_sessions)
     if name == "file":
-        return FileStage(sessions=parts.sessions, search_index=parts.search_index)
+        return FileStage(sessions=parts.sessions, search_index=parts.search_index, work=parts.work)
     raise ValueError(f"unknown stage {name!r}: choose extract, classify or file")
 
 
@@ -254,7 +259,7 @@ class PipelineRunner:
                    retry=parts.retry, stop=self.stop,
                    batch_size={"extract": parts.extract_batch_size, "file": parts.file_batch_size}.get(
                        name, parts.batch_size),
-                   on_dead=lambda letter: record_dead_letter(parts.sessions, letter))
+                   on_dead=lambda letter: record_dead_letter(parts.sessions, letter), guard=translate_errors)
             for name in stages
         ]
         self.threads: list[threading.Thread] = []
@@ -277,8 +282,14 @@ class PipelineRunner:
         return all(t.is_alive() for t in self.threads)
 
     def states(self) -> dict[str, str]:
-        return {w.handler.name: ("running" if t.is_alive() else "stopped")
-                for w, t in zip(self.workers, self.threads, strict=False)}
+        """Each stage: running (with its restarts and last error, if any) or stopped."""
+        out = {}
+        for w, t in zip(self.workers, self.threads, strict=False):
+            state = "running" if t.is_alive() else "stopped"
+            if w.restarts:
+                state += f" (restarted {w.restarts}x; last: {w.last_error})"
+            out[w.handler.name] = state
+        return out
 
     def close(self, timeout: float = 30.0) -> None:
         self.stop.set()

@@ -79,8 +79,8 @@ class _Checker:
         for si, stage in enumerate(ct.stages):
             for ti, task in enumerate(stage.tasks):
                 self.tasks.setdefault(task.name, (si, ti, task))
-        self.queues = {q.name for q in ct.queues}
-        self.stages = {s.name for s in ct.stages}
+        self.queues = dict.fromkeys(q.name for q in ct.queues)  # ordered, for messages
+        self.stages = dict.fromkeys(s.name for s in ct.stages)
 
     def add(self, path: Path_, message: str) -> None:
         self.problems.append(Problem(self.file, self.doc.line(path), message))
@@ -208,10 +208,11 @@ class _Checker:
             before = self.tasks[name][2]
             if may_be_required and name != task.name and not _may_wait_for(task, before):
                 why = "has a when condition" if before.when is not None else "is not required"
+                fix = (f"make {name!r} required without when, or take it out of after" if task.required else
+                       f"make {name!r} required without when, give both the same required_if, or make the "
+                       f"required_if read tasks.{name}")
                 self.add(where, f"task {task.name!r} may be required but waits for {name!r}, which {why} and "
-                                "may never complete, so the stage could never complete: make "
-                                f"{name!r} required without when, give both the same required_if, or make "
-                                f"{task.name!r}'s condition read tasks.{name}")
+                                f"may never complete, so the stage could never complete: {fix}")
 
     def cycles(self, si: int) -> None:
         stage = self.ct.stages[si]
@@ -228,10 +229,15 @@ class _Checker:
                     if frozenset(cycle) not in reported:
                         reported.add(frozenset(cycle))
                         ti = next(i for i, t in enumerate(stage.tasks) if t.name == name)
-                        shown = " -> ".join([*cycle, nxt])
-                        self.add(("stages", si, "tasks", ti, "after", stage.tasks[ti].after.index(nxt)),
-                                 f"tasks wait for each other in a cycle ({shown}: each waits for the next), so "
-                                 "none of them can ever be enabled: remove one of these after entries")
+                        where: Path_ = ("stages", si, "tasks", ti, "after", stage.tasks[ti].after.index(nxt))
+                        if len(cycle) == 1:
+                            self.add(where, f"task {nxt!r} waits for itself (after: [{nxt}]), so it can never be "
+                                            "enabled: take it out of its own after")
+                        else:
+                            shown = " -> ".join([*cycle, nxt])
+                            self.add(where, f"tasks wait for each other in a cycle ({shown}: each waits for the "
+                                            "next), so none of them can ever be enabled: remove one of these "
+                                            "after entries")
                 elif state.get(nxt) is None:
                     visit(nxt, trail)
             trail.pop()

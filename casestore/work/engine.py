@@ -25,18 +25,19 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from casestore import notes
-from casestore.errors import Conflict, InvalidInput, NotFound
-from casestore.models import Case, utcnow
+from casestore.errors import Conflict, Forbidden, InvalidInput, NotFound
+from casestore.models import Case, Note, utcnow
 from casestore.work import clocks
 from casestore.work.actor import SYSTEM, Actor
 from casestore.work.definitions import CaseType, Task
-from casestore.work.flow import DONE_ITEM_STATES, Run, load_work
+from casestore.work.flow import DONE_ITEM_STATES, Batch, Run, get_definition, load_work
 from casestore.work.models import NO_DUE, OPEN_TASK_STATES, WORK_STATUSES, CaseWork, SlaClock, WorkTask
 from casestore.work.permissions import check_visible, require, visible_case
 
 log = logging.getLogger(__name__)
 
 SETTABLE_STATUSES = WORK_STATUSES[:-1]  # ``closed`` only through close_case
+NOTE_ROLES = frozenset({"agent", "supervisor", "admin", "system"})
 
 
 def _now(now: datetime | None) -> datetime:
@@ -45,20 +46,32 @@ def _now(now: datetime | None) -> datetime:
 
 def start_case(session: Session, *, case: Case, case_type: CaseType, actor: Actor, calendars: clocks.Calendars,
                version: int | None = None, now: datetime | None = None, stage: str | None = None,
-               status: str = "open", facts: Mapping[str, str | None] | None = None) -> CaseWork:
+               status: str = "open", facts: Mapping[str, str | None] | None = None,
+               opened_now: bool = False, batch: Batch | None = None) -> CaseWork:
+    """Give ``case`` its work of type ``case_type`` (see ``begin_case``)."""
+    return begin_case(session, case=case, case_type=case_type, actor=actor, calendars=calendars, version=version,
+                      now=now, stage=stage, status=status, facts=facts, opened_now=opened_now, batch=batch).work
+
+
+def begin_case(session: Session, *, case: Case, case_type: CaseType, actor: Actor, calendars: clocks.Calendars,
+               version: int | None = None, now: datetime | None = None, stage: str | None = None,
+               status: str = "open", facts: Mapping[str, str | None] | None = None,
+               opened_now: bool = False, batch: Batch | None = None) -> Run:
     """Give ``case`` its work of type ``case_type`` (that version must be registered): the first
     stage (or ``stage``) starts and its entry tasks are enabled; clocks on ``case_started`` start.
 
     ``status`` is the starting status (an imported case keeps its own); a ``closed`` case gets its
     work row and no tasks or clocks.  ``facts`` (doc_type, channel of the opening item) spare a
-    look-up when the caller knows them.  Conflict if the case has work already.
+    look-up when the caller knows them.  Conflict if the case has work already (not looked up
+    when ``opened_now``: the case was opened in this transaction).  ``batch`` (the file stage's)
+    takes the new rows and audit events, written with the rest of the batch.
     """
     now = _now(now)
     if version is not None and version != case_type.version:
         raise InvalidInput(f"version {version} is not the version of the definition given ({case_type.version})")
     if case.id is None:
         session.flush()
-    if session.get(CaseWork, case.id) is not None:
+    if not opened_now and session.get(CaseWork, case.id) is not None:
         raise Conflict(f"case {case.ref} has case work already; it keeps the type it started with")
     if status not in WORK_STATUSES:
         raise InvalidInput(f"status {status!r} is not one of {', '.join(WORK_STATUSES)}")
@@ -69,9 +82,9 @@ def start_case(session: Session, *, case: Case, case_type: CaseType, actor: Acto
     work = CaseWork(case_id=case.id, case_type=case_type.name, type_version=case_type.version, stage=None,
                     status=status, urgency=0, started_at=now, reopened=0, stage_task_floor=0,
                     closed_at=now if status == "closed" else None)
-    session.add(work)
     run = Run(session, case=case, work=work, case_type=case_type, actor=actor, now=now, calendars=calendars,
-              tasks=[], facts=facts)
+              tasks=[], facts=facts, batch=batch)
+    run.add(work)
     run._clocks = {}  # a case starting its work has none: no look-up
     run.event("work.started", details={"case_type": case_type.name, "version": case_type.version,
                                        "stage": first.name, "status": status})
@@ -81,9 +94,9 @@ def start_case(session: Session, *, case: Case, case_type: CaseType, actor: Acto
         run.clock_event("case_started")
         run.start_stage(first)
         run.advance()
-    run.finish()
+    run.finish(flush=batch is None)
     log.debug("case %s started as %s v%d in stage %s", case.ref, case_type.name, case_type.version, work.stage)
-    return work
+    return run
 
 
 # -- tasks -----------------------------------------------------------------------------------------
@@ -91,12 +104,12 @@ def start_case(session: Session, *, case: Case, case_type: CaseType, actor: Acto
 
 def task_run(session: Session, *, task_id: int, actor: Actor, calendars: clocks.Calendars,
               now: datetime) -> tuple[Run, WorkTask]:
-    """The run of the task's case, after checking the actor may see that case (else NotFound)."""
-    task = session.get(WorkTask, task_id)
-    if task is None:
+    """The run of the task's case (locked and read fresh, see ``Run.load``), after checking the
+    actor may see that case (else NotFound)."""
+    case_id = session.scalar(select(WorkTask.case_id).where(WorkTask.id == task_id))
+    case = session.get(Case, case_id) if case_id is not None else None
+    if case is None:
         raise NotFound(f"no task {task_id} (or not visible to your teams)")
-    case = session.get(Case, task.case_id)
-    assert case is not None
     check_visible(actor, case, what=f"task {task_id}")
     run = Run.load(session, case=case, actor=actor, now=now, calendars=calendars)
     return run, run.task_by_id(task_id)
@@ -155,6 +168,7 @@ def complete_task(session: Session, *, task_id: int, code: str, actor: Actor, ca
     run.event("task.completed", details={"task_id": task.id, "task": task.name, "iteration": task.iteration,
                                          "code": clean})
     if note and note.strip():
+        run.write_events()  # the note's own event comes after the completion's
         notes.add_note(session, ref=run.case.ref, author=actor.name, body=note)
     if run.work.assignee is None and actor.role != SYSTEM.role:
         run.work.assignee = actor.name
@@ -255,6 +269,18 @@ def close_case(session: Session, *, ref: str, code: str, actor: Actor, calendars
     return work
 
 
+def add_note(session: Session, *, ref: str, body: str, actor: Actor) -> Note:
+    """Add a note to a case the actor may see, if its type lets the actor's role add notes (a case
+    without work: agents, supervisors and admins may)."""
+    case = visible_case(session, ref=ref, actor=actor)
+    work = session.get(CaseWork, case.id)
+    if work is not None:
+        require(actor, get_definition(session, work.case_type, work.type_version), "add_note")
+    elif actor.disabled or actor.role not in NOTE_ROLES:
+        raise Forbidden(f"role {actor.role} may not add notes to cases")
+    return notes.add_note(session, ref=case.ref, author=actor.name, body=body)
+
+
 def refresh_task_order(session: Session, *, case_id: int) -> None:
     """Open tasks of the case carry its urgency and the earliest due time of its running clocks
     (``NO_DUE`` if none): the columns get-next orders by.  Call after changing either."""
@@ -280,7 +306,7 @@ def stuck(session: Session, case: Case) -> list[str]:
         return []
     if work.status == "closed" or work.stage is None:
         return []
-    run = Run.load(session, case=case, actor=SYSTEM, now=utcnow(), calendars={})
+    run = Run.load(session, case=case, actor=SYSTEM, now=utcnow(), calendars={}, lock=False)
     return blockers(run)
 
 

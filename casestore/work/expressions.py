@@ -112,10 +112,11 @@ def _fill(values: Mapping[str, object] | None, names: tuple[str, ...]) -> dict[s
 
 
 def _eval_reason(exc: CELEvalError) -> str:
-    reason = str(exc.args[0]) if exc.args else type(exc).__name__
-    if "no matching overload" in reason or "no such overload" in reason:
+    # celpy's CELEvalError args: (message, the Python exception class it stands for, its args)
+    cause = exc.args[1] if len(exc.args) > 1 else None
+    if cause in (TypeError, AttributeError):
         return "values of different types compared or combined (e.g. an int with a string, or a method on null)"
-    return reason[:200]
+    return (str(exc.args[0]) if exc.args else type(exc).__name__)[:200]
 
 
 _env_lock = threading.Lock()
@@ -212,12 +213,18 @@ class _Checker:
     def visit(self, node: lark.Tree, bound: frozenset[str]) -> None:
         kind = node.data
         children = node.children
+        for child in children:
+            if isinstance(child, lark.Token) and child.type == "IDENT" and "__" in child:
+                self.fail(f"names with __ are not allowed ({child!r}): a condition reads case, customer and tasks")
         if kind == "member_dot":
             member, name = children[0], _token(children[1])
             root = _root_variable(member) if isinstance(member, lark.Tree) else None
             if root in VARIABLES and root not in bound:
                 self.field(root, name)
                 return
+            inner = _field_of_variable(member, bound)
+            if inner is not None:
+                self.fail(f"{inner} is a plain value (text, number, true/false or null): it has no field {name!r}")
         elif kind == "member_index":
             member, index = children
             root = _root_variable(member) if isinstance(member, lark.Tree) else None
@@ -269,6 +276,19 @@ class _Checker:
         for child in children:
             if isinstance(child, lark.Tree):
                 self.visit(child, bound)
+
+
+def _field_of_variable(member: object, bound: frozenset[str]) -> str | None:
+    """``case.ref`` when ``member`` is the tree of ``case.ref`` (a field of a condition variable)."""
+    if not (isinstance(member, lark.Tree) and member.data == "member" and len(member.children) == 1):
+        return None
+    dot = member.children[0]
+    if not (isinstance(dot, lark.Tree) and dot.data == "member_dot"):
+        return None
+    root = _root_variable(dot.children[0]) if isinstance(dot.children[0], lark.Tree) else None
+    if root in VARIABLES and root not in bound:
+        return f"{root}.{_token(dot.children[1])}"
+    return None
 
 
 def _unwrap_member(expr: lark.Tree) -> lark.Tree:

@@ -15,8 +15,9 @@ services.)  Overrides carry ``details.override = true``, the reason, and ``befor
 
 Task rules.  A task of the current stage is *enabled* (a ``queued`` row is added to its queue)
 when its last iteration in this pass of the stage is not open, completed or skipped, it has run
-fewer than ``max_repeats`` times, every task in ``after`` is completed, and ``when`` holds.  A
-task is *done* when its last iteration is completed.  The stage completes when every required
+fewer than ``max_repeats`` times, every task in ``after`` is completed, and ``when`` holds; the
+type's ``on_customer_reply.review_task`` is enabled only by a customer's reply.  A task is
+*done* when its last iteration is completed.  The stage completes when every required
 task (``required``, or ``required_if`` holding) is done and none of its tasks is open; then
 ``stage:<name>`` clock events fire and the next stage starts.  A condition that cannot be
 evaluated counts as not holding (logged, and named by ``stuck``).
@@ -29,13 +30,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from casestore import audit
+from casestore.audit import NewEvent
 from casestore.errors import CaseStoreError, NotFound
 from casestore.models import Case, Item, User
 from casestore.work import clocks
@@ -43,7 +46,8 @@ from casestore.work.actor import Actor
 from casestore.work.calendar import BusinessCalendar
 from casestore.work.definitions import CaseType, Stage, Task
 from casestore.work.expressions import ConditionFailed, compile_condition
-from casestore.work.models import COARSE_STATUS, NO_DUE, OPEN_TASK_STATES, CaseTypeVersion, CaseWork, SlaClock, WorkTask
+from casestore.work.models import COARSE_STATUS, NO_DUE, OPEN_TASK_STATES, CaseWork, SlaClock, WorkTask
+from casestore.work.registry import get_definition
 
 log = logging.getLogger(__name__)
 
@@ -56,27 +60,32 @@ class WorkMissing(NotFound):
     """The case has no work state (it was opened before case work existed and not imported since)."""
 
 
-_by_digest: dict[str, CaseType] = {}
+@dataclass
+class Batch:
+    """What a batch of runs (the file stage's) writes together at its end: new rows and audit
+    events, so that a batch of hundreds of items costs a handful of INSERTs, not one per row."""
+
+    pending: list[object] = field(default_factory=list)
+    events: list[NewEvent] = field(default_factory=list)
+
+    def write(self, session: Session) -> None:
+        """Add the new rows, then write the audit events (their INSERT flushes the rows first)."""
+        session.add_all(self.pending)
+        self.pending.clear()
+        audit.record_many(session, self.events)
+        self.events.clear()
 
 
-def get_definition(session: Session, name: str, version: int) -> CaseType:
-    """The stored definition (name, version), parsed once per process (cached by its digest).
-
-    Interim: ``casestore.work.registry.get_definition`` replaces this when it lands."""
-    digest = session.scalar(select(CaseTypeVersion.digest).where(CaseTypeVersion.name == name,
-                                                                 CaseTypeVersion.version == version))
-    if digest is None:
-        raise CaseStoreError(f"case type {name} v{version} is not stored; load the definitions again")
-    found = _by_digest.get(digest)
-    if found is None:
-        value = session.scalar(select(CaseTypeVersion.definition).where(CaseTypeVersion.name == name,
-                                                                        CaseTypeVersion.version == version))
-        found = _by_digest[digest] = CaseType.model_validate(value)
-    return found
+_S = TypeVar("_S", bound=Select[Any])
 
 
-def load_work(session: Session, case: Case) -> CaseWork:
-    work = session.get(CaseWork, case.id)
+def _locked(stmt: _S, lock: bool) -> _S:
+    return stmt.with_for_update() if lock else stmt
+
+
+def load_work(session: Session, case: Case, *, lock: bool = False) -> CaseWork:
+    """The case's work row; ``lock``: FOR UPDATE (PostgreSQL), so writers of one case take turns."""
+    work = session.get(CaseWork, case.id, with_for_update=True if lock else None, populate_existing=lock)
     if work is None:
         raise WorkMissing(f"case {case.ref} has no case work yet: run `casework import cases` with it, or let "
                           "new correspondence start it")
@@ -88,7 +97,8 @@ class Run:
 
     def __init__(self, session: Session, *, case: Case, work: CaseWork, case_type: CaseType, actor: Actor,
                  now: datetime, calendars: clocks.Calendars, tasks: list[WorkTask] | None = None,
-                 facts: Mapping[str, str | None] | None = None) -> None:
+                 facts: Mapping[str, str | None] | None = None, batch: Batch | None = None,
+                 lock: bool = False) -> None:
         self.session = session
         self.case = case
         self.work = work
@@ -96,28 +106,59 @@ class Run:
         self.actor = actor
         self.now = now
         self.calendars = calendars
+        self.lock = lock
         self.tasks: list[WorkTask] = tasks if tasks is not None else list(session.scalars(
-            select(WorkTask).where(WorkTask.case_id == case.id).order_by(WorkTask.id)))
+            _locked(select(WorkTask).where(WorkTask.case_id == case.id).order_by(WorkTask.id), lock),
+            execution_options={"populate_existing": lock}))
         self._clocks: dict[str, SlaClock] | None = None
         self._facts = dict(facts) if facts is not None else None
         self.condition_errors: dict[str, str] = {}
+        self.batch = batch  # a batch's: its owner writes the rows and events at its end
+        self.events: list[NewEvent] = batch.events if batch is not None else []
 
     @classmethod
-    def load(cls, session: Session, *, case: Case, actor: Actor, now: datetime,
-             calendars: clocks.Calendars) -> Run:
-        work = load_work(session, case)
+    def load(cls, session: Session, *, case: Case, actor: Actor, now: datetime, calendars: clocks.Calendars,
+             lock: bool = True) -> Run:
+        """Load the case's work to change it: its work row, then its tasks and clocks, are locked
+        (PostgreSQL ``FOR UPDATE``, in that order, as the clock loop's escalations take them) and
+        read fresh.  ``lock=False`` for reading only."""
+        work = load_work(session, case, lock=lock)
         case_type = get_definition(session, work.case_type, work.type_version)
-        return cls(session, case=case, work=work, case_type=case_type, actor=actor, now=now, calendars=calendars)
+        return cls(session, case=case, work=work, case_type=case_type, actor=actor, now=now, calendars=calendars,
+                   lock=lock)
 
     # -- audit ---------------------------------------------------------------------------------
 
     def event(self, action: str, *, reason: str = "", details: dict[str, Any] | None = None,
               item_id: str | None = None, override: bool = False) -> None:
+        """Buffer one audit event; ``finish`` (or the batch's owner) writes them in one INSERT."""
         body = dict(details or {})
         if override:
             body[OVERRIDE] = True
-        audit.record(self.session, actor=self.actor.name, action=action, reason=reason, case=self.case,
-                     item_id=item_id, details=body, at=self.now, flush=False)
+        if self.case.id is None:
+            self.session.flush()
+        self.events.append({"actor": self.actor.name, "action": action, "reason": reason, "case_id": self.case.id,
+                            "item_id": item_id, "details": body, "at": self.now})
+
+    def add(self, row: object) -> None:
+        """A new row: into the session now, or with the batch at its end."""
+        if self.batch is not None:
+            self.batch.pending.append(row)
+        else:
+            self.session.add(row)
+
+    def ensure_ids(self) -> None:
+        """Every task row has its id (new rows written)."""
+        if any(r.id is None for r in self.tasks):
+            if self.batch is not None:
+                self.session.add_all(self.batch.pending)
+                self.batch.pending.clear()
+            self.session.flush()
+
+    def write_events(self) -> None:
+        """Write the buffered audit events now (in the order they happened)."""
+        audit.record_many(self.session, self.events)
+        self.events.clear()
 
     # -- definition look-ups -------------------------------------------------------------------
 
@@ -224,7 +265,7 @@ class Run:
                        lease_version=0, checklist={})
         if assign_to is not None:
             row.state, row.assignee, row.lease_expires_at, row.lease_version = "active", assign_to, None, 1
-        self.session.add(row)
+        self.add(row)
         self.tasks.append(row)
         self.event("task.enabled", reason=reason, details={"task": task.name, "iteration": iteration, "stage": stage,
                                                            "queue": task.queue, "assignee": assign_to})
@@ -239,8 +280,7 @@ class Run:
 
     def start_stage(self, stage: Stage, *, reason: str = "") -> None:
         """Make ``stage`` current; rows of it from before belong to an earlier pass."""
-        if any(r.id is None for r in self.tasks):
-            self.session.flush()
+        self.ensure_ids()
         self.work.stage = stage.name
         self.work.stage_task_floor = max((r.id for r in self.tasks if r.stage == stage.name), default=0)
         self.event("stage.started", reason=reason, details={"stage": stage.name})
@@ -263,7 +303,7 @@ class Run:
             stage = self.stage_def(self.work.stage)
             enabled = False
             for task in stage.tasks:
-                if self.can_enable(task):
+                if task.name != self.ct.on_customer_reply.review_task and self.can_enable(task):
                     self.enable(task, stage.name)
                     enabled = True
             if enabled:
@@ -287,7 +327,8 @@ class Run:
         self.case.status = COARSE_STATUS[status]
         self.case.updated_at = self.now
         self.event("status.changed", reason=reason, details={"from": old, "to": status}, override=override)
-        for definition in self.ct.clocks:
+        pausing = [d for d in self.ct.clocks if (old in d.pause_in) != (status in d.pause_in)]
+        for definition in pausing:
             row = self.clocks.get(definition.name)
             if row is None:
                 continue
@@ -303,7 +344,9 @@ class Run:
     @property
     def clocks(self) -> dict[str, SlaClock]:
         if self._clocks is None:
-            rows = self.session.scalars(select(SlaClock).where(SlaClock.case_id == self.case.id))
+            rows = self.session.scalars(
+                _locked(select(SlaClock).where(SlaClock.case_id == self.case.id).order_by(SlaClock.id), self.lock),
+                execution_options={"populate_existing": self.lock})
             self._clocks = {c.name: c for c in rows}
         return self._clocks
 
@@ -317,6 +360,8 @@ class Run:
 
     def clock_event(self, name: str) -> None:
         """An engine event (``case_started``, ``task:<name>``, ...): stop, then start, the clocks it names."""
+        if not any(name in d.stop_on or d.start_on == name for d in self.ct.clocks):
+            return  # no clock listens: nothing to load
         for definition in self.ct.clocks:
             row = self.clocks.get(definition.name)
             if name in definition.stop_on and row is not None and row.state != "stopped":
@@ -330,7 +375,7 @@ class Run:
             if row is None:
                 row = clocks.new_clock(case_id=self.case.id, definition=definition, calendar_name=self.ct.calendar,
                                        calendar=cal, now=self.now, paused=paused)
-                self.session.add(row)
+                self.add(row)
                 self.clocks[definition.name] = row
             elif row.state == "stopped":
                 clocks.restart(row, definition=definition, calendar=cal, now=self.now, paused=paused)
@@ -338,15 +383,22 @@ class Run:
                 continue  # running or paused: it started before and counts on
             self.event("clock.started", reason=name, details=self._clock_details(row))
 
+    @staticmethod
+    def _clock_state(row: SlaClock) -> dict[str, Any]:
+        return {"state": row.state, "used_seconds": row.used_seconds,
+                "due_at": row.due_at.isoformat() if row.due_at else None}
+
     def pause_clock(self, row: SlaClock, *, reason: str = "", override: bool = False) -> None:
-        before = row.used_seconds
+        before = self._clock_state(row)
         clocks.pause(row, calendar=self.calendar(row.calendar), now=self.now)
         self.event("clock.paused", reason=reason, override=override,
-                   details=self._clock_details(row, used_before=before))
+                   details=self._clock_details(row, before=before, after=self._clock_state(row)))
 
     def resume_clock(self, row: SlaClock, *, reason: str = "", override: bool = False) -> None:
+        before = self._clock_state(row)
         clocks.resume(row, calendar=self.calendar(row.calendar), now=self.now)
-        self.event("clock.resumed", reason=reason, override=override, details=self._clock_details(row))
+        self.event("clock.resumed", reason=reason, override=override,
+                   details=self._clock_details(row, before=before, after=self._clock_state(row)))
 
     def stop_clock(self, row: SlaClock, *, reason: str = "") -> None:
         clocks.stop(row, calendar=self.calendar(row.calendar), now=self.now)
@@ -366,8 +418,10 @@ class Run:
 
     # -- the end of every operation ------------------------------------------------------------
 
-    def finish(self) -> None:
-        """Open tasks carry the case's urgency and earliest running due time (queue order); flush."""
+    def finish(self, *, flush: bool = True) -> None:
+        """Open tasks carry the case's urgency and earliest running due time (queue order); the
+        audit events are written (unless a batch owns them); flush (the file stage does not: its
+        batch is flushed at once)."""
         due = self.task_due()
         for row in self.tasks:
             if row.state in OPEN_TASK_STATES:
@@ -375,4 +429,7 @@ class Run:
                     row.urgency = self.work.urgency
                 if row.due_at != due:
                     row.due_at = due
-        self.session.flush()
+        if self.batch is None:
+            self.write_events()
+        if flush:
+            self.session.flush()

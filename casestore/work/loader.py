@@ -55,6 +55,7 @@ class LoadedType:
     case_type: CaseType
     source: Path
     digest: str
+    version_line: int = 0  # the line of ``version:`` in the file (for "bump version" messages)
 
     @property
     def name(self) -> str:
@@ -144,11 +145,17 @@ def load_case_type_file(path: Path, *, calendars: Mapping[str, BusinessCalendar]
     try:
         case_type = CaseType.model_validate(doc.data)
     except ValidationError as exc:
-        raise DefinitionError([_validation_problem(file, doc, e) for e in exc.errors()]) from None
+        errors = exc.errors()
+        deeper = [tuple(e["loc"]) for e in errors]
+        kept = [e for e in errors  # "at least 1 item" because an item failed: the item's own error says why
+                if not (e["type"] == "too_short" and any(len(d) > len(e["loc"]) and d[:len(e["loc"])] == e["loc"]
+                                                         for d in deeper))]
+        raise DefinitionError([_validation_problem(file, doc, e) for e in kept]) from None
     problems = check_case_type(case_type, doc, file=file, stem=path.stem, calendars=calendars)
     if problems:
         raise DefinitionError(problems)
-    return LoadedType(case_type=case_type, source=path, digest=digest_of(case_type))
+    return LoadedType(case_type=case_type, source=path, digest=digest_of(case_type),
+                      version_line=doc.line(("version",)))
 
 
 def _read_yaml(path: Path) -> YamlDocument:
@@ -245,6 +252,8 @@ def _validation_problem(file: str, doc: YamlDocument, error: Any) -> Problem:
         text = f"{where}: give a list, e.g. [a, b] (got {value!r})"
     elif kind == "literal_error":
         text = f"{where}: {value!r} is not allowed: {msg.replace('Input should be', 'use')}"
+    elif kind == "value_error":
+        text = f"{where}: {msg}"
     else:
         text = f"{where}: {msg} (got {value!r})"
     return Problem(file, doc.line(loc), text)

@@ -1,6 +1,6 @@
 """Tables of the case-work domain: stored definitions, a case's work state, tasks, SLA clocks.
 
-Created by migration 0005 (0006 adds ``case_work.stage_task_floor``).  ``casestore.work`` owns these
+Created by migration 0005 (0007 adds ``case_work.stage_task_floor``).  ``casestore.work`` owns these
 tables; other domains never read them.
 
 Ordering of a queue (get-next) is ``urgency DESC, due_at ASC, id ASC`` over ``state='queued'``

@@ -2,25 +2,20 @@
 
 ``system`` (the file stage, the clock loop) may do everything; an ``integration`` account may
 do nothing here; a disabled user nothing at all.  Seeing a case is the store's one rule
-(``casestore.users.can_see_case``), called only from ``can_see`` below so that it is easy to
-repoint; a case the actor may not see is answered exactly as if it did not exist (404).
+(``casestore.access.can_see_case``), called only from ``can_see`` below; a case the actor may
+not see is answered exactly as if it did not exist (404).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, cast
-
 from sqlalchemy.orm import Session
 
-from casestore import users
+from casestore import access
 from casestore.cases import find_case
 from casestore.errors import Forbidden, NotFound
 from casestore.models import Case
 from casestore.work.actor import Actor
 from casestore.work.definitions import CaseType
-
-if TYPE_CHECKING:
-    from casestore.models import User
 
 SYSTEM_ROLE = "system"
 NO_WORK_ROLES = frozenset({"integration"})
@@ -53,7 +48,7 @@ def can_see(actor: Actor, case: Case) -> bool:
     """The one place the work domain asks whether an actor may see a case."""
     if actor.role == SYSTEM_ROLE:
         return not actor.disabled
-    return users.can_see_case(cast("User", actor), case)  # reads only role, teams and disabled
+    return access.can_see_case(actor, case)
 
 
 def not_found(ref: str) -> NotFound:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from sqlalchemy import ColumnElement, and_, false, or_
 
+from casestore.access import SEES_ALL_CASES
 from casestore.models import Case
-from casestore.users import SEES_ALL_CASES
 from casestore.work.actor import Actor
 
 

@@ -18,6 +18,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from casestore.work.problems import Path_, dotted
 
 MAX_NODES = 100_000  # a definition is a few hundred nodes; aliases must not blow it up
+MAX_DEPTH = 40  # a definition nests about 8 deep; a recursive alias would nest for ever
 
 
 @dataclass
@@ -43,7 +44,7 @@ class _Builder:
 
     def build(self, node: Node, path: Path_) -> object:
         self.count += 1
-        if self.count > MAX_NODES:
+        if self.count > MAX_NODES or len(path) > MAX_DEPTH:
             raise _TooBig
         if isinstance(node, MappingNode):
             result: dict[str, object] = {}
@@ -98,7 +99,8 @@ def parse_yaml(text: str) -> YamlDocument:
     try:
         doc.data = _Builder(doc).build(root, ())
     except _TooBig:
-        doc.errors.append((1, f"more than {MAX_NODES} YAML nodes (aliases expanding?): write it out plainly"))
+        doc.errors.append((1, f"more than {MAX_NODES} YAML nodes or {MAX_DEPTH} levels (aliases expanding, or an "
+                              "alias inside itself?): write it out plainly"))
         doc.data = None
     except yaml.YAMLError as exc:  # a scalar the safe constructor refuses (e.g. a bad timestamp or tag)
         mark = getattr(exc, "problem_mark", None)

@@ -1,7 +1,7 @@
 """Case work: stored case-type versions, each case's work state, tasks, SLA clocks.
 
 Revision ID: 0005
-Revises: 0003 (0004 once the token-lifecycle migration lands)
+Revises: 0004
 Create Date: 2026-11-28
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 from casestore.models import JSONType, UTCDateTime
 
 revision: str = "0005"
-down_revision: str | None = "0003"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

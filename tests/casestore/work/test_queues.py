@@ -8,9 +8,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from casestore.access import can_see_case
 from casestore.errors import Conflict, Forbidden, NotFound
 from casestore.models import AuditEvent
-from casestore.users import can_see_case
 from casestore.work import queues
 from casestore.work.actor import Actor
 from casestore.work.visibility import visible_case_clause
