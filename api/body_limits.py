@@ -32,7 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 log = logging.getLogger(__name__)
 
 Authenticate = Callable[[str], object | None]  # token -> principal, or None; runs in a worker thread
-CheckSession = Callable[[str, str | None], bool]  # (session cookie, CSRF header) -> live and matching
+CheckSession = Callable[[str, str | None], tuple[int, str] | None]  # (cookie, CSRF header) -> refusal or None
 
 
 @dataclass(frozen=True)
@@ -71,9 +71,9 @@ class BodyLimits:
             scheme, _, token = headers.get("authorization", "").partition(" ")
             cookie = self._cookie(headers.get("cookie", ""))
             if (scheme.lower() != "bearer" or not token.strip()) and cookie and self.check_session is not None:
-                if not await run_in_threadpool(self.check_session, cookie, headers.get("x-csrf-token")):
-                    await _answer(send, 401, "the session has ended or the CSRF token is missing: sign in again, "
-                                             "or send a bearer token")
+                refusal = await run_in_threadpool(self.check_session, cookie, headers.get("x-csrf-token"))
+                if refusal is not None:
+                    await _answer(send, *refusal)
                     return
             elif scheme.lower() != "bearer" or not token.strip():
                 await _answer(send, 401, "missing bearer token: send 'Authorization: Bearer <token from casework "

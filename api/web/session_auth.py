@@ -162,9 +162,14 @@ def safe_next(value: str | None) -> str:
     return value
 
 
-def session_may_post(rt: Runtime, cookie: str, csrf: str | None) -> bool:
-    """For ``api.body_limits``, before a body is read: is this cookie a live session and does the
-    CSRF header match it?  (The route's dependency checks it again.)"""
+def session_may_post(rt: Runtime, cookie: str, csrf: str | None) -> tuple[int, str] | None:
+    """For ``api.body_limits``, before a body is read: None if this cookie is a live session and
+    the CSRF header matches it, else the refusal (status, message) the route would give too."""
     with rt.read_sessions() as session:
         active = find_session(session, token=cookie, idle=timedelta(minutes=rt.settings.web.session_idle_minutes))
-    return active is not None and csrf_ok(active, csrf)
+    if active is None:
+        return 401, "the session has ended: sign in again, or send a bearer token"
+    if not csrf_ok(active, csrf):
+        return 403, (f"a request with the session cookie needs the {CSRF_HEADER} header with the page's CSRF token "
+                     "(or use a bearer token)")
+    return None

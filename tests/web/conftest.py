@@ -104,7 +104,7 @@ def _seed_store(rt: Runtime) -> dict[str, str]:
                           opened_at=None, subject="an old claim", team="complaints")
         cases.upsert_case(s, ref=CLAIM, customer_id="C2", case_type="claim", status="open", opened_at=None,
                           subject="water damage", team="claims")
-        users.add_user(s, name="robot", role="integration")
+        users.add_user(s, name="robot", role="integration", teams=["complaints", "claims"])  # files for both
         for name, role, teams in (("alice", "agent", ["complaints"]), ("bob", "agent", ["claims"]),
                                   ("sue", "supervisor", []), ("ada", "admin", [])):
             users.add_user(s, name=name, role=role, teams=teams)
