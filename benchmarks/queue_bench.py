@@ -14,7 +14,7 @@ get-next looks at 8 queues, one indexed ``LIMIT 1`` each.
 - ``open_loop``: 100 simulated agents, calls arriving at ``--rate`` per second (Poisson) for
   ``--seconds``, served by a pool of threads; latency from the arrival (queueing included) to the
   commit.  The service time (start to commit) is given too.
-- ``flat_out`` (PostgreSQL): ``--processes`` x ``--agents-per-process`` agents each calling get-next
+- ``flat_out``: ``--processes`` x ``--agents-per-process`` agents each calling get-next
   and committing as fast as it can until ``--claims`` claims are made; claims per second, latency,
   and double hand-outs counted twice: from the agents' own logs and from the audit events.
 - ``kill``: an agent process claims 20 tasks of a queue with a 1-minute lease and is SIGKILLed;
@@ -330,14 +330,15 @@ def flat_out(url: str, processes: int, per_process: int, claims: int) -> None:
     ok = [r for r in rows if r[1] > 0]
     ids = [r[1] for r in ok]
     engine = make_engine(url)
+    task_id = "details->>'task_id'" if engine.dialect.name == "postgresql" else "json_extract(details, '$.task_id')"
     with engine.connect() as conn:
         audit_doubles = conn.execute(text(
-            "SELECT count(*) FROM (SELECT details->>'task_id' FROM audit_events WHERE action = 'task.claimed' "
+            f"SELECT count(*) FROM (SELECT {task_id} FROM audit_events WHERE action = 'task.claimed' "
             "GROUP BY 1 HAVING count(*) > 1) d")).scalar()
         audit_claims = conn.execute(text("SELECT count(*) FROM audit_events WHERE action = 'task.claimed'")).scalar()
     engine.dispose()
     lat = [r[2] for r in rows]
-    emit(phase="flat_out", db="postgres", processes=processes, agents=processes * per_process, calls=len(rows),
+    emit(phase="flat_out", db=engine.dialect.name, processes=processes, agents=processes * per_process, calls=len(rows),
          claims=len(ok), failed=sum(1 for r in rows if r[1] < 0), seconds=round(wall, 1),
          claims_per_s=round(len(ok) / wall, 1), p50_ms=pct(lat, 50), p95_ms=pct(lat, 95), p99_ms=pct(lat, 99),
          double_handouts_log=len(ids) - len(set(ids)), double_handouts_audit=audit_doubles,

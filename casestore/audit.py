@@ -52,6 +52,7 @@ def record(
 
 
 _TABLE = cast(Table, AuditEvent.__table__)
+_COPY_FROM = 50
 _COLUMNS = ("at", "actor", "action", "case_id", "item_id", "reason", "details")
 
 
@@ -69,9 +70,10 @@ def record_many(session: Session, events: Sequence[NewEvent]) -> int:
     """Append many audit events at once (the clock loop escalating thousands of clocks in a
     batch); returns how many.  Same rows as ``record`` writes, without ids.
 
-    PostgreSQL: ``COPY`` on the session's connection, inside its transaction (measured 5,000
-    events in ~0.85 s as a pipelined executemany, most of a 1,000-clock escalation batch); SQLite:
-    one executemany.
+    PostgreSQL, from ``_COPY_FROM`` events: ``COPY`` on the session's connection, inside its
+    transaction (5,000 events took ~0.85 s as a pipelined executemany, most of a 1,000-clock
+    escalation batch).  Fewer events, and SQLite: one INSERT executemany (COPY costs an extra
+    round trip, which a single claim's event would feel).
     """
     if not events:
         return 0
@@ -79,7 +81,7 @@ def record_many(session: Session, events: Sequence[NewEvent]) -> int:
     rows = [(e.get("at") or at, e["actor"], e["action"], e.get("case_id"), e.get("item_id"), e.get("reason", ""),
              dict(e.get("details") or {})) for e in events]
     connection = session.connection()
-    if connection.dialect.name == "postgresql":
+    if connection.dialect.name == "postgresql" and len(rows) >= _COPY_FROM:
         cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
             with cursor.copy(f"COPY audit_events ({', '.join(_COLUMNS)}) FROM STDIN") as copy:

@@ -96,7 +96,7 @@ def sweep(session: Session, *, now: datetime, limit: int = DEFAULT_BATCH) -> Swe
     """Fire the clocks due by ``now`` (at most ``limit``); flushes, the caller commits."""
     stmt = (select(SlaClock.id, SlaClock.case_id, SlaClock.name, SlaClock.state, SlaClock.warn_at,
                    SlaClock.due_at, SlaClock.warned_at, SlaClock.breached_at)
-            .where(SlaClock.next_fire_at <= now).order_by(SlaClock.next_fire_at, SlaClock.id).limit(limit))
+            .where(SlaClock.next_fire_at <= now).order_by(SlaClock.next_fire_at).limit(limit))
     if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True)
     clocks = session.execute(stmt).all()
