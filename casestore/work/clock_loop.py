@@ -14,6 +14,9 @@ state lives in the clock row and is committed with the actions by the caller, wh
 batch: so an event fires exactly once across restarts, and with two sweepers at once too
 (PostgreSQL: the clocks are read ``FOR UPDATE SKIP LOCKED``, so the second sweeper takes other
 clocks; SQLite: the session's ``BEGIN IMMEDIATE`` writer lock runs them one after the other).
+On PostgreSQL the cases' work rows are then locked ``SKIP LOCKED`` too, and the clocks of a case
+the engine is changing (it locks the work row, then tasks, then clocks) wait for the next sweep:
+the loop never waits for a case, so the two cannot deadlock.
 
 The moments themselves (``warn_at``, ``due_at``) are working-time arithmetic done when a clock
 starts, resumes or its calendar changes (``casestore.work.clocks``); the loop needs no calendar.
@@ -103,9 +106,17 @@ def sweep(session: Session, *, now: datetime, limit: int = DEFAULT_BATCH) -> Swe
     if not clocks:
         return SweepResult(0, 0, 0, 0, 0)
     pg = session.get_bind().dialect.name == "postgresql"
+    case_ids = sorted({c.case_id for c in clocks})
     work = {case_id: (case_type, version) for case_id, case_type, version in session.execute(
         select(CaseWork.case_id, CaseWork.case_type, CaseWork.type_version)
-        .where(in_ids(CaseWork.case_id, sorted({c.case_id for c in clocks}), pg)))}
+        .where(in_ids(CaseWork.case_id, case_ids, pg)))}
+    if pg:  # the engine locks a case's work row, then its tasks, then its clocks: never wait for a busy case
+        free = set(session.scalars(select(CaseWork.case_id).where(in_ids(CaseWork.case_id, case_ids, pg))
+                                   .with_for_update(skip_locked=True)))
+        busy = set(work) - free
+        if busy:
+            log.debug("clock sweep: %d case(s) busy, their clocks wait for the next sweep", len(busy))
+            clocks = [c for c in clocks if c.case_id not in busy]
     types = case_types(session, set(work.values()))
     escalations = Escalations()
     fired: list[NewEvent] = []

@@ -14,6 +14,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from casestore import users
 from casestore.db import make_engine, session_factory, upgrade
 from casestore.models import AuditEvent, utcnow
 from casestore.work.models import SlaClock
@@ -32,6 +33,8 @@ def test_serve_fires_due_clocks_and_reports_the_loop(tmp_path: Path, user_env: d
         c = case(s)
         clock(s, c, start=utcnow() - timedelta(hours=5))
         case_id = c.id
+        users.add_user(s, name="ops", role="admin")
+        token = users.create_token(s, name="ops")  # /health shows its details to token holders
     env = {**user_env, "CASEWORK_CLOCK__INTERVAL_S": "0.5"}
     server, log_path = start_serve(tmp_path, env)
     try:
@@ -42,7 +45,8 @@ def test_serve_fires_due_clocks_and_reports_the_loop(tmp_path: Path, user_env: d
             time.sleep(0.2)
         assert breached is not None, log_path.read_text(errors="replace")[-3000:]
         port = next(a for a in server.args if str(a).isdigit())
-        health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=10).json()
+        health = httpx.get(f"http://127.0.0.1:{port}/health", timeout=10,
+                           headers={"Authorization": f"Bearer {token}"}).json()
         assert health["pipeline"]["clock"] == "running", json.dumps(health)
     finally:
         os.killpg(server.pid, signal.SIGTERM)

@@ -180,3 +180,32 @@ def test_the_loop_schedules_the_next_moment_as_the_clock_transitions_do(state: s
                  warned_at=WARN if warned else None, breached_at=DUE if breached else None)
     column = _NEXT[_next_moment(state, c.warned_at, c.breached_at, c.warn_at)]
     assert (getattr(c, column.name) if column is not None else None) == next_fire(c)
+
+
+def test_the_sweep_leaves_a_case_the_engine_holds_for_the_next_sweep(engine: Engine,
+                                                                    sessions: sessionmaker[Session]) -> None:
+    """PostgreSQL: the engine locks a case's work row, then tasks, then clocks; the sweep takes the
+    clock first, so it must not wait for the work row (the two would deadlock).  SQLite's writer
+    lock runs them one after the other instead."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("row locks are PostgreSQL's; SQLite serialises writers")
+    _setup(sessions, 2)
+    with sessions() as s:
+        busy, free = sorted(s.scalars(select(CaseWork.case_id)))
+    swept: list[int] = []
+    with sessions() as holder, holder.begin():
+        holder.get(CaseWork, busy, with_for_update=True)  # as the engine's Run.load does
+
+        def sweeper() -> None:
+            with sessions() as s2, s2.begin():
+                swept.append(sweep(s2, now=WARN).warned)
+
+        thread = threading.Thread(target=sweeper)
+        thread.start()
+        thread.join(30)
+        assert not thread.is_alive(), "the sweep waited for a case the engine holds"
+    assert swept == [1]
+    with sessions() as s, s.begin():
+        assert sweep(s, now=WARN).warned == 1, "the held case's clock fires at the next sweep"
+    with sessions() as s:
+        assert {c.case_id for c in s.scalars(select(SlaClock)) if c.warned_at is not None} == {busy, free}
