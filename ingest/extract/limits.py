@@ -62,8 +62,12 @@ class ExtractLimits(BaseModel):
         "(PDFium); a PDF that needs more is refused as a possible bomb",
     )
     max_render_pixels: int = Field(
-        20_000_000, gt=0, description="pixels (width x height) of one PDF page rendered for OCR; a larger page is "
-        "rendered at a lower DPI (not under 100), or not OCRed",
+        20_000_000, gt=0, description="pixels (width x height) of one page given to OCR: a larger PDF page is rendered "
+        "at a lower DPI (not under 100) or not at all, a larger image is scaled down first",
+    )
+    max_image_mb: int = Field(
+        256, gt=0, description="MiB one image page takes decoded (width x height x channels); a larger page is "
+        "not decoded: decompression-bomb guard for colour images",
     )
     max_image_pixels: int = Field(
         150_000_000, gt=0, description="larger images (width x height) are not decoded: decompression-bomb guard"

@@ -1,12 +1,14 @@
-"""Hostile PDFs (built here, small on disk) are refused or bounded before they take memory."""
+"""Hostile PDFs and images (built here, small on disk) are refused or bounded before they take memory."""
 
 from __future__ import annotations
 
+import io
 import resource
 import shutil
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from ingest.blobs import FileBlobStore
 from ingest.errors import LimitExceeded
@@ -95,3 +97,29 @@ def test_user_unit_does_not_enlarge_the_rendered_page(tmp_path: Path) -> None:
                                              max_pixels=20_000_000)
     assert (page.width, page.height, page.refused) == (3000, 3000, None)
     assert len(page.pixels) == 3000 * 3000
+
+
+# --- images -------------------------------------------------------------------------------------
+
+
+def _png(mode: str, size: tuple[int, int]) -> bytes:
+    buffer = io.BytesIO()
+    Image.new(mode, size, "white").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_a_colour_image_over_max_image_mb_is_not_decoded(blobs: FileBlobStore) -> None:
+    """12,000 x 12,000 RGB (a 440 KB PNG) took casework ingest to 1.9 GB; now it is refused undecoded."""
+    data = _png("RGB", (1200, 1200))  # 4.1 MiB decoded; the same rule at a tenth of the size
+    before = peak_rss_mb()
+    part = extract(data, filename="big.png", content_type=None, blobs=blobs,
+                   limits=ExtractLimits(max_image_mb=4)).parts[0]
+    assert part.error is not None and "max_image_mb" in part.error and "1200x1200" in part.error
+    assert peak_rss_mb() - before < 50
+
+
+@needs_tesseract
+def test_an_image_over_max_render_pixels_is_scaled_down_before_ocr(blobs: FileBlobStore) -> None:
+    part = extract(_png("L", (1000, 1000)), filename="wide.png", content_type=None, blobs=blobs,
+                   limits=ExtractLimits(max_render_pixels=100_000)).parts[0]
+    assert part.fields["reduced_by"] == 4  # 250 x 250 px given to tesseract
