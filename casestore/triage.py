@@ -124,6 +124,8 @@ def doc_type_examples(session: Session, *, since_id: int = 0) -> list[tuple[str,
 
 def triage_queue(session: Session, *, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
     """Items waiting in triage, oldest first, with the matcher's reason and ranked candidates."""
+    if not (0 <= offset < 2**63 and 0 <= limit < 2**63):
+        raise InvalidInput(f"offset and limit must be between 0 and {2**63 - 1}; got offset {offset}, limit {limit}")
     rows = session.scalars(
         select(Item).where(Item.outcome == "triage").order_by(Item.received_at, Item.item_id)
         .limit(limit).offset(offset)
