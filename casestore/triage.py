@@ -61,7 +61,7 @@ def resolve_triage(
     if action == "attach" and not (case_ref or "").strip():
         raise InvalidInput("action 'attach' needs case_ref: the case to file the item into")
     why = optional("reason", reason, max_len=2000) or ""
-    item = session.get(Item, item_id, with_for_update=True)
+    item = None if "\x00" in item_id else session.get(Item, item_id, with_for_update=True)
     if item is None:
         raise NotFound(f"no item {item_id!r}; check the id (casework item show ID)")
     if item.outcome != "triage":

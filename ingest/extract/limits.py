@@ -62,7 +62,7 @@ class ExtractLimits(BaseModel):
         "(PDFium); a PDF that needs more is refused as a possible bomb",
     )
     max_render_pixels: int = Field(
-        20_000_000, gt=0, description="pixels (width x height) of one page given to OCR: a larger PDF page is rendered "
+        25_000_000, gt=0, description="pixels (width x height) of one page given to OCR: a larger PDF page is rendered "
         "at a lower DPI (not under 100) or not at all, a larger image is scaled down first",
     )
     max_image_mb: int = Field(

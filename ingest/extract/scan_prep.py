@@ -129,13 +129,6 @@ def normalise(image: Image.Image, *, max_pixels: int | None = None) -> PreparedP
     """Square pixels, 100-400 dpi, greyscale or bitonal, at most ``max_pixels``; the DPI tesseract should be told."""
     notes: dict[str, object] = {}
     image = _greyscale(image)
-    if max_pixels and image.width * image.height > max_pixels:
-        factor = math.ceil(math.sqrt(image.width * image.height / max_pixels))
-        notes["reduced_by"] = factor  # tesseract's time and memory grow with the pixels it is given
-        dpi_tag = image.info.get("dpi")
-        image = image.convert("L").reduce(factor)
-        if isinstance(dpi_tag, tuple) and len(dpi_tag) == 2:
-            image.info["dpi"] = (float(dpi_tag[0]) / factor, float(dpi_tag[1]) / factor)
     tagged = _tagged_dpi(image)
     dpi: float | None = None
     if tagged:
@@ -154,6 +147,11 @@ def normalise(image: Image.Image, *, max_pixels: int | None = None) -> PreparedP
         )
         notes["downscaled_from_dpi"] = round(dpi)
         dpi = _TARGET_DPI
+    if max_pixels and image.width * image.height > max_pixels:
+        factor = math.ceil(math.sqrt(image.width * image.height / max_pixels))
+        notes["reduced_by"] = factor  # tesseract's time and memory grow with the pixels it is given
+        image = image.convert("L").reduce(factor)
+        dpi = dpi / factor if dpi else None
     return PreparedPage(image=image, dpi=round(dpi) if dpi else None, notes=notes)
 
 

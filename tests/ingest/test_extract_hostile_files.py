@@ -16,7 +16,7 @@ from ingest.extract import Extraction, ExtractLimits, extract
 from ingest.extract.pdf_child import pdf_child
 from ingest.extract.pdf_guard import check_streams, render_dpi
 from ingest.extract.pdf_reader import RenderedPage
-from tests.ingest.hostile_pdf import big_pages, flate_bomb, hex_flate_bomb, text_page
+from tests.ingest.hostile_files import big_pages, flate_bomb, hex_flate_bomb, text_page
 
 MIB = 1 << 20
 needs_tesseract = pytest.mark.skipif(shutil.which("tesseract") is None, reason="tesseract-ocr not installed")
@@ -85,7 +85,7 @@ def test_pages_of_200_inches_are_not_rendered_and_say_why(blobs: FileBlobStore) 
 @needs_tesseract
 def test_a_large_page_is_rendered_at_a_lower_dpi_within_the_pixel_bound(blobs: FileBlobStore) -> None:
     result = read(big_pages(40), blobs)
-    assert any("rendered for OCR at 111 dpi" in w for w in result.warnings)
+    assert any("rendered for OCR at 125 dpi" in w for w in result.warnings)  # 5,000 px a side
 
 
 def test_user_unit_does_not_enlarge_the_rendered_page(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Hostile PDFs built in the tests, small on disk: Flate bombs and pages the size of a field.
+"""Hostile files built in the tests, small on disk: Flate bombs, pages the size of a field, huge images.
 
 ``SECURITY.md`` (section "Hostile files") records what each did to ``casework ingest`` before and after.
 """
@@ -87,3 +87,25 @@ def big_pages(inches: float, *, pages: int = 1, user_unit: float | None = None) 
     objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [%s] /Count %d >>" % (kids, pages)]
     objects += [b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 %d %d] %s>>" % (size, size, unit)] * pages
     return pdf(objects)
+
+
+def blank_png(width: int, height: int, *, rows_per_block: int = 120) -> bytes:
+    """A white RGB PNG of ``width`` x ``height`` built without holding its pixels (12,000 x 12,000: 440 KB
+    on disk, 432 MB decoded), the same repeated-block way as ``deflated_spaces``."""
+    row = b"\x00" + b"\xff" * (3 * width)  # filter byte "none", then the pixels
+    block = row * rows_per_block
+    raw = zlib.compressobj(9, zlib.DEFLATED, -15)
+    encoded = raw.compress(block) + raw.flush(zlib.Z_FULL_FLUSH)
+    tail_rows = height % rows_per_block
+    tail = raw.compress(row * tail_rows) + raw.flush() if tail_rows else raw.flush()
+    checksum = 1
+    for _ in range(height // rows_per_block):
+        checksum = zlib.adler32(block, checksum)
+    checksum = zlib.adler32(row * tail_rows, checksum)
+    data = b"\x78\xda" + encoded * (height // rows_per_block) + tail + checksum.to_bytes(4, "big")
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
+
+    header = width.to_bytes(4, "big") + height.to_bytes(4, "big") + bytes([8, 2, 0, 0, 0])  # 8-bit RGB
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
