@@ -38,7 +38,7 @@ _ALLOWED = {
     ("builtins", "RuntimeError"),
     ("builtins", "MemoryError"),
 }
-_CALLS = ("read_pdf", "render_page")
+_CALLS = ("read_pdf", "render_page", "page_count")
 
 
 class _Unpickler(pickle.Unpickler):

@@ -120,6 +120,16 @@ def read_pdf(
                       embedded=embedded, warnings=warnings)
 
 
+def page_count(path: str, *, password: str | None = None) -> int:
+    doc, _ = open_pdf(path, [password])
+    try:
+        with PDFIUM:
+            return len(doc)
+    finally:
+        with PDFIUM:
+            doc.close()
+
+
 def render_page(path: str, *, password: str | None, number: int, dpi: int, max_pixels: int) -> RenderedPage:
     """Page ``number`` (0-based) in greyscale at ``dpi``, or lower to stay within ``max_pixels``."""
     doc, _ = open_pdf(path, [password])
