@@ -18,6 +18,7 @@ from __future__ import annotations
 import atexit
 import io
 import logging
+import os
 import pickle
 import resource
 import struct
@@ -125,24 +126,26 @@ class PdfChild:
             process.stdout.close()
 
 
-_CHILDREN: dict[int, PdfChild] = {}
+_CHILDREN: dict[tuple[int, int], PdfChild] = {}  # (pid, memory limit): a forked process starts its own
 _CHILDREN_LOCK = threading.Lock()
 
 
 def pdf_child(memory_mb: int) -> PdfChild:
     """The process's child for this memory limit (started on its first call)."""
+    key = (os.getpid(), memory_mb)
     with _CHILDREN_LOCK:
-        child = _CHILDREN.get(memory_mb)
+        child = _CHILDREN.get(key)
         if child is None:
-            child = _CHILDREN[memory_mb] = PdfChild(memory_mb)
+            child = _CHILDREN[key] = PdfChild(memory_mb)
         return child
 
 
 @atexit.register
 def _close_all() -> None:
     with _CHILDREN_LOCK:
-        for child in _CHILDREN.values():
-            child.close()
+        for (pid, _), child in _CHILDREN.items():
+            if pid == os.getpid():
+                child.close()
         _CHILDREN.clear()
 
 
