@@ -4,6 +4,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.setup-stamp
+NODE_STAMP := node_modules/.setup-stamp
 APT_PACKAGES := tesseract-ocr tesseract-ocr-eng dovecot-imapd chromium
 PYTEST_ARGS ?=
 
@@ -15,7 +16,7 @@ help:
 	@echo "make bench  run the benchmarks (figures go to BENCHMARKS.md by hand)"
 	@echo "make setup  create .venv, install casework with its dev extras and the Debian packages"
 
-setup: system-packages $(STAMP)
+setup: system-packages $(STAMP) $(NODE_STAMP)
 
 # Debian packages: installed with apt-get when missing and running as root; otherwise say what to run.
 system-packages:
@@ -38,6 +39,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	@touch $(STAMP)
+
+# Browser assets (htmx, Swagger UI, ReDoc; axe-core for the browser tests) from the npm registry,
+# exactly as package-lock.json pins them; the workbench serves them from node_modules/, never a CDN.
+$(NODE_STAMP): package.json package-lock.json
+	@command -v npm >/dev/null || { \
+	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null; \
+	  else echo "npm is missing: sudo apt-get install -y --no-install-recommends nodejs npm"; exit 1; fi; }
+	npm ci --no-audit --no-fund --ignore-scripts --loglevel=error
+	@touch $(NODE_STAMP)
 
 run: setup
 	@mkdir -p casework-data/drop

@@ -8,24 +8,33 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, UploadFile, status
 from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel
 from sqlalchemy import text
 
-from api.auth import Principal, current_user, get_runtime, require_roles
+from api.admin_routes import router as admin_router
+from api.auth import Principal, authenticate_token, bearer, current_user, get_runtime, require_roles
+from api.body_limits import BodyLimits, BodyRule
 from api.search_routes import router as search_router
 from api.triage_routes import router as triage_router
+from api.web import install_workbench
+from api.web.session_auth import COOKIE as SESSION_COOKIE
+from api.web.session_auth import session_may_post
 from api.wiring import Runtime
-from casestore import cases, items, users
-from casestore.errors import CaseStoreError, NotFound
+from casestore import access, cases, items
+from casestore.errors import CaseStoreError
+from casestore.token_use import LastUseBuffer
 from classify.errors import ClassifyError
 from connectors.metrics import REGISTRY
 from connectors.runner import routers
 from ingest.errors import IngestError
-from ingest.intake import CHANNELS, TRUSTED_BY, make_raw_item, publish_raw
+from ingest.intake import CHANNELS, TRUSTED_BY, make_raw_item, publish_raw, upload_key_namespace, upload_source
 
 log = logging.getLogger(__name__)
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+MAX_API_BODY_BYTES = 2 * 1024 * 1024  # a JSON request to any other /api/ route
+MAX_SOURCE_ID_CHARS = 500
 
 
 class ItemAccepted(BaseModel):
@@ -36,10 +45,16 @@ class ItemAccepted(BaseModel):
 
 
 def create_app(rt: Runtime, *, health_extra: Any = None) -> FastAPI:
-    app = FastAPI(title="casework", version="0.1.0",
+    app = FastAPI(title="casework", version="0.1.0", docs_url=None, redoc_url=None,  # served locally: api.web
                   description="Case-management intake. Every route but /health needs a bearer token.")
     app.state.runtime = rt
+    # token and size checked from the headers, before FastAPI reads (and spools) a body
+    app.add_middleware(BodyLimits, authenticate=lambda token: authenticate_token(rt, token),
+                       session_cookie=SESSION_COOKIE, check_session=lambda c, csrf: session_may_post(rt, c, csrf),
+                       rules=[BodyRule("/api/v1/items", MAX_UPLOAD_BYTES + 1024 * 1024),
+                              BodyRule("/api/", MAX_API_BODY_BYTES)])
     app.state.health_extra = health_extra
+    app.state.last_use = LastUseBuffer(interval_s=rt.settings.auth.last_used_flush_s)  # see api.auth
 
     async def domain_error(request: Request, exc: Exception) -> JSONResponse:
         """The one place an error's ``http_status`` becomes a response."""
@@ -50,7 +65,9 @@ def create_app(rt: Runtime, *, health_extra: Any = None) -> FastAPI:
         app.add_exception_handler(root, domain_error)
 
     app.include_router(triage_router)
+    app.include_router(admin_router)
     app.include_router(search_router)
+    install_workbench(app)  # the web pages at /, their sign-in, /static, /assets, /docs and /redoc
     connector_settings = rt.settings.connectors
     for router in routers(connector_settings, bus=rt.bus, blobs=rt.blobs, data_dir=rt.settings.data_dir):
         app.include_router(router)  # webhooks and forms: each checks its own signature or CSRF token
@@ -61,7 +78,10 @@ def create_app(rt: Runtime, *, health_extra: Any = None) -> FastAPI:
         return REGISTRY.prometheus()
 
     @app.get("/health", tags=["health"])
-    def health(request: Request) -> dict[str, Any]:
+    def health(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+               ) -> JSONResponse:
+        """Without a token: ``{"status": "ok"|"degraded"}`` only. With one: the database, bus, pipeline
+        and connector details too. 503 when the store cannot be reached, else 200."""
         runtime = get_runtime(request)
         report: dict[str, Any] = {"status": "ok"}
         try:
@@ -70,6 +90,7 @@ def create_app(rt: Runtime, *, health_extra: Any = None) -> FastAPI:
             report["db"] = "ok"
         except Exception as exc:
             report["status"], report["db"] = "degraded", f"error: {type(exc).__name__}"
+        code = 200 if report["db"] == "ok" else 503
         report["bus"] = runtime.settings.bus.url.split("://")[0].rstrip(":")
         report["connectors"] = REGISTRY.health()
         if REGISTRY.degraded():
@@ -79,7 +100,12 @@ def create_app(rt: Runtime, *, health_extra: Any = None) -> FastAPI:
             report.update(extra())
             if any(v == "stopped" for v in report.get("pipeline", {}).values()):
                 report["status"] = "degraded"
-        return report
+        if credentials is None or code != 200:  # details are for token holders (checked in the store)
+            return JSONResponse({"status": report["status"]}, status_code=code)
+        if credentials.scheme.lower() != "bearer" or authenticate_token(runtime, credentials.credentials) is None:
+            raise HTTPException(401, "invalid, revoked, expired or disabled token",  # not a silent downgrade
+                                headers={"WWW-Authenticate": "Bearer"})
+        return JSONResponse(report, status_code=code)
 
     @app.post("/api/v1/items", status_code=status.HTTP_202_ACCEPTED, response_model=ItemAccepted, tags=["items"])
     async def upload_item(
@@ -87,14 +113,22 @@ def create_app(rt: Runtime, *, health_extra: Any = None) -> FastAPI:
         user: Annotated[Principal, require_roles("integration", "admin", "supervisor", "agent")],
         file: Annotated[UploadFile, File(description="the document")],
         channel: Annotated[str, Form(description=f"one of {', '.join(CHANNELS)}")] = "api",
-        source_id: Annotated[str | None, Form(description="the sender system's id; makes re-sends idempotent")] = None,
+        source_id: Annotated[str | None, Form(
+            description="your system's id for the document; re-sending it is idempotent. Keys are yours alone: "
+            "the same id from another account is another item")] = None,
         metadata: Annotated[
-            str, Form(description="JSON object of strings: sender_email, subject, doc_type, team")
+            str, Form(description="JSON object of strings: sender_email, subject, doc_type, team, case_ref "
+                      "(a case you may see; otherwise 404), customer_id (integration accounts only)")
         ] = "{}",
     ) -> ItemAccepted:
+        """Accept a document for the pipeline.  It is filed only where its uploader may file
+        (casestore.access): naming a case you may not see answers 404 as for a missing case, and a
+        document the matcher would file into such a case goes to triage instead."""
         runtime = get_runtime(request)
         if channel not in CHANNELS:
             raise HTTPException(422, f"unknown channel {channel!r}: use one of {', '.join(CHANNELS)}")
+        if source_id is not None and len(source_id) > MAX_SOURCE_ID_CHARS:
+            raise HTTPException(422, f"source_id is over {MAX_SOURCE_ID_CHARS} characters; send a shorter id")
         try:
             meta = json.loads(metadata)
         except json.JSONDecodeError as exc:
@@ -103,6 +137,13 @@ def create_app(rt: Runtime, *, health_extra: Any = None) -> FastAPI:
             raise HTTPException(422, "metadata is nested too deeply: send a flat JSON object of strings") from None
         if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
             raise HTTPException(422, "metadata must be a JSON object whose values are strings")
+        team = meta.get("team", "").strip() or None
+        if not access.may_assign_team(user, team):
+            raise HTTPException(403, f"you may not open cases in team {team!r}: name one of your teams "
+                                     f"({', '.join(user.teams) or 'you have none'}) or leave team out")
+        if meta.get("case_ref", "").strip():
+            with runtime.read_sessions() as session:  # the same answer for a missing and a hidden case
+                access.visible_case(session, user, ref=meta["case_ref"])
         data = await file.read(MAX_UPLOAD_BYTES + 1)
         if len(data) > MAX_UPLOAD_BYTES:
             raise HTTPException(413, f"upload is over {MAX_UPLOAD_BYTES // (1024 * 1024)} MiB")
@@ -114,7 +155,8 @@ def create_app(rt: Runtime, *, health_extra: Any = None) -> FastAPI:
             meta[TRUSTED_BY] = f"api:{user.name}"
         raw = make_raw_item(blobs=runtime.blobs, data=data, channel=channel,
                             filename=file.filename, content_type=file.content_type,
-                            source=f"api:{user.name}", source_id=source_id, metadata=meta)
+                            source=upload_source(user.name), source_id=source_id, metadata=meta,
+                            key_namespace=upload_key_namespace(user.name))  # keys are the uploader's own
         with runtime.read_sessions() as session:
             known = items.outcomes(session, item_ids=[raw.item_id]).get(raw.item_id, {})
         duplicate = known.get("outcome") not in (None, "failed")
@@ -127,32 +169,16 @@ def create_app(rt: Runtime, *, health_extra: Any = None) -> FastAPI:
     def get_item(request: Request, item_id: str, user: Annotated[Principal, Depends(current_user)]) -> dict[str, Any]:
         runtime = get_runtime(request)
         with runtime.read_sessions() as session:
-            view = items.item_view(session, item_id=item_id)
-            ref = view.get("case_ref")
-            if user.role == "integration":
-                visible = view.get("source") == f"api:{user.name}"  # an integration sees what it uploaded
-            elif ref:
-                visible = _visible(session, user, ref)
-            else:
-                visible = True  # triage, noise and failures: the shared intake queue
-            if not visible:
+            if not access.item_visible(session, user, item_id=item_id):  # casestore.access rule 4
                 raise HTTPException(404, f"no item {item_id} (or not visible to you)")
-        return view
+            return items.item_view(session, item_id=item_id)
 
     @app.get("/api/v1/cases/{ref}", tags=["cases"])
     def get_case(request: Request, ref: str, user: Annotated[Principal, Depends(current_user)]) -> dict[str, Any]:
         runtime = get_runtime(request)
         with runtime.read_sessions() as session:
-            if not _visible(session, user, ref):
-                raise HTTPException(404, f"no case {ref} (or not visible to your teams)")
+            access.visible_case(session, user, ref=ref)  # NotFound (404) alike for missing and hidden
             return cases.case_folder(session, ref=ref)
 
     return app
 
-
-def _visible(session: Any, user: Principal, ref: str) -> bool:
-    try:
-        case = cases.get_case(session, ref=ref)
-    except NotFound:
-        return False
-    return users.can_see_case(user, case)  # type: ignore[arg-type]

@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -13,11 +14,13 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from api import casetype_cli
 from api.cli_support import err, out, runtime
 from api.cli_support import fail as _fail
 from api.settings import get_settings
 
 if TYPE_CHECKING:
+    from api.dead_letter_ops import Filters
     from ingest.bus.sqlite_log import SqliteBus
 
 app = typer.Typer(help="casework: case-management intake. Data lives in CASEWORK_DATA_DIR (default ./casework-data).",
@@ -26,8 +29,8 @@ import_app = typer.Typer(help="Load CRM/billing customers and existing cases fro
                          no_args_is_help=True)
 case_app = typer.Typer(help="Case folders.", no_args_is_help=True)
 item_app = typer.Typer(help="Inbound items.", no_args_is_help=True)
-user_app = typer.Typer(help="Users of the API.", no_args_is_help=True)
-token_app = typer.Typer(help="API bearer tokens.", no_args_is_help=True)
+user_app = typer.Typer(help="Users of the API: add, list, disable, enable.", no_args_is_help=True)
+token_app = typer.Typer(help="API bearer tokens: create (with expiry and label), list, revoke.", no_args_is_help=True)
 dlq_app = typer.Typer(help="The dead-letter topic intake.dead.", no_args_is_help=True)
 triage_app = typer.Typer(help="Items the matcher left for a person.", no_args_is_help=True)
 train_app = typer.Typer(help="Train the document-type model.", no_args_is_help=True)
@@ -41,6 +44,7 @@ app.add_typer(dlq_app, name="dlq")
 app.add_typer(triage_app, name="triage")
 app.add_typer(train_app, name="train")
 app.add_typer(bus_app, name="bus")
+app.add_typer(casetype_cli.app, name="casetype")
 
 log = logging.getLogger("casework")
 
@@ -197,28 +201,24 @@ def item_show(item_id: str, as_json: Annotated[bool, typer.Option("--json")] = F
         out.print(f"[red]failed[/red] at {f['stage']}: {f['error_class']}: {f['message']}")
 
 
-@user_app.command("add")
-def user_add(
+@user_app.command("passwd")
+def user_passwd(
     name: str,
-    role: Annotated[str, typer.Option(help="agent, supervisor, admin or integration")],
-    team: Annotated[list[str] | None, typer.Option(help="a team the user belongs to; repeat for several")] = None,
+    password_stdin: Annotated[bool, typer.Option(
+        "--password-stdin", help="read the password from the first line of standard input (for scripts)")] = False,
 ) -> None:
-    """Add a user of the API."""
-    from casestore import users
+    """Set the workbench password of user NAME (asked twice; argon2-hashed). Signs out their sessions."""
+    from casestore.signin.passwords import set_password
 
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif sys.stdin.isatty():
+        password = typer.prompt(f"new password for {name}", hide_input=True, confirmation_prompt=True)
+    else:
+        _fail("no terminal to ask for the password: pass --password-stdin and pipe it in", 2)
     with runtime() as rt, rt.sessions() as session, session.begin():
-        users.add_user(session, name=name, role=role, teams=team or [])
-    out.print(f"user {name} added as {role}" + (f" in {', '.join(team)}" if team else ""))
-
-
-@token_app.command("create")
-def token_create(name: str) -> None:
-    """Print a new bearer token for user NAME (only its hash is stored: keep it now)."""
-    from casestore import users
-
-    with runtime() as rt, rt.sessions() as session, session.begin():
-        token = users.create_token(session, name=name)
-    sys.stdout.write(token + "\n")
+        set_password(session, name=name, password=password)
+    out.print(f"password set for {name}; sign in at /login")
 
 
 @app.command()
@@ -283,35 +283,111 @@ def connector(
             return
         try:
             run_connector(name, rt.settings.connectors, bus=rt.bus, blobs=rt.blobs, data_dir=rt.settings.data_dir,
-                          stop=stop, host=host, port=port)
+                          stop=stop, host=host, port=port, trusted_proxies=rt.settings.serve.trusted_proxies)
         except ValueError as exc:
             _fail(str(exc), 2)
 
 
+def _age(text: str | None) -> timedelta | None:
+    """``30m``, ``12h``, ``7d`` -> a timedelta (for --older-than)."""
+    if text is None:
+        return None
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    value, unit = text.strip()[:-1], text.strip()[-1:].lower()
+    if unit not in units or not value.replace(".", "", 1).isdigit():
+        _fail(f"--older-than {text!r}: give a number and a unit, e.g. 30m, 12h or 7d", 2)
+    return timedelta(seconds=float(value) * units[unit])
+
+
+ItemOpt = Annotated[list[str] | None, typer.Option("--item", help="only this item id (repeatable)")]
+StageOpt = Annotated[str | None, typer.Option("--stage", help="only this stage: extract, classify or file")]
+ErrorOpt = Annotated[str | None, typer.Option("--error-class", help="only this error class, e.g. PdfEncrypted")]
+AgeOpt = Annotated[str | None, typer.Option("--older-than", help="only entries whose last failure is older, e.g. 1h")]
+
+
+def _filters(item: list[str] | None, stage: str | None, error_class: str | None, older_than: str | None) -> Filters:
+    from api.dead_letter_ops import Filters
+
+    return Filters(items=tuple(item or ()), stage=stage, error_class=error_class, older_than=_age(older_than))
+
+
 @dlq_app.command("list")
-def dlq_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Every dead letter: item, stage, error class and message."""
-    from ingest.dead_letters import read_dead_letters
+def dlq_list(as_json: Annotated[bool, typer.Option("--json")] = False,
+             include_handled: Annotated[bool, typer.Option("--all", help="also entries already replayed or discarded")]
+             = False,
+             item: ItemOpt = None, stage: StageOpt = None, error_class: ErrorOpt = None, older_than: AgeOpt = None,
+             ) -> None:
+    """Dead letters, one entry per item and stage: attempts, newest error, and its state."""
+    from api.dead_letter_ops import list_entries
 
     with runtime() as rt:
-        letters = read_dead_letters(rt.bus)
+        listed = list_entries(rt, filters=_filters(item, stage, error_class, older_than),
+                              include_handled=include_handled)
     if as_json:
-        _print_json([json.loads(letter.model_dump_json(exclude={"envelope"})) for letter in letters])
+        _print_json([{"item_id": x.entry.item_id, "stage": x.entry.stage, "topic": x.entry.topic,
+                      "error_class": x.entry.error_class, "message": x.entry.message, "retryable": x.entry.retryable,
+                      "attempts": x.entry.attempts, "first_failed_at": x.entry.first_failed_at,
+                      "failed_at": x.entry.last_failed_at, "state": x.state} for x in listed])
         return
-    table = Table("failed at", "item", "stage", "error", "message")
-    for letter in letters:
-        table.add_row(str(letter.failed_at), letter.item_id or "", letter.stage, letter.error_class, letter.message)
+    table = Table("last failed", "item", "stage", "attempts", "state", "error", "message")
+    for x in listed:
+        table.add_row(str(x.entry.last_failed_at), x.entry.item_id or "", x.entry.stage, str(x.entry.attempts),
+                      x.state, x.entry.error_class, x.entry.message)
     out.print(table)
 
 
 @dlq_app.command("replay")
-def dlq_replay() -> None:
-    """Publish every dead letter not yet replayed back to the topic it failed on."""
-    from ingest.dead_letters import replay_dead_letters
+def dlq_replay(item: ItemOpt = None, stage: StageOpt = None, error_class: ErrorOpt = None, older_than: AgeOpt = None,
+               wait: Annotated[float, typer.Option(help="wait up to this many seconds and report each outcome "
+                                                        "(needs the stages running: casework serve)")] = 0.0,
+               reason: Annotated[str, typer.Option(help="why, for the audit trail")] = "",
+               ) -> None:
+    """Publish each outstanding dead-letter entry once (newest envelope) back to the topic it failed on."""
+    from api.dead_letter_ops import replay_entries, wait_for_outcomes
+    from ingest.messages import utcnow
 
     with runtime() as rt:
-        n = replay_dead_letters(rt.bus)
-    out.print(f"{n} dead letters replayed")
+        started = utcnow()
+        replayed = replay_entries(rt, filters=_filters(item, stage, error_class, older_than),
+                                  actor=_os_user(), reason=reason)
+        out.print(f"{len(replayed)} dead-letter entries replayed")
+        if wait > 0 and replayed:
+            outcomes = wait_for_outcomes(rt, replayed, since=started, timeout=wait)
+            again = sorted(i for i, o in outcomes.items() if o == "failed")
+            done = len(outcomes) - len(again)
+            pending = len([e for e in replayed if e.item_id]) - len(outcomes)
+            out.print(f"{done} filed, {len(again)} failed again, {pending} not settled within {wait:g} s")
+            for item_id in again:
+                out.print(f"  failed again: {item_id}")
+            if again:
+                raise typer.Exit(1)
+
+
+@dlq_app.command("discard")
+def dlq_discard(reason: Annotated[str, typer.Option(help="why nobody will fix these (audit trail)")],
+                item: ItemOpt = None, stage: StageOpt = None, error_class: ErrorOpt = None,
+                older_than: AgeOpt = None,
+                everything: Annotated[bool, typer.Option("--all", help="every outstanding entry")] = False) -> None:
+    """Give up on dead-letter entries: they leave the list until the item fails again."""
+    from api.dead_letter_ops import discard_entries
+
+    filters = _filters(item, stage, error_class, older_than)
+    if filters.empty and not everything:
+        _fail("say which entries: --item, --stage, --error-class, --older-than, or --all", 2)
+    if not reason.strip():
+        _fail("give a --reason: it goes into the audit trail", 2)
+    with runtime() as rt:
+        discarded = discard_entries(rt, filters=filters, actor=_os_user(), reason=reason.strip())
+    out.print(f"{len(discarded)} dead-letter entries discarded")
+
+
+def _os_user() -> str:
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
 
 
 @bus_app.command("prune")
@@ -354,10 +430,10 @@ def _sqlite_bus(bus: object) -> SqliteBus:
 def triage_list(as_json: Annotated[bool, typer.Option("--json")] = False,
                 limit: Annotated[int, typer.Option(help="at most this many")] = 100) -> None:
     """The triage queue, oldest first, with the matcher's reason and candidate cases."""
-    from casestore import triage
+    from casestore import access, triage
 
     with runtime() as rt, rt.read_sessions() as session:
-        queue = triage.triage_queue(session, limit=limit)
+        queue = triage.triage_queue(session, viewer=access.OPERATOR, limit=limit)
     if as_json:
         _print_json(queue)
         return
@@ -380,7 +456,7 @@ def triage_resolve(
     actor: Annotated[str, typer.Option("--as", help="who resolves it")] = "cli",
 ) -> None:
     """Resolve a triaged item: --attach REF, --new-case [--customer ID] or --noise. Recorded as a label."""
-    from casestore import triage
+    from casestore import access, triage
 
     chosen = [a for a, on in (("attach", attach is not None), ("new_case", new_case), ("noise", noise)) if on]
     if len(chosen) != 1:
@@ -389,8 +465,9 @@ def triage_resolve(
 
     with runtime() as rt:
         with rt.sessions() as session, session.begin():
-            res = triage.resolve_triage(session, item_id=item_id, action=chosen[0], case_ref=attach, actor=actor,
-                                        reason=reason, customer_id=customer, doc_type=doc_type)
+            res = triage.resolve_triage(session, item_id=item_id, action=chosen[0], case_ref=attach,
+                                        viewer=access.OPERATOR, actor=actor, reason=reason, customer_id=customer,
+                                        doc_type=doc_type)
         try:
             with rt.read_sessions() as session:  # search must see it where it now is (its case's team)
                 index_items(session, rt.search_index, [res.item_id])
@@ -446,15 +523,16 @@ def train_doctype(
               f"{len(corrections)} corrections saved to {path}")
 
 
-def _register_search_commands() -> None:
-    from api import search_cli
+def _register_more_commands() -> None:
+    from api import search_cli, user_cli
 
     app.command("search")(search_cli.search)
     app.command("reindex")(search_cli.reindex)
     import_app.command("documents")(search_cli.import_documents)
+    user_cli.register(user_app, token_app)
 
 
-_register_search_commands()
+_register_more_commands()
 
 
 def main() -> None:

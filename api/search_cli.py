@@ -26,10 +26,11 @@ from rich.table import Table
 from api.cli_support import err, out, runtime
 from api.cli_support import fail as _fail
 from api.wiring import Runtime
+from casestore import access
 from casestore.search import indexer
 from casestore.search.port import SearchIndex, SearchQuery, Viewer
 
-OPERATOR = Viewer(role="admin")  # the CLI is run by whoever administers the machine: sees everything
+OPERATOR = Viewer(role=access.OPERATOR.role)  # the CLI is run by whoever administers the machine: sees everything
 
 
 @contextmanager

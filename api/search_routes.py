@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel
 
 from api.auth import Principal, current_user
-from casestore import users
+from casestore import access
 from casestore.search.port import MAX_DOCUMENT_ID, MAX_LIMIT, SearchIndex, SearchQuery, Viewer
 
 log = logging.getLogger(__name__)
@@ -97,14 +97,15 @@ def search(
         fuzzy=fuzzy, sort=sort, limit=limit, cursor=cursor or None, like_document_id=like,
     )
     result = index.search(query, Viewer(role=user.role, teams=user.teams, disabled=user.disabled))
-    # The index filters by the teams it recorded; the store has the last word, so a hit whose case
-    # has since moved out of the viewer's teams (an index update that failed or lags) is dropped.
+    # The index filters by the teams it recorded; the store has the last word (casestore.access):
+    # a hit whose case has since moved out of the viewer's teams (an index update that failed or
+    # lags) is dropped, and so is a triage item that names another team's case or customer (the
+    # index holds triage documents as the shared queue; the access rule is finer than its ACL).
     with request.app.state.runtime.read_sessions() as session:
-        hidden = users.items_hidden_from(session, role=user.role, teams=user.teams, disabled=user.disabled,
-                                         item_ids=sorted({h.item_id for h in result.hits}))
+        hidden = access.items_hidden_from(session, user, sorted({h.item_id for h in result.hits}))
     if hidden:
-        log.warning("search index is stale for %d item(s) (their cases moved teams); run `casework reindex`",
-                    len(hidden))
+        log.info("%d search hit(s) dropped by the store's access rule (a triage item of another team, "
+                 "or a stale index: run `casework reindex` if cases moved teams)", len(hidden))
     hits = [h for h in result.hits if h.item_id not in hidden]
     return {
         "total": result.total - (len(result.hits) - len(hits)),

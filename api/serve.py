@@ -60,7 +60,9 @@ def run_server(settings: Settings, *, host: str, port: int) -> None:
     # groups at once instead of holding partitions until their session times out).
     signal.signal(signal.SIGTERM, _exit_cleanly)
     try:
-        uvicorn.run(app, host=host, port=port, log_level="info")
+        trusted = settings.serve.trusted_proxies  # forwarded headers are believed from these peers only
+        uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=bool(trusted),
+                    forwarded_allow_ips=trusted or None)
     except SystemExit as exc:
         if exc.code not in (0, None):
             raise
@@ -71,4 +73,7 @@ def run_server(settings: Settings, *, host: str, port: int) -> None:
         watcher_thread.join(5)
         for t in connector_threads:
             t.join(10)
+        last_use = getattr(app.state, "last_use", None)  # tokens' last-use times still in memory
+        if last_use is not None:
+            last_use.flush(rt.engine)
         rt.close()

@@ -13,6 +13,7 @@ never at import time.
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -37,13 +38,14 @@ class BusSettings(BaseModel):
         default=168.0, gt=0, description="embedded SQLite bus: delete records every consumer group has committed "
         "once they are this old (default a week); empty keeps everything. Kafka: set the topics' retention.ms",
     )
-    session_timeout_ms: int = Field(default=10000, description="Kafka consumer group session timeout")
+    session_timeout_ms: int = Field(default=10000, description="consumer group session timeout: how long a crashed "
+                                    "member's partitions wait for it (Kafka; and the embedded bus, whose members "
+                                    "heartbeat from a thread of their own and are dropped at once on a restart)")
     heartbeat_interval_ms: int = Field(default=3000, description="Kafka consumer heartbeat interval")
     max_poll_interval_ms: int = Field(
         default=300000,
         description="longest a stage may take over one polled batch before its partitions go to another member "
-        "(Kafka max.poll.interval.ms; on the SQLite bus the members' session timeout, so a crashed stage "
-        "process's partitions move after this long — a stage that stops cleanly hands them over at once)",
+        "(Kafka max.poll.interval.ms; the embedded bus stops a member's heartbeat after this long without a poll)",
     )
 
 
@@ -133,6 +135,53 @@ class ServeSettings(BaseModel):
     run_pipeline: bool = Field(
         default=True, description="run every pipeline stage inside `casework serve` (embedded default)"
     )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="addresses or CIDR networks of the reverse proxies in front of casework; only a request "
+        "from one of them has its X-Forwarded-For / X-Forwarded-Proto believed (the client address for rate "
+        "limits and logs). Empty: forwarded headers are ignored",
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _addresses_or_networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"serve.trusted_proxies: {entry!r} is not an IP address or CIDR network "
+                                 "(e.g. 10.0.0.5 or 10.0.0.0/24)") from None
+        return [entry.strip() for entry in value]
+
+
+class WorkSettings(BaseModel):
+    """Case work: where the case-type definitions and the business calendars are read from."""
+
+    case_types_dir: str = Field(
+        default="", description="folder of case-type definitions (<name>.yaml per type, plus mapping.yaml); "
+        "empty means the definitions shipped with casework (casestore/work/shipped/case_types)",
+    )
+    calendars_dir: str = Field(
+        default="", description="folder of business calendars (<name>.yaml per calendar); empty means the "
+        "calendars shipped with casework (casestore/work/shipped/calendars)",
+    )
+
+
+class AuthSettings(BaseModel):
+    last_used_flush_s: float = Field(
+        default=60.0, ge=0, description="tokens' last-use times are kept in memory and written at most this often "
+        "(seconds), after a response, in a short transaction that skips when the store is busy",
+    )
+
+
+class WebSettings(BaseModel):
+    """The workbench (web pages at /) and its sign-in."""
+
+    session_idle_minutes: float = Field(default=30.0, gt=0, description="a web session unused this long ends")
+    assets_dir: str = Field(
+        default="", description="where `npm ci` put the browser assets (htmx, Swagger UI, ReDoc); "
+        "empty means node_modules/ beside the casework sources",
+    )
 
 
 class Settings(BaseSettings):
@@ -146,7 +195,10 @@ class Settings(BaseSettings):
     match: MatchSettings = MatchSettings()
     serve: ServeSettings = ServeSettings()
     search: SearchSettings = SearchSettings()
+    auth: AuthSettings = AuthSettings()
     connectors: ConnectorSettings = ConnectorSettings()
+    work: WorkSettings = WorkSettings()
+    web: WebSettings = WebSettings()
 
     @property
     def db_url(self) -> str:
@@ -165,6 +217,22 @@ class Settings(BaseSettings):
         if self.match.doc_type_model:
             return Path(self.match.doc_type_model)
         return self.data_dir / "models" / "doctype.joblib"
+
+    @property
+    def case_types_dir(self) -> Path:
+        if self.work.case_types_dir:
+            return Path(self.work.case_types_dir)
+        from casestore.work.loader import SHIPPED_DIR
+
+        return SHIPPED_DIR
+
+    @property
+    def calendars_dir(self) -> Path:
+        if self.work.calendars_dir:
+            return Path(self.work.calendars_dir)
+        from casestore.work.calendar_config import SHIPPED_CALENDARS
+
+        return SHIPPED_CALENDARS
 
     @property
     def is_embedded_bus(self) -> bool:

@@ -5,36 +5,74 @@ The stages already talk only through the bus (a SQLite log that several processe
 the store, so a child needs nothing from the parent but the settings. Children ignore SIGINT
 (the parent decides when to stop) and leave their consumer groups cleanly when told to stop,
 so nothing is lost: what a child polled but did not commit is delivered again.
+
+Stopping: the parent raises a shared flag (not a ``multiprocessing.Event``: setting an Event
+waits for every process that ever waited on it, so a child killed mid-wait, as SIGTERM to the
+whole process group does, made ``serve`` hang for good).  A child also stops, finishing its
+batch, on SIGTERM, and when the process that started it (``serve`` or ``ingest``: the owner) is
+gone, so a ``kill -9`` of ``casework serve`` leaves no stage process behind to file items beside
+the restarted server's.  The owner is not the child's parent: the forkserver is, and it lives as
+long as any child does (each child holds the forkserver's liveness pipe), so the child watches
+the owner's pid and start time (a zombie or a reused pid counts as gone); where the forkserver
+is not used, the kernel's parent-death signal (``PR_SET_PDEATHSIG``) covers it too.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing as mp
+import os
 import resource
 import signal
+import threading
 from collections.abc import Sequence
 from multiprocessing.context import ForkServerContext, SpawnContext
 from multiprocessing.process import BaseProcess
-from multiprocessing.synchronize import Event as MpEvent
 from typing import Any
 
 from api.settings import Settings
 from api.wiring import open_runtime
 from ingest.pipeline import STAGES, PipelineRunner
+from ingest.procs import process_start_time
 
 log = logging.getLogger(__name__)
 
 
-def _stage_main(settings_json: str, stage: str, stop: MpEvent, log_level: int, cpu: Any, slot: int) -> None:
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """Ask Linux for SIGTERM when the process that forked us dies (elsewhere: the ppid watch only)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) != 0:
+            log.debug("prctl(PR_SET_PDEATHSIG) failed: errno %d", ctypes.get_errno())
+    except (OSError, AttributeError):
+        log.debug("no prctl here; the stage watches its parent id instead")
+
+
+def _stage_main(settings: Settings, stage: str, stop: Any, log_level: int, cpu: Any, slot: int,
+                owner: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
+    _die_with_parent()
+    owner_started = process_start_time(owner)
+    if owner_started is None:  # the owner died while we started
+        return
     logging.basicConfig(level=log_level, format=f"%(asctime)s %(levelname)s [{stage}] %(name)s: %(message)s")
-    settings = Settings.model_validate_json(settings_json)
     rt = open_runtime(settings, migrate=False)
     runner = PipelineRunner(rt.pipeline_parts(with_search=stage == "file"), stages=[stage])
     runner.start()
     try:
-        while not stop.wait(0.2):
+        while not stopping.wait(0.2):
+            if stop.value:
+                break
+            if process_start_time(owner) != owner_started:
+                log.warning("stage %s: process %d that started it is gone; finishing the batch and stopping",
+                            stage, owner)
+                break
             if not runner.alive():
                 raise SystemExit(f"stage {stage} stopped: {runner.errors[-1] if runner.errors else 'unknown'}")
     finally:
@@ -61,9 +99,11 @@ class StageProcesses:
 
     def __init__(self, settings: Settings, *, stages: Sequence[str] = STAGES) -> None:
         self.ctx = _context()
-        self.stop = self.ctx.Event()
-        # absolute: a forkserver keeps the working directory it started in, which may not be ours now
-        self.settings_json = settings.model_copy(update={"data_dir": settings.data_dir.resolve()}).model_dump_json()
+        self.stop = self.ctx.Value("b", 0, lock=False)  # a flag, not an Event: see the module docstring
+        # absolute: a forkserver keeps the working directory it started in, which may not be ours now.
+        # The object itself goes to the child (pickled), not its JSON: JSON masks secrets such as PDF
+        # passwords as "**********", and a child would then not open an encrypted PDF (issue 15.8).
+        self.settings = settings.model_copy(update={"data_dir": settings.data_dir.resolve()})
         self.stages = list(stages)
         self.processes: dict[str, BaseProcess] = {}
         self._cpu = self.ctx.Array("d", len(self.stages), lock=False)  # CPU seconds, filled in as each stops
@@ -72,7 +112,7 @@ class StageProcesses:
         level = logging.getLogger().getEffectiveLevel()
         for slot, stage in enumerate(self.stages):
             p = self.ctx.Process(target=_stage_main, name=f"casework-{stage}", daemon=True,
-                                 args=(self.settings_json, stage, self.stop, level, self._cpu, slot))
+                                 args=(self.settings, stage, self.stop, level, self._cpu, slot, os.getpid()))
             p.start()
             self.processes[stage] = p
         log.info("pipeline stages started as processes: %s",
@@ -95,7 +135,7 @@ class StageProcesses:
                 if not p.is_alive() and p.exitcode not in (0, None)]
 
     def close(self, timeout: float = 30.0) -> None:
-        self.stop.set()
+        self.stop.value = 1
         for stage, p in self.processes.items():
             p.join(timeout)
             if p.is_alive():

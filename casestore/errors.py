@@ -12,6 +12,7 @@ class CaseStoreError(Exception):
     """Something went wrong reading or writing the case store."""
 
     retryable: bool = False
+    outage: bool = False  # a part is down (not this input): workers wait, never dead-letter
     http_status: int = 400
     exit_code: int = 1
 
@@ -38,5 +39,6 @@ class StoreUnavailable(CaseStoreError):
     """The database is not answering or is locked; retry later."""
 
     retryable = True
+    outage = True
     http_status = 503
     exit_code = 75  # EX_TEMPFAIL

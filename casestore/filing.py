@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import insert, or_, select, update
 from sqlalchemy.orm import Session
 
+from casestore import access
 from casestore.cases import open_case
 from casestore.errors import NotFound
 from casestore.items import (
@@ -42,6 +43,41 @@ class Filing:
     new_case: NewCase | None
     doc_type: str
     decision: dict[str, Any]
+
+
+def confine_to_uploaders(session: Session, filings: Sequence[Filing]) -> list[Filing]:
+    """Filings of API uploads, sent to triage where their uploader may not file (casestore.access):
+    into a case they cannot see, a new case for a customer or in a team that is not theirs.
+
+    The matcher decides on content alone, so an uploader could otherwise reach another team's
+    case by quoting its reference and its customer's details.  The refused target is kept as the
+    first triage candidate (so the item stays hidden from the uploader's team, rule 4) and the
+    reason says why.  Other sources (connectors, ``casework ingest``) pass unchanged.
+    """
+    principals: dict[str, access.Principal | None] = {}
+    out: list[Filing] = []
+    for f in filings:
+        name = access.uploaded_by(f.item.source)
+        if name is None or f.outcome not in ("attached", "new_case"):
+            out.append(f)
+            continue
+        if name not in principals:
+            principals[name] = access.find_principal(session, name=name)
+        refusal = access.filing_refusal(
+            session, principals[name], outcome=f.outcome, case_ref=f.case_ref,
+            customer_id=f.new_case.customer_id if f.new_case else None,
+            team=(f.new_case.team or None) if f.new_case else None)
+        if refusal is None:
+            out.append(f)
+            continue
+        candidates = [str(c) for c in f.decision.get("candidates") or []]
+        if f.case_ref and f.case_ref not in candidates:
+            candidates.insert(0, f.case_ref)
+        decision = {**f.decision, "candidates": candidates,
+                    "reason": f"{refusal}: a person decides (the matcher said: {f.decision.get('reason', '')})",
+                    "confined": {"uploaded_by": name, "refused": f.outcome, "case_ref": f.case_ref}}
+        out.append(dataclasses.replace(f, outcome="triage", case_ref=None, new_case=None, decision=decision))
+    return out
 
 
 def _already_filed(session: Session, filings: Sequence[Filing]) -> dict[str, FiledItem]:

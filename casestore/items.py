@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from casestore import audit
 from casestore.cases import get_case, open_case
 from casestore.errors import Conflict, InvalidInput, NotFound
-from casestore.models import OUTCOMES, Case, Document, Item, ItemFailure, utcnow
+from casestore.models import OUTCOMES, AuditEvent, Case, Document, Item, ItemFailure, utcnow
 from casestore.validation import as_utc, no_nul
 
 log = logging.getLogger(__name__)
@@ -298,3 +298,38 @@ def item_view(session: Session, *, item_id: str) -> dict[str, Any]:
         "text": "\n\n".join(d["text"] for d in documents if d["text"]),
         "failures": failures,
     }
+
+
+DEAD_LETTER_ACTIONS = ("dlq.replayed", "dlq.discarded")
+
+
+def record_dead_letter_action(session: Session, *, key: str, stage: str, action: str, up_to: datetime,
+                              actor: str, reason: str = "") -> None:
+    """Record that a person replayed or discarded an item's dead letters in ``stage``, up to the
+    letter that failed at ``up_to``: an audit event, so the dead-letter list hides what was handled
+    and a later replay does not publish the same letter twice."""
+    if action not in DEAD_LETTER_ACTIONS:
+        raise InvalidInput(f"dead-letter action {action!r} is not one of {', '.join(DEAD_LETTER_ACTIONS)}")
+    audit.record(session, actor=actor, action=action, reason=reason, item_id=key[:36],
+                 details={"key": key, "stage": stage, "up_to": as_utc(up_to).isoformat()})
+
+
+def dead_letter_actions(session: Session, *, keys: Sequence[str]) -> dict[tuple[str, str], tuple[str, datetime]]:
+    """``{(key, stage): (action, up_to)}``: the newest replay or discard recorded for each entry of
+    these keys (read through the audit trail's item index, 500 keys a query)."""
+    rows: list[Any] = []
+    for chunk in _chunks([k[:36] for k in keys]):
+        rows.extend(session.execute(
+            select(AuditEvent.id, AuditEvent.action, AuditEvent.details)
+            .where(AuditEvent.item_id.in_(chunk), AuditEvent.action.in_(DEAD_LETTER_ACTIONS))
+        ).all())
+    rows = [(action, details) for _, action, details in sorted(rows, key=lambda r: r[0])]
+    handled: dict[tuple[str, str], tuple[str, datetime]] = {}
+    for action, details in rows:
+        try:
+            key, stage, up_to = str(details["key"]), str(details["stage"]), datetime.fromisoformat(details["up_to"])
+        except (KeyError, TypeError, ValueError):
+            log.warning("audit event %s has unreadable details %r; ignored", action, details)
+            continue
+        handled[(key, stage)] = (str(action), up_to)
+    return handled

@@ -244,7 +244,8 @@ class User(Base):
 
 
 class ApiToken(Base):
-    """A bearer token, stored only as the sha256 hex of the token."""
+    """A bearer token, stored only as the sha256 hex of the token.  ``expires_at`` None: never;
+    ``last_used_at`` is written in batches (casestore.token_use), so it may lag a minute."""
 
     __tablename__ = "api_tokens"
 
@@ -254,6 +255,9 @@ class ApiToken(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None]
     revoked: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    label: Mapped[str | None] = mapped_column(String(200))
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
 
     user: Mapped[User] = relationship(lazy="joined")
 

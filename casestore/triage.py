@@ -16,7 +16,15 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from casestore import audit
-from casestore.cases import get_case, open_case
+from casestore.access.policy import (
+    Subject,
+    check_may_open_case_for,
+    items_hidden_from,
+    sees_all,
+    triage_hidden,
+    visible_case,
+)
+from casestore.cases import open_case
 from casestore.errors import Conflict, InvalidInput, NotFound
 from casestore.models import Document, Item, MatchLabel, utcnow
 from casestore.validation import no_nul, optional
@@ -24,6 +32,7 @@ from casestore.validation import no_nul, optional
 log = logging.getLogger(__name__)
 
 ACTIONS = ("attach", "new_case", "noise")
+_QUEUE_CHUNK = 500
 _OUTCOME_OF = {"attach": "attached", "new_case": "new_case", "noise": "noise"}
 
 
@@ -42,6 +51,7 @@ def resolve_triage(
     item_id: str,
     action: str,
     case_ref: str | None = None,
+    viewer: Subject,
     actor: str,
     reason: str,
     customer_id: str | None = None,
@@ -52,9 +62,11 @@ def resolve_triage(
     ``customer_id``, a CRM id or None; type ``case_type`` or the item's doc type) or ``noise``.
 
     ``doc_type`` corrects the item's document type (kept as the label).  Writes audit
-    'triage.resolved' (on the case, if any) and one MatchLabel.  NotFound for an unknown item
-    or case; Conflict if the item is not (or no longer) in triage; InvalidInput for a bad action
-    or a missing case_ref.  Flushes, never commits.
+    'triage.resolved' (on the case, if any) and one MatchLabel.  ``viewer`` is who resolves it
+    (``casestore.access.OPERATOR`` at the command line): NotFound alike for an item, case or
+    customer that does not exist and one the viewer may not see or open a case for (the access
+    rules 1, 3 and 4); Conflict if the item is not (or no longer) in triage; InvalidInput for a
+    bad action or a missing case_ref.  Flushes, never commits.
     """
     if action not in ACTIONS:
         raise InvalidInput(f"action {action!r} is not one of {', '.join(ACTIONS)}")
@@ -62,8 +74,8 @@ def resolve_triage(
         raise InvalidInput("action 'attach' needs case_ref: the case to file the item into")
     why = optional("reason", reason, max_len=2000) or ""
     item = None if "\x00" in item_id else session.get(Item, item_id, with_for_update=True)
-    if item is None:
-        raise NotFound(f"no item {item_id!r}; check the id (casework item show ID)")
+    if item is None or items_hidden_from(session, viewer, [item_id]):
+        raise NotFound(f"no item {item_id!r} (or not visible to you); check the id (casework item show ID)")
     if item.outcome != "triage":
         raise Conflict(f"item {item_id} is not in triage (it is {item.outcome!r}); nothing to resolve")
     predicted_outcome, predicted_type = item.outcome, item.doc_type
@@ -73,8 +85,9 @@ def resolve_triage(
 
     target = None
     if action == "attach":
-        target = get_case(session, ref=str(case_ref))
+        target = visible_case(session, viewer, ref=str(case_ref))
     elif action == "new_case":
+        check_may_open_case_for(session, viewer, customer_id=customer_id)
         target = open_case(session, customer_id=customer_id, case_type=case_type or new_type,
                            subject=(item.subject or item.filename or "")[:200], actor=actor,
                            reason=f"triage resolved: {why}" if why else "triage resolved")
@@ -122,17 +135,32 @@ def doc_type_examples(session: Session, *, since_id: int = 0) -> list[tuple[str,
     return out
 
 
-def triage_queue(session: Session, *, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
-    """Items waiting in triage, oldest first, with the matcher's reason and ranked candidates."""
+def triage_queue(session: Session, *, viewer: Subject, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+    """Items waiting in triage that ``viewer`` may see (``casestore.access``, rule 4), oldest
+    first, with the matcher's reason and ranked candidates.  ``offset`` counts visible items."""
     if not (0 <= offset < 2**63 and 0 <= limit < 2**63):
         raise InvalidInput(f"offset and limit must be between 0 and {2**63 - 1}; got offset {offset}, limit {limit}")
-    rows = session.scalars(
-        select(Item).where(Item.outcome == "triage").order_by(Item.received_at, Item.item_id)
-        .limit(limit).offset(offset)
-    )
+    query = select(Item).where(Item.outcome == "triage").order_by(Item.received_at, Item.item_id)
+    if sees_all(viewer):
+        visible = list(session.scalars(query.limit(limit).offset(offset)))
+    else:
+        visible, skipped, start = [], 0, 0
+        while len(visible) < limit:  # hidden items must not use up the page: read on in chunks
+            chunk = list(session.scalars(query.limit(_QUEUE_CHUNK).offset(start)))
+            hidden = triage_hidden(session, viewer, chunk)
+            for item in chunk:
+                if item.item_id in hidden:
+                    continue
+                if skipped < offset:
+                    skipped += 1
+                elif len(visible) < limit:
+                    visible.append(item)
+            if len(chunk) < _QUEUE_CHUNK:
+                break
+            start += _QUEUE_CHUNK
     return [
         {"item_id": i.item_id, "received_at": i.received_at.isoformat(), "channel": i.channel,
          "sender": i.sender, "subject": i.subject, "doc_type": i.doc_type,
          "reason": (i.decision or {}).get("reason", ""), "candidates": (i.decision or {}).get("candidates", [])}
-        for i in rows
+        for i in visible
     ]

@@ -1,30 +1,47 @@
-"""Users, their roles and teams, bearer tokens (stored hashed), and who may see which case."""
+"""Users, their roles and teams, and their bearer tokens (stored hashed) with a lifecycle:
+labels, expiry, revocation, last use; users can be disabled and enabled again.
+
+Who may see which case is not decided here: see ``casestore.access``.
+
+``check_token`` is a pure read (no write lock per request); when a token was last used is
+recorded by ``casestore.token_use.LastUseBuffer`` in batches.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import secrets
 from collections.abc import Sequence
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from casestore.errors import Conflict, InvalidInput, NotFound
-from casestore.models import ROLES, ApiToken, Case, Item, User, utcnow
-from casestore.validation import required
+from casestore.models import ROLES, ApiToken, User, utcnow
+from casestore.validation import optional, required
 
 log = logging.getLogger(__name__)
 
 TOKEN_PREFIX = "cw_"
-LAST_USED_RESOLUTION = timedelta(minutes=1)
-SEES_ALL_CASES = frozenset({"admin", "supervisor"})
+LABEL_MAX = 200
+MAX_EXPIRY = timedelta(days=3650)
+_DURATION = re.compile(r"^\s*(\d{1,6})\s*([mhdw])\s*$", re.IGNORECASE)
+_UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+Problem = Literal["unknown", "revoked", "expired", "disabled"]
 
 
 def hash_token(token: str) -> str:
     """The sha256 hex digest under which a token is stored."""
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+# -- users ------------------------------------------------------------------------------------
 
 
 def get_user(session: Session, *, name: str) -> User:
@@ -52,74 +69,124 @@ def add_user(session: Session, *, name: str, role: str, teams: Sequence[str] = (
     return user
 
 
-def create_token(session: Session, *, name: str) -> str:
-    """A new bearer token for the user ``name``; only its hash is stored, so show it once."""
+def list_users(session: Session) -> list[User]:
+    return list(session.scalars(select(User).order_by(User.name)))
+
+
+def set_disabled(session: Session, *, name: str, disabled: bool) -> User:
+    """Disable (or enable again) the user ``name``.  A disabled user's tokens stop working at
+    once and work again when the user is enabled, unless revoked or expired meanwhile."""
+    user = get_user(session, name=name)
+    user.disabled = disabled
+    session.flush()
+    log.info("user %s %s", user.name, "disabled" if disabled else "enabled")
+    return user
+
+
+# -- tokens -----------------------------------------------------------------------------------
+
+
+def parse_duration(text: str) -> timedelta:
+    """``90d``, ``12h``, ``30m``, ``2w`` -> a timedelta; InvalidInput for anything else."""
+    m = _DURATION.match(text or "")
+    if not m:
+        raise InvalidInput(f"duration {text!r} is not a number with a unit: write e.g. 90d, 12h, 30m or 2w")
+    value = timedelta(seconds=int(m.group(1)) * _UNIT_SECONDS[m.group(2).lower()])
+    if value <= timedelta(0) or value > MAX_EXPIRY:
+        raise InvalidInput(f"duration {text!r} must be more than 0 and at most {MAX_EXPIRY.days} days")
+    return value
+
+
+@dataclass(frozen=True)
+class NewToken:
+    token: str  # shown once: only its hash is stored
+    row: ApiToken
+
+
+def issue_token(session: Session, *, name: str, expires_in: timedelta | None = None,
+                label: str | None = None) -> NewToken:
+    """A new bearer token for the user ``name``, expiring after ``expires_in`` (None: never),
+    with an optional ``label`` saying what it is for.  Only its hash is stored: show it once."""
     user = get_user(session, name=name)
     if user.disabled:
         raise InvalidInput(f"user {user.name!r} is disabled; enable it before creating a token")
+    if expires_in is not None and (expires_in <= timedelta(0) or expires_in > MAX_EXPIRY):
+        raise InvalidInput(f"a token's lifetime must be more than 0 and at most {MAX_EXPIRY.days} days")
+    clean_label = optional("label", label, max_len=LABEL_MAX)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    session.add(ApiToken(user_id=user.id, token_hash=hash_token(token), created_at=utcnow(), revoked=False))
+    now = utcnow()
+    row = ApiToken(user_id=user.id, token_hash=hash_token(token), created_at=now, revoked=False,
+                   label=clean_label, expires_at=now + expires_in if expires_in is not None else None)
+    session.add(row)
     session.flush()
-    log.info("token created for user %s", user.name)
-    return token
+    log.info("token %d created for user %s", row.id, user.name)
+    return NewToken(token=token, row=row)
+
+
+def create_token(session: Session, *, name: str) -> str:
+    """A new bearer token (no expiry, no label) for the user ``name``."""
+    return issue_token(session, name=name).token
+
+
+def list_tokens(session: Session, *, name: str | None = None) -> list[ApiToken]:
+    """Every token (of the user ``name``), oldest first.  Tokens themselves are never stored."""
+    query = select(ApiToken).order_by(ApiToken.id)
+    if name is not None:
+        query = query.where(ApiToken.user_id == get_user(session, name=name).id)
+    return list(session.scalars(query))
+
+
+def revoke_token(session: Session, *, token_id: int) -> ApiToken:
+    """Revoke one token by its id (as ``list_tokens`` shows it); revoking twice is harmless."""
+    row = session.get(ApiToken, token_id)
+    if row is None:
+        raise NotFound(f"no token with id {token_id}; list them with `casework token list`")
+    if not row.revoked:
+        row.revoked, row.revoked_at = True, utcnow()
+        session.flush()
+        log.info("token %d of user %s revoked", row.id, row.user.name)
+    return row
 
 
 def revoke_tokens(session: Session, *, name: str) -> int:
     """Revoke every token of the user ``name``; returns how many were live."""
     user = get_user(session, name=name)
     result = session.execute(
-        update(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked.is_(False)).values(revoked=True)
+        update(ApiToken).where(ApiToken.user_id == user.id, ApiToken.revoked.is_(False))
+        .values(revoked=True, revoked_at=utcnow())
     )
     count = int(getattr(result, "rowcount", 0) or 0)
     log.info("revoked %d token(s) of user %s", count, user.name)
     return count
 
 
-def authenticate(session: Session, *, token: str) -> User | None:
-    """The user a live token belongs to, or None (unknown, revoked, or user disabled).
+@dataclass(frozen=True)
+class TokenCheck:
+    """What a presented token is: its user and id when it works, else what is wrong with it."""
 
-    Looking up the sha256 of the token, rather than comparing tokens, leaks nothing useful
-    through timing.  ``last_used_at`` is written at most once a minute per token.
-    """
+    user: User | None
+    token_id: int | None
+    problem: Problem | None
+    expires_at: datetime | None = None
+
+
+def check_token(session: Session, *, token: str, now: datetime | None = None) -> TokenCheck:
+    """Look the token up by its sha256 (so timing leaks nothing useful).  A pure read."""
     if not token:
-        return None
+        return TokenCheck(None, None, "unknown")
     found = session.scalar(select(ApiToken).where(ApiToken.token_hash == hash_token(token)))
-    if found is None or found.revoked or found.user.disabled:
-        return None
-    now = utcnow()
-    if found.last_used_at is None or now - found.last_used_at >= LAST_USED_RESOLUTION:
-        found.last_used_at = now
-        session.flush()
-    return found.user
+    if found is None:
+        return TokenCheck(None, None, "unknown")
+    problem: Problem | None = None
+    if found.revoked:
+        problem = "revoked"
+    elif found.expires_at is not None and found.expires_at <= (now or utcnow()):
+        problem = "expired"
+    elif found.user.disabled:
+        problem = "disabled"
+    return TokenCheck(found.user if problem is None else None, found.id, problem, found.expires_at)
 
 
-def items_hidden_from(session: Session, *, role: str, teams: Sequence[str], disabled: bool,
-                      item_ids: Sequence[str]) -> set[str]:
-    """Of these items, those the store says this viewer may not see now (its case's team and
-    restriction as they are, not as a search index last recorded them).  Items in no case (the
-    triage queue) are visible to everyone; ids the store does not hold are not judged here."""
-    if not item_ids:
-        return set()
-    rows = session.execute(
-        select(Item.item_id, Case.id, Case.team, Case.restricted)
-        .outerjoin(Case, Item.case_id == Case.id).where(Item.item_id.in_(list(item_ids)))
-    ).all()
-    if disabled:
-        return {str(r[0]) for r in rows}
-    if role in SEES_ALL_CASES:
-        return set()
-    mine = set(teams)
-    return {str(item_id) for item_id, case_id, team, restricted in rows
-            if case_id is not None and (team not in mine if team is not None else bool(restricted))}
-
-
-def can_see_case(user: User, case: Case) -> bool:
-    """Admins and supervisors see every case; others see cases of their teams, and cases of no
-    team that are not restricted."""
-    if user.disabled:
-        return False
-    if user.role in SEES_ALL_CASES:
-        return True
-    if case.team is None:
-        return not case.restricted
-    return case.team in (user.teams or [])
+def authenticate(session: Session, *, token: str) -> User | None:
+    """The user a live token belongs to, or None (unknown, revoked, expired, or user disabled)."""
+    return check_token(session, token=token).user

@@ -3,12 +3,16 @@ gateway saves its attachments). TIFF (G3/G4 or any other TIFF compression) and P
 
 Webhook ``POST {path}``, signed with a shared secret: the header ``X-Casework-Signature`` (name
 configurable) carries ``sha256=`` + the lowercase hex HMAC-SHA256 of the raw request body keyed
-with ``secret``. Unsigned, wrongly signed, or any request while no secret is set: 403, nothing
-stored. The body is either ``multipart/form-data`` with the document in ``file``, or a form or
-JSON object with ``media_url`` (fetched, with basic auth ``media_username``/``media_password`` if
-set; only from ``media_url_prefixes`` when given). Other fields: ``fax_id`` (required; the
-idempotency key is ``fax:<fax_id>``), ``from`` (the sender's number), ``to``, ``pages``.
-The answer is ``{"item_id", "duplicate"}``.
+with ``secret``. Unsigned, or any request while no secret is set: 403 before the body is read;
+a body over ``max_bytes`` (plus 1 MB for the form around it): 413, read no further; wrongly
+signed: 403. Nothing is stored for any of them. The body is either ``multipart/form-data`` with
+the document in ``file``, or a form or JSON object with ``media_url``, fetched through
+``connectors.media_fetch``: https only, only from ``media_hosts`` when given (and under
+``media_url_prefixes`` when given), never from a private, loopback or link-local address, with
+basic auth ``media_username``/``media_password`` sent to ``media_hosts`` (or media_url's own host)
+only. A media URL refused by those rules gets 422; one the provider could not deliver now, 502.
+Other fields: ``fax_id`` (required; the idempotency key is ``fax:<fax_id>``), ``from`` (the
+sender's number), ``to``, ``pages``. The answer is ``{"item_id", "duplicate"}``.
 
 Spool: every complete ``.tif``/``.tiff``/``.pdf`` file is one item (key ``fax:sha256:...``); the
 sender's TSI, which HylaFAX writes to the TIFF ``ImageDescription`` tag, becomes ``sender_phone``.
@@ -24,7 +28,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import httpx
 from fastapi import APIRouter, HTTPException, Request
 from PIL import Image
 from starlette.concurrency import run_in_threadpool
@@ -32,6 +35,8 @@ from starlette.datastructures import UploadFile
 
 from connectors.emit import Emitter
 from connectors.folder import FolderWatcher, Taken
+from connectors.http_body import form_of, read_limited, refuse
+from connectors.media_fetch import FetchPolicy, MediaRefused, MediaUnavailable, fetch
 from connectors.metrics import Registry
 from connectors.settings import FaxSettings, WatchedFolder
 from connectors.state import StateStore
@@ -42,6 +47,7 @@ from ingest.errors import BadInput
 log = logging.getLogger(__name__)
 
 _TIFF_COMPRESSION = {"group3": "G3", "group4": "G4"}
+FORM_OVERHEAD_BYTES = 1_000_000  # the multipart form around the document
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -76,14 +82,19 @@ def fax_router(settings: FaxSettings, *, bus: Bus, blobs: BlobStore, state: Stat
 
     @router.post(settings.path, summary="Fax provider webhook (HMAC-SHA256 signature)")
     async def fax_inbound(request: Request) -> dict[str, Any]:
-        if int(request.headers.get("content-length") or 0) > settings.max_bytes + 1_000_000:
-            raise HTTPException(413, f"fax over {settings.max_bytes} bytes")
-        body = await request.body()
         given = request.headers.get(settings.signature_header, "")
-        if not settings.secret or not given or not hmac.compare_digest(given.strip(), sign(settings.secret, body)):
-            emitter.stats.record_failed("webhook signature missing or wrong")
-            log.warning("fax: refused a webhook with a %s signature", "wrong" if given else "missing")
-            raise HTTPException(403, f"{settings.signature_header} missing or wrong")
+        if not settings.secret or not given:  # refused before a byte of the body is read
+            emitter.stats.record_failed("webhook signature missing")
+            log.warning("fax: refused a webhook with a missing signature")
+            raise refuse(403, f"{settings.signature_header} missing (or no secret configured)")
+        body = await read_limited(request, settings.max_bytes + FORM_OVERHEAD_BYTES)
+        if body is None:
+            emitter.stats.record_failed("webhook body over max_bytes")
+            raise refuse(413, f"fax over {settings.max_bytes} bytes")
+        if not hmac.compare_digest(given.strip(), sign(settings.secret, body)):
+            emitter.stats.record_failed("webhook signature wrong")
+            log.warning("fax: refused a webhook with a wrong signature")
+            raise HTTPException(403, f"{settings.signature_header} wrong")
         fields, data = await _payload(request, body)
         fax_id = str(fields.get("fax_id") or "").strip()
         if not fax_id:
@@ -98,8 +109,11 @@ def fax_router(settings: FaxSettings, *, bus: Bus, blobs: BlobStore, state: Stat
             if not url:
                 raise HTTPException(422, "send the fax as a 'file' upload or give its 'media_url'")
             try:
-                data = await run_in_threadpool(_fetch, settings, url)
-            except (httpx.HTTPError, ValueError) as exc:
+                data = await run_in_threadpool(fetch_media, settings, url)
+            except MediaRefused as exc:
+                emitter.failed(f"fax {fax_id} media", exc)
+                raise HTTPException(422, f"media_url refused, not fetched: {exc}") from None
+            except MediaUnavailable as exc:
                 emitter.failed(f"fax {fax_id} media", exc)
                 raise HTTPException(502, f"could not fetch the fax from media_url: {exc}") from None
         if len(data) > settings.max_bytes:
@@ -136,23 +150,21 @@ async def _payload(request: Request, body: bytes) -> tuple[dict[str, Any], bytes
         if not isinstance(obj, dict):
             raise HTTPException(422, "body must be a JSON object")
         return obj, None
-    form = await request.form()
+    form = await form_of(request, body)
     fields: dict[str, Any] = {k: v for k, v in form.items() if isinstance(v, str)}
     upload = form.get("file")
     data = await upload.read() if isinstance(upload, UploadFile) else None
     return fields, data
 
 
-def _fetch(settings: FaxSettings, url: str) -> bytes:
+def fetch_media(settings: FaxSettings, url: str) -> bytes:
     if settings.media_url_prefixes and not any(url.startswith(p) for p in settings.media_url_prefixes):
-        raise ValueError("media_url is not under any of media_url_prefixes")
-    if not settings.media_url_prefixes and not url.startswith("https://"):
-        raise ValueError("media_url must be https (or configure media_url_prefixes)")
+        raise MediaRefused("media_url is not under any of media_url_prefixes")
     auth = (settings.media_username, settings.media_password) if settings.media_username else None
-    with httpx.Client(auth=auth, follow_redirects=True, timeout=30) as http:
-        r = http.get(url)
-        r.raise_for_status()
-        return r.content
+    policy = FetchPolicy(hosts=tuple(settings.media_hosts), credential_hosts=tuple(settings.media_hosts), auth=auth,
+                         allow_private=settings.media_allow_private, max_bytes=settings.max_bytes,
+                         timeout_s=settings.media_timeout_s)
+    return fetch(url, policy).data
 
 
 class FaxSpoolWatcher(FolderWatcher):

@@ -125,17 +125,18 @@ def routers(settings: ConnectorSettings, *, bus: Bus, blobs: BlobStore, data_dir
 
 def run_connector(name: str, settings: ConnectorSettings, *, bus: Bus, blobs: BlobStore, data_dir: Path,
                   stop: threading.Event, host: str = "127.0.0.1", port: int = 8001,
-                  registry: Registry | None = None) -> None:
+                  registry: Registry | None = None, trusted_proxies: list[str] | None = None) -> None:
     """Run one connector in the foreground (``casework connector NAME``) until ``stop`` is set.
 
-    Raises ``ValueError`` for an unknown name or one with nothing configured.
+    Raises ``ValueError`` for an unknown name or one with nothing configured. ``trusted_proxies``
+    (addresses or CIDRs) are the only peers whose X-Forwarded-For the webhook server believes.
     """
     registry = registry or REGISTRY
     if name not in CONNECTOR_NAMES:
         raise ValueError(f"unknown connector {name!r}: choose one of {', '.join(CONNECTOR_NAMES)}")
     if name in WEBHOOKS:
         _serve_routers(routers(settings, bus=bus, blobs=blobs, data_dir=data_dir, registry=registry, only=name),
-                       host=host, port=port, stop=stop)
+                       host=host, port=port, stop=stop, trusted_proxies=trusted_proxies or [])
         return
     jobs = _jobs(settings, bus=bus, blobs=blobs, data_dir=Path(data_dir), stop=stop, registry=registry, only=name)
     if not jobs:
@@ -149,14 +150,17 @@ def run_connector(name: str, settings: ConnectorSettings, *, bus: Bus, blobs: Bl
         t.join(10)
 
 
-def _serve_routers(rs: list[APIRouter], *, host: str, port: int, stop: threading.Event) -> None:
+def _serve_routers(rs: list[APIRouter], *, host: str, port: int, stop: threading.Event,
+                   trusted_proxies: list[str]) -> None:
     import uvicorn
     from fastapi import FastAPI
 
     app = FastAPI(title="casework connector")
     for r in rs:
         app.include_router(r)
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info"))
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="info",
+                                           proxy_headers=bool(trusted_proxies),
+                                           forwarded_allow_ips=trusted_proxies or None))
     def stop_server() -> None:
         stop.wait()
         server.should_exit = True

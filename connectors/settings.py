@@ -70,7 +70,16 @@ class TwilioSettings(BaseModel):
     from_number: str = Field(default="", description="sender number for outbound SMS")
     api_base_url: str = Field(default="", description="override https://api.twilio.com (tests, proxies)")
     max_media_bytes: int = 10 * 1024 * 1024
-    media_timeout_s: float = 20
+    media_timeout_s: float = Field(default=20, description="longest one media fetch may take, redirects included")
+    media_hosts: list[str] = Field(
+        default_factory=lambda: ["api.twilio.com"],
+        description="hosts a MediaUrl may name (exact, or *.suffix); only these get the account credentials")
+    media_redirect_hosts: list[str] = Field(
+        default_factory=lambda: ["*.twiliocdn.com"],
+        description="further hosts Twilio's media redirects may lead to; fetched without credentials")
+    media_allow_private: bool = Field(
+        default=False, description="allow media on private, loopback and link-local addresses and over plain "
+        "http (tests and on-premises stand-ins only)")
 
 
 class FaxSettings(BaseModel):
@@ -81,7 +90,14 @@ class FaxSettings(BaseModel):
     media_username: str = Field(default="", description="basic auth for media URLs, if the provider needs it")
     media_password: str = ""
     media_url_prefixes: list[str] = Field(
-        default_factory=list, description="media URLs must start with one of these (empty: any https URL)")
+        default_factory=list, description="media URLs must also start with one of these (empty: no prefix rule)")
+    media_hosts: list[str] = Field(
+        default_factory=list, description="hosts media_url and its redirects may name (exact, or *.suffix); "
+        "empty: any public host. The basic auth goes to these (empty: to media_url's own host) only")
+    media_allow_private: bool = Field(
+        default=False, description="allow media on private, loopback and link-local addresses and over plain "
+        "http (tests and on-premises stand-ins only)")
+    media_timeout_s: float = 30
     max_bytes: int = 50 * 1024 * 1024
     spool_dir: str = Field(default="", description="HylaFAX recvq (or gateway attachment) folder; empty: none")
     poll_s: float = 2.0
@@ -172,7 +188,6 @@ class WebformSettings(BaseModel):
     token_ttl_s: int = Field(default=3600, description="a rendered form can be sent within this long")
     rate_limit: int = Field(default=10, description="submissions per client per rate_window_s")
     rate_window_s: float = 60
-    trust_forwarded_for: bool = Field(default=False, description="take the client from X-Forwarded-For")
     max_body_bytes: int = 20 * 1024 * 1024
     max_file_bytes: int = 10 * 1024 * 1024
     honeypot_field: str = "website"

@@ -5,12 +5,21 @@ is checked with twilio's ``RequestValidator`` against ``public_url`` (the exact 
 the Twilio console; the request's own URL when empty) and the form parameters. A missing or
 wrong signature, or no ``auth_token`` configured, gets 403 and nothing is stored.
 
+The signature header and the body's size (``MAX_WEBHOOK_BYTES``) are checked before the body is
+read: an unsigned request gets 403 without its body being taken.
+
 A plain SMS becomes a ``text/plain`` item; an MMS becomes one MIME document (the text plus each
-``MediaUrl{i}``, fetched with the account SID and auth token as Twilio requires). Channel
-``sms``, idempotency key ``sms:<MessageSid>``: Twilio retrying a webhook gives the same item, and
-a MessageSid already published is answered without fetching or publishing again (state in
-``DATA_DIR/connectors/twilio.db``). The answer is TwiML: empty, or ``<Message>reply</Message>``.
-Media that cannot be fetched gives 502 (nothing stored; Twilio keeps the message and its media).
+``MediaUrl{i}``, fetched through ``connectors.media_fetch``: only from ``media_hosts``, by default
+``api.twilio.com``, and the redirects Twilio makes to ``media_redirect_hosts``, by default
+``*.twiliocdn.com``; never from a private, loopback or link-local address; the account SID and auth
+token go to ``media_hosts`` only). Channel ``sms``, idempotency key ``sms:<MessageSid>``: Twilio
+retrying a webhook gives the same item, and a MessageSid already published is answered without
+fetching or publishing again (state in ``DATA_DIR/connectors/twilio.db``). The answer is TwiML:
+empty, or ``<Message>reply</Message>``.
+Media refused by those rules (or over ``max_media_bytes``) is not fetched, and the text is filed all
+the same, with a note per refused media file in the text and in the metadata ``media_refused``.
+Media the provider could not deliver now gives 502 (nothing stored; Twilio keeps the message and
+its media).
 """
 
 from __future__ import annotations
@@ -18,7 +27,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import httpx
 from fastapi import APIRouter, HTTPException, Request, Response
 from starlette.concurrency import run_in_threadpool
 from twilio.request_validator import RequestValidator  # type: ignore[import-untyped,unused-ignore]
@@ -26,6 +34,8 @@ from twilio.rest import Client  # type: ignore[import-untyped,unused-ignore]
 from twilio.twiml.messaging_response import MessagingResponse  # type: ignore[import-untyped,unused-ignore]
 
 from connectors.emit import Emitter
+from connectors.http_body import form_of, read_limited, refuse
+from connectors.media_fetch import FetchPolicy, MediaRefused, MediaUnavailable, fetch
 from connectors.metrics import Registry
 from connectors.mime import Attachment, pack
 from connectors.settings import TwilioSettings
@@ -46,37 +56,45 @@ def twiml(reply: str) -> Response:
     return Response(str(r), media_type="application/xml")
 
 
-def fetch_media(settings: TwilioSettings, url: str) -> tuple[bytes, str]:
-    """GET a media URL with the account's credentials (redirects followed; auth not sent to other hosts)."""
-    with httpx.Client(auth=(settings.account_sid, settings.auth_token), follow_redirects=True,
-                      timeout=settings.media_timeout_s) as http, http.stream("GET", url) as r:
-        r.raise_for_status()
-        chunks: list[bytes] = []
-        size = 0
-        for chunk in r.iter_bytes():
-            size += len(chunk)
-            if size > settings.max_media_bytes:
-                raise ValueError(f"media over {settings.max_media_bytes} bytes")
-            chunks.append(chunk)
-        return b"".join(chunks), r.headers.get("content-type", "application/octet-stream").split(";")[0]
+MAX_WEBHOOK_BYTES = 256 * 1024  # a webhook is a form of some 30 short fields; 1600 characters of text
 
 
-def build_item(settings: TwilioSettings, params: dict[str, str]) -> tuple[bytes, str, str]:
-    """(bytes, filename, content type) of one inbound SMS/MMS."""
+def media_policy(settings: TwilioSettings) -> FetchPolicy:
+    return FetchPolicy(hosts=tuple(settings.media_hosts), redirect_hosts=tuple(settings.media_redirect_hosts),
+                       credential_hosts=tuple(settings.media_hosts),
+                       auth=(settings.account_sid, settings.auth_token), allow_private=settings.media_allow_private,
+                       max_bytes=settings.max_media_bytes, timeout_s=settings.media_timeout_s)
+
+
+def build_item(settings: TwilioSettings, params: dict[str, str]) -> tuple[bytes, str, str, list[str]]:
+    """(bytes, filename, content type, refused media notes) of one inbound SMS/MMS.
+
+    Raises MediaUnavailable when a media file could not be fetched now (the webhook answers 502).
+    """
     sid = params["MessageSid"]
     body = params.get("Body", "")
-    count = int(params.get("NumMedia", "0") or 0)
+    num_media = params.get("NumMedia", "0")
+    count = min(int(num_media), 10) if num_media.isdigit() else 0  # Twilio sends at most 10
     if count == 0:
-        return body.encode("utf-8"), f"sms-{sid}.txt", "text/plain; charset=utf-8"
-    media = []
+        return body.encode("utf-8"), f"sms-{sid}.txt", "text/plain; charset=utf-8", []
+    policy = media_policy(settings)
+    media: list[Attachment] = []
+    refused: list[str] = []
     for i in range(count):
         url = params.get(f"MediaUrl{i}", "")
-        data, ctype = fetch_media(settings, url)
-        ctype = params.get(f"MediaContentType{i}") or ctype
-        media.append(Attachment(f"media-{i}{_EXT.get(ctype, '.bin')}", ctype, data))
+        try:
+            got = fetch(url, policy)
+        except MediaRefused as exc:
+            log.warning("twilio: media %d of %s refused, not fetched: %s", i, sid, exc)
+            refused.append(f"media {i} not fetched: {exc}")
+            continue
+        ctype = params.get(f"MediaContentType{i}") or got.content_type
+        media.append(Attachment(f"media-{i}{_EXT.get(ctype, '.bin')}", ctype, got.data))
+    if refused:
+        body = "\n\n".join(part for part in (body, "\n".join(f"[{note}]" for note in refused)) if part)
     sender = params.get("From", "")
     data = pack(subject=f"MMS from {sender}", message_id=f"{sid}@sms.twilio", body=body, attachments=media)
-    return data, f"mms-{sid}.eml", "message/rfc822"
+    return data, f"mms-{sid}.eml", "message/rfc822", refused
 
 
 def twilio_router(settings: TwilioSettings, *, bus: Bus, blobs: BlobStore, state: StateStore,
@@ -86,17 +104,27 @@ def twilio_router(settings: TwilioSettings, *, bus: Bus, blobs: BlobStore, state
     emitter.stats.set_state("running")
     validator = RequestValidator(settings.auth_token)
 
+    def refused(request: Request, how: str) -> None:
+        emitter.stats.record_failed("webhook signature missing or wrong")
+        log.warning("twilio: refused a webhook with a %s signature from %s", how,
+                    request.client.host if request.client else "?")
+
     @router.post(settings.path, summary="Twilio inbound SMS/MMS webhook (X-Twilio-Signature checked)")
     async def twilio_inbound(request: Request) -> Response:
-        form = await request.form()
+        signature = request.headers.get("X-Twilio-Signature", "")
+        if not settings.auth_token or not signature:  # refused before a byte of the body is read
+            refused(request, "missing")
+            raise refuse(403, "X-Twilio-Signature missing (or no auth_token configured)")
+        raw = await read_limited(request, MAX_WEBHOOK_BYTES)
+        if raw is None:
+            emitter.stats.record_failed(f"webhook over {MAX_WEBHOOK_BYTES} bytes")
+            raise refuse(413, f"a Twilio webhook is under {MAX_WEBHOOK_BYTES} bytes; this one is not")
+        form = await form_of(request, raw)
         params = {k: v for k, v in form.multi_items() if isinstance(v, str)}
         url = settings.public_url or str(request.url)
-        signature = request.headers.get("X-Twilio-Signature", "")
-        if not settings.auth_token or not signature or not validator.validate(url, params, signature):
-            emitter.stats.record_failed("webhook signature missing or wrong")
-            log.warning("twilio: refused a webhook with a %s signature from %s",
-                        "wrong" if signature else "missing", request.client.host if request.client else "?")
-            raise HTTPException(403, "X-Twilio-Signature missing or not valid for this URL")
+        if not validator.validate(url, params, signature):
+            refused(request, "wrong")
+            raise HTTPException(403, "X-Twilio-Signature not valid for this URL")
         sid = params.get("MessageSid") or params.get("SmsSid")
         if not sid:
             emitter.failed("webhook", "no MessageSid in the request")
@@ -107,13 +135,16 @@ def twilio_router(settings: TwilioSettings, *, bus: Bus, blobs: BlobStore, state
             log.info("twilio: %s already published; answering without publishing again", sid)
             return twiml(settings.reply)
         try:
-            data, filename, ctype = await run_in_threadpool(build_item, settings, params)
-        except (httpx.HTTPError, ValueError) as exc:
+            data, filename, ctype, media_refused = await run_in_threadpool(build_item, settings, params)
+        except MediaUnavailable as exc:
             emitter.failed(f"media of {sid}", exc)
             raise HTTPException(502, f"could not fetch the MMS media: {exc}") from None
         meta = {"sender_phone": params.get("From", ""), "to_phone": params.get("To", ""),
                 "subject": f"SMS from {params.get('From', '')}", "num_media": params.get("NumMedia", "0"),
                 "twilio_account": params.get("AccountSid", "")}
+        if media_refused:
+            emitter.stats.record_failed(f"{sid}: {media_refused[0]}")
+            meta["media_refused"] = "; ".join(media_refused)[:1000]
         await run_in_threadpool(lambda: emitter.emit(data, channel="sms", filename=filename, source=f"twilio:{sid}",
                                                      source_id=sid, content_type=ctype, metadata=meta))
         return twiml(settings.reply)

@@ -1,7 +1,9 @@
 """Web forms: definitions from settings, served at ``GET /forms/{form_id}``, accepted at ``POST``.
 
 Protection, in the order applied to a POST: a rate limit per client (``rate_limit`` posts per
-``rate_window_s``; 429), a body limit (``max_body_bytes``; 413) and a per-file limit
+``rate_window_s``; 429; the client is the connecting address, or the one the server's trusted
+proxies name: ``serve.trusted_proxies``, applied by the HTTP server, so a forwarded-for header from
+anyone else changes nothing), a body limit (``max_body_bytes``; 413) and a per-file limit
 (``max_file_bytes``; 422 on that field), a signed, time-limited CSRF token rendered into the
 form (``HMAC-SHA256(secret, form_id.time.nonce)``; missing, forged or older than
 ``token_ttl_s``: 403) and a honeypot field hidden from people (filled in: answered as if
@@ -27,7 +29,6 @@ import re
 import secrets
 import threading
 import time
-from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse
@@ -35,6 +36,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from connectors.emit import Emitter
+from connectors.http_body import CLOSE, form_of, read_limited
 from connectors.metrics import Registry
 from connectors.mime import Attachment, pack
 from connectors.settings import FormDefinition, WebformSettings
@@ -178,8 +180,8 @@ def webform_router(settings: WebformSettings, *, bus: Bus, blobs: BlobStore, sta
         return form
 
     def client_of(request: Request) -> str:
-        if settings.trust_forwarded_for and request.headers.get("x-forwarded-for"):
-            return request.headers["x-forwarded-for"].split(",")[0].strip()
+        # The HTTP server has already replaced the peer with the forwarded client when, and only
+        # when, the peer is one of the configured trusted proxies (serve.trusted_proxies).
         return request.client.host if request.client else "unknown"
 
     @router.get("/forms/{form_id}", response_class=HTMLResponse, summary="A web form, as HTML")
@@ -197,10 +199,11 @@ def webform_router(settings: WebformSettings, *, bus: Bus, blobs: BlobStore, sta
             log.warning("webform: %s over the rate limit for %s", client, form_id)
             return HTMLResponse(render_message(form.title, "Too many submissions; please try again later."),
                                 status_code=429, headers={"Retry-After": str(int(settings.rate_window_s))})
-        body = await _read_limited(request, settings.max_body_bytes)
+        body = await read_limited(request, settings.max_body_bytes)
         if body is None:
             emitter.stats.record_failed("body over max_body_bytes")
-            return HTMLResponse(render_message(form.title, "What you sent is too large."), status_code=413)
+            return HTMLResponse(render_message(form.title, "What you sent is too large."), status_code=413,
+                                headers=CLOSE)
         values, files = await _parse(request, body)
         if values.get(settings.honeypot_field):
             emitter.stats.record_failed("honeypot filled in")
@@ -226,24 +229,8 @@ def webform_router(settings: WebformSettings, *, bus: Bus, blobs: BlobStore, sta
     return router
 
 
-async def _read_limited(request: Request, limit: int) -> bytes | None:
-    if int(request.headers.get("content-length") or 0) > limit:
-        return None
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 async def _parse(request: Request, body: bytes) -> tuple[dict[str, str], dict[str, tuple[str, str, bytes]]]:
-    async def replay() -> dict[str, Any]:
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    form = await Request(request.scope, replay).form(max_files=20, max_fields=200)
+    form = await form_of(request, body, max_files=20, max_fields=200)
     values: dict[str, str] = {}
     files: dict[str, tuple[str, str, bytes]] = {}
     for key, value in form.multi_items():

@@ -12,6 +12,7 @@ class IngestError(Exception):
     """Something went wrong while taking in or processing an item."""
 
     retryable: bool = False
+    outage: bool = False  # a part is down (not this input): workers wait, never dead-letter
     http_status: int = 422
     exit_code: int = 1
 
@@ -36,6 +37,8 @@ class Unavailable(IngestError):
 
 class BusError(Unavailable):
     """The message bus could not publish, poll or commit."""
+
+    outage = True
 
 
 class BlobNotFound(IngestError):

@@ -3,6 +3,14 @@
 Used by every way in: the connectors, ``casework ingest`` and the upload API. The idempotency
 key is channel + source id (an email's Message-ID; otherwise the content's sha256), and the
 item id is derived from it, so the same thing arriving twice is the same item.
+
+Keys a *user* supplies (the upload API's ``source_id``, or a Message-ID inside an uploaded
+email) are namespaced by who supplied them: ``api:user:<name, percent-encoded>:<key>``
+(``upload_key_namespace``).  So no uploader can claim another source's key (the mailroom's, a
+real email's Message-ID, a Twilio SID) nor another uploader's, and a "duplicate" answer only
+ever names the uploader's own item.  The connectors' keys (IMAP, SMTP, Twilio, fax, drops,
+folders, ``casework ingest``) have no namespace and are unchanged, so items stored before the
+namespace existed are still recognised.
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
+from urllib.parse import quote
 
 from ingest.blobs import BlobRef, BlobStore
 from ingest.bus.port import Bus
@@ -70,7 +79,26 @@ def email_message_id(data: bytes) -> str | None:
     return value or None
 
 
-def idempotency_key(channel: str, sha256: str, data: bytes, source_id: str | None = None) -> str:
+def upload_source(user: str) -> str:
+    """An upload's ``source``: ``api:<user name>`` (casestore.access reads the uploader from it)."""
+    return f"api:{user}"
+
+
+def upload_key_namespace(user: str) -> str:
+    """The namespace of the idempotency keys the user ``user`` supplies through the upload API.
+    The name is percent-encoded, so no name can end where another's key begins."""
+    return f"api:user:{quote(user, safe='')}"
+
+
+def idempotency_key(channel: str, sha256: str, data: bytes, source_id: str | None = None,
+                    namespace: str | None = None) -> str:
+    """``channel:source_id``, else ``email:msgid:<Message-ID>`` for an email, else
+    ``channel:sha256:<hex>``; prefixed with ``namespace:`` when one is given (user-supplied keys)."""
+    key = _bare_key(channel, sha256, data, source_id)
+    return f"{namespace}:{key}" if namespace else key
+
+
+def _bare_key(channel: str, sha256: str, data: bytes, source_id: str | None) -> str:
     if source_id:
         return f"{channel}:{source_id}"
     if channel == "email":
@@ -90,11 +118,14 @@ def make_raw_item(
     content_type: str | None = None,
     source_id: str | None = None,
     metadata: Mapping[str, str] | None = None,
+    key_namespace: str | None = None,
 ) -> RawItem:
-    """Store ``data`` and describe it as a RawItem (not yet published)."""
+    """Store ``data`` and describe it as a RawItem (not yet published).  ``key_namespace``: see
+    ``upload_key_namespace``; the item id is derived from the namespaced key."""
     check_channel(channel)
     return describe_raw_item(blobs.put(data), data, channel=channel, filename=filename, source=source,
-                             content_type=content_type, source_id=source_id, metadata=metadata)
+                             content_type=content_type, source_id=source_id, metadata=metadata,
+                             key_namespace=key_namespace)
 
 
 def check_channel(channel: str) -> None:
@@ -112,10 +143,12 @@ def describe_raw_item(
     content_type: str | None = None,
     source_id: str | None = None,
     metadata: Mapping[str, str] | None = None,
+    key_namespace: str | None = None,
 ) -> RawItem:
     """The RawItem for ``data``, already stored as ``ref`` (``BlobStore.put`` or ``put_many``); names and
     metadata made ``printable``."""
-    key = idempotency_key(channel, ref.sha256, data, printable(source_id) if source_id is not None else None)
+    key = idempotency_key(channel, ref.sha256, data, printable(source_id) if source_id is not None else None,
+                          key_namespace)
     return RawItem(
         item_id=item_id_for(key), channel=channel, received_at=utcnow(), idempotency_key=key,
         blob_sha256=ref.sha256, size=ref.size, filename=printable(filename) if filename is not None else None,

@@ -20,7 +20,8 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from casestore import items as item_service
-from casestore.filing import Filing, file_items
+from casestore.db import translate_errors
+from casestore.filing import Filing, confine_to_uploaders, file_items
 from casestore.lookup import StoreLookup
 from casestore.search.indexer import index_items
 from casestore.search.port import SearchIndex
@@ -158,6 +159,7 @@ class FileStage:
     def handle_batch(self, messages: Sequence[ClassifiedItem]) -> list[Output]:
         filings = [filing_for(m) for m in messages]
         with self.sessions() as session, session.begin():
+            filings = confine_to_uploaders(session, filings)  # an upload goes only where its uploader may file
             if len(filings) == 1:  # the careful path: handles a concurrent insert of the same item
                 f = filings[0]
                 item_service.file_item(session, item=f.item, documents=f.documents, outcome=f.outcome,
@@ -201,7 +203,7 @@ def filing_for(item: ClassifiedItem) -> Filing:
         new_case = item_service.NewCase(customer_id=d.customer_id, case_type=d.case_type or d.doc_type,
                                         subject=subject[:200], team=metadata.get("team"))
     evidence: dict[str, Any] = {"reason": d.reason, "evidence": d.evidence, "candidates": d.candidates,
-                                "warnings": item.warnings}
+                                "customer_id": d.customer_id, "warnings": item.warnings}
     return Filing(item=new_item, documents=documents, outcome=d.outcome, case_ref=d.case_ref,
                   new_case=new_case, doc_type=d.doc_type, decision=evidence)
 
@@ -254,7 +256,7 @@ class PipelineRunner:
                    retry=parts.retry, stop=self.stop,
                    batch_size={"extract": parts.extract_batch_size, "file": parts.file_batch_size}.get(
                        name, parts.batch_size),
-                   on_dead=lambda letter: record_dead_letter(parts.sessions, letter))
+                   on_dead=lambda letter: record_dead_letter(parts.sessions, letter), guard=translate_errors)
             for name in stages
         ]
         self.threads: list[threading.Thread] = []
@@ -277,8 +279,14 @@ class PipelineRunner:
         return all(t.is_alive() for t in self.threads)
 
     def states(self) -> dict[str, str]:
-        return {w.handler.name: ("running" if t.is_alive() else "stopped")
-                for w, t in zip(self.workers, self.threads, strict=False)}
+        """Each stage: running (with its restarts and last error, if any) or stopped."""
+        out = {}
+        for w, t in zip(self.workers, self.threads, strict=False):
+            state = "running" if t.is_alive() else "stopped"
+            if w.restarts:
+                state += f" (restarted {w.restarts}x; last: {w.last_error})"
+            out[w.handler.name] = state
+        return out
 
     def close(self, timeout: float = 30.0) -> None:
         self.stop.set()

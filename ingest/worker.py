@@ -7,21 +7,30 @@ idempotent on ``item_id`` so redelivery never duplicates a document.
 A batch is first handled as a whole (the fast path: one transaction for many items). If that
 raises, each message is handled alone, so one bad message cannot hold up the others:
 
+* an error whose class says ``outage`` (the store or the bus is down: nothing is wrong with the
+  message) is never dead-lettered: the batch stays uncommitted, the worker backs off and rejoins
+  from the committed offsets, as long as the outage lasts;
 * an error whose class says ``retryable`` is retried with exponential backoff up to
   ``max_attempts``, then dead-lettered;
 * any other error is dead-lettered at once, with the stage, the error class and its message, to
   ``intake.dead`` (and to ``on_dead``, which the pipeline uses to record the failure in the store).
 
 ``stop`` (an Event, set by SIGTERM/SIGINT in the entry point) ends the loop after the current
-batch is committed.
+batch is committed.  The loop supervises itself: whatever escapes a batch (an outage, a bug) is
+logged, counted in ``restarts`` / ``last_error`` (shown by ``/health``), and the worker rejoins
+after a backoff that grows while the failures go on, so a stage never stops for good.
+``guard`` wraps every call into the handler (the pipeline passes the store's error translation,
+so a lost database connection arrives here as an ``outage``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -72,6 +81,7 @@ class Worker:
         poll_timeout: float = 0.5,
         on_dead: Callable[[DeadLetter], None] | None = None,
         stop: threading.Event | None = None,
+        guard: Callable[[], AbstractContextManager[None]] = contextlib.nullcontext,
     ) -> None:
         self.bus = bus
         self.handler = handler
@@ -81,6 +91,9 @@ class Worker:
         self.poll_timeout = poll_timeout
         self.on_dead = on_dead
         self.stop = stop or threading.Event()
+        self.guard = guard
+        self.restarts = 0
+        self.last_error: str | None = None
         self.processed = 0
         self.dead = 0
         self.cpu_seconds = 0.0  # this stage's thread CPU time spent on batches (not idle polls)
@@ -89,27 +102,52 @@ class Worker:
         """Run until ``stop`` is set; the consumer leaves its group cleanly at the end."""
         consumer = self.bus.consumer([self.handler.in_topic], group=self.group)
         log.info("stage %s consuming %s as group %s", self.handler.name, self.handler.in_topic, self.group)
+        failures = 0
         try:
             while not self.stop.is_set():
                 try:
                     self.run_once(consumer)
+                    failures = 0
                 except Exception as exc:
                     if self.stop.is_set():
                         log.info("stage %s: batch left uncommitted at shutdown (%s); it will be redelivered",
                                  self.handler.name, type(exc).__name__)
                         break
-                    if not getattr(exc, "retryable", False):
-                        raise
-                    # The bus itself failed: rejoin from the committed offsets so nothing is skipped.
-                    log.warning("stage %s: %s: %s; rejoining from committed offsets",
-                                self.handler.name, type(exc).__name__, exc)
-                    consumer.close()
-                    self.stop.wait(self.retry.backoff_initial_s)
-                    consumer = self.bus.consumer([self.handler.in_topic], group=self.group)
+                    failures += 1
+                    self.restarts += 1
+                    self.last_error = f"{type(exc).__name__}: {exc}"[:500]
+                    delay = self.retry.delay(failures)
+                    if getattr(exc, "retryable", False):
+                        log.warning("stage %s: %s; rejoining from committed offsets in %.1f s",
+                                    self.handler.name, self.last_error, delay)
+                    else:
+                        log.exception("stage %s: unexpected error; restarting from committed offsets in %.1f s",
+                                      self.handler.name, delay)
+                    # Rejoin from the committed offsets so nothing is skipped and nothing is lost.
+                    with contextlib.suppress(Exception):
+                        consumer.close()
+                    if self.stop.wait(delay):
+                        break
+                    consumer = self._rejoin()
         finally:
             consumer.close()
             log.info("stage %s stopped after %d messages (%d dead-lettered)",
                      self.handler.name, self.processed, self.dead)
+
+    def _rejoin(self) -> Consumer:
+        """Join the group again, waiting out a bus that is itself down."""
+        attempt = 0
+        while True:
+            try:
+                return self.bus.consumer([self.handler.in_topic], group=self.group)
+            except Exception as exc:
+                attempt += 1
+                if not getattr(exc, "retryable", False) and attempt > 3:
+                    raise
+                log.warning("stage %s: cannot join %s yet (%s: %s)", self.handler.name, self.group,
+                            type(exc).__name__, exc)
+                if self.stop.wait(self.retry.delay(attempt)):
+                    raise
 
     def _poll(self, consumer: Consumer) -> list[Record]:
         """One batch: what is there, topped up for up to the stage's ``linger_s`` (like Kafka's fetch.max.wait)."""
@@ -147,12 +185,16 @@ class Worker:
                 self._dead_letter(record, None, exc, attempts=1)
         if not decoded:
             return []
-        self.handler.prepare([m for _, m in decoded])
+        with self.guard():
+            self.handler.prepare([m for _, m in decoded])
         if not self.handler.batched:
             return [out for record, message in decoded for out in self._handle_one(record, message)]
         try:
-            return self.handler.handle_batch([m for _, m in decoded])
+            with self.guard():
+                return self.handler.handle_batch([m for _, m in decoded])
         except Exception as exc:
+            if getattr(exc, "outage", False):
+                raise  # the store or bus is down: leave the batch uncommitted, back off, redeliver
             if len(decoded) == 1:
                 log.debug("stage %s: single message failed in batch path: %s", self.handler.name, exc)
             else:
@@ -167,8 +209,11 @@ class Worker:
         attempt = 1
         while True:
             try:
-                return self.handler.handle_batch([message])
+                with self.guard():
+                    return self.handler.handle_batch([message])
             except Exception as exc:
+                if getattr(exc, "outage", False):
+                    raise  # nothing is wrong with this message: never dead-letter it for an outage
                 retryable = bool(getattr(exc, "retryable", False))
                 if retryable and attempt < self.retry.max_attempts and not self.stop.is_set():
                     delay = self.retry.delay(attempt)

@@ -15,6 +15,7 @@ class SearchUnavailable(SearchError):
     """The index is busy (another process holds the Tantivy writer) or the search server is down; retry."""
 
     retryable = True
+    outage = True
     http_status = 503
     exit_code = 75
 

@@ -13,8 +13,14 @@ the same contract tests.  Semantics every adapter keeps:
   - everyone else sees documents whose case team is one of their teams, and documents whose
     case has no team and is not restricted;
   - documents filed in no case (triage, noise) have no team and are not restricted: they are
-    the shared intake queue, visible to every agent (as ``GET /api/v1/items/{id}`` does);
+    the shared intake queue in the index;
   - a disabled viewer sees nothing.
+
+  This is ``casestore.access`` rule 1 as an index filter.  The store's rule 4 is finer for
+  triage items (one naming another team's case or customer is hidden from that team's
+  outsiders): ``GET /api/v1/search`` drops such hits after asking the store
+  (``access.items_hidden_from``), and corrects the total, but the facet counts may still
+  include them.
 
 * Free text: words are ANDed; ``OR``, ``AND``, ``NOT``/``-word``, parentheses and "quoted
   phrases" (see ``querytext``).  Words match the stemmed title, text and customer name;
@@ -35,10 +41,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
 
+from casestore.access.policy import SEES_ALL_CASES
 from casestore.search.errors import InvalidSearch
 
 FACET_FIELDS = ("channel", "doc_type", "case_status")
-SEES_ALL_ROLES = frozenset({"admin", "supervisor"})
+SEES_ALL_ROLES = SEES_ALL_CASES  # the index's ACL expresses casestore.access rule 1
 PUBLIC_ACL = "public"
 MAX_LIMIT = 1000
 MAX_DOCUMENT_ID = 2**63 - 1  # the largest id the store's BIGINT and the index's i64 can hold

@@ -27,9 +27,9 @@ def open_bus(url: str, *, data_dir: Path, partitions: int = 4, retention_hours: 
     consumed records older than this (never dead letters); None keeps everything.
     ``kafka_opts`` (``client_id``, ``session_timeout_ms``, ``heartbeat_interval_ms``,
     ``replication_factor``, ``bootstrap_timeout_ms``, ``max_poll_interval_ms``) go to
-    ``KafkaBus``. A SQLite bus heartbeats only when it polls or commits, so its members' session
-    timeout must cover the longest handling of one batch: it takes ``max_poll_interval_ms``
-    (else ``session_timeout_ms``) and ignores the rest.
+    ``KafkaBus``. A SQLite bus takes ``session_timeout_ms`` (how long a dead member's partitions
+    wait; its members heartbeat from a thread of their own) and ``max_poll_interval_ms`` (the
+    longest a member may go without polling), and ignores the rest.
     Raises ``ValueError`` naming the accepted forms for anything else.
     """
     url = url.strip()
@@ -42,13 +42,14 @@ def open_bus(url: str, *, data_dir: Path, partitions: int = 4, retention_hours: 
             path = Path(rest[2:])
         else:
             raise ValueError(f"bus URL {url!r}: a SQLite path must be absolute; accepted forms: {ACCEPTED}")
-        session_timeout_ms = kafka_opts.pop("max_poll_interval_ms", None) or kafka_opts.pop("session_timeout_ms", None)
+        session_timeout_ms = kafka_opts.pop("session_timeout_ms", None)
+        max_poll_ms = kafka_opts.pop("max_poll_interval_ms", None)
         if kafka_opts:
             log.debug("SQLite bus ignores Kafka options %s", sorted(kafka_opts))
         retention_s = None if retention_hours is None else retention_hours * 3600
-        if session_timeout_ms is None:
-            return SqliteBus(path, partitions=partitions, retention_s=retention_s, keep_topics=[TOPIC_DEAD])
-        return SqliteBus(path, partitions=partitions, session_timeout=int(session_timeout_ms) / 1000,
+        return SqliteBus(path, partitions=partitions,
+                         session_timeout=10.0 if session_timeout_ms is None else int(session_timeout_ms) / 1000,
+                         max_poll_interval=None if max_poll_ms is None else int(max_poll_ms) / 1000,
                          retention_s=retention_s, keep_topics=[TOPIC_DEAD])
     if scheme == "kafka" and rest.startswith("//"):
         servers = [server.strip() for server in rest[2:].rstrip("/").split(",")]

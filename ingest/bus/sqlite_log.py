@@ -9,7 +9,7 @@ Tables (all in the one file):
 * ``topics(topic, partitions)``: a topic's partition count, fixed when it is first used;
 * ``records(topic, partition, offset, key, value, ts)``: the log itself;
 * ``committed(grp, topic, partition, offset, ts)``: each group's committed offsets;
-* ``members(grp, member_id, topics, expires_at, joined_at)``: live group members;
+* ``members(grp, member_id, topics, expires_at, joined_at, host, pid, pid_start)``: live group members;
 * ``generations(grp, generation)``: bumped whenever a group's membership changes.
 
 Retention (``retention_s``): records that every group consuming their topic has committed (a
@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 import sqlite3
 import threading
 import time
@@ -38,6 +40,7 @@ from typing import Literal
 
 from ingest.bus.port import Record, StartFrom
 from ingest.errors import BusError
+from ingest.procs import process_start_time
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +74,9 @@ _SCHEMA = (
         topics TEXT NOT NULL,
         expires_at REAL NOT NULL,
         joined_at REAL NOT NULL,
+        host TEXT NOT NULL DEFAULT '',
+        pid INTEGER NOT NULL DEFAULT 0,
+        pid_start TEXT NOT NULL DEFAULT '',
         PRIMARY KEY (grp, member_id)
     ) WITHOUT ROWID""",
     """CREATE TABLE IF NOT EXISTS generations (
@@ -91,6 +97,14 @@ PRUNE_EVERY_S = 600.0
 PRUNE_BATCH = 5_000
 
 Synchronous = Literal["FULL", "NORMAL"]
+
+
+_MEMBER_COLUMNS = {
+    "host": "host TEXT NOT NULL DEFAULT ''",
+    "pid": "pid INTEGER NOT NULL DEFAULT 0",
+    "pid_start": "pid_start TEXT NOT NULL DEFAULT ''",
+}
+_HOST = socket.gethostname()
 
 
 def partition_for(key: str, partitions: int) -> int:
@@ -203,11 +217,16 @@ class SqliteBus:
       returns once it is committed (``synchronous=FULL``: on disk; ``NORMAL``: survives a
       process crash, may lose the last flushes on power loss).
     * Consumers of one group split each topic's partitions round-robin over the live members
-      sorted by member id. A member's heartbeat is refreshed when it polls (at most every
-      ``min(1 s, session_timeout / 4)``) or commits, so handling one polled batch must take less
-      than ``session_timeout``; a member silent for longer is dropped by the next member that
-      polls (it rejoins, from the committed offsets, when it polls again); ``close`` leaves at
-      once. On a membership change each member takes its new partitions from the group's
+      sorted by member id. A member's heartbeat is refreshed by a thread of its own (at most
+      every ``min(1 s, session_timeout / 4)``, and by polls and commits), so a long batch (OCR of a
+      thick scan) does not lose its partitions: the session timeout measures whether the process
+      lives, not how long a batch takes.  ``max_poll_interval`` (if set) is the longest a member
+      may go without polling before its heartbeat stops, so a wedged handler still hands its
+      partitions on.  A member silent for longer than ``session_timeout`` is dropped by the next
+      member that polls (it rejoins, from the committed offsets, when it polls again); ``close``
+      leaves at once.  A joining member also drops members of its group on the same host whose
+      process is gone (``kill -9``): a restarted process takes its work back at once instead of
+      waiting out the timeout. On a membership change each member takes its new partitions from the group's
       committed offset (or ``start`` if there is none).
     * Committed offsets are rows in the file, so they outlive consumers and processes; what
       was polled but not committed is delivered again to the partition's next owner.
@@ -223,6 +242,7 @@ class SqliteBus:
         *,
         partitions: int = 4,
         session_timeout: float = 10.0,
+        max_poll_interval: float | None = None,
         synchronous: Synchronous = "FULL",
         retention_s: float | None = None,
         keep_topics: Sequence[str] = (),
@@ -234,6 +254,7 @@ class SqliteBus:
         self.path = Path(path)
         self.partitions = partitions
         self.session_timeout = session_timeout
+        self.max_poll_interval = max_poll_interval
         self.synchronous: Synchronous = synchronous
         self.retention_s = retention_s
         self.keep_topics = frozenset(keep_topics)  # never pruned (the dead-letter topic: people read it)
@@ -253,6 +274,10 @@ class SqliteBus:
             with _transaction(self._conn, "IMMEDIATE"):
                 for statement in _SCHEMA:
                     self._conn.execute(statement)
+                have = {row[1] for row in self._conn.execute("PRAGMA table_info(members)")}
+                for column, ddl in _MEMBER_COLUMNS.items():  # bus files written before these columns
+                    if column not in have:
+                        self._conn.execute(f"ALTER TABLE members ADD COLUMN {ddl}")
         log.debug("opened SQLite bus %s (%d partitions per new topic)", self.path, partitions)
 
     # -- producing -------------------------------------------------------------------------
@@ -464,18 +489,74 @@ class SqliteConsumer:
         self._positions: dict[TopicPartition, int] = {}
         self._round_robin = 0
         self._idle_version: int | None = None  # data_version seen at the last empty fetch
+        self._max_poll_interval = bus.max_poll_interval
+        self._synchronous = bus.synchronous
+        self._last_poll = time.monotonic()
+        self._last_refresh = time.monotonic()
+        self._pid = os.getpid()
+        self._pid_start = process_start_time(self._pid) or ""
         with _errors(self._path, f"join group {group}"):
             self._conn = _connect(self._path, bus.synchronous)
             now = time.time()
             with _transaction(self._conn, "IMMEDIATE"):
                 _ensure_topics(self._conn, topics, self._default_partitions)
-                self._conn.execute(
-                    "INSERT INTO members (grp, member_id, topics, expires_at, joined_at) VALUES (?, ?, ?, ?, ?)",
-                    (group, self.member_id, json.dumps(topics), now + self._session_timeout, now),
-                )
+                self._fence_dead_members()
+                self._insert_member(now)
                 _bump_generation(self._conn, group)
             self._heartbeat()
+        self._beating = threading.Event()
+        self._beater = threading.Thread(target=self._beat, name=f"bus-heartbeat-{group}", daemon=True)
+        self._beater.start()
         log.info("member %s joined group %s on %s, assigned %s", self.member_id, group, topics, self.assignment())
+
+    def _insert_member(self, now: float) -> None:
+        self._conn.execute(
+            "INSERT INTO members (grp, member_id, topics, expires_at, joined_at, host, pid, pid_start) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (self.group, self.member_id, json.dumps(self.topics), now + self._session_timeout, now, _HOST,
+             self._pid, self._pid_start),
+        )
+
+    def _fence_dead_members(self) -> None:
+        """Drop members of this group on this host whose process is gone or is another process now."""
+        rows = self._conn.execute(
+            "SELECT member_id, pid, pid_start FROM members WHERE grp = ? AND host = ? AND pid > 0", (self.group, _HOST)
+        ).fetchall()
+        dead = [member for member, pid, started in rows if process_start_time(int(pid)) != started]
+        for member in dead:
+            self._conn.execute("DELETE FROM members WHERE grp = ? AND member_id = ?", (self.group, member))
+        if dead:
+            log.info("group %s: dropped %d member(s) whose process on this host is gone", self.group, len(dead))
+
+    def _beat(self) -> None:
+        """Keep this member alive while its process lives, however long a batch takes."""
+        conn: sqlite3.Connection | None = None
+        warned = False
+        try:
+            while not self._beating.wait(self._heartbeat_every):
+                idle = time.monotonic() - self._last_poll
+                if self._max_poll_interval is not None and idle > self._max_poll_interval:
+                    if not warned:
+                        log.warning("member %s of group %s has not polled for %.0f s (max %.0f s); its heartbeat "
+                                    "stops so its partitions go to another member", self.member_id, self.group,
+                                    idle, self._max_poll_interval)
+                        warned = True
+                    continue
+                warned = False
+                if time.monotonic() - self._last_refresh < self._heartbeat_every:
+                    continue  # a poll or commit refreshed it just now
+                try:
+                    if conn is None:
+                        conn = _connect(self._path, self._synchronous)
+                    conn.execute("UPDATE members SET expires_at = ? WHERE grp = ? AND member_id = ?",
+                                 (time.time() + self._session_timeout, self.group, self.member_id))
+                    self._last_refresh = time.monotonic()
+                except sqlite3.Error as exc:
+                    log.warning("member %s of group %s: heartbeat failed (%s); retrying", self.member_id,
+                                self.group, exc)
+        finally:
+            if conn is not None:
+                conn.close()
 
     def assignment(self) -> frozenset[TopicPartition]:
         """The (topic, partition) pairs this member currently reads, as of its last poll."""
@@ -501,10 +582,7 @@ class SqliteConsumer:
                     self.group,
                     self._session_timeout,
                 )
-                conn.execute(
-                    "INSERT INTO members (grp, member_id, topics, expires_at, joined_at) VALUES (?, ?, ?, ?, ?)",
-                    (self.group, self.member_id, json.dumps(self.topics), now + self._session_timeout, now),
-                )
+                self._insert_member(now)
                 self._assigned, self._positions = frozenset(), {}  # like a new member: start from commits
                 changed = True
             expired = conn.execute("DELETE FROM members WHERE grp = ? AND expires_at < ?", (self.group, now)).rowcount
@@ -516,7 +594,8 @@ class SqliteConsumer:
             generation = _generation(conn, self.group)
             if generation != self._generation:
                 self._rebalance(generation, now)
-        self._next_heartbeat = time.monotonic() + self._heartbeat_every
+        self._next_heartbeat = self._last_refresh = time.monotonic()
+        self._next_heartbeat += self._heartbeat_every
 
     def _rebalance(self, generation: int, now: float) -> None:
         """Recompute this member's partitions; new ones start at the committed offset. In a transaction."""
@@ -560,6 +639,7 @@ class SqliteConsumer:
         if max_records < 1:
             raise ValueError(f"max_records must be at least 1, got {max_records}")
         deadline = time.monotonic() + max(timeout, 0.0)
+        self._last_poll = time.monotonic()
         while True:
             with self._lock, _errors(self._path, f"poll group {self.group}"):
                 if self._closed:
@@ -655,6 +735,9 @@ class SqliteConsumer:
 
     def close(self) -> None:
         """Leave the group at once (others take the partitions from the committed offsets) and close."""
+        self._beating.set()
+        if self._beater is not threading.current_thread():
+            self._beater.join(5)
         with self._lock:
             if self._closed:
                 return

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,8 @@ from api.app import create_app
 from api.settings import Settings
 from api.wiring import Runtime, open_runtime
 from casestore import cases, customers, users
+from casestore.db import make_engine
+from connectors.metrics import REGISTRY
 from ingest.pipeline import PipelineRunner
 
 
@@ -27,7 +31,7 @@ def rt(tmp_path: Path) -> Iterator[Runtime]:
                           opened_at=None, subject="noise at night", team="complaints")
         cases.upsert_case(s, ref="CM-2025-000002", customer_id="C2", case_type="claim", status="open",
                           opened_at=None, subject="water damage", team="claims")
-        users.add_user(s, name="robot", role="integration")
+        users.add_user(s, name="robot", role="integration", teams=["complaints", "claims"])  # files for both
         users.add_user(s, name="alice", role="agent", teams=["complaints"])
         users.add_user(s, name="sue", role="supervisor")
     runner = PipelineRunner(runtime.pipeline_parts())
@@ -54,12 +58,45 @@ def wait_for_item(client: TestClient, item_id: str, headers: dict[str, str]) -> 
 
 def test_health_is_open_and_everything_else_needs_a_token(rt: Runtime) -> None:
     client = TestClient(create_app(rt))
-    assert client.get("/health").json()["db"] == "ok"
+    assert client.get("/health").json() == {"status": "ok"}
     assert client.get("/api/v1/cases/CM-2025-000001").status_code == 401
     bad = client.get("/api/v1/cases/CM-2025-000001", headers={"Authorization": "Bearer cw_not-a-token"})
     assert bad.status_code == 401
     r = client.post("/api/v1/items", files={"file": ("a.txt", b"hello")})
     assert r.status_code == 401
+
+
+def test_health_tells_a_stranger_up_or_down_and_a_token_holder_the_details(rt: Runtime) -> None:
+    """Issue 16, point 8: without a token /health published connector counters and the last error
+    text, which /metrics keeps behind a token."""
+    REGISTRY.get("twilio", "twilio").record_failed("X-Twilio-Signature missing from 203.0.113.9")
+    client = TestClient(create_app(rt))
+    stranger = client.get("/health")
+    assert stranger.status_code == 200 and stranger.json() == {"status": "ok"}
+    assert "203.0.113.9" not in stranger.text
+    sue = token(rt, "sue")
+    detail = client.get("/health", headers=sue)
+    assert detail.status_code == 200
+    assert detail.json()["db"] == "ok" and "203.0.113.9" in detail.json()["connectors"]["twilio"]["last_error"]
+    wrong = client.get("/health", headers={"Authorization": "Bearer cw_not-a-token"})
+    assert wrong.status_code == 401 and "connectors" not in wrong.text
+
+    REGISTRY.get("twilio").set_state("error", "ConnectError: 10.0.0.7 refused")
+    try:
+        degraded = client.get("/health")
+        assert degraded.status_code == 200 and degraded.json() == {"status": "degraded"}
+    finally:
+        REGISTRY.get("twilio").set_state("running")
+
+    free = socket.socket()
+    free.bind(("127.0.0.1", 0))  # a loopback port nothing listens on: a store that is down
+    down = replace(rt, engine=make_engine(f"postgresql+psycopg://casework@127.0.0.1:{free.getsockname()[1]}/x"))
+    try:
+        answer = TestClient(create_app(down)).get("/health", headers=sue)
+        assert answer.status_code == 503 and answer.json() == {"status": "degraded"}
+    finally:
+        down.engine.dispose()
+        free.close()
 
 
 def test_upload_is_filed_and_idempotent(rt: Runtime) -> None:
@@ -76,7 +113,7 @@ def test_upload_is_filed_and_idempotent(rt: Runtime) -> None:
 
     again = client.post("/api/v1/items", headers=robot, files={"file": ("letter.txt", body, "text/plain")}, data=form)
     assert again.status_code == 202 and again.json() | {"status_url": ""} == {
-        "item_id": item_id, "idempotency_key": "api:ext-42", "duplicate": True, "status_url": ""}
+        "item_id": item_id, "idempotency_key": "api:user:robot:api:ext-42", "duplicate": True, "status_url": ""}
     sue = token(rt, "sue")
     folder = client.get("/api/v1/cases/CM-2025-000001", headers=sue).json()
     assert [d["item_id"] for d in folder["documents"]] == [item_id]
@@ -175,10 +212,12 @@ def test_a_triaged_item_attached_to_a_team_case_leaves_other_teams_search(rt: Ru
 def test_only_an_integration_account_may_name_the_customer_in_metadata(rt: Runtime) -> None:
     client = TestClient(create_app(rt))
     robot, alice, sue = token(rt, "robot"), token(rt, "alice"), token(rt, "sue")
-    claim = '{"customer_id": "C2", "case_ref": "CM-2025-000002", "trusted_by": "me", "uploaded_by": "someone"}'
-    by_agent = client.post("/api/v1/items", headers=alice, data={"channel": "file", "metadata": claim},
+    claim = '{"customer_id": "%s", "case_ref": "%s", "trusted_by": "me", "uploaded_by": "someone"}'
+    by_agent = client.post("/api/v1/items", headers=alice,  # alice's own team's case, and its customer
+                           data={"channel": "file", "metadata": claim % ("C1", "CM-2025-000001")},
                            files={"file": ("a.txt", b"Invoice 7 for the repairs", "text/plain")}).json()["item_id"]
-    by_robot = client.post("/api/v1/items", headers=robot, data={"channel": "file", "metadata": claim},
+    by_robot = client.post("/api/v1/items", headers=robot,
+                           data={"channel": "file", "metadata": claim % ("C2", "CM-2025-000002")},
                            files={"file": ("b.txt", b"Invoice 8 for the repairs", "text/plain")}).json()["item_id"]
     agent_view, robot_view = wait_for_item(client, by_agent, sue), wait_for_item(client, by_robot, sue)
     assert agent_view["outcome"] == "triage", "an agent typing a customer id does not make it agree"

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from casestore import cases
+from casestore.access import OPERATOR
 from casestore.customers import upsert_customer
 from casestore.errors import Conflict, InvalidInput
 from casestore.items import NewDocument, file_item
@@ -37,8 +38,8 @@ def test_resolve_triage_attach_moves_documents_and_writes_label(session: Session
     upsert_customer(session, customer_id="C-1", name="Jane Doe", email="jane@example.com")
     cases.upsert_case(session, ref="LEG-1", customer_id="C-1", case_type="claim")
     item_id = _triaged(session, "t1", "my boiler broke, I want to claim")
-    res = resolve_triage(session, item_id=item_id, action="attach", case_ref="LEG-1", actor="agent1",
-                         reason="customer phoned", doc_type="claim")
+    res = resolve_triage(session, viewer=OPERATOR, item_id=item_id, action="attach", case_ref="LEG-1",
+                         actor="agent1", reason="customer phoned", doc_type="claim")
     assert (res.outcome, res.case_ref, res.doc_type) == ("attached", "LEG-1", "claim")
     case = cases.get_case(session, ref="LEG-1")
     assert session.scalars(select(Document.case_id).where(Document.item_id == item_id)).all() == [case.id]
@@ -50,19 +51,20 @@ def test_resolve_triage_attach_moves_documents_and_writes_label(session: Session
     assert doc_type_examples(session) == [("my boiler broke, I want to claim", "claim")]
     assert StoreLookup(session).case_by_message_id("t1@x") is not None  # threads follow the move
     with pytest.raises(Conflict):
-        resolve_triage(session, item_id=item_id, action="noise", actor="agent1", reason="again")
+        resolve_triage(session, viewer=OPERATOR, item_id=item_id, action="noise", actor="agent1", reason="again")
 
 
 def test_resolve_triage_new_case_and_noise(session: Session) -> None:
     a = _triaged(session, "t2", "hello")
     b = _triaged(session, "t3", "spam")
-    res = resolve_triage(session, item_id=a, action="new_case", actor="agent", reason="new request",
+    res = resolve_triage(session, viewer=OPERATOR, item_id=a, action="new_case", actor="agent", reason="new request",
                          case_type="complaint")
     assert res.outcome == "new_case" and res.case_ref and res.case_ref.startswith("CW-")
-    assert resolve_triage(session, item_id=b, action="noise", actor="agent", reason="spam").case_ref is None
+    noise = resolve_triage(session, viewer=OPERATOR, item_id=b, action="noise", actor="agent", reason="spam")
+    assert noise.case_ref is None
     assert session.get(Item, b).outcome == "noise"  # type: ignore[union-attr]
     with pytest.raises(InvalidInput):
-        resolve_triage(session, item_id=b, action="attach", actor="agent", reason="no ref")
+        resolve_triage(session, viewer=OPERATOR, item_id=b, action="attach", actor="agent", reason="no ref")
 
 
 EXAMPLES = [

@@ -22,12 +22,16 @@ class StandIn:
     url: str
     routes: dict[tuple[str, str], tuple[int, str, bytes]]
     requests: list[Seen] = field(default_factory=list)
+    connections: int = 0  # TCP connections accepted, whether or not they sent a request
 
 
 @contextmanager
 def stand_in(routes: dict[tuple[str, str], tuple[int, str, bytes]],
              basic_auth: str | None = None) -> Iterator[StandIn]:
-    """Serve ``{(METHOD, path): (status, content type, body)}``; ``basic_auth`` is the required header value."""
+    """Serve ``{(METHOD, path): (status, content type, body)}``; ``basic_auth`` is the required header value.
+
+    A 3xx status sends its body as the ``Location`` header (a redirect).
+    """
     state = StandIn("", routes)
 
     class Handler(BaseHTTPRequestHandler):
@@ -43,6 +47,9 @@ def stand_in(routes: dict[tuple[str, str], tuple[int, str, bytes]],
             status, ctype, payload = state.routes.get((self.command, self.path.split("?")[0]), (404, "text/plain", b""))
             self.send_response(status)
             self.send_header("Content-Type", ctype)
+            if 300 <= status < 400:
+                self.send_header("Location", payload.decode())
+                payload = b""
             self.send_header("Content-Length", str(len(payload)))
             self.end_headers()
             self.wfile.write(payload)
@@ -52,7 +59,12 @@ def stand_in(routes: dict[tuple[str, str], tuple[int, str, bytes]],
         def log_message(self, format: str, *args: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    class Server(ThreadingHTTPServer):
+        def verify_request(self, request: object, client_address: object) -> bool:
+            state.connections += 1
+            return True
+
+    server = Server(("127.0.0.1", 0), Handler)
     state.url = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

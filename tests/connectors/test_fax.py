@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -80,7 +81,8 @@ def test_media_url_is_fetched_and_non_fax_bytes_are_refused(tmp_path: Path, bus:
                                                             registry: Registry) -> None:
     with stand_in({("GET", "/fax/2.tif"): (200, "image/tiff", G4.read_bytes()),
                    ("GET", "/fax/3.txt"): (200, "text/plain", b"hello")}) as provider:
-        client = client_for(tmp_path, bus, blobs, registry, media_url_prefixes=[provider.url + "/fax/"])
+        client = client_for(tmp_path, bus, blobs, registry, media_url_prefixes=[provider.url + "/fax/"],
+                            media_allow_private=True)  # the loopback stand-in for the provider, allowed explicitly
         for fax_id, path, status in (("FX-2", "/fax/2.tif", 200), ("FX-3", "/fax/3.txt", 422)):
             body = json.dumps({"fax_id": fax_id, "from": "+15551234567", "media_url": provider.url + path}).encode()
             r = client.post("/webhooks/fax", content=body, headers={
@@ -89,9 +91,44 @@ def test_media_url_is_fetched_and_non_fax_bytes_are_refused(tmp_path: Path, bus:
         outside = json.dumps({"fax_id": "FX-4", "media_url": "http://169.254.169.254/latest"}).encode()
         r = client.post("/webhooks/fax", content=outside, headers={
             "Content-Type": "application/json", "X-Casework-Signature": sign(SECRET, outside)})
-        assert r.status_code == 502
+        assert r.status_code == 422 and "media_url_prefixes" in r.json()["detail"]
     [item] = raw_items(bus)
     assert item.idempotency_key == "fax:FX-2" and item.metadata["fax_compression"] == "G4"
+
+
+def test_media_url_on_an_internal_https_address_is_refused_without_connecting(
+        tmp_path: Path, bus: SqliteBus, blobs: FileBlobStore, registry: Registry) -> None:
+    """Issue 16, point 1: the fax webhook refused plain http but still connected to internal https hosts."""
+    with stand_in({("GET", "/fax/2.tif"): (200, "image/tiff", G4.read_bytes())}) as internal:
+        client = client_for(tmp_path, bus, blobs, registry, media_username="provider", media_password="pw")
+        port = internal.url.rsplit(":", 1)[1]
+        for fax_id, url in (("FX-5", f"https://127.0.0.1:{port}/fax/2.tif"),
+                            ("FX-6", f"https://localhost:{port}/fax/2.tif")):
+            body = json.dumps({"fax_id": fax_id, "media_url": url}).encode()
+            r = client.post("/webhooks/fax", content=body, headers={
+                "Content-Type": "application/json", "X-Casework-Signature": sign(SECRET, body)})
+            assert r.status_code == 422 and "loopback" in r.json()["detail"], r.text
+        assert internal.connections == 0
+    assert raw_items(bus) == []
+
+
+def test_an_unsigned_fax_is_refused_before_its_body_is_read_and_a_big_one_at_the_limit(
+        tmp_path: Path, bus: SqliteBus, blobs: FileBlobStore, registry: Registry) -> None:
+    client = client_for(tmp_path, bus, blobs, registry, max_bytes=100_000)
+    taken: list[int] = []
+
+    def body() -> Iterator[bytes]:
+        for _ in range(100):  # 100 x 1 MB, chunked: no Content-Length to refuse it by
+            taken.append(1)
+            yield b"x" * 1_000_000
+
+    r = client.post("/webhooks/fax", content=body(), headers={"Content-Type": "application/octet-stream"})
+    assert r.status_code == 403 and r.headers["connection"] == "close"
+    assert taken == [], "the body was read before the missing signature was noticed"
+    big = b"x" * 1_200_000  # over max_bytes plus the form's allowance (TestClient sends it whole; tests/api
+    r = client.post("/webhooks/fax", content=big, headers={  # test_body_limits stops a real server reading)
+        "Content-Type": "application/octet-stream", "X-Casework-Signature": sign(SECRET, big)})
+    assert r.status_code == 413 and r.headers["connection"] == "close"
 
 
 def test_spool_folder_takes_tiffs_with_the_sender_tsi(tmp_path: Path, bus: SqliteBus, blobs: FileBlobStore,

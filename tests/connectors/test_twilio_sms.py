@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import email
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs
 
@@ -24,6 +25,7 @@ from tests.connectors.standin import stand_in
 
 SID, TOKEN = "AC" + "1" * 32, "secret-auth-token"
 URL = "http://testserver/webhooks/twilio/sms"
+LOOPBACK_PROVIDER = {"media_hosts": ["127.0.0.1"], "media_allow_private": True}  # a stand-in for api.twilio.com
 PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
 
@@ -38,7 +40,7 @@ def signed(params: dict[str, str], url: str = URL, token: str = TOKEN) -> dict[s
 
 
 def make_client(tmp_path: Path, bus: SqliteBus, blobs: FileBlobStore, registry: Registry,
-                **settings: str) -> TestClient:
+                **settings: object) -> TestClient:
     cfg = TwilioSettings.model_validate({"enabled": True, "account_sid": SID, "auth_token": TOKEN, **settings})
     app = FastAPI()
     app.include_router(twilio_router(cfg, bus=bus, blobs=blobs, state=StateStore(tmp_path / "twilio.db"),
@@ -80,7 +82,8 @@ def test_mms_media_is_fetched_with_the_account_credentials(tmp_path: Path, bus: 
                                                            registry: Registry) -> None:
     auth = "Basic " + base64.b64encode(f"{SID}:{TOKEN}".encode()).decode()
     with stand_in({("GET", "/media/ME1"): (200, "image/png", PNG)}, basic_auth=auth) as media:
-        client = make_client(tmp_path, bus, blobs, registry, public_url="https://casework.example/twilio")
+        client = make_client(tmp_path, bus, blobs, registry, public_url="https://casework.example/twilio",
+                             **LOOPBACK_PROVIDER)
         params = sms("MM" + "c" * 32, "photo of the damage", NumMedia="1", MediaUrl0=f"{media.url}/media/ME1",
                      MediaContentType0="image/png")
         r = client.post("/webhooks/twilio/sms", data=params,
@@ -97,10 +100,55 @@ def test_mms_media_is_fetched_with_the_account_credentials(tmp_path: Path, bus: 
 def test_mms_media_that_cannot_be_fetched_gives_502(tmp_path: Path, bus: SqliteBus, blobs: FileBlobStore,
                                                     registry: Registry) -> None:
     with stand_in({}) as media:
-        client = make_client(tmp_path, bus, blobs, registry)
+        client = make_client(tmp_path, bus, blobs, registry, **LOOPBACK_PROVIDER)
         params = sms("MM" + "d" * 32, "x", NumMedia="1", MediaUrl0=f"{media.url}/gone")
         assert client.post("/webhooks/twilio/sms", data=params, headers=signed(params)).status_code == 502
     assert raw_items(bus) == []
+
+
+def test_mms_media_on_an_internal_address_is_never_fetched_and_the_text_is_filed(
+        tmp_path: Path, bus: SqliteBus, blobs: FileBlobStore, registry: Registry) -> None:
+    """Issue 16, point 1: a signed webhook naming 127.0.0.1 got the account credentials sent there and
+    the internal page filed as a document. With the default settings nothing connects to it."""
+    with stand_in({("GET", "/admin"): (200, "text/plain", b"admin panel config")}) as internal:
+        client = make_client(tmp_path, bus, blobs, registry)
+        params = sms("MM" + "f" * 32, "photo of the damage", NumMedia="2", MediaUrl0=f"{internal.url}/admin",
+                     MediaContentType0="text/plain",
+                     MediaUrl1=internal.url.replace("http://127.0.0.1", "https://localhost") + "/admin")
+        r = client.post("/webhooks/twilio/sms", data=params, headers=signed(params))
+        assert r.status_code == 200, r.text
+        assert internal.connections == 0 and internal.requests == [], "the internal address was contacted"
+    [item] = raw_items(bus)
+    data = blobs.read(item.blob_sha256)
+    assert b"admin panel config" not in data
+    mime = email.message_from_bytes(data)
+    parts = [p for p in mime.walk() if not p.is_multipart()]
+    assert [p.get_content_type() for p in parts] == ["text/plain"], "no media part: only the text"
+    text = bytes(parts[0].get_payload(decode=True)).decode()
+    assert text.startswith("photo of the damage")
+    assert "[media 0 not fetched: the media URL http://127.0.0.1 is not https]" in text
+    assert "[media 1 not fetched: the media URL host localhost is not on the allow-list (api.twilio.com)]" in text
+    assert "not https" in item.metadata["media_refused"] and "allow-list" in item.metadata["media_refused"]
+    assert registry.health()["twilio"]["received"] == 1
+
+
+def test_an_unsigned_webhook_is_refused_before_its_body_is_read(tmp_path: Path, bus: SqliteBus,
+                                                                blobs: FileBlobStore, registry: Registry) -> None:
+    client = make_client(tmp_path, bus, blobs, registry)
+    taken: list[int] = []
+
+    def body() -> Iterator[bytes]:
+        for _ in range(100):
+            taken.append(1)
+            yield b"Body=" + b"x" * 10_000 + b"&"
+
+    r = client.post("/webhooks/twilio/sms", content=body(),
+                    headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 403 and r.headers["connection"] == "close"
+    assert taken == [], "the body was read before the missing signature was noticed"
+    big = sms("SM" + "9" * 32, "x" * 300_000)
+    r = client.post("/webhooks/twilio/sms", data=big, headers=signed(big))
+    assert r.status_code == 413 and raw_items(bus) == []
 
 
 def test_outbound_sms_goes_through_the_twilio_client_to_the_rest_api() -> None:

@@ -176,6 +176,9 @@ def test_serve_takes_every_channel_into_cases_once_and_refuses_bad_input(
         "CASEWORK_CONNECTORS__TWILIO__ACCOUNT_SID": SID,
         "CASEWORK_CONNECTORS__TWILIO__AUTH_TOKEN": TW_TOKEN,
         "CASEWORK_CONNECTORS__TWILIO__PUBLIC_URL": twilio_url,
+        # the MMS media stand-in for api.twilio.com is on loopback: allowed here explicitly (default: refused)
+        "CASEWORK_CONNECTORS__TWILIO__MEDIA_HOSTS": json.dumps(["127.0.0.1"]),
+        "CASEWORK_CONNECTORS__TWILIO__MEDIA_ALLOW_PRIVATE": "true",
         "CASEWORK_CONNECTORS__FAX__ENABLED": "true",
         "CASEWORK_CONNECTORS__FAX__SECRET": FAX_SECRET,
         "CASEWORK_CONNECTORS__FAX__SPOOL_DIR": str(spool),
@@ -222,7 +225,7 @@ def _exercise(env: dict[str, str], data_dir: Path, base: str, twilio_url: str, s
     def health() -> dict[str, Any] | None:
         assert server.poll() is None, f"serve exited with {server.returncode}:\n{log_path.read_text()}"
         try:
-            r = http.get("/health")
+            r = http.get("/health", headers=sue)  # the connectors' details need a token
         except httpx.TransportError:
             return None
         return r.json() if r.status_code == 200 else None

@@ -430,7 +430,8 @@ def test_sqlite_silent_member_is_dropped_and_its_records_go_to_the_others(
     tmp_path: Path, name: Callable[[str], str]
 ) -> None:
     topic, group = name("intake.raw"), name("extract")
-    bus = SqliteBus(tmp_path / "bus.db", partitions=PARTITIONS, session_timeout=0.5)
+    # silent = stops polling for longer than max_poll_interval (a wedged handler): its heartbeat stops
+    bus = SqliteBus(tmp_path / "bus.db", partitions=PARTITIONS, session_timeout=0.5, max_poll_interval=0.5)
     try:
         alive, silent = join(bus, [topic], group), join(bus, [topic], group)
         wait_for_assignment([alive, silent], topic)

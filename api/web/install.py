@@ -1,0 +1,33 @@
+"""Wiring the workbench into the FastAPI app (called once from ``api.app.create_app``)."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from starlette.responses import Response
+
+from api.web.assets import mount_assets
+from api.web.pages import admin, cases, documents, home, ops, search, signin, triage
+from api.web.session_auth import PageError, SignInRequired, current_session, principal_of, sign_in_redirect
+from api.web.templating import render
+
+
+def install_workbench(app: FastAPI) -> None:
+    settings = app.state.runtime.settings
+    mount_assets(app, settings.web.assets_dir)
+    for module in (signin, home, cases, documents, search, triage, ops, admin):
+        app.include_router(module.router)
+
+    async def to_sign_in(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, SignInRequired)
+        return sign_in_redirect(request, exc.next_url)
+
+    async def page_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, PageError)
+        active = current_session(request)
+        user = principal_of(active) if active is not None else None
+        return render(request, "error.html", {"status": exc.status, "message": exc.message, "user": user,
+                                              "csrf_token": active.csrf_token if active else ""},
+                      status_code=exc.status)
+
+    app.add_exception_handler(SignInRequired, to_sign_in)
+    app.add_exception_handler(PageError, page_error)

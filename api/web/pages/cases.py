@@ -1,0 +1,74 @@
+"""The case page ``/cases/{ref}``: header, customer panel, timeline (htmx "load more"), notes.
+
+A case the viewer's teams may not see answers 404, as ``GET /api/v1/cases/{ref}`` does.  The
+work engine's stage bar, SLA clocks and active task go into the blocks marked in case.html.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Query, Request
+from starlette.responses import Response
+
+from api.web.session_auth import Page, PageError, runtime_of
+from api.web.templating import render
+from api.web.visibility import may_see, visible_case
+from casestore import case_view, notes, timeline
+from casestore.errors import CaseStoreError
+
+router = APIRouter(include_in_schema=False)
+PAGE_SIZE = 30
+KIND_LABELS = {"": "Everything", "document": "Documents", "note": "Notes", "event": "Events"}
+
+
+def _kinds(kind: str) -> tuple[str, ...]:
+    if kind and kind not in timeline.KINDS:
+        raise PageError(400, f"There is no timeline filter {kind!r}; choose documents, notes or events.")
+    return (kind,) if kind else timeline.KINDS
+
+
+def _page(request: Request, ref: str, kind: str, cursor: str | None, page: Page) -> timeline.TimelinePage:
+    with runtime_of(request).read_sessions() as session:
+        case = visible_case(session, page.user, ref)
+        try:
+            return timeline.case_timeline(session, case_id=case.id, kinds=_kinds(kind), cursor=cursor,
+                                          limit=PAGE_SIZE)
+        except CaseStoreError as exc:
+            raise PageError(int(exc.http_status), str(exc)) from None
+
+
+@router.get("/cases/{ref}")
+def case_page(request: Request, ref: str, page: Page,
+              kind: Annotated[str, Query(max_length=20)] = "") -> Response:
+    with runtime_of(request).read_sessions() as session:
+        case = visible_case(session, page.user, ref)
+        header = case_view.case_header(session, case=case)
+        others = case_view.other_cases(session, case=case, can_see=lambda c: may_see(page.user, c))
+        first = timeline.case_timeline(session, case_id=case.id, kinds=_kinds(kind), limit=PAGE_SIZE)
+    return render(request, "case.html", {"case": header, "others": others, "timeline": first, "kind": kind,
+                                         "kinds": KIND_LABELS, "nav": "cases"}, page=page)
+
+
+@router.get("/cases/{ref}/timeline")
+def timeline_more(request: Request, ref: str, page: Page,
+                  kind: Annotated[str, Query(max_length=20)] = "",
+                  cursor: Annotated[str | None, Query(max_length=500)] = None) -> Response:
+    """The next page of entries, as list items plus the next "load more" button (htmx swaps it in
+    place of the button that asked)."""
+    more = _page(request, ref, kind, cursor, page)
+    return render(request, "_timeline_more.html", {"case": {"ref": ref}, "timeline": more, "kind": kind},
+                  page=page)
+
+
+@router.post("/cases/{ref}/notes")
+def add_note(request: Request, ref: str, page: Page,
+             body: Annotated[str, Form(max_length=notes.MAX_NOTE_CHARS)] = "") -> Response:
+    rt = runtime_of(request)
+    with rt.sessions() as session, session.begin():
+        case = visible_case(session, page.user, ref)
+        try:
+            notes.add_note(session, ref=case.ref, author=page.user.name, body=body)
+        except CaseStoreError as exc:
+            raise PageError(int(exc.http_status), str(exc)) from None
+    return Response(status_code=303, headers={"Location": f"/cases/{ref}#timeline"})

@@ -1,0 +1,45 @@
+"""``/``: where a person lands after signing in; ``/cases``: recently active cases they may see.
+
+My work (get-next, my tasks with their SLA clocks, my queues) comes with the case-work engine;
+the start page keeps a marked block for it.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from sqlalchemy import select
+from starlette.responses import Response
+
+from api.web.session_auth import Page, runtime_of
+from api.web.templating import render
+from api.web.visibility import may_see
+from casestore import case_view, intake_stats
+from casestore.models import Case
+
+router = APIRouter(include_in_schema=False)
+RECENT = 50
+SCAN_BATCH = 500
+MAX_SCANNED = 5000
+
+
+@router.get("/")
+def start(request: Request, page: Page) -> Response:
+    with runtime_of(request).read_sessions() as session:
+        backlog = intake_stats.triage_backlog(session)
+    return render(request, "home.html", {"backlog": backlog, "nav": "start"}, page=page)
+
+
+@router.get("/cases")
+def recent_cases(request: Request, page: Page) -> Response:
+    """The most recently updated cases the viewer may see (the access rule applied to each)."""
+    found: list[case_view.CaseSummary] = []
+    scanned = 0
+    with runtime_of(request).read_sessions() as session:
+        while len(found) < RECENT and scanned < MAX_SCANNED:
+            batch = list(session.scalars(select(Case).order_by(Case.updated_at.desc(), Case.id.desc())
+                                         .offset(scanned).limit(SCAN_BATCH)))
+            if not batch:
+                break
+            scanned += len(batch)
+            found += [case_view.summary(c) for c in batch if may_see(page.user, c)]
+    return render(request, "cases.html", {"cases": found[:RECENT], "nav": "cases"}, page=page)

@@ -1,0 +1,72 @@
+"""Figures for the operations page: intake since a moment per channel and outcome, the latest
+dead-lettered items (as the pipeline recorded them, see ``items.record_failure``) and the triage
+backlog."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import PurePath
+
+from pydantic import BaseModel
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from casestore.models import OUTCOMES, Item, ItemFailure
+
+
+class ChannelIntake(BaseModel):
+    channel: str
+    outcomes: dict[str, int]  # attached, new_case, triage, noise
+    total: int
+
+
+class FailureRow(BaseModel):
+    item_id: str | None
+    failed_at: datetime
+    stage: str
+    error_class: str
+    message: str
+    source: str
+    file_name: str
+
+
+class TriageBacklog(BaseModel):
+    waiting: int
+    oldest_received_at: datetime | None
+
+
+
+def intake_since(session: Session, *, since: datetime) -> list[ChannelIntake]:
+    """Items received since ``since`` per channel and outcome."""
+    counts: dict[str, dict[str, int]] = {}
+    for channel, outcome, n in session.execute(
+        select(Item.channel, Item.outcome, func.count()).where(Item.received_at >= since)
+        .group_by(Item.channel, Item.outcome)
+    ):
+        counts.setdefault(channel, dict.fromkeys(OUTCOMES, 0))[outcome] = int(n)
+    return [ChannelIntake(channel=c, outcomes=o, total=sum(o.values())) for c, o in sorted(counts.items())]
+
+
+def failed_since(session: Session, *, since: datetime) -> int:
+    """Distinct items dead-lettered since ``since`` (a failed item has no channel row to count by)."""
+    return int(session.scalar(select(func.count(func.distinct(ItemFailure.item_id)))
+                              .where(ItemFailure.failed_at >= since)) or 0)
+
+
+def recent_failures(session: Session, *, limit: int = 50) -> list[FailureRow]:
+    rows = session.scalars(select(ItemFailure).order_by(ItemFailure.failed_at.desc(), ItemFailure.id.desc())
+                           .limit(limit))
+    return [FailureRow(item_id=f.item_id, failed_at=f.failed_at, stage=f.stage, error_class=f.error_class,
+                       message=f.message, source=f.source, file_name=_file_name(f.source)) for f in rows]
+
+
+def _file_name(source: str) -> str:
+    if not source:
+        return ""
+    return PurePath(source.split("#", 1)[0]).name or source
+
+
+def triage_backlog(session: Session) -> TriageBacklog:
+    waiting, oldest = session.execute(
+        select(func.count(), func.min(Item.received_at)).where(Item.outcome == "triage")).one()
+    return TriageBacklog(waiting=int(waiting or 0), oldest_received_at=oldest)
