@@ -48,7 +48,7 @@ FACET_FIELDS = ("channel", "doc_type", "case_status")
 SEES_ALL_ROLES = SEES_ALL_CASES  # the index's ACL expresses casestore.access rule 1
 PUBLIC_ACL = "public"
 MAX_LIMIT = 1000
-MAX_DOCUMENT_ID = 2**63 - 1  # the largest id the store's BIGINT and the index's i64 can hold
+MAX_DOCUMENT_ID = 2**31 - 1  # documents.id is INTEGER: 32 bits on PostgreSQL (the index takes i64)
 MAX_TEXT_CHARS = 500_000  # longer extracted text is indexed up to here (ES highlights refuse more than 1M)
 SNIPPET_CHARS = 160
 
