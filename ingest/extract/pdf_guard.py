@@ -5,8 +5,10 @@ is loaded), so a 2 MiB file whose stream inflates to 2 GiB takes 2 GiB or more. 
 inflates every zlib stream of the file incrementally (``zlib.decompressobj`` with ``max_length``,
 the output thrown away as it comes) and refuses the file at the first stream that passes the cap.
 It reads the raw bytes without a PDF parser: a stream whose data is encrypted or behind another
-filter first (ASCII85, ASCIIHex) is not measured here; the memory limit of the child process that
-runs PDFium (``ingest.extract.pdf_child``) is the backstop for those.
+filter first (ASCII85, ASCIIHex) is not measured here, nor what a second Flate filter inflates the
+first one's output to; the memory limit of the child process that runs PDFium
+(``ingest.extract.pdf_child``) is the backstop for those. A file too small for any stream to pass the
+cap at deflate's largest ratio (1032 to 1) is not scanned at all.
 
 ``render_dpi`` bounds a rendered page by pixels, not inches: the size PDFium renders is the page's
 box in PDF units at ``dpi / 72`` pixels per unit. PDFium ignores ``/UserUnit`` (a page of 720 units
@@ -24,6 +26,7 @@ from ingest.errors import LimitExceeded
 
 MIB = 1024 * 1024
 MIN_RENDER_DPI = 100  # below this OCR reads little; a page that would need less is not rendered
+DEFLATE_MAX_RATIO = 1032  # deflate's limit: 258 bytes from one 2-bit code, and no more
 
 _STREAM = re.compile(rb"stream(?:\r\n|\n|\r)")
 _CHUNK_IN = 64 * 1024
@@ -59,6 +62,8 @@ def inflated_size(data: bytes | memoryview, start: int, limit: int) -> int:
 
 def check_streams(data: bytes, *, max_stream_bytes: int) -> None:
     """Refuse (``LimitExceeded``) a PDF with a Flate stream that inflates to more than ``max_stream_bytes``."""
+    if len(data) * DEFLATE_MAX_RATIO <= max_stream_bytes:
+        return  # no stream of a file this small can inflate past the cap (most PDFs: nothing to inflate here)
     view = memoryview(data)
     number = 0
     for match in _STREAM.finditer(data):
