@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Request, status
+from fastapi import APIRouter, HTTPException, Path, Query, Request, status
 from pydantic import BaseModel, Field
 
 from api.admin_schemas import TokenCreated, TokenOut, UserOut
@@ -94,7 +94,8 @@ def create_token(request: Request, body: NewToken, admin: Admin) -> TokenCreated
 
 
 @router.post("/tokens/{token_id}/revoke", response_model=TokenOut)
-def revoke_token(request: Request, token_id: int, admin: Admin) -> TokenOut:
+def revoke_token(request: Request, token_id: Annotated[int, Path(ge=1, le=2**31 - 1, description="the token id")],
+                 admin: Admin) -> TokenOut:
     """Revoke one token (revoking it again is harmless)."""
     with get_runtime(request).sessions() as session, session.begin():
         return TokenOut.of(users.revoke_token(session, token_id=token_id))

@@ -138,6 +138,8 @@ def create_app(rt: Runtime, *, health_extra: Any = None) -> FastAPI:
             meta = json.loads(metadata)
         except json.JSONDecodeError as exc:
             raise HTTPException(422, f"metadata is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise HTTPException(422, "metadata is nested too deeply: send a flat JSON object of strings") from None
         if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
             raise HTTPException(422, "metadata must be a JSON object whose values are strings")
         team = meta.get("team", "").strip() or None

@@ -19,7 +19,7 @@ from api.stage_processes import StageProcesses
 from api.wiring import Runtime
 from casestore import items as item_service
 from ingest.errors import BadInput
-from ingest.intake import check_channel, describe_raw_item, expand_paths, infer_channel, publish_raw
+from ingest.intake import check_channel, describe_raw_item, expand_paths, infer_channel, printable, publish_raw
 from ingest.messages import Channel, RawItem
 from ingest.pipeline import FILED_OUTCOMES, PipelineRunner
 
@@ -185,10 +185,10 @@ def _publish_chunk(rt: Runtime, chunk: Sequence[tuple[Path, bytes | OSError]],
     results: list[IngestResult] = []
     readable: list[tuple[IngestResult, Path, bytes, Channel]] = []
     for path, data in chunk:
-        result = IngestResult(source=str(path))
+        result = IngestResult(source=printable(str(path)))
         results.append(result)
         if isinstance(data, OSError):
-            result.outcome, result.error = "failed", f"cannot read {path}: {data.strerror or data}"
+            result.outcome, result.error = "failed", printable(f"cannot read {path}: {data.strerror or data}")
             continue
         item_channel = channel or infer_channel(path)
         try:

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from api.auth import Principal, current_user
 from casestore import access
-from casestore.search.port import MAX_LIMIT, SearchIndex, SearchQuery, Viewer
+from casestore.search.port import MAX_DOCUMENT_ID, MAX_LIMIT, SearchIndex, SearchQuery, Viewer
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,8 @@ def search(
     date_to: Annotated[str | None, Query(description="received before; a bare date includes that day")] = None,
     sort: Annotated[Literal["relevance", "date"], Query()] = "relevance",
     fuzzy: Annotated[bool, Query(description="tolerate typos and OCR noise")] = False,
-    like: Annotated[int | None, Query(description="document id: find documents like it")] = None,
+    like: Annotated[int | None, Query(ge=1, le=MAX_DOCUMENT_ID,
+                                      description="document id: find documents like it")] = None,
 ) -> dict[str, Any]:
     if user.role not in SEARCH_ROLES:
         raise HTTPException(403, f"role {user.role} may not search; needs one of: {', '.join(SEARCH_ROLES)}")

@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/v1/triage", tags=["triage"])
 Agent = Annotated[Principal, require_roles("agent", "supervisor", "admin")]
+MAX_OFFSET = 2**31 - 1  # past any real queue; the databases' OFFSET overflows at 2**63
 
 
 class Resolve(BaseModel):
@@ -32,7 +33,7 @@ class Resolve(BaseModel):
 
 @router.get("")
 def queue(request: Request, user: Agent, limit: Annotated[int, Query(ge=1, le=500)] = 100,
-          offset: Annotated[int, Query(ge=0)] = 0) -> list[dict[str, Any]]:
+          offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0) -> list[dict[str, Any]]:
     """Triage items the caller may see: none that names another team's case or customer."""
     with get_runtime(request).read_sessions() as session:
         return triage.triage_queue(session, viewer=user, limit=limit, offset=offset)

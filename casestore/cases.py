@@ -29,6 +29,8 @@ def check_status(status: str) -> str:
 
 
 def find_case(session: Session, *, ref: str) -> Case | None:
+    if "\x00" in ref:  # no stored reference holds one, and PostgreSQL refuses it in a query
+        return None
     return session.scalar(select(Case).where(Case.ref == ref.strip()))
 
 

@@ -114,6 +114,20 @@ def _sqlite_listeners(database: str) -> tuple[Any, Any]:
     return on_begin, _end_turn
 
 
+def _has_nul(parameters: Any) -> bool:
+    values = parameters.values() if isinstance(parameters, dict) else parameters
+    return any(isinstance(v, str) and "\x00" in v for v in values or ())
+
+
+def _refuse_nul(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+    """PostgreSQL text cannot hold NUL: a value with one (a reference typed with ``%00``) is bad input,
+    not a driver error (a 500). Stored values have theirs removed before (``validation.no_nul``)."""
+    rows = parameters if executemany else [parameters]
+    if any(_has_nul(row) for row in rows or ()):
+        raise InvalidInput("a value contains a NUL character (\\x00), which the case store cannot hold or look up; "
+                           "remove it and try again")
+
+
 def make_engine(url: str, *, echo: bool = False) -> Engine:
     """An engine for ``sqlite:///PATH`` or ``postgresql+psycopg://USER@HOST/DB``.
 
@@ -140,7 +154,9 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     if backend in ("postgresql", "postgres"):
         if parsed.drivername in ("postgresql", "postgres", "postgresql+psycopg2"):
             parsed = parsed.set(drivername="postgresql+psycopg")
-        return create_engine(parsed, echo=echo, json_serializer=json_dumps, pool_pre_ping=True)
+        engine = create_engine(parsed, echo=echo, json_serializer=json_dumps, pool_pre_ping=True)
+        event.listen(engine, "before_cursor_execute", _refuse_nul)
+        return engine
     raise InvalidInput(
         f"unsupported database {backend!r}: use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB"
     )

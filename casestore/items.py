@@ -312,6 +312,8 @@ def item_view(session: Session, *, item_id: str) -> dict[str, Any]:
     ``text`` joins all documents' text with blank lines.  An item that only failed comes back
     with outcome 'failed'; NotFound if the item was neither filed nor failed.
     """
+    if "\x00" in item_id:  # no item id holds one, and PostgreSQL refuses it in a query
+        raise NotFound(f"no item {item_id!r}; item ids look like 8c6071be-9774-5672-8ec7-e361e402123b")
     row = session.execute(
         select(Item, Case.ref).outerjoin(Case, Item.case_id == Case.id).where(Item.item_id == item_id)
     ).first()

@@ -73,7 +73,7 @@ def resolve_triage(
     if action == "attach" and not (case_ref or "").strip():
         raise InvalidInput("action 'attach' needs case_ref: the case to file the item into")
     why = optional("reason", reason, max_len=2000) or ""
-    item = session.get(Item, item_id, with_for_update=True)
+    item = None if "\x00" in item_id else session.get(Item, item_id, with_for_update=True)
     if item is None or items_hidden_from(session, viewer, [item_id]):
         raise NotFound(f"no item {item_id!r} (or not visible to you); check the id (casework item show ID)")
     if item.outcome != "triage":
@@ -138,6 +138,8 @@ def doc_type_examples(session: Session, *, since_id: int = 0) -> list[tuple[str,
 def triage_queue(session: Session, *, viewer: Subject, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
     """Items waiting in triage that ``viewer`` may see (``casestore.access``, rule 4), oldest
     first, with the matcher's reason and ranked candidates.  ``offset`` counts visible items."""
+    if not (0 <= offset < 2**63 and 0 <= limit < 2**63):
+        raise InvalidInput(f"offset and limit must be between 0 and {2**63 - 1}; got offset {offset}, limit {limit}")
     query = select(Item).where(Item.outcome == "triage").order_by(Item.received_at, Item.item_id)
     if sees_all(viewer):
         visible = list(session.scalars(query.limit(limit).offset(offset)))

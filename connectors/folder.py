@@ -32,7 +32,7 @@ from connectors.settings import WatchedFolder
 from connectors.state import StateStore
 from ingest.blobs import BlobStore
 from ingest.bus.port import Bus
-from ingest.intake import infer_channel
+from ingest.intake import infer_channel, printable
 from ingest.messages import Channel
 
 log = logging.getLogger(__name__)
@@ -182,7 +182,7 @@ class FolderWatcher:
             self.emitter.failed(f"{self.root / rel}", exc)
             dest = self._unique(self.root / ".failed" / f"{time.strftime('%Y%m%dT%H%M%S')}-{path.name}")
             shutil.move(str(path), dest)
-            dest.with_name(dest.name + ".error.txt").write_text(f"{type(exc).__name__}: {exc}\n")
+            dest.with_name(dest.name + ".error.txt").write_text(printable(f"{type(exc).__name__}: {exc}") + "\n")
             path.with_name(path.name + self.config.marker_suffix).unlink(missing_ok=True)
             log.error("%s: %s moved to %s", self.name, rel, dest)
             return None

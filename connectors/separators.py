@@ -14,13 +14,19 @@ from __future__ import annotations
 
 import io
 import logging
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from PIL import Image, ImageSequence
 
 from ingest.errors import BadInput
+from ingest.extract.limits import ExtractLimits
+from ingest.extract.pdf_child import pdf_child
+from ingest.extract.pdf_guard import MIB, check_streams
+from ingest.extract.pdf_reader import RenderedPage
 from ingest.extract.pdfium_lock import PDFIUM
 
 log = logging.getLogger(__name__)
@@ -72,29 +78,23 @@ def is_separator(image: Image.Image, *, mode: str, blank_ink_ratio: float, barco
     return ink_ratio(image) < blank_ink_ratio
 
 
-def _pdf_pages(data: bytes, dpi: int) -> Iterator[Image.Image]:
-    import pypdfium2 as pdfium
-
-    with PDFIUM:
-        pdf = pdfium.PdfDocument(data)
-    try:
-        with PDFIUM:
-            count = len(pdf)
-        for i in range(count):
-            with PDFIUM:  # one page at a time, not across the yield
-                page = pdf[i]
-                try:
-                    bitmap = page.render(scale=dpi / 72, grayscale=True)
-                    try:
-                        image = bitmap.to_pil().copy()
-                    finally:
-                        bitmap.close()
-                finally:
-                    page.close()
-            yield image
-    finally:
-        with PDFIUM:
-            pdf.close()
+def _pdf_pages(data: bytes, dpi: int) -> Iterator[Image.Image | None]:
+    """Each page in greyscale at ``dpi``, rendered by the memory-limited PDF reader child after the
+    Flate check (a hostile batch is refused, never rendered here); None for a page too large to render."""
+    limits = ExtractLimits()
+    check_streams(data, max_stream_bytes=limits.max_pdf_stream_mb * MIB)
+    child = pdf_child(limits.pdf_memory_mb)
+    with tempfile.TemporaryDirectory(prefix="casework-batch-") as tmp:
+        path = str(Path(tmp) / "batch.pdf")
+        Path(path).write_bytes(data)
+        for number in range(child.call("page_count", path=path)):
+            page: RenderedPage = child.call("render_page", path=path, password=None, number=number, dpi=dpi,
+                                            max_pixels=limits.max_render_pixels)
+            if page.refused is not None:
+                log.warning("scan batch page %d not checked for a separator: %s", number + 1, page.refused)
+                yield None
+                continue
+            yield Image.frombuffer("L", (page.width, page.height), page.pixels, "raw", "L", 0, 1)
 
 
 def _pdf_subset(data: bytes, pages: list[int]) -> bytes:
@@ -133,18 +133,19 @@ def split_batch(data: bytes, ext: str, *, mode: str, blank_ink_ratio: float = 0.
     if mode == "none" or ext not in (".pdf", ".tif", ".tiff") or (mode == "barcode" and _barcode_reader() is None):
         return [Segment(data, (), ext)]
     try:
-        if ext == ".pdf":
-            images = list(_pdf_pages(data, RENDER_DPI.get(mode, 50)))
+        if ext == ".pdf":  # one page at a time: only its separator flag is kept
             frames: list[Image.Image] = []
+            flags = [img is not None and is_separator(img, mode=mode, blank_ink_ratio=blank_ink_ratio,
+                                                      barcode=barcode)
+                     for img in _pdf_pages(data, RENDER_DPI.get(mode, 50))]
         else:
             frames = _tiff_frames(data)
-            images = frames
+            flags = [is_separator(img, mode=mode, blank_ink_ratio=blank_ink_ratio, barcode=barcode) for img in frames]
     except Exception as exc:
         raise BadInput(f"cannot read the scan batch to look for separator pages: {type(exc).__name__}: {exc}") \
             from None
-    flags = [is_separator(img, mode=mode, blank_ink_ratio=blank_ink_ratio, barcode=barcode) for img in images]
     if not any(flags):
-        return [Segment(data, tuple(range(1, len(images) + 1)), ext)]
+        return [Segment(data, tuple(range(1, len(flags) + 1)), ext)]
     groups: list[list[int]] = [[]]
     for number, sep in enumerate(flags, start=1):
         if sep:
@@ -152,7 +153,7 @@ def split_batch(data: bytes, ext: str, *, mode: str, blank_ink_ratio: float = 0.
         else:
             groups[-1].append(number)
     groups = [g for g in groups if g]
-    log.info("scan batch of %d pages split into %d documents at %d separator pages", len(images), len(groups),
+    log.info("scan batch of %d pages split into %d documents at %d separator pages", len(flags), len(groups),
              sum(flags))
     if ext == ".pdf":
         return [Segment(_pdf_subset(data, g), tuple(g), ext) for g in groups]

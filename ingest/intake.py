@@ -16,6 +16,7 @@ namespace existed are still recognised.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from urllib.parse import quote
@@ -35,6 +36,27 @@ CHANNELS: tuple[Channel, ...] = ("email", "scan", "file", "sms", "fax", "webform
 TRUSTED_BY = "trusted_by"
 
 _MESSAGE_ID = re.compile(rb"^message-id:[ \t]*(.+(?:\r?\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)
+
+
+_HIDDEN = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})  # controls, format (RTL overrides), surrogates, line breaks
+
+
+def printable(text: str) -> str:
+    """A name from the file system (or a sender) as printable UTF-8 text on one line.
+
+    On POSIX a file name is bytes; Python hands ones that are not UTF-8 over with surrogate escapes
+    (``os.fsdecode``: ``caf\\udce9.txt``), which no JSON encoder, database or UTF-8 log accepts. Those
+    bytes become ``\\xe9``; control and format characters (a newline, a right-to-left override) their
+    escapes, so the name stays recognisable; ordinary names, accents and all, are returned unchanged.
+    """
+    if text.isprintable():
+        return text
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a lone surrogate that is not an escaped byte
+        raw = text.encode("utf-8", "surrogatepass")
+    decoded = raw.decode("utf-8", "backslashreplace")
+    return "".join(ascii(c)[1:-1] if unicodedata.category(c) in _HIDDEN else c for c in decoded)
 
 
 def infer_channel(path: Path) -> Channel:
@@ -123,12 +145,15 @@ def describe_raw_item(
     metadata: Mapping[str, str] | None = None,
     key_namespace: str | None = None,
 ) -> RawItem:
-    """The RawItem for ``data``, already stored as ``ref`` (``BlobStore.put`` or ``put_many``)."""
-    key = idempotency_key(channel, ref.sha256, data, source_id, key_namespace)
+    """The RawItem for ``data``, already stored as ``ref`` (``BlobStore.put`` or ``put_many``); names and
+    metadata made ``printable``."""
+    key = idempotency_key(channel, ref.sha256, data, printable(source_id) if source_id is not None else None,
+                          key_namespace)
     return RawItem(
         item_id=item_id_for(key), channel=channel, received_at=utcnow(), idempotency_key=key,
-        blob_sha256=ref.sha256, size=ref.size, filename=filename, content_type=content_type,
-        source=source, metadata=dict(metadata or {}),
+        blob_sha256=ref.sha256, size=ref.size, filename=printable(filename) if filename is not None else None,
+        content_type=content_type, source=printable(source),
+        metadata={printable(k): printable(v) for k, v in (metadata or {}).items()},
     )
 
 

@@ -48,6 +48,7 @@ FACET_FIELDS = ("channel", "doc_type", "case_status")
 SEES_ALL_ROLES = SEES_ALL_CASES  # the index's ACL expresses casestore.access rule 1
 PUBLIC_ACL = "public"
 MAX_LIMIT = 1000
+MAX_DOCUMENT_ID = 2**31 - 1  # documents.id is INTEGER: 32 bits on PostgreSQL (the index takes i64)
 MAX_TEXT_CHARS = 500_000  # longer extracted text is indexed up to here (ES highlights refuse more than 1M)
 SNIPPET_CHARS = 160
 
@@ -135,6 +136,10 @@ class SearchQuery:
             raise InvalidSearch(f"sort must be relevance or date, not {self.sort!r}")
         if not 0 <= self.limit <= MAX_LIMIT:
             raise InvalidSearch(f"limit must be between 0 and {MAX_LIMIT}, not {self.limit}")
+        if self.like_document_id is not None and not 1 <= self.like_document_id <= MAX_DOCUMENT_ID:
+            raise InvalidSearch(
+                f"like must be a document id between 1 and {MAX_DOCUMENT_ID}, not {self.like_document_id}"
+            )
         return self
 
 

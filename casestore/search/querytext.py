@@ -8,7 +8,9 @@
 
 Operators are the upper-case words AND, OR, NOT; precedence NOT > AND > OR.  The parser never
 fails on user input: a missing closing quote or parenthesis closes at the end, a stray one is
-ignored, and an operator with nothing to apply to is dropped.
+ignored, an operator with nothing to apply to is dropped, parentheses nested deeper than
+``MAX_NESTING`` are ignored (the words inside still count) and NOT NOT cancels out, so the tree
+is never deeper than the adapters (which recurse over it) can take.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+MAX_NESTING = 16
 _SEARCHABLE = re.compile(r"[^\W_]")
 _TOKEN = re.compile(r'"(?P<phrase>[^"]*)(?:"|$)|(?P<open>\()|(?P<close>\))|(?P<word>[^\s()"]+)')
 
@@ -75,6 +78,7 @@ class _Parser:
     def __init__(self, tokens: list[tuple[str, str]]) -> None:
         self.tokens = tokens
         self.pos = 0
+        self.depth = 0
 
     def peek(self) -> str | None:
         return self.tokens[self.pos][0] if self.pos < len(self.tokens) else None
@@ -122,12 +126,22 @@ class _Parser:
     def unary(self) -> Node | None:
         kind, value = self.take()
         if kind == "NOT":
+            negate = True
+            while self.peek() == "NOT":  # NOT NOT x is x; a loop, not a recursion
+                self.take()
+                negate = not negate
             if self.peek() in (None, "OR", "close", "AND"):
                 return None
             inner = self.unary()
-            return Not(inner) if inner is not None else None
+            if inner is None or not negate:
+                return inner
+            return inner.node if isinstance(inner, Not) else Not(inner)
         if kind == "open":
+            if self.depth >= MAX_NESTING:
+                return None  # too deep: this parenthesis is ignored, what it holds is read at this level
+            self.depth += 1
             inner = self.or_expr()
+            self.depth -= 1
             if self.peek() == "close":
                 self.take()
             return inner

@@ -47,6 +47,7 @@ class ExtractContext:
             language=self.limits.ocr_language,
             timeout_seconds=self.limits.ocr_timeout_seconds,
             memory_mb=self.limits.ocr_memory_mb,
+            max_pixels=self.limits.max_render_pixels,
         )
 
     def warn(self, message: str) -> None:

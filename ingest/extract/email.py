@@ -10,6 +10,7 @@ from __future__ import annotations
 import binascii
 import logging
 import re
+from collections.abc import Iterator
 from email import policy
 from email.headerregistry import BaseHeader
 from email.message import Message
@@ -211,7 +212,7 @@ class _Walker:
         self.attachments.append(placeholder)
         try:
             raw = inner.as_bytes(policy=policy.compat32)
-        except (UnicodeError, LookupError, ValueError):
+        except (UnicodeError, LookupError, ValueError, RecursionError):  # recursion: nested hundreds deep
             raw = b""
         sha = self.ctx.blobs.put(raw).sha256 if raw else None
         texts: list[str] = []
@@ -277,8 +278,18 @@ def _summary(msg: Message, fallback: str | None) -> str:
     return "\n".join(lines)
 
 
+def _walk(msg: Message) -> Iterator[Message]:
+    """``msg.walk()`` without recursion (the standard library's nests a generator per MIME level)."""
+    stack = [msg]
+    while stack:
+        part = stack.pop()
+        yield part
+        if part.is_multipart():
+            stack.extend(reversed([c for c in part.get_payload() if isinstance(c, Message)]))
+
+
 def _first_charset(msg: Message) -> str | None:
-    for part in msg.walk():
+    for part in _walk(msg):
         charset = _param(part, "charset")
         if charset:
             return charset
@@ -347,6 +358,22 @@ def parse_message(data: bytes) -> Message:
 def extract_email(
     data: bytes, *, filename: str | None, content_type: str | None, blob: str | None, ctx: ExtractContext
 ) -> Extraction:
+    try:
+        return _extract_email(data, ctx)
+    except RecursionError:
+        # Python's email parser recurses once per MIME level: a mail nested hundreds deep (message/rfc822
+        # in message/rfc822 ...) cannot be parsed at all. Keep its headers; its body is refused with the
+        # same reason as any branch nested deeper than max_depth.
+        log.warning("email nested too deeply for the MIME parser; reading its headers only")
+        ctx.warnings.clear()
+        msg = BytesParser(policy=_message_policy()).parsebytes(normalise_line_endings(data), headersonly=True)
+        error = (f"MIME structure nested more than {ctx.limits.max_depth} levels deep (max_depth); "
+                 "the body was not read (headers only)")
+        body = ctx.part(0, "body", error=error, content_type="text/plain")
+        return Extraction(parts=[body], email=email_headers(msg, "", None), warnings=[error])
+
+
+def _extract_email(data: bytes, ctx: ExtractContext) -> Extraction:
     msg = parse_message(data)
     fallback = _first_charset(msg)
     walker = _Walker(ctx, fallback)
@@ -354,7 +381,7 @@ def extract_email(
     walker.walk(msg, ctx.depth, texts)
     if walker.dropped:
         ctx.warn(f"email has more attachments than max_parts={ctx.limits.max_parts}; {walker.dropped} not read")
-    defects = sorted({type(d).__name__ for p in msg.walk() for d in p.defects})
+    defects = sorted({type(d).__name__ for p in _walk(msg) for d in p.defects})
     if defects:
         ctx.warn(f"email has MIME defects (read anyway): {', '.join(defects)}")
     body_text = _join(texts)

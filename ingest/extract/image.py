@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import struct
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
+
 from ingest.extract.context import ExtractContext
-from ingest.extract.ocr import OcrError, ocr_words
+from ingest.extract.ocr import CORES, OcrError, ocr_words
 from ingest.extract.ocr_words import combine
 from ingest.extract.result import Extraction
-from ingest.extract.scan_ocr import read_pages
-from ingest.extract.scan_prep import ImageUnreadable, open_frames
+from ingest.extract.scan_ocr import PageReading, read_pages
+from ingest.extract.scan_prep import ImageTooLarge, ImageUnreadable, open_frames
 
 log = logging.getLogger(__name__)
 
@@ -88,23 +91,35 @@ def ocr_image_text(data: bytes, ctx: ExtractContext) -> tuple[str, str | None, d
     if not ctx.limits.ocr_enabled:
         return "", "OCR is switched off (ocr_enabled=false); image stored unread", fields
     try:
-        fmt_name, count, frames = open_frames(data, max_pixels=ctx.limits.max_image_pixels)
-        limit = ctx.limits.max_ocr_pages
-        pages = [(n + 1, frame) for n, frame in zip(range(min(count, limit)), frames, strict=False)]
+        fmt_name, count, frames = open_frames(data, max_pixels=ctx.limits.max_image_pixels,
+                                              max_page_pixels=ctx.limits.max_render_pixels,
+                                              max_bytes=ctx.limits.max_image_mb * 2**20)
+        first = next(frames, None)
+    except ImageTooLarge as exc:
+        return "", str(exc), fields
     except ImageUnreadable as exc:
-        if "max_image_pixels" in str(exc):
-            return "", str(exc), fields
         log.info("Pillow cannot decode a %s image (%s); trying tesseract on the file", fmt, exc)
         text, error = _ocr_undecodable(data, suffix, ctx, str(exc))
         fields["ocr"] = True
         return text.strip(), error, fields
     fields["format"] = fmt_name if fmt == "unknown" else fmt
     fields["pages"] = count
-    if pages:
-        fields["width"], fields["height"] = pages[0][1].size
+    if first is not None and "width" not in fields:
+        fields["width"], fields["height"] = first.size
+    limit = ctx.limits.max_ocr_pages
     if count > limit:
         ctx.warn(f"only the first {limit} of {count} image pages were OCRed (max_ocr_pages)")
-    readings = read_pages(pages, ctx.ocr_settings())
+    # a few pages at a time: a 50-page TIFF is never all decoded at once
+    rest = zip(range(2, limit + 1), frames, strict=False)
+    batch: list[tuple[int, Image.Image]] = [(1, first)] if first is not None and limit > 0 else []
+    readings: list[PageReading] = []
+    while batch:
+        readings.extend(read_pages(batch, ctx.ocr_settings()))
+        try:
+            batch = list(itertools.islice(rest, 2 * CORES))
+        except ImageUnreadable as exc:
+            ctx.warn(f"image pages after page {len(readings)} were not read: {exc}")
+            batch = []
     fields["ocr"] = True
     fields.update(combine([r.ocr for r in readings]).fields())
     if len(readings) == 1:

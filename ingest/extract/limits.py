@@ -53,6 +53,22 @@ class ExtractLimits(BaseModel):
     min_ocr_pixels: int = Field(
         40_000, ge=0, description="smaller images (logos, spacers, icons) are not sent to OCR"
     )
+    max_pdf_stream_mb: int = Field(
+        256, gt=0, description="MiB one compressed (Flate) stream of a PDF may inflate to; a PDF with a larger one is "
+        "refused as a decompression bomb before PDFium reads it",
+    )
+    pdf_memory_mb: int = Field(
+        768, gt=0, description="address-space limit, in MiB, of the child process that reads and renders PDFs "
+        "(PDFium); a PDF that needs more is refused as a possible bomb",
+    )
+    max_render_pixels: int = Field(
+        25_000_000, gt=0, description="pixels (width x height) of one page given to OCR: a larger PDF page is rendered "
+        "at a lower DPI (not under 100) or not at all, a larger image is scaled down first",
+    )
+    max_image_mb: int = Field(
+        256, gt=0, description="MiB one image page takes decoded (width x height x channels); a larger page is "
+        "not decoded: decompression-bomb guard for colour images",
+    )
     max_image_pixels: int = Field(
         150_000_000, gt=0, description="larger images (width x height) are not decoded: decompression-bomb guard"
     )

@@ -40,11 +40,13 @@ class OcrNotAvailable(OcrError):
 
 @dataclass(frozen=True)
 class OcrSettings:
-    """How tesseract is run: languages (``eng+deu``), per-run timeout and address-space cap."""
+    """How tesseract is run: languages (``eng+deu``), per-run timeout and address-space cap, and the
+    most pixels of one page image given to it (a larger one is scaled down first)."""
 
     language: str = "eng"
     timeout_seconds: float = 120
     memory_mb: int = 1024
+    max_pixels: int | None = None
 
 
 def tesseract_path() -> str | None:

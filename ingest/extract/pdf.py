@@ -1,27 +1,32 @@
-"""PDF documents: the text layer of every page (pypdfium2), OCR for pages without a usable one."""
+"""PDF documents: the text layer of every page (pypdfium2), OCR for pages without a usable one.
+
+Every PDFium call runs in the memory-limited PDF reader child (``pdf_child``, ``pdf_reader``) after
+the in-process stream check (``pdf_guard``): a hostile PDF is refused with ``LimitExceeded`` and
+never takes this process's memory. OCR (tesseract, with its own limits) runs here.
+"""
 
 from __future__ import annotations
 
 import logging
+import tempfile
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
-import pypdfium2 as pdfium
 from PIL import Image
 
-from ingest.errors import BadInput, LimitExceeded
+from ingest.errors import BadInput
 from ingest.extract.context import ExtractContext
 from ingest.extract.ocr import CORES, tesseract_path
 from ingest.extract.ocr_words import combine
-from ingest.extract.pdf_attachments import attachment_parts, embedded_files
-from ingest.extract.pdf_forms import form_fields
-from ingest.extract.pdfium_lock import PDFIUM
+from ingest.extract.pdf_attachments import attachment_parts
+from ingest.extract.pdf_child import pdf_child
+from ingest.extract.pdf_guard import MIB, check_streams
+from ingest.extract.pdf_reader import PdfReading, RenderedPage
 from ingest.extract.result import Extraction
 from ingest.extract.scan_ocr import PageReading, read_pages
 
 log = logging.getLogger(__name__)
-
-_PASSWORD_ERROR = 4
 _MIN_PAGE_CHARS = 16
 
 
@@ -36,55 +41,23 @@ def is_garbled(text: str) -> bool:
     return top_share > 0.35 or len(counts) < 6 or odd > len(text) // 10
 
 
-def _open(data: bytes, ctx: ExtractContext) -> pdfium.PdfDocument:
-    passwords: list[str | None] = [None] + [p.get_secret_value() for p in ctx.limits.pdf_passwords]
-    last: pdfium.PdfiumError | None = None
-    for password in passwords:
-        try:
-            with PDFIUM:
-                doc = pdfium.PdfDocument(data, password=password)
-                try:
-                    doc.init_forms()
-                except BaseException:
-                    doc.close()  # here, under the lock, not later by a finaliser in another thread
-                    raise
-            return doc
-        except pdfium.PdfiumError as exc:
-            last = exc
-            if getattr(exc, "err_code", None) != _PASSWORD_ERROR:
-                break
-    if last is not None and getattr(last, "err_code", None) == _PASSWORD_ERROR:
-        raise BadInput(
-            f"PDF is encrypted and no configured password opens it (tried the empty password and "
-            f"{len(passwords) - 1} configured); ask the sender for an unprotected copy or the password"
-        )
-    raise BadInput(
-        f"PDF is damaged and cannot be opened ({last}); ask the sender to export or scan it again"
-    )
+def _passwords(ctx: ExtractContext) -> list[str | None]:
+    return [None] + [p.get_secret_value() for p in ctx.limits.pdf_passwords]
 
 
-def _render(doc: pdfium.PdfDocument, number: int, dpi: int) -> Image.Image:
-    """One page as a greyscale image (under the PDFium lock: pdfium is not thread-safe)."""
-    with PDFIUM:
-        page = doc[number]
-        try:
-            bitmap = page.render(scale=dpi / 72, grayscale=True)
-            try:
-                image: Image.Image = bitmap.to_pil().copy()
-            finally:
-                bitmap.close()
-        finally:
-            page.close()
-    image.info["dpi"] = (dpi, dpi)
+def _rendered(page: RenderedPage) -> Image.Image:
+    image = Image.frombuffer("L", (page.width, page.height), page.pixels, "raw", "L", 0, 1)
+    image.info["dpi"] = (page.dpi, page.dpi)
     return image
 
 
 def _ocr_pages(
-    doc: pdfium.PdfDocument, pages: list[int], ctx: ExtractContext
+    path: str, password: str | None, pages: list[int], ctx: ExtractContext
 ) -> tuple[dict[int, PageReading], str | None]:
     """OCR of the given 0-based pages; the second value says why OCR did not run, if it did not.
 
-    Pages are rendered a few at a time and OCRed concurrently (one tesseract process per core).
+    Pages are rendered a few at a time by the PDF reader child (within ``max_render_pixels``) and
+    OCRed concurrently here (one tesseract process per core).
     """
     if not pages:
         return {}, None
@@ -95,11 +68,24 @@ def _ocr_pages(
     limit = ctx.limits.max_ocr_pages
     if len(pages) > limit:
         ctx.warn(f"only the first {limit} of {len(pages)} pages without text were OCRed (max_ocr_pages)")
+    child = pdf_child(ctx.limits.pdf_memory_mb)
+    dpi = ctx.limits.ocr_dpi
     readings: dict[int, PageReading] = {}
     todo = pages[:limit]
     batch = 2 * CORES
     for start in range(0, len(todo), batch):
-        images = [(n + 1, _render(doc, n, ctx.limits.ocr_dpi)) for n in todo[start : start + batch]]
+        images: list[tuple[int, Image.Image]] = []
+        for number in todo[start : start + batch]:
+            page: RenderedPage = child.call("render_page", path=path, password=password, number=number, dpi=dpi,
+                                            max_pixels=ctx.limits.max_render_pixels)
+            if page.refused is not None:
+                readings[number] = PageReading(number=number + 1, error=page.refused)
+                ctx.warn(f"page {number + 1}: {page.refused} (max_render_pixels)")
+                continue
+            if page.dpi != dpi:
+                ctx.warn(f"page {number + 1} rendered for OCR at {page.dpi} dpi, not {dpi}, to stay within "
+                         f"max_render_pixels {ctx.limits.max_render_pixels:,}")
+            images.append((number + 1, _rendered(page)))
         for reading in read_pages(images, ctx.ocr_settings()):
             readings[reading.number - 1] = reading
             if reading.error:
@@ -107,81 +93,68 @@ def _ocr_pages(
     return readings, None
 
 
+def _read(data: bytes, ctx: ExtractContext) -> tuple[PdfReading, dict[int, PageReading], str | None]:
+    """The text pass and the OCR of pages without usable text, both by the PDF reader child."""
+    check_streams(data, max_stream_bytes=ctx.limits.max_pdf_stream_mb * MIB)
+    with tempfile.TemporaryDirectory(prefix="casework-pdf-") as tmp:
+        path = str(Path(tmp) / "item.pdf")
+        Path(path).write_bytes(data)
+        child = pdf_child(ctx.limits.pdf_memory_mb)
+        reading: PdfReading = child.call(
+            "read_pdf", path=path, passwords=_passwords(ctx), max_pages=ctx.limits.max_pdf_pages,
+            max_text_chars=ctx.limits.max_text_chars, max_bytes=ctx.limits.max_bytes, max_parts=ctx.limits.max_parts,
+        )
+        unusable = [n for n, text in enumerate(reading.texts)
+                    if len(text.strip()) < _MIN_PAGE_CHARS or is_garbled(text)]
+        readings, ocr_missing = _ocr_pages(path, reading.password, unusable, ctx)
+    return reading, readings, ocr_missing
+
+
 def extract_pdf(
     data: bytes, *, filename: str | None, content_type: str | None, blob: str | None, ctx: ExtractContext
 ) -> Extraction:
     if not data:
         raise BadInput("empty file (0 bytes): nothing to read; ask the sender to resend")
-    doc = _open(data, ctx)
-    try:
-        with PDFIUM:
-            count = len(doc)
-        if count > ctx.limits.max_pdf_pages:
-            raise LimitExceeded(
-                f"PDF has {count} pages, over the limit of {ctx.limits.max_pdf_pages} (max_pdf_pages); "
-                "split it or raise the limit"
-            )
-        if count == 0:
-            raise BadInput("PDF has no pages; ask the sender to export it again")
-        texts: list[str] = []
-        without_text: list[int] = []
-        garbled: list[int] = []
-        for number in range(count):
-            with PDFIUM:
-                page = doc[number]
-                try:
-                    textpage = page.get_textpage()
-                    try:
-                        text = textpage.get_text_range().replace("\r\n", "\n").replace("\r", "\n")
-                    finally:
-                        textpage.close()
-                finally:
-                    page.close()
-            if len(text.strip()) < _MIN_PAGE_CHARS:
-                without_text.append(number)
-            elif is_garbled(text):
-                garbled.append(number)
-            texts.append(text)
-        readings, ocr_missing = _ocr_pages(doc, sorted(without_text + garbled), ctx)
-        ocr_texts = {n: r.ocr.text.strip("\f\n ") for n, r in readings.items()}
-        for number, text in ocr_texts.items():
-            if text.strip():
-                texts[number] = text
-                if is_garbled(text):
-                    ctx.warn(f"page {number + 1}: text layer and OCR both look garbled (broken font?)")
-        fields: dict[str, Any] = {
-            "pages": count,
-            "pages_without_text": [n + 1 for n in without_text],
-        }
-        if garbled:
-            fields["pages_garbled"] = [n + 1 for n in garbled]
-        if readings:
-            fields["pages_ocr"] = sorted(n + 1 for n, t in ocr_texts.items() if t.strip())
-            fields.update(combine([r.ocr for r in readings.values()]).fields())
-            fields["ocr_pages"] = [readings[n].summary() for n in sorted(readings)]
-        unread = [n + 1 for n in without_text + garbled if not ocr_texts.get(n, "").strip()]
-        if unread:
-            why = f" ({ocr_missing})" if ocr_missing else ""
-            ctx.warn(f"PDF pages without usable text{why}: {_ranges(unread)}")
-        try:
-            with PDFIUM:
-                values = form_fields(doc)
-        except Exception as exc:  # form reading is a bonus; never lose the text for it
-            log.warning("could not read PDF form fields of %s: %s", filename, exc)
-            values = {}
-        if values:
-            fields["form"] = values
-        with PDFIUM:
-            embedded = embedded_files(doc, ctx)
-        if embedded:
-            fields["embedded_files"] = [f.name for f in embedded]
-    finally:
-        with PDFIUM:
-            doc.close()
+    reading, readings, ocr_missing = _read(data, ctx)
+    count = reading.pages
+    texts = list(reading.texts)
+    without_text = [n for n, t in enumerate(texts) if len(t.strip()) < _MIN_PAGE_CHARS]
+    garbled = [n for n, t in enumerate(texts) if len(t.strip()) >= _MIN_PAGE_CHARS and is_garbled(t)]
+    for warning in reading.warnings:
+        ctx.warn(warning)
+    ocr_texts = {n: r.ocr.text.strip("\f\n ") for n, r in readings.items()}
+    for number, text in ocr_texts.items():
+        if text.strip():
+            texts[number] = text
+            if is_garbled(text):
+                ctx.warn(f"page {number + 1}: text layer and OCR both look garbled (broken font?)")
+    fields: dict[str, Any] = {
+        "pages": count,
+        "pages_without_text": [n + 1 for n in without_text],
+    }
+    if garbled:
+        fields["pages_garbled"] = [n + 1 for n in garbled]
+    if readings:
+        fields["pages_ocr"] = sorted(n + 1 for n, t in ocr_texts.items() if t.strip())
+        fields.update(combine([r.ocr for r in readings.values()]).fields())
+        fields["ocr_pages"] = [readings[n].summary() for n in sorted(readings)]
+    unread = [n + 1 for n in without_text + garbled if not ocr_texts.get(n, "").strip()]
+    if unread:
+        why = f" ({ocr_missing})" if ocr_missing else ""
+        ctx.warn(f"PDF pages without usable text{why}: {_ranges(unread)}")
+    if reading.form_error:
+        log.warning("could not read PDF form fields of %s: %s", filename, reading.form_error)
+    if reading.form:
+        fields["form"] = reading.form
+    embedded = reading.embedded
+    if embedded:
+        fields["embedded_files"] = [f.name for f in embedded]
     text = "\f".join(t.strip("\n") for t in texts)
     error = None
     if not text.strip():
-        error = "PDF has no text layer" + (f" and {ocr_missing}" if ocr_missing else " and OCR found no text")
+        refused = next((r.error for r in readings.values() if r.error), None)
+        error = "PDF has no text layer and " + (ocr_missing or (f"OCR failed: {refused}" if refused else
+                                                               "OCR found no text"))
     part = ctx.part(
         0, "page_set", text=text, error=error, filename=filename,
         content_type=content_type or "application/pdf", blob_sha256=blob, fields=fields,

@@ -31,7 +31,7 @@ def _size(attachment: pdfium.PdfAttachment) -> int:
     return int(n_bytes.value)
 
 
-def _one(doc: pdfium.PdfDocument, index: int, ctx: ExtractContext) -> PdfEmbeddedFile:
+def _one(doc: pdfium.PdfDocument, index: int, max_bytes: int) -> PdfEmbeddedFile:
     attachment = doc.get_attachment(index)
     try:
         name: str | None = attachment.get_name() or None
@@ -42,22 +42,24 @@ def _one(doc: pdfium.PdfDocument, index: int, ctx: ExtractContext) -> PdfEmbedde
     size = _size(attachment)
     if size == 0:
         return PdfEmbeddedFile(name, content_type, error="embedded file is empty or cannot be decoded")
-    if size > ctx.limits.max_bytes:
+    if size > max_bytes:
         return PdfEmbeddedFile(name, content_type,
-                               error=f"embedded file is {size:,} bytes, over max_bytes {ctx.limits.max_bytes:,}")
+                               error=f"embedded file is {size:,} bytes, over max_bytes {max_bytes:,}")
     return PdfEmbeddedFile(name, content_type, data=bytes(attachment.get_data()))
 
 
-def embedded_files(doc: pdfium.PdfDocument, ctx: ExtractContext) -> list[PdfEmbeddedFile]:
+def embedded_files(
+    doc: pdfium.PdfDocument, *, max_bytes: int, max_parts: int, warnings: list[str]
+) -> list[PdfEmbeddedFile]:
     """The document-level embedded files (PDF 1.7 section 7.11.4), at most max_parts - 1 of them."""
     count = doc.count_attachments()
-    room = max(ctx.limits.max_parts - 1, 0)
+    room = max(max_parts - 1, 0)
     if count > room:
-        ctx.warn(f"only the first {room} of {count} embedded files were read (max_parts)")
+        warnings.append(f"only the first {room} of {count} embedded files were read (max_parts)")
     found: list[PdfEmbeddedFile] = []
     for index in range(min(count, room)):
         try:
-            found.append(_one(doc, index, ctx))
+            found.append(_one(doc, index, max_bytes))
         except pdfium.PdfiumError as exc:
             found.append(PdfEmbeddedFile(None, None, error=f"embedded file {index + 1} cannot be read ({exc})"))
     return found

@@ -72,7 +72,7 @@ def _upright(
 def read_page(number: int, image: Image.Image, settings: OcrSettings, *, correct: bool = True) -> PageReading:
     """OCR one page image: normalised, deskewed, and turned upright if it reads badly."""
     try:
-        page = normalise(image)
+        page = normalise(image, max_pixels=settings.max_pixels)
         if correct:
             page = deskew(page)
         with tempfile.TemporaryDirectory(prefix="casework-ocr-") as tmp:

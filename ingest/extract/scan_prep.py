@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import itertools
 import logging
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -30,6 +31,10 @@ class ImageUnreadable(Exception):
     """Pillow could not decode the image; the message says why."""
 
 
+class ImageTooLarge(ImageUnreadable):
+    """The image is over max_image_pixels or max_image_mb: not decoded at all (decompression-bomb guard)."""
+
+
 @dataclass(frozen=True)
 class PreparedPage:
     """A page image ready for tesseract, and what was done to it."""
@@ -39,8 +44,20 @@ class PreparedPage:
     notes: dict[str, object]
 
 
-def open_frames(data: bytes, *, max_pixels: int) -> tuple[str, int, Iterator[Image.Image]]:
-    """(format, page count, pages) of an image file; each page is loaded when reached."""
+def _decoded_bytes(image: Image.Image) -> int:
+    bits = {"1": 1, "I;16": 16, "I;16B": 16, "I;16L": 16, "I": 32, "F": 32}.get(image.mode, 8 * len(image.getbands()))
+    return image.size[0] * image.size[1] * bits // 8
+
+
+def open_frames(
+    data: bytes, *, max_pixels: int, max_page_pixels: int | None = None, max_bytes: int | None = None
+) -> tuple[str, int, Iterator[Image.Image]]:
+    """(format, page count, pages) of an image file; each page is decoded when reached and handed
+    out in greyscale (or bitonal), so only one full-colour page is in memory at a time.
+
+    ``max_pixels`` and ``max_bytes`` (decoded size) refuse larger pages undecoded; a JPEG larger than
+    ``max_page_pixels`` is decoded at a reduced scale (libjpeg's draft mode), never at full size.
+    """
     Image.MAX_IMAGE_PIXELS = None  # our own check below, with a message
     try:
         image = Image.open(io.BytesIO(data))
@@ -48,22 +65,41 @@ def open_frames(data: bytes, *, max_pixels: int) -> tuple[str, int, Iterator[Ima
         raise ImageUnreadable(f"image cannot be decoded ({exc})") from None
     width, height = image.size
     if width * height > max_pixels:
-        raise ImageUnreadable(
+        raise ImageTooLarge(
             f"image is {width}x{height} pixels, over max_image_pixels {max_pixels:,}; not OCRed"
+        )
+    if max_bytes and _decoded_bytes(image) > max_bytes and (image.format != "JPEG" or not max_page_pixels):
+        raise ImageTooLarge(
+            f"image is {width}x{height} pixels in {image.mode}, {_decoded_bytes(image) / 2**20:,.0f} MiB decoded, "
+            f"over max_image_mb {max_bytes // 2**20:,}; not OCRed (decompression-bomb guard)"
         )
     count = int(getattr(image, "n_frames", 1))
 
     def frames() -> Iterator[Image.Image]:
-        for frame in ImageSequence.Iterator(image):
-            if frame.size[0] * frame.size[1] > max_pixels:
-                raise ImageUnreadable(f"a page of {frame.size[0]}x{frame.size[1]} pixels is over max_image_pixels")
-            try:
-                frame.load()
-            except (OSError, ValueError) as exc:
-                raise ImageUnreadable(f"image page cannot be decoded ({exc})") from None
-            copy = frame.copy()
-            copy.info = dict(frame.info)
-            yield copy
+        try:
+            for frame in ImageSequence.Iterator(image):
+                if frame.size[0] * frame.size[1] > max_pixels:
+                    raise ImageTooLarge(
+                        f"a page of {frame.size[0]}x{frame.size[1]} pixels is over max_image_pixels"
+                    )
+                if max_bytes and _decoded_bytes(frame) > max_bytes and (frame.format != "JPEG" or not max_page_pixels):
+                    raise ImageTooLarge(f"a page of {frame.size[0]}x{frame.size[1]} pixels in {frame.mode} is "
+                                          f"over max_image_mb {max_bytes // 2**20:,}")
+                info = dict(frame.info)
+                if max_page_pixels and frame.format == "JPEG" and frame.size[0] * frame.size[1] > max_page_pixels:
+                    factor = math.ceil(math.sqrt(frame.size[0] * frame.size[1] / max_page_pixels))
+                    frame.draft("L", (frame.size[0] // factor, frame.size[1] // factor))
+                try:
+                    frame.load()
+                except (OSError, ValueError) as exc:
+                    raise ImageUnreadable(f"image page cannot be decoded ({exc})") from None
+                page = _greyscale(frame)
+                if page is frame and count > 1:
+                    page = page.copy()  # the next page is decoded into ``frame``
+                page.info = info
+                yield page
+        finally:
+            image.close()
 
     return str(image.format or "unknown").lower(), count, frames()
 
@@ -89,8 +125,8 @@ def _greyscale(image: Image.Image) -> Image.Image:
     return image.convert("L")
 
 
-def normalise(image: Image.Image) -> PreparedPage:
-    """Square pixels, 100-400 dpi, greyscale or bitonal; the DPI tesseract should be told."""
+def normalise(image: Image.Image, *, max_pixels: int | None = None) -> PreparedPage:
+    """Square pixels, 100-400 dpi, greyscale or bitonal, at most ``max_pixels``; the DPI tesseract should be told."""
     notes: dict[str, object] = {}
     image = _greyscale(image)
     tagged = _tagged_dpi(image)
@@ -111,6 +147,11 @@ def normalise(image: Image.Image) -> PreparedPage:
         )
         notes["downscaled_from_dpi"] = round(dpi)
         dpi = _TARGET_DPI
+    if max_pixels and image.width * image.height > max_pixels:
+        factor = math.ceil(math.sqrt(image.width * image.height / max_pixels))
+        notes["reduced_by"] = factor  # tesseract's time and memory grow with the pixels it is given
+        image = image.convert("L").reduce(factor)
+        dpi = dpi / factor if dpi else None
     return PreparedPage(image=image, dpi=round(dpi) if dpi else None, notes=notes)
 
 
