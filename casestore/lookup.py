@@ -130,10 +130,11 @@ class StoreLookup:
         return None if ref is None else self.case_by_ref(ref)
 
     def case_senders(self, ref: str) -> Sequence[str]:
-        """Senders (email addresses lower-case, phone numbers) of the items filed in this case."""
+        """Senders (email addresses lower-case, phone numbers) of the items filed in this case
+        (inbound only: the sender of a message we sent is one of our agents)."""
         rows = self._session.scalars(
             select(Item.sender).join(Case, Item.case_id == Case.id)
-            .where(Case.ref == ref.strip(), Item.sender.is_not(None))
+            .where(Case.ref == ref.strip(), Item.sender.is_not(None), Item.direction == "in")
             .distinct().limit(SENDERS_LIMIT)
         )
         return sorted({s.strip().lower() for s in rows if s and s.strip()})

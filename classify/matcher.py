@@ -122,7 +122,11 @@ class Matcher:
             if case is None:
                 continue
             current = hits.get(case.ref)
-            if current is None or ent.confidence > current.confidence:
+            if current is not None and current.how == "thread":
+                # a reply quoting the reference of the case its thread leads to (our replies carry it in
+                # the subject): the thread is the evidence, as sure as the reference
+                hits[case.ref] = _RefHit(case, "thread", current.raw, max(current.confidence, ent.confidence))
+            elif current is None or ent.confidence > current.confidence:
                 hits[case.ref] = _RefHit(case, "ref", ent.raw, ent.confidence)
         return sorted(hits.values(), key=lambda h: -h.confidence)
 
