@@ -4,7 +4,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.setup-stamp
-APT_PACKAGES := tesseract-ocr tesseract-ocr-eng dovecot-imapd chromium
+APT_PACKAGES := tesseract-ocr tesseract-ocr-eng dovecot-imapd chromium fonts-dejavu-core
 PYTEST_ARGS ?=
 
 .PHONY: setup system-packages run test lint bench clean-data help

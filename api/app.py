@@ -15,6 +15,8 @@ from sqlalchemy import text
 from api.admin_routes import router as admin_router
 from api.auth import Principal, authenticate_token, bearer, current_user, get_runtime, require_roles
 from api.body_limits import BodyLimits, BodyRule
+from api.outbound_routes import router as outbound_router
+from api.outbound_routes import status_router
 from api.search_routes import router as search_router
 from api.triage_routes import router as triage_router
 from api.wiring import Runtime
@@ -62,6 +64,8 @@ def create_app(rt: Runtime, *, health_extra: Any = None) -> FastAPI:
     app.include_router(triage_router)
     app.include_router(admin_router)
     app.include_router(search_router)
+    app.include_router(outbound_router)
+    app.include_router(status_router(rt.settings))  # signed: refuses everything while no Twilio auth_token is set
     connector_settings = rt.settings.connectors
     for router in routers(connector_settings, bus=rt.bus, blobs=rt.blobs, data_dir=rt.settings.data_dir):
         app.include_router(router)  # webhooks and forms: each checks its own signature or CSRF token

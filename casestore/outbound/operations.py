@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from casestore import access, audit
 from casestore.errors import Conflict, InvalidInput
-from casestore.models import Case, utcnow
+from casestore.models import Case, Item, utcnow
 from casestore.outbound.models import CHANNELS, STATES, OutboundMessage
 from casestore.outbound.schemas import OutboundView
 from casestore.outbound.services import flag_address, get_message, set_state
@@ -99,6 +99,17 @@ def mark_letter(session: Session, *, outbound_id: str, action: str, actor: str,
     audit.record(session, actor=actor, action=f"letter.{action}", case=case, item_id=msg.id,
                  details={"outbound_id": msg.id})
     return OutboundView.of(msg, ref)
+
+
+def letter_pdf(session: Session, *, outbound_id: str, viewer: access.Subject | None = None) -> str:
+    """The sha256 of the letter's PDF in the blob store; Conflict while the sender has not made it."""
+    msg = get_message(session, outbound_id=outbound_id, viewer=viewer)
+    if msg.channel != "letter":
+        raise InvalidInput(f"message {msg.id} is an {msg.channel}, not a letter")
+    sha = session.scalar(select(Item.blob_sha256).where(Item.item_id == msg.id))
+    if not sha:
+        raise Conflict(f"letter {msg.id} has no PDF yet ({msg.state}): the sender makes it; try again shortly")
+    return str(sha)
 
 
 def retry_message(session: Session, *, outbound_id: str, actor: str, reason: str = "",

@@ -262,6 +262,8 @@ def record_bounce(session: Session, *, message_id: str, item_id: str, actor: str
     msg = session.scalar(select(OutboundMessage).where(OutboundMessage.message_id == bracketed(message_id)))
     if msg is None:
         return False
+    if msg.state == "bounced":  # the same bounce delivered again, or a second one: recorded once
+        return True
     why = reason or "a bounce came back for it"
     set_state(session, msg, "bounced", last_error=f"bounced: {why} (item {item_id})")
     case = session.get(Case, msg.case_id)
