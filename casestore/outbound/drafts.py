@@ -100,14 +100,17 @@ def from_for(case: Case, policy: OutboxPolicy) -> str:
 
 
 def sms_number(value: str, *, region: str) -> str:
-    """E.164 form of a number a customer can get an SMS on; RecipientProblem otherwise."""
+    """E.164 form of a number a customer can get an SMS on; RecipientProblem for what is not a
+    phone number or is known to be a landline."""
     try:
         parsed = phonenumbers.parse(value, region or None)
     except phonenumbers.NumberParseException:
         raise RecipientProblem(f"{value!r} is not a phone number; correct the customer's mobile number") from None
-    if not phonenumbers.is_valid_number(parsed):
-        raise RecipientProblem(f"{value!r} is not a valid phone number; correct the customer's mobile number")
-    if phonenumbers.number_type(parsed) not in _SMS_OK_TYPES:
+    if not phonenumbers.is_possible_number(parsed):
+        raise RecipientProblem(f"{value!r} is not a possible phone number; correct the customer's mobile number")
+    # A number the numbering plan knows as a landline cannot take an SMS; one it does not know
+    # (new ranges, test ranges) is left to the provider, whose refusal flags it.
+    if phonenumbers.is_valid_number(parsed) and phonenumbers.number_type(parsed) not in _SMS_OK_TYPES:
         raise RecipientProblem(f"{value!r} is not a mobile number (it cannot receive SMS); "
                                "ask the customer for a mobile number or write by email or letter")
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
