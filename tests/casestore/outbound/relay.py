@@ -30,7 +30,7 @@ class Relay:
     def messages(self) -> list[EmailMessage]:
         with self.lock:
             raws = [e.original_content or b"" for e in self.received]
-        return [message_from_bytes(bytes(r), policy=policy.default) for r in raws]  # type: ignore[misc]
+        return [message_from_bytes(bytes(r), policy=policy.default) for r in raws]
 
     def count(self) -> int:
         with self.lock:

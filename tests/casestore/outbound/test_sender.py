@@ -20,7 +20,14 @@ from casestore.outbound import operations, outbox, services
 from casestore.outbound.letters import WINDOW
 from casestore.outbound.models import FlaggedAddress, OutboundMessage
 from casestore.outbound.sender import Sender, SenderConfig
-from casestore.outbound.transports import ClaimLost, SmtpConfig, SmtpTransport, TwilioConfig, TwilioTransport
+from casestore.outbound.transports import (
+    ClaimLost,
+    SmtpConfig,
+    SmtpTransport,
+    Transport,
+    TwilioConfig,
+    TwilioTransport,
+)
 from casestore.search.port import SearchQuery, Viewer
 from casestore.search.tantivy_index import TantivyIndex
 from ingest.blobs import FileBlobStore
@@ -78,7 +85,7 @@ def message(sessions: sessionmaker[Session], outbound_id: str) -> OutboundMessag
 def sender(sessions: sessionmaker[Session], blobs: FileBlobStore, *, relay: Relay | None = None,
            port: int | None = None, clock: Clock | None = None, twilio_url: str = "",
            index: TantivyIndex | None = None, **config: object) -> Sender:
-    transports = {
+    transports: dict[str, Transport] = {
         "email": SmtpTransport(SmtpConfig(host="127.0.0.1", port=relay.port if relay else (port or 1),
                                           security="none", timeout_s=10)),
         "sms": TwilioTransport(TwilioConfig(account_sid=SID, auth_token=TOKEN, from_number="+441234567890",
@@ -274,7 +281,8 @@ def test_a_letter_becomes_an_a4_pdf_with_the_address_in_the_window_for_the_mailr
     x, y, w, h = WINDOW
     in_window = page.get_textpage().get_text_bounded(left=x * MM, bottom=height - (y + h) * MM, right=(x + w) * MM,
                                                      top=height - y * MM)
-    assert in_window.split() == "Example Ltd, PO Box 1 Jane Doe 1 High Street Townsville AB1 2CD".split()
+    assert [line.strip() for line in in_window.splitlines()] == [
+        "Example Ltd, PO Box 1", "Jane Doe", "1 High Street", "Townsville", "AB1 2CD"]
     everything = page.get_textpage().get_text_range()
     assert "ombudsman" in everything and "We uphold it." in everything and JANE_REF in everything
     with store() as s, s.begin():
