@@ -20,8 +20,10 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from fpdf import FPDF
+if TYPE_CHECKING:  # fpdf2 (with fontTools) takes ~0.5 s to import: only when a letter is made
+    from fpdf import FPDF
 
 log = logging.getLogger(__name__)
 
@@ -60,14 +62,16 @@ def find_font(configured: str = "") -> Path | None:
     return next((p for p in DEFAULT_FONTS if p.is_file()), None)
 
 
-class _LetterPdf(FPDF):
-    ref = ""
-    family = "helvetica"
+def _letter_pdf(ref: str, family: str) -> Any:
+    from fpdf import FPDF
 
-    def footer(self) -> None:
-        self.set_y(-15)
-        self.set_font(self.family, size=8)
-        self.cell(0, 5, f"Page {self.page_no()} of {{nb}}    Reference {self.ref}", align="C")
+    class LetterPdf(FPDF):
+        def footer(self) -> None:
+            self.set_y(-15)
+            self.set_font(family, size=8)
+            self.cell(0, 5, f"Page {self.page_no()} of {{nb}}    Reference {ref}", align="C")
+
+    return LetterPdf(orientation="P", unit="mm", format="A4")
 
 
 def _fit(text: str, unicode_font: bool) -> str:
@@ -78,15 +82,14 @@ def _fit(text: str, unicode_font: bool) -> str:
 
 def render_letter(letter: Letter, *, font: Path | None) -> bytes:
     """The letter as PDF bytes (same letter and font: same bytes)."""
-    pdf = _LetterPdf(orientation="P", unit="mm", format="A4")
-    pdf.ref = letter.case_ref
+    family = "letter" if font is not None else "helvetica"
+    pdf = _letter_pdf(letter.case_ref, family)
     pdf.set_creation_date(letter.date)
     pdf.set_title(letter.title or f"Letter {letter.case_ref}")
     pdf.set_creator("casework")
     unicode_font = font is not None
     if font is not None:
-        pdf.add_font("letter", "", str(font))
-        pdf.family = "letter"
+        pdf.add_font(family, "", str(font))
     elif any(ord(ch) > 0xFF for ch in letter.body + "".join(letter.address_lines)):
         log.warning("letter %s has characters outside Latin-1 and no Unicode font is installed: they print as '?'; "
                     "install fonts-dejavu-core or set CASEWORK_OUTBOUND__LETTER_FONT", letter.case_ref)
@@ -96,19 +99,19 @@ def render_letter(letter: Letter, *, font: Path | None) -> bytes:
     _marks(pdf)
     x, y, w, _ = ADDRESS_BOX
     if letter.return_address:
-        pdf.set_font(pdf.family, size=7)
+        pdf.set_font(family, size=7)
         pdf.set_xy(x, y)
         pdf.cell(w, RETURN_LINE_H, _fit(letter.return_address, unicode_font)[:90])
-    pdf.set_font(pdf.family, size=10)
+    pdf.set_font(family, size=10)
     lines = [ln for ln in letter.address_lines if ln.strip()][:MAX_ADDRESS_LINES]
     for n, line in enumerate(lines):
         pdf.set_xy(x, y + RETURN_LINE_H + 1.0 + n * ADDRESS_LINE_H)
         pdf.cell(w, ADDRESS_LINE_H, _fit(line.strip(), unicode_font)[:60])
-    pdf.set_font(pdf.family, size=9)
+    pdf.set_font(family, size=9)
     for n, line in enumerate((letter.date.strftime("%d %B %Y").lstrip("0"), f"Our reference: {letter.case_ref}")):
         pdf.set_xy(INFO_X, 50.0 + n * 5.0)
         pdf.cell(PAGE_W - MARGIN_RIGHT - INFO_X, 5.0, _fit(line, unicode_font), align="R")
-    pdf.set_font(pdf.family, size=11)
+    pdf.set_font(family, size=11)
     pdf.set_xy(MARGIN_LEFT, BODY_TOP)
     pdf.multi_cell(PAGE_W - MARGIN_LEFT - MARGIN_RIGHT, 5.5, _fit(letter.body.rstrip(), unicode_font))
     return bytes(pdf.output())

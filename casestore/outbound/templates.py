@@ -21,13 +21,13 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from jinja2 import FileSystemLoader, StrictUndefined, TemplateNotFound, TemplateSyntaxError, UndefinedError
-from jinja2.sandbox import SandboxedEnvironment, SecurityError
+from typing import TYPE_CHECKING, Any
 
 from casestore.outbound.errors import TemplateProblem
 from casestore.outbound.models import CHANNELS
+
+if TYPE_CHECKING:
+    from jinja2.sandbox import SandboxedEnvironment
 
 SHIPPED_TEMPLATES = Path(__file__).resolve().parent / "shipped" / "templates"
 DEFAULT_FOLDER = "default"
@@ -75,10 +75,19 @@ class Templates:
 
     def __init__(self, folders: Sequence[Path] = ()) -> None:
         self.folders = [Path(f) for f in folders if str(f)] + [SHIPPED_TEMPLATES]
-        self.env = SandboxedEnvironment(
-            loader=FileSystemLoader([str(f) for f in self.folders]), undefined=StrictUndefined,
-            autoescape=False, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
-        )
+        self._env: SandboxedEnvironment | None = None
+
+    @property
+    def env(self) -> SandboxedEnvironment:
+        if self._env is None:  # Jinja2 is imported when a template is first rendered, not by every command
+            from jinja2 import FileSystemLoader, StrictUndefined
+            from jinja2.sandbox import SandboxedEnvironment
+
+            self._env = SandboxedEnvironment(
+                loader=FileSystemLoader([str(f) for f in self.folders]), undefined=StrictUndefined,
+                autoescape=False, keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
+            )
+        return self._env
 
     def available(self, *, case_type: str, channel: str | None = None) -> list[TemplateInfo]:
         """The templates an agent may choose for a case of ``case_type`` (its own, then the defaults)."""
@@ -98,6 +107,9 @@ class Templates:
     def render(self, name: str, *, case_type: str, channel: str, context: Mapping[str, Any]) -> Rendered:
         """The template ``name`` for ``channel`` and the case type, rendered; TemplateProblem if it is
         missing, does not parse, or uses something the context does not have."""
+        from jinja2 import TemplateNotFound, TemplateSyntaxError, UndefinedError
+        from jinja2.sandbox import SecurityError
+
         name = check_name("template", name)
         channel = check_channel(channel)
         candidates = [f"{DEFAULT_FOLDER}/{name}.{channel}.j2"]
