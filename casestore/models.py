@@ -26,6 +26,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -149,7 +150,11 @@ class Item(Base):
     ``direction='out'``, one message we sent from a case (``casestore.outbound``)."""
 
     __tablename__ = "items"
-    __table_args__ = (CheckConstraint(_in("outcome", OUTCOMES), name="outcome"),)
+    __table_args__ = (
+        CheckConstraint(_in("outcome", OUTCOMES), name="outcome"),
+        Index("ix_items_outbound", "received_at", sqlite_where=text("direction = 'out'"),
+              postgresql_where=text("direction = 'out'")),
+    )
 
     item_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     idempotency_key: Mapped[str] = mapped_column(String(1000), unique=True)

@@ -19,6 +19,7 @@ down_revision: str | None = "0005"  # TODO(merge): "0006" once the web-sessions 
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+OUT = sa.text("direction = 'out'")
 QUEUED = sa.text("state = 'queued'")
 CLAIMED = sa.text("state IN ('sending', 'committing')")
 STATES = ("'queued', 'sending', 'committing', 'unconfirmed', 'sent', 'delivered', 'failed', 'bounced', "
@@ -29,6 +30,7 @@ def upgrade() -> None:
     with op.batch_alter_table("items") as batch:  # SQLite: plain ADD COLUMNs (no table copy needed)
         batch.add_column(sa.Column("direction", sa.String(3), server_default="in", nullable=False))
         batch.add_column(sa.Column("delivery_state", sa.String(16), nullable=True))
+    op.create_index("ix_items_outbound", "items", ["received_at"], sqlite_where=OUT, postgresql_where=OUT)
     op.create_table(
         "outbound_messages",
         sa.Column("id", sa.String(36), nullable=False),
@@ -95,6 +97,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("flagged_addresses")
     op.drop_table("outbound_messages")
+    op.drop_index("ix_items_outbound", table_name="items")
     with op.batch_alter_table("items") as batch:
         batch.drop_column("delivery_state")
         batch.drop_column("direction")

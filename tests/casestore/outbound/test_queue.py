@@ -72,8 +72,12 @@ def test_recipients_are_the_customer_or_someone_who_wrote_into_the_case(world: S
         queue(world, case_ref=SAM_REF, channel="sms", viewer=None)
     with pytest.raises(RecipientProblem, match="no postal address"):
         queue(world, case_ref=SAM_REF, channel="letter", viewer=None)
+    lookup = StoreLookup(world)
+    assert lookup.case_of_last_sms_to("+447700900123") is None
     sms = queue(world, channel="sms")
     assert sms.recipient == "+447700900123"
+    assert lookup.case_of_last_sms_to("+447700900123").ref == JANE_REF  # type: ignore[union-attr]
+    assert lookup.case_of_last_sms_to("+447700900999") is None  # the customer's answer threads by number
     assert world.get(OutboundMessage, sms.id).segments == 1  # type: ignore[union-attr]
     letter = world.get(OutboundMessage, queue(world, channel="letter").id)
     assert letter is not None and letter.postal_address == "Jane Doe\n1 High Street\nTownsville\nAB1 2CD"
