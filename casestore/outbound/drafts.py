@@ -116,16 +116,29 @@ def sms_number(value: str, *, region: str) -> str:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
-def _case_items(session: Session, case: Case) -> Sequence[Item]:
-    return session.scalars(select(Item).where(Item.case_id == case.id)
-                           .order_by(Item.received_at, Item.item_id)).all()
+@dataclass(frozen=True)
+class _Earlier:
+    """What a draft needs of an item already in the case (read as columns, not ORM objects)."""
+
+    item_id: str
+    channel: str
+    direction: str
+    sender: str | None
+    message_id: str
 
 
-def _thread(items: Sequence[Item], reply_to_item: str | None) -> tuple[str | None, tuple[str, ...]]:
+def _case_items(session: Session, case: Case) -> list[_Earlier]:
+    rows = session.execute(
+        select(Item.item_id, Item.channel, Item.direction, Item.sender, Item.meta["message_id"].as_string())
+        .where(Item.case_id == case.id, Item.channel.in_(("email", "sms")))
+        .order_by(Item.received_at, Item.item_id))
+    return [_Earlier(i, c, d, s, bracketed(m or "")) for i, c, d, s, m in rows]
+
+
+def _thread(items: Sequence[_Earlier], reply_to_item: str | None) -> tuple[str | None, tuple[str, ...]]:
     """(In-Reply-To, References) for an email reply: the item answered (the latest inbound email
     with a Message-ID unless one is named) and the case's earlier Message-IDs, oldest first."""
-    emails = [(i, bracketed(str((i.meta or {}).get("message_id") or ""))) for i in items if i.channel == "email"]
-    emails = [(i, mid) for i, mid in emails if mid]
+    emails = [(i, i.message_id) for i in items if i.channel == "email" and i.message_id]
     parent: str | None = None
     if reply_to_item:
         named = [mid for i, mid in emails if i.item_id == reply_to_item]
@@ -142,13 +155,13 @@ def _thread(items: Sequence[Item], reply_to_item: str | None) -> tuple[str | Non
     return parent, tuple(ids[-MAX_THREAD_IDS:])
 
 
-def _earlier_senders(items: Sequence[Item], channel: str) -> list[str]:
+def _earlier_senders(items: Sequence[_Earlier], channel: str) -> list[str]:
     """Who wrote into the case on this channel (inbound only), newest first."""
     found = [i.sender.strip() for i in reversed(items) if i.direction == "in" and i.channel == channel and i.sender]
     return list(dict.fromkeys(found))
 
 
-def _email_recipient(case: Case, items: Sequence[Item], to: str | None) -> str:
+def _email_recipient(case: Case, items: Sequence[_Earlier], to: str | None) -> str:
     customer_email = case.customer.email if case.customer else None
     allowed = [a for a in (customer_email, *_earlier_senders(items, "email")) if a]
     allowed_keys = {parseaddr(a)[1].lower() for a in allowed}
@@ -164,7 +177,7 @@ def _email_recipient(case: Case, items: Sequence[Item], to: str | None) -> str:
     return parseaddr(allowed[0])[1].lower()
 
 
-def _sms_recipient(case: Case, items: Sequence[Item], to: str | None, region: str) -> str:
+def _sms_recipient(case: Case, items: Sequence[_Earlier], to: str | None, region: str) -> str:
     customer_phone = case.customer.phone if case.customer else None
     allowed = [n for n in (customer_phone, *_earlier_senders(items, "sms")) if n]
     if to:

@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from casestore import audit
-from casestore.models import Case, Document, Item
+from casestore.models import AuditEvent, Case, Document, Item, utcnow
 from casestore.outbound.models import OutboundMessage
 from casestore.outbound.services import flag_address, set_state
 
@@ -122,12 +122,20 @@ def _held(session: Session, outbound_id: str, token: str) -> OutboundMessage | N
 
 
 def mark_committing(session: Session, *, outbound_id: str, token: str) -> bool:
-    """True if this claim still holds the row, which is now ``committing`` (see module docstring)."""
-    msg = _held(session, outbound_id, token)
-    if msg is None or msg.state != "sending":
-        return False
-    set_state(session, msg, "committing")
-    return True
+    """True if this claim still holds the row, which is now ``committing`` (see module docstring).
+
+    One conditional UPDATE: this runs once per message on the sender's hot path.  The folder
+    entry keeps showing ``sending`` until the answer is recorded."""
+    done = session.execute(
+        update(OutboundMessage)
+        .where(OutboundMessage.id == outbound_id, OutboundMessage.claim_token == token,
+               OutboundMessage.state == "sending")
+        .values(state="committing", updated_at=utcnow())
+        .returning(OutboundMessage.id)
+    ).first()
+    if done is None:
+        log.warning("outbox: message %s is no longer ours (claim %s lost); not sending it", outbound_id, token)
+    return done is not None
 
 
 def _file_blob(session: Session, outbound_id: str, *, blob_sha256: str, content_type: str, size: int,
@@ -142,21 +150,28 @@ def _file_blob(session: Session, outbound_id: str, *, blob_sha256: str, content_
 def record_sent(session: Session, *, outbound_id: str, token: str, provider_id: str, now: datetime,
                 blob_sha256: str | None = None, content_type: str = "", size: int = 0, filename: str | None = None,
                 segments: int | None = None) -> bool:
-    """The provider accepted the message: ``sent`` with its id (audit ``outbound.sent``)."""
-    msg = _held(session, outbound_id, token)
-    if msg is None:
-        return False
-    values: dict[str, Any] = {"provider_id": provider_id[:200], "sent_at": now, "claim_token": None,
-                              "claimed_until": None, "last_error": None}
+    """The provider accepted the message: ``sent`` with its id (audit ``outbound.sent``).  A few
+    Core statements (the sender's hot path), conditional on the claim like every move."""
+    values: dict[str, Any] = {"state": "sent", "provider_id": provider_id[:200], "sent_at": now, "updated_at": now,
+                              "claim_token": None, "claimed_until": None, "last_error": None}
     if segments is not None:
         values["segments"] = segments
-    set_state(session, msg, "sent", **values)
+    row = session.execute(
+        update(OutboundMessage).where(OutboundMessage.id == outbound_id, OutboundMessage.claim_token == token)
+        .values(**values).returning(OutboundMessage.case_id, OutboundMessage.channel, OutboundMessage.attempts)
+    ).first()
+    if row is None:
+        log.warning("outbox: message %s is no longer ours (claim %s lost); its answer is not recorded",
+                    outbound_id, token)
+        return False
+    case_id, channel, attempts = row
+    session.execute(update(Item).where(Item.item_id == outbound_id).values(delivery_state="sent"))
     if blob_sha256:
         _file_blob(session, outbound_id, blob_sha256=blob_sha256, content_type=content_type, size=size,
                    filename=filename)
-    audit.record(session, actor=ACTOR, action="outbound.sent", case=session.get(Case, msg.case_id), item_id=msg.id,
-                 details={"outbound_id": msg.id, "channel": msg.channel, "provider_id": provider_id,
-                          "attempts": msg.attempts})
+    session.execute(insert(AuditEvent), [dict(
+        at=now, actor=ACTOR, action="outbound.sent", case_id=case_id, item_id=outbound_id, reason="",
+        details={"outbound_id": outbound_id, "channel": channel, "provider_id": provider_id, "attempts": attempts})])
     return True
 
 

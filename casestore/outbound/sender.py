@@ -123,8 +123,12 @@ class Sender:
             claimed = outbox.claim_due(session, now=now, limit=self.config.batch_size,
                                        lease_s=self.config.claim_lease_s)
         report.claimed = len(claimed)
-        for msg in claimed:
-            self._deliver(msg, report)
+        try:
+            for msg in claimed:
+                self._deliver(msg, report)
+        finally:
+            for transport in self.transports.values():
+                transport.close()
         if claimed and self.search_index is not None:
             try:
                 with self.sessions() as session:

@@ -21,6 +21,7 @@ import contextlib
 import logging
 import re
 import smtplib
+import socket
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ log = logging.getLogger(__name__)
 
 PointOfNoReturn = Callable[[], bool]
 _QUEUED_AS = re.compile(r"queued as ([^\s;]+)", re.IGNORECASE)
+MAX_MESSAGES_PER_CONNECTION = 100
 PERMANENT_TWILIO_CODES = frozenset({21211, 21212, 21214, 21217, 21407, 21408, 21606, 21610, 21612, 21614})
 
 
@@ -74,6 +76,10 @@ class ClaimLost(SendError):
 class Transport(Protocol):
     def send(self, msg: Claimed, data: bytes | None, *, point_of_no_return: PointOfNoReturn) -> Delivery: ...
 
+    def close(self) -> None:
+        """Release what was kept between messages (a connection); called after each round."""
+        ...
+
 
 @dataclass(frozen=True)
 class SmtpConfig:
@@ -101,20 +107,32 @@ def _answer(code: int, text: bytes | str, what: str) -> SendError:
 
 
 class SmtpTransport:
-    """Email through the configured relay; one connection per message."""
+    """Email through the configured relay.  A connection is kept for the messages of one round
+    (at most ``MAX_MESSAGES_PER_CONNECTION``), and closed after any failure."""
 
     def __init__(self, config: SmtpConfig) -> None:
         self.config = config
+        self._local_hostname: str | None = config.local_hostname
+        self._context: ssl.SSLContext | None = None
+        self._smtp: smtplib.SMTP | None = None
+        self._uses = 0
 
     def _connect(self) -> smtplib.SMTP:
         c = self.config
-        context = ssl.create_default_context()
+        if self._local_hostname is None:  # smtplib would ask DNS on every connection
+            self._local_hostname = socket.getfqdn()
+        if self._context is None and c.security != "none":
+            self._context = ssl.create_default_context()
+        context = self._context
         smtp: smtplib.SMTP
         if c.security == "tls":
             smtp = smtplib.SMTP_SSL(c.host, c.port, timeout=c.timeout_s, context=context,
-                                    local_hostname=c.local_hostname)
+                                    local_hostname=self._local_hostname)
         else:
-            smtp = smtplib.SMTP(c.host, c.port, timeout=c.timeout_s, local_hostname=c.local_hostname)
+            smtp = smtplib.SMTP(c.host, c.port, timeout=c.timeout_s, local_hostname=self._local_hostname)
+        if smtp.sock is not None:  # the end-of-data dot is a small write after the message: do not let
+            # Nagle's algorithm hold it until the relay's delayed ACK (~40 ms a message)
+            smtp.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         smtp.ehlo()
         if c.security == "starttls":
             smtp.starttls(context=context)
@@ -130,17 +148,44 @@ class SmtpTransport:
         assert data is not None, "an email is sent as bytes"
         sender = parseaddr(msg.from_address)[1]
         recipient = parseaddr(msg.recipient)[1] or msg.recipient
+        for fresh in (self._smtp is None, True):  # a kept connection the relay closed meanwhile: once more
+            smtp = self._open()
+            try:
+                delivery = self._transaction(smtp, msg, data, sender, recipient, point_of_no_return)
+            except SendRetry:
+                self.close()
+                if fresh:
+                    raise
+                continue
+            except BaseException:
+                self.close()  # never reuse a connection in an unknown state (a DATA without its dot, say)
+                raise
+            self._uses += 1
+            if self._uses >= MAX_MESSAGES_PER_CONNECTION:
+                self.close()
+            return delivery
+        raise AssertionError("unreachable")
+
+    def _open(self) -> smtplib.SMTP:
+        if self._smtp is not None:
+            return self._smtp
         try:
-            smtp = self._connect()
+            self._smtp = self._connect()
         except smtplib.SMTPAuthenticationError as exc:
             raise SendRetry(f"the relay refused our login ({exc.smtp_code}); check CASEWORK_OUTBOUND__SMTP_USER "
                             "and SMTP_PASSWORD") from None
         except (OSError, smtplib.SMTPException) as exc:
             raise SendRetry(f"cannot reach the relay {self.config.host}:{self.config.port} "
                             f"({type(exc).__name__}: {exc})") from None
-        try:
-            return self._transaction(smtp, msg, data, sender, recipient, point_of_no_return)
-        finally:
+        self._uses = 0
+        return self._smtp
+
+    def close(self) -> None:
+        """End the kept connection (QUIT); the sender calls this at the end of each round."""
+        smtp, self._smtp = self._smtp, None
+        if smtp is not None:
+            with contextlib.suppress(OSError, smtplib.SMTPException):
+                smtp.quit()
             with contextlib.suppress(OSError):
                 smtp.close()
 
@@ -173,8 +218,6 @@ class SmtpTransport:
             raise _answer(code, text, "the message")
         reply = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
         queued = _QUEUED_AS.search(reply)
-        with contextlib.suppress(OSError, smtplib.SMTPException):
-            smtp.quit()
         return Delivery(provider_id=queued.group(1) if queued else (msg.message_id or reply[:200]), raw=data)
 
 
@@ -211,6 +254,9 @@ class TwilioTransport:
             if c.api_base_url:
                 self._client.api.base_url = c.api_base_url.rstrip("/")
         return self._client
+
+    def close(self) -> None:
+        """Nothing to release: the HTTP client keeps its own pool."""
 
     def send(self, msg: Claimed, data: bytes | None, *, point_of_no_return: PointOfNoReturn) -> Delivery:
         import requests
