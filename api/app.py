@@ -96,7 +96,8 @@ def create_app(rt: Runtime, *, health_extra: Any = None) -> FastAPI:
         extra = request.app.state.health_extra
         if extra is not None:
             report.update(extra())
-            if any(v == "stopped" for v in report.get("pipeline", {}).values()):
+            if any(v == "stopped" for v in report.get("pipeline", {}).values()) or \
+                    report.get("outbox_sender") == "stopped":
                 report["status"] = "degraded"
         if credentials is None or code != 200:  # details are for token holders (checked in the store)
             return JSONResponse({"status": report["status"]}, status_code=code)
