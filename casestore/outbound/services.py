@@ -161,7 +161,7 @@ def _insert(session: Session, *, case: Case, draft: Draft, outbound_id: str, act
             ) -> OutboundMessage:
     now = utcnow()
     message_id = (message_id_for(outbound_id, policy=policy, from_address=draft.from_address)
-                  if draft.channel == "email" and state == "queued" else None)
+                  if draft.channel == "email" and draft.recipient else None)  # a held one may be retried
     msg = OutboundMessage(
         id=outbound_id, case_id=case.id, channel=draft.channel, state=state, template=draft.template,
         recipient=no_nul(draft.recipient), recipient_key=draft.recipient_key[:320],

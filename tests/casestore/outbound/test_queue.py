@@ -12,7 +12,7 @@ from casestore.access import Principal
 from casestore.errors import InvalidInput, NotFound
 from casestore.lookup import StoreLookup
 from casestore.models import AuditEvent, Document, Item
-from casestore.outbound import services
+from casestore.outbound import operations, services
 from casestore.outbound.errors import RateLimited, RecipientProblem
 from casestore.outbound.models import OutboundMessage
 from tests.casestore.outbound.world import FIRST_MAIL_ID, JANE_EMAIL, JANE_REF, POLICY, SAM_REF, TEMPLATES, build
@@ -107,8 +107,9 @@ def test_a_daily_limit_per_recipient_stops_loops(world: Session) -> None:
     held = queue(world, automatic=True)  # the system's own message does not fail its caller: it is held
     assert held.state == "held"
     msg = world.get(OutboundMessage, held.id)
-    assert msg is not None and "limit" in (msg.last_error or "") and msg.message_id is None
+    assert msg is not None and "limit" in (msg.last_error or "") and msg.message_id  # a retry threads too
     assert world.scalar(select(Item.delivery_state).where(Item.item_id == held.id)) == "held"
+    assert operations.retry_message(world, outbound_id=held.id, actor="operator").state == "queued"  # a person
     _, problems = services.preview(world, case_ref=JANE_REF, channel="email", actor="alice", policy=POLICY,
                                    templates=TEMPLATES, template="acknowledgement")
     assert len(problems) == 1 and "limit is 3" in problems[0]
