@@ -15,6 +15,8 @@ from sqlalchemy import text
 from api.admin_routes import router as admin_router
 from api.auth import Principal, authenticate_token, bearer, current_user, get_runtime, require_roles
 from api.body_limits import BodyLimits, BodyRule
+from api.outbound_routes import router as outbound_router
+from api.outbound_routes import status_router
 from api.queue_routes import router as queue_router
 from api.search_routes import router as search_router
 from api.triage_routes import router as triage_router
@@ -73,6 +75,8 @@ def create_app(rt: Runtime, *, health_extra: Any = None) -> FastAPI:
     app.include_router(queue_router)
     app.include_router(work_router)
     install_workbench(app)  # the web pages at /, their sign-in, /static, /assets, /docs and /redoc
+    app.include_router(outbound_router)
+    app.include_router(status_router(rt.settings))  # signed: refuses everything while no Twilio auth_token is set
     connector_settings = rt.settings.connectors
     for router in routers(connector_settings, bus=rt.bus, blobs=rt.blobs, data_dir=rt.settings.data_dir):
         app.include_router(router)  # webhooks and forms: each checks its own signature or CSRF token
@@ -103,7 +107,8 @@ def create_app(rt: Runtime, *, health_extra: Any = None) -> FastAPI:
         extra = request.app.state.health_extra
         if extra is not None:
             report.update(extra())
-            if any(v == "stopped" for v in report.get("pipeline", {}).values()):
+            if any(v == "stopped" for v in report.get("pipeline", {}).values()) or \
+                    report.get("outbox_sender") == "stopped":
                 report["status"] = "degraded"
         if credentials is None or code != 200:  # details are for token holders (checked in the store)
             return JSONResponse({"status": report["status"]}, status_code=code)

@@ -35,6 +35,9 @@ dlq_app = typer.Typer(help="The dead-letter topic intake.dead.", no_args_is_help
 triage_app = typer.Typer(help="Items the matcher left for a person.", no_args_is_help=True)
 train_app = typer.Typer(help="Train the document-type model.", no_args_is_help=True)
 bus_app = typer.Typer(help="The embedded SQLite bus: retention and consumer groups.", no_args_is_help=True)
+outbox_app = typer.Typer(help="Outbound email, SMS and letters: where each is, and what needs a person.",
+                         no_args_is_help=True)
+letters_app = typer.Typer(help="The mailroom's letters: list, PDF, mark printed and posted.", no_args_is_help=True)
 app.add_typer(import_app, name="import")
 app.add_typer(case_app, name="case")
 app.add_typer(item_app, name="item")
@@ -44,6 +47,8 @@ app.add_typer(dlq_app, name="dlq")
 app.add_typer(triage_app, name="triage")
 app.add_typer(train_app, name="train")
 app.add_typer(bus_app, name="bus")
+app.add_typer(outbox_app, name="outbox")
+app.add_typer(letters_app, name="letters")
 app.add_typer(casetype_cli.app, name="casetype")
 
 log = logging.getLogger("casework")
@@ -178,10 +183,11 @@ def case_show(ref: str, as_json: Annotated[bool, typer.Option("--json")] = False
         out.print(f"customer: {cust['customer_id']} {cust['name']} <{cust.get('email') or ''}>")
     else:
         out.print("customer: (unknown)")
-    docs = Table("document", "received", "channel", "type", "title", "chars", title="documents")
+    docs = Table("document", "received", "channel", "type", "title", "chars", "direction", title="documents")
     for d in folder["documents"]:
+        way = "in" if d["direction"] == "in" else f"out by {d['sender']}: {d['delivery_state']}"
         docs.add_row(str(d["document_id"]), str(d["received_at"]), d["channel"] or "", d["doc_type"] or "",
-                     d["title"] or "", str(d["text_chars"]))
+                     d["title"] or "", str(d["text_chars"]), way)
     out.print(docs)
     for n in folder["notes"]:
         out.print(f"note {n['created_at']} {n['author']}: {n['body']}")
@@ -267,8 +273,9 @@ def serve(
 
 
 @app.command()
-def worker(stage: Annotated[str, typer.Argument(help="extract, classify, file, or clock (SLA clocks)")]) -> None:
-    """Run one pipeline stage, or the SLA clock loop (for Kafka deployments); stops cleanly on SIGTERM."""
+def worker(stage: Annotated[str, typer.Argument(
+        help="extract, classify, file, clock (SLA clocks) or sender (the outbox)")]) -> None:
+    """Run one pipeline stage, the SLA clock loop or the outbox sender (for production); stops cleanly on SIGTERM."""
     import signal
 
     from ingest.pipeline import STAGES, PipelineRunner
@@ -278,9 +285,12 @@ def worker(stage: Annotated[str, typer.Argument(help="extract, classify, file, o
 
         run_clock_worker()
         return
-    if stage not in STAGES:
-        _fail(f"unknown stage {stage!r}: choose one of {', '.join(STAGES)} or clock", 2)
+    if stage not in (*STAGES, "sender"):
+        _fail(f"unknown stage {stage!r}: choose one of {', '.join(STAGES)}, clock or sender", 2)
     logging.getLogger().setLevel(logging.INFO)
+    if stage == "sender":
+        _run_sender()
+        return
     with runtime() as rt:
         runner = PipelineRunner(rt.pipeline_parts(with_search=stage == "file"), stages=[stage])
         signal.signal(signal.SIGTERM, lambda *_: runner.stop.set())
@@ -290,6 +300,19 @@ def worker(stage: Annotated[str, typer.Argument(help="extract, classify, file, o
             if not runner.alive():
                 _fail(f"stage {stage} stopped: {runner.errors[-1] if runner.errors else 'unknown error'}")
         runner.close()
+
+
+def _run_sender() -> None:
+    import signal
+    import threading
+
+    from api.outbound_parts import make_sender
+
+    with runtime() as rt:
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        make_sender(rt).run(stop)
 
 
 @app.command()
@@ -562,7 +585,9 @@ def train_doctype(
 
 
 def _register_more_commands() -> None:
-    from api import search_cli, user_cli
+    from api import outbound_cli, search_cli, user_cli
+
+    outbound_cli.register(case_app, outbox_app, letters_app)
 
     app.command("search")(search_cli.search)
     app.command("reindex")(search_cli.reindex)

@@ -12,6 +12,7 @@ from rich.console import Console
 
 from api.app import create_app
 from api.clock_worker import ClockLoop
+from api.outbound_parts import SenderThread
 from api.settings import Settings
 from api.stage_processes import StageProcesses
 from api.wiring import open_runtime
@@ -41,11 +42,16 @@ def run_server(settings: Settings, *, host: str, port: int) -> None:
     stop = threading.Event()
     watcher = FolderWatcher(settings.drop_dir, bus=rt.bus, blobs=rt.blobs, poll_s=settings.serve.drop_poll_s, stop=stop)
 
+    sender = SenderThread(rt, stop) if settings.outbound.run_sender else None
+
     def health_extra() -> dict[str, Any]:
         states = runner.states() if runner is not None else {}
         if clock_loop is not None:
             states["clock"] = "running" if clock_loop.alive() else "stopped"
-        return {"pipeline": states}
+        extra: dict[str, Any] = {"pipeline": states}
+        if sender is not None:
+            extra["outbox_sender"] = sender.state()
+        return extra
 
     app = create_app(rt, health_extra=health_extra)
     watcher_thread = threading.Thread(target=watcher.run, name="connector-folder", daemon=True)
@@ -54,6 +60,8 @@ def run_server(settings: Settings, *, host: str, port: int) -> None:
     if clock_loop is not None:
         clock_loop.start()
     watcher_thread.start()
+    if sender is not None:
+        sender.start()
     connector_threads = start_connectors(settings.connectors, bus=rt.bus, blobs=rt.blobs,
                                          data_dir=settings.data_dir, stop=stop)
     console = Console(stderr=True)
@@ -82,6 +90,8 @@ def run_server(settings: Settings, *, host: str, port: int) -> None:
         if clock_loop is not None:
             clock_loop.close()
         watcher_thread.join(5)
+        if sender is not None:
+            sender.join(30)
         for t in connector_threads:
             t.join(10)
         last_use = getattr(app.state, "last_use", None)  # tokens' last-use times still in memory

@@ -185,6 +185,51 @@ class WorkSettings(BaseModel):
     )
 
 
+class OutboundSettings(BaseModel):
+    """Outbound correspondence: the SMTP relay, From addresses, limits and the sender loop.
+
+    SMS use the Twilio account of ``connectors.twilio`` (account_sid, auth_token, from_number,
+    api_base_url)."""
+
+    smtp_host: str = Field(default="", description="SMTP relay for outbound email; empty: email waits in the outbox")
+    smtp_port: int = Field(default=587, description="relay port (587 submission with STARTTLS, 465 TLS, 25 plain)")
+    smtp_security: Literal["starttls", "tls", "none"] = Field(
+        default="starttls", description="starttls: upgrade the connection (587); tls: TLS from the start (465); "
+        "none: plain (a relay on the same host or a test server only)")
+    smtp_user: str = Field(default="", description="relay login; empty: no AUTH")
+    smtp_password: str = Field(default="", description="relay password")
+    smtp_timeout_s: float = Field(default=30.0, gt=0, description="longest wait for one answer from the relay")
+    from_address: str = Field(default="", description='From: of outbound email, e.g. "Casework <cases@example.com>"')
+    team_from: dict[str, str] = Field(
+        default_factory=dict, description='From: per team, as JSON: {"complaints": "Complaints <complaints@x.com>"}; '
+        "a case of another team (or none) uses from_address")
+    signature: str = Field(default="", description="the organisation's name, under every template's text")
+    team_signature: dict[str, str] = Field(default_factory=dict, description="signature per team, as JSON")
+    message_id_domain: str = Field(default="", description="domain of our Message-IDs; empty: the From domain")
+    rate_limit_per_day: int = Field(
+        default=20, ge=0, description="messages to one recipient (address, number, postal customer) within 24 "
+        "hours; more are refused (a person) or held (automatic): a guard against mail loops. 0: no limit")
+    max_sms_segments: int = Field(default=10, ge=1, description="longer SMS are refused at preview")
+    templates_dir: str = Field(
+        default="", description="folder of your own templates (<case_type>/<name>.<channel>.j2 or "
+        "default/<name>.<channel>.j2); they override the shipped ones of the same name")
+    letter_return_address: str = Field(default="", description="one line above the address in the window")
+    letter_font: str = Field(default="", description="TrueType font for letters; empty: DejaVu Sans if installed")
+    sms_status_callback_url: str = Field(
+        default="", description="public URL of /webhooks/twilio/status as Twilio reaches it (signed callbacks "
+        "update each SMS's delivery state); empty: no callbacks asked for")
+    run_sender: bool = Field(default=True, description="run the sender inside `casework serve` (embedded default); "
+                             "production runs `casework worker sender` instead")
+    batch_size: int = Field(default=20, ge=1, description="messages a sender claims at once")
+    claim_lease_s: float = Field(
+        default=300.0, gt=0, description="how long a claimed message is a sender's: after this a stopped sender's "
+        "messages are taken back (sent again if they never reached the relay, else unconfirmed)")
+    max_attempts: int = Field(default=8, ge=1, description="tries before a message is failed")
+    backoff_initial_s: float = Field(default=30.0, ge=0, description="first retry delay; doubles each try")
+    backoff_max_s: float = Field(default=3600.0, ge=0, description="longest retry delay")
+    poll_s: float = Field(default=1.0, gt=0, description="how often an idle sender looks for due messages")
+
+
 class AuthSettings(BaseModel):
     last_used_flush_s: float = Field(
         default=60.0, ge=0, description="tokens' last-use times are kept in memory and written at most this often "
@@ -219,6 +264,7 @@ class Settings(BaseSettings):
     clock: ClockSettings = ClockSettings()
     work: WorkSettings = WorkSettings()
     web: WebSettings = WebSettings()
+    outbound: OutboundSettings = OutboundSettings()
 
     @property
     def db_url(self) -> str:

@@ -188,13 +188,16 @@ def _iso(value: datetime | None) -> str | None:
 def case_folder(session: Session, *, ref: str) -> dict[str, Any]:
     """The case's electronic folder as a JSON-able dict: the case, its customer, its documents
     (without their text; ``text_chars`` says how long it is), notes and audit trail, in time order.
+    Each document says its ``direction`` ('in', or 'out' for a message we sent, with its
+    ``delivery_state`` and the agent who sent it as ``sender``).
 
     The same object is served by ``GET /api/v1/cases/{ref}`` and ``casework case show REF --json``.
     """
     case = get_case(session, ref=ref)
     customer = case.customer
     doc_rows = session.execute(
-        select(Document, Item.channel, Item.received_at, Item.doc_type, func.length(Document.text))
+        select(Document, Item.channel, Item.received_at, Item.doc_type, func.length(Document.text), Item.direction,
+               Item.delivery_state, Item.sender)
         .join(Item, Document.item_id == Item.item_id)
         .where(Document.case_id == case.id)
         .order_by(Item.received_at, Item.item_id, Document.part_index)
@@ -236,8 +239,11 @@ def case_folder(session: Session, *, ref: str) -> dict[str, Any]:
                 "received_at": _iso(received_at),
                 "doc_type": doc_type,
                 "text_chars": int(text_chars or 0),
+                "direction": direction,
+                "delivery_state": delivery_state,
+                "sender": sender,
             }
-            for doc, channel, received_at, doc_type, text_chars in doc_rows
+            for doc, channel, received_at, doc_type, text_chars, direction, delivery_state, sender in doc_rows
         ],
         "notes": [
             {"note_id": n.id, "author": n.author, "body": n.body, "created_at": _iso(n.created_at)} for n in notes

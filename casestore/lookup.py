@@ -8,16 +8,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import Select, bindparam, select
 from sqlalchemy.orm import Session
 
-from casestore.models import Case, Customer, CustomerNameWord, Item, name_words
+from casestore.models import Case, Customer, CustomerNameWord, Item, name_words, utcnow
 from casestore.validation import normalise_phone, normalise_postcode, text_or_none
 
 NAME_MATCH_LIMIT = 50
 SENDERS_LIMIT = 50
+SMS_THREAD_DAYS = 30
 
 
 @dataclass(frozen=True)
@@ -130,13 +132,32 @@ class StoreLookup:
         return None if ref is None else self.case_by_ref(ref)
 
     def case_senders(self, ref: str) -> Sequence[str]:
-        """Senders (email addresses lower-case, phone numbers) of the items filed in this case."""
+        """Senders (email addresses lower-case, phone numbers) of the items filed in this case
+        (inbound only: the sender of a message we sent is one of our agents)."""
         rows = self._session.scalars(
             select(Item.sender).join(Case, Item.case_id == Case.id)
-            .where(Case.ref == ref.strip(), Item.sender.is_not(None))
+            .where(Case.ref == ref.strip(), Item.sender.is_not(None), Item.direction == "in")
             .distinct().limit(SENDERS_LIMIT)
         )
         return sorted({s.strip().lower() for s in rows if s and s.strip()})
+
+    def case_of_last_sms_to(self, number: str) -> CaseInfo | None:
+        """The case of the latest SMS we sent to this number (E.164) in the last 30 days, or None.
+
+        Reads the outbound folder entries (``direction='out'``, whose ``metadata['to']`` is the
+        number), newest first through the partial index ``ix_items_outbound``."""
+        wanted = normalise_phone(number)
+        if not wanted:
+            return None
+        ref = self._session.scalar(
+            select(Case.ref).join(Item, Item.case_id == Case.id)
+            .where(Item.direction == "out", Item.channel == "sms",
+                   Item.received_at >= utcnow() - timedelta(days=SMS_THREAD_DAYS),
+                   Item.meta["to"].as_string() == wanted)
+            .order_by(Item.received_at.desc())
+            .limit(1)
+        )
+        return None if ref is None else self.case_by_ref(ref)
 
     def message_known(self, message_id: str) -> str | None:
         """The case ref of the latest filed item whose ``metadata['message_id']`` is this

@@ -26,6 +26,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     false,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -145,10 +146,15 @@ class Case(Base):
 
 
 class Item(Base):
-    """One inbound thing (email, scan, file, SMS...) and where it was filed."""
+    """One inbound thing (email, scan, file, SMS...) and where it was filed; or, with
+    ``direction='out'``, one message we sent from a case (``casestore.outbound``)."""
 
     __tablename__ = "items"
-    __table_args__ = (CheckConstraint(_in("outcome", OUTCOMES), name="outcome"),)
+    __table_args__ = (
+        CheckConstraint(_in("outcome", OUTCOMES), name="outcome"),
+        Index("ix_items_outbound", "received_at", sqlite_where=text("direction = 'out'"),
+              postgresql_where=text("direction = 'out'")),
+    )
 
     item_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     idempotency_key: Mapped[str] = mapped_column(String(1000), unique=True)
@@ -167,6 +173,10 @@ class Item(Base):
     doc_type: Mapped[str] = mapped_column(String(100))
     decision: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     filed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # 'in': from the outside world; 'out': a message we sent (casestore.outbound keeps its
+    # delivery state here in step with the outbox, so the folder shows it without that domain).
+    direction: Mapped[str] = mapped_column(String(3), default="in", server_default="in")
+    delivery_state: Mapped[str | None] = mapped_column(String(16))
 
     case: Mapped[Case | None] = relationship()
 

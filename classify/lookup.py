@@ -69,6 +69,11 @@ class CaseLookup(Protocol):
         """Senders (email addresses lower-case, phone numbers) of the items filed in this case."""
         ...
 
+    def case_of_last_sms_to(self, number: str) -> CaseView | None:
+        """The case of the latest SMS we sent to this number (E.164, e.g. +447700900123) in the last
+        30 days, or None: an SMS has no Message-ID, so a customer's answer threads by its number."""
+        ...
+
 
 class MemoLookup:
     """A ``CaseLookup`` that asks the wrapped one each question once.
@@ -111,3 +116,6 @@ class MemoLookup:
 
     def case_senders(self, ref: str) -> Sequence[str]:
         return self._ask(("case_senders", ref), lambda: tuple(self.inner.case_senders(ref)))
+
+    def case_of_last_sms_to(self, number: str) -> CaseView | None:
+        return self._ask(("case_of_last_sms_to", number), lambda: self.inner.case_of_last_sms_to(number))

@@ -5,7 +5,8 @@ scores, the rule that fired, candidates):
 
 1. bounces, auto-replies and delivery reports are noise, linked to the case of the message
    they answer when the store knows it;
-2. a case reference (quoted, or a thread via In-Reply-To/References) counts only when the
+2. a case reference (quoted, or a thread: In-Reply-To/References naming a filed message, or an
+   SMS from the number our last SMS went to) counts only when the
    sender or the content agrees with that case's customer: the sender's address or number, or
    in the content an email, phone, account number, or name with postcode or address.  When the
    sender is known as a different customer, only that customer's own agreement would do.  A
@@ -115,6 +116,10 @@ class Matcher:
             case = lookup.case_by_message_id(mid)
             if case is not None and case.ref not in hits:
                 hits[case.ref] = _RefHit(case, "thread", mid, 0.95)
+        if item.channel == "sms" and item.sender_phone:  # an SMS answers the last one we sent to that number
+            case = lookup.case_of_last_sms_to(item.sender_phone)
+            if case is not None and case.ref not in hits:
+                hits[case.ref] = _RefHit(case, "thread", item.sender_phone, 0.9)
         for ent in entities.case_refs:
             if ent.confidence < self.config.min_ref_confidence:
                 continue
@@ -122,7 +127,11 @@ class Matcher:
             if case is None:
                 continue
             current = hits.get(case.ref)
-            if current is None or ent.confidence > current.confidence:
+            if current is not None and current.how == "thread":
+                # a reply quoting the reference of the case its thread leads to (our replies carry it in
+                # the subject): the thread is the evidence, as sure as the reference
+                hits[case.ref] = _RefHit(case, "thread", current.raw, max(current.confidence, ent.confidence))
+            elif current is None or ent.confidence > current.confidence:
                 hits[case.ref] = _RefHit(case, "ref", ent.raw, ent.confidence)
         return sorted(hits.values(), key=lambda h: -h.confidence)
 

@@ -24,6 +24,7 @@ from casestore.db import translate_errors
 from casestore.filing import Filing, confine_to_uploaders, file_items
 from casestore.items import WorkHooks
 from casestore.lookup import StoreLookup
+from casestore.outbound.services import record_bounce
 from casestore.search.indexer import index_items, update_case_in_index
 from casestore.search.port import SearchIndex
 from classify.lookup import MemoLookup
@@ -169,6 +170,7 @@ class FileStage:
                                        decision=f.decision, actor=self.actor, work=self.work)
             else:
                 file_items(session, filings=filings, actor=self.actor, work=self.work)
+            record_bounces(session, filings, actor=self.actor)
         if self.search_index is not None:
             # After the commit, every item of the batch (duplicates too: a redelivered batch
             # repairs an index write that failed after the store's commit).
@@ -177,6 +179,19 @@ class FileStage:
                 for ref in self.work.status_changed() if self.work is not None else ():
                     update_case_in_index(session, self.search_index, case_ref=ref)  # a reply reopened it, ...
         return []
+
+
+def record_bounces(session: Session, filings: Sequence[Filing], *, actor: str) -> int:
+    """Bounces of messages we sent (the matcher linked them by the returned Message-ID): the
+    message is marked bounced and its address flagged, in the filing's transaction."""
+    found = 0
+    for f in filings:
+        evidence = f.decision.get("evidence") or {}
+        linked = evidence.get("linked") or {}
+        if f.outcome == "noise" and (evidence.get("automatic") or {}).get("bounce") and linked.get("message_id"):
+            found += record_bounce(session, message_id=str(linked["message_id"]), item_id=f.item.item_id,
+                                   actor=actor, reason=f.item.subject or "")
+    return found
 
 
 def filing_for(item: ClassifiedItem) -> Filing:

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from casestore.db import make_engine, session_factory, upgrade
 from casestore.models import Base
+from casestore.outbound import models as _outbound_models  # noqa: F401 - outbound tables are in Base.metadata too
 from casestore.signin import models as _signin_models  # noqa: F401 - and the sign-in tables
 from casestore.work import models as _work_models  # noqa: F401 - work tables are in Base.metadata too
 from tests.kafka_broker import kafka_broker  # noqa: F401 - a session fixture for every test package

@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_compose_file_is_valid_and_runs_real_commands() -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert {"postgres", "kafka", "api", "worker-extract", "worker-classify", "worker-file"} <= set(services)
+    assert {"postgres", "kafka", "api", "worker-extract", "worker-classify", "worker-file",
+            "worker-sender"} <= set(services)
     cli = get_command(app)
     for name, svc in services.items():
         assert svc.get("image") or svc.get("build"), name
@@ -26,7 +27,7 @@ def test_compose_file_is_valid_and_runs_real_commands() -> None:
         assert command[0] == "casework", name
         sub = cli.commands[command[1]]  # type: ignore[attr-defined]
         if command[1] == "worker":
-            assert command[2] in ("extract", "classify", "file")
+            assert command[2] in ("extract", "classify", "file", "sender")
         assert sub is not None
     env = services["worker-file"]["environment"]
     assert env["CASEWORK_BUS__URL"].startswith("kafka://")
