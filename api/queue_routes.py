@@ -13,6 +13,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from api.auth import Principal, get_runtime, require_roles
+from api.params import LeaseVersion, TaskId
 from casestore.db import translate_errors
 from casestore.models import utcnow
 from casestore.work import queue_reads, queues
@@ -32,7 +33,7 @@ class Release(BaseModel):
 
 
 class Renew(BaseModel):
-    lease_version: int = Field(description="the lease_version the claim handed out")
+    lease_version: LeaseVersion
 
 
 @router.post("/work/next", response_model=NextWork)
@@ -69,13 +70,13 @@ def queue_tasks(request: Request, name: str, user: Worker,
 
 
 @router.get("/tasks/{task_id}", response_model=TaskView)
-def get_task(request: Request, task_id: int, user: Worker) -> TaskView:
+def get_task(request: Request, task_id: TaskId, user: Worker) -> TaskView:
     with get_runtime(request).read_sessions() as session:
         return queue_reads.task_view(session, task_id=task_id, actor=actor_of(user))
 
 
 @router.post("/tasks/{task_id}/claim", response_model=TaskView)
-def claim(request: Request, task_id: int, user: Worker) -> TaskView:
+def claim(request: Request, task_id: TaskId, user: Worker) -> TaskView:
     """Claim this task with a lease; 409 if someone else holds it."""
     rt = get_runtime(request)
     with translate_errors(), rt.sessions() as session, session.begin():
@@ -85,7 +86,7 @@ def claim(request: Request, task_id: int, user: Worker) -> TaskView:
 
 
 @router.post("/tasks/{task_id}/release", response_model=TaskView)
-def release(request: Request, task_id: int, user: Worker, body: Release | None = None) -> TaskView:
+def release(request: Request, task_id: TaskId, user: Worker, body: Release | None = None) -> TaskView:
     """Give a task you hold back to its queue."""
     with translate_errors(), get_runtime(request).sessions() as session, session.begin():
         task = queues.release(session, task_id=task_id, actor=actor_of(user), reason=body.reason if body else "")
@@ -93,7 +94,7 @@ def release(request: Request, task_id: int, user: Worker, body: Release | None =
 
 
 @router.post("/tasks/{task_id}/renew", response_model=TaskView)
-def renew(request: Request, task_id: int, body: Renew, user: Worker) -> TaskView:
+def renew(request: Request, task_id: TaskId, body: Renew, user: Worker) -> TaskView:
     """Extend your lease on a task; 409 when the lease is stale (claim the task again)."""
     with translate_errors(), get_runtime(request).sessions() as session, session.begin():
         task = queues.renew(session, task_id=task_id, actor=actor_of(user), lease_version=body.lease_version,

@@ -20,6 +20,8 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from api.auth import Principal, get_runtime, require_roles
+from api.params import LeaseVersion, TaskId
+from api.params import Urgency as UrgencyValue
 from api.queue_routes import actor_of
 from api.wiring import Runtime
 from casestore.cases import find_case, get_case
@@ -41,12 +43,12 @@ Reason = Field(min_length=1, max_length=2000, description="why: required for ove
 class Complete(BaseModel):
     code: str = Field(min_length=1, max_length=100, description="a completion code the task allows")
     note: str | None = Field(default=None, max_length=100_000, description="added to the case's notes")
-    lease_version: int | None = Field(default=None, description="the lease_version your claim handed out")
+    lease_version: LeaseVersion | None = None
 
 
 class Tick(BaseModel):
     done: bool = True
-    lease_version: int | None = None
+    lease_version: LeaseVersion | None = None
 
 
 class NewNote(BaseModel):
@@ -95,7 +97,7 @@ class ClockChange(Override):
 
 
 class Urgency(Override):
-    urgency: int = Field(description="the new, higher urgency")
+    urgency: UrgencyValue
 
 
 def _case_work(session: Session, ref: str) -> CaseWorkView:
@@ -140,7 +142,7 @@ def _work_after(request: Request, ref: str, change: Callable[[Session, Calendars
     return view
 
 
-def _task_after(request: Request, task_id: int, change: Callable[[Session, Calendars], WorkTask]) -> CaseTaskView:
+def _task_after(request: Request, task_id: TaskId, change: Callable[[Session, Calendars], WorkTask]) -> CaseTaskView:
     """One transaction: ``change`` a task, then its view."""
     rt = get_runtime(request)
     calendars = rt.calendars
@@ -161,7 +163,7 @@ def _clock_after(request: Request, ref: str, change: Callable[[Session, Calendar
 
 
 @router.post("/tasks/{task_id}/complete", response_model=CaseTaskView)
-def complete(request: Request, task_id: int, body: Complete, user: Worker) -> CaseTaskView:
+def complete(request: Request, task_id: TaskId, body: Complete, user: Worker) -> CaseTaskView:
     """Complete your task with a code; every required checklist item must be ticked or waived."""
     return _task_after(request, task_id, lambda s, cals: engine.complete_task(
         s, task_id=task_id, code=body.code, actor=actor_of(user), calendars=cals, lease_version=body.lease_version,
@@ -169,7 +171,7 @@ def complete(request: Request, task_id: int, body: Complete, user: Worker) -> Ca
 
 
 @router.post("/tasks/{task_id}/checklist/{item}", response_model=CaseTaskView)
-def tick(request: Request, task_id: int, item: str, body: Tick, user: Worker) -> CaseTaskView:
+def tick(request: Request, task_id: TaskId, item: str, body: Tick, user: Worker) -> CaseTaskView:
     """Tick (``done: false``: untick) a checklist item of your task."""
     return _task_after(request, task_id, lambda s, cals: engine.tick(
         s, task_id=task_id, item=item, actor=actor_of(user), calendars=cals, done=body.done,
@@ -218,21 +220,21 @@ def raise_urgency(request: Request, ref: str, body: Urgency, user: Worker) -> Ca
 
 
 @router.post("/tasks/{task_id}/reassign", response_model=CaseTaskView)
-def reassign(request: Request, task_id: int, body: Reassign, user: Worker) -> CaseTaskView:
+def reassign(request: Request, task_id: TaskId, body: Reassign, user: Worker) -> CaseTaskView:
     """Give a task to a user: held by them until released."""
     return _task_after(request, task_id, lambda s, cals: overrides.reassign_task(
         s, task_id=task_id, to=body.to, actor=actor_of(user), reason=body.reason, calendars=cals))
 
 
 @router.post("/tasks/{task_id}/redirect", response_model=CaseTaskView)
-def redirect(request: Request, task_id: int, body: Redirect, user: Worker) -> CaseTaskView:
+def redirect(request: Request, task_id: TaskId, body: Redirect, user: Worker) -> CaseTaskView:
     """Move a task to another queue of its case type."""
     return _task_after(request, task_id, lambda s, cals: overrides.redirect_task(
         s, task_id=task_id, queue=body.queue, actor=actor_of(user), reason=body.reason, calendars=cals))
 
 
 @router.post("/tasks/{task_id}/waive", response_model=CaseTaskView)
-def waive(request: Request, task_id: int, body: Waive, user: Worker) -> CaseTaskView:
+def waive(request: Request, task_id: TaskId, body: Waive, user: Worker) -> CaseTaskView:
     """Waive a checklist item: it no longer holds the task's completion back."""
     return _task_after(request, task_id, lambda s, cals: overrides.waive_item(
         s, task_id=task_id, item=body.item, actor=actor_of(user), reason=body.reason, calendars=cals))
