@@ -27,7 +27,7 @@ from casestore.search.indexer import index_items
 from casestore.search.port import SearchIndex
 from classify.lookup import MemoLookup
 from classify.matcher import Matcher, MatchInput
-from ingest.blobs import FileBlobStore
+from ingest.blobs import BlobStore
 from ingest.bus.port import Bus
 from ingest.extract import extract
 from ingest.extract.limits import ExtractLimits
@@ -56,7 +56,7 @@ class ExtractStage:
     batched = False  # extraction errors are per file; no batch fast path to gain
     linger_s = 0.0
 
-    def __init__(self, *, blobs: FileBlobStore, limits: ExtractLimits, sessions: sessionmaker[Session]) -> None:
+    def __init__(self, *, blobs: BlobStore, limits: ExtractLimits, sessions: sessionmaker[Session]) -> None:
         self.blobs = blobs
         self.limits = limits
         self.sessions = sessions
@@ -211,7 +211,7 @@ def filing_for(item: ClassifiedItem) -> Filing:
 @dataclass
 class PipelineParts:
     bus: Bus
-    blobs: FileBlobStore
+    blobs: BlobStore
     sessions: sessionmaker[Session]
     read_sessions: sessionmaker[Session]  # read-only work: no write lock on SQLite
     limits: ExtractLimits
