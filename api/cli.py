@@ -244,6 +244,11 @@ def worker(stage: Annotated[str, typer.Argument(help="extract, classify or file"
         _fail(f"unknown stage {stage!r}: choose one of {', '.join(STAGES)}", 2)
     logging.getLogger().setLevel(logging.INFO)
     with runtime() as rt:
+        if rt.settings.metrics.port:  # this stage's series for Prometheus (the backlog is on the API's /metrics)
+            from api.metrics import metrics_registry, serve_metrics
+
+            serve_metrics(metrics_registry(None, connectors=False), host=rt.settings.metrics.host,
+                          port=rt.settings.metrics.port)
         runner = PipelineRunner(rt.pipeline_parts(with_search=stage == "file"), stages=[stage])
         signal.signal(signal.SIGTERM, lambda *_: runner.stop.set())
         signal.signal(signal.SIGINT, lambda *_: runner.stop.set())

@@ -11,6 +11,7 @@ import uvicorn
 from rich.console import Console
 
 from api.app import create_app
+from api.metrics import serve_metrics
 from api.settings import Settings
 from api.stage_processes import StageProcesses
 from api.wiring import open_runtime
@@ -41,6 +42,8 @@ def run_server(settings: Settings, *, host: str, port: int) -> None:
         return {"pipeline": runner.states() if runner is not None else {}}
 
     app = create_app(rt, health_extra=health_extra)
+    if settings.metrics.port:  # the same series as /metrics, without a token, for Prometheus
+        serve_metrics(app.state.metrics_registry, host=settings.metrics.host, port=settings.metrics.port)
     watcher_thread = threading.Thread(target=watcher.run, name="connector-folder", daemon=True)
     if runner is not None:
         runner.start()

@@ -183,6 +183,16 @@ class ServeSettings(BaseModel):
         return [entry.strip() for entry in value]
 
 
+class MetricsSettings(BaseModel):
+    """Prometheus: ``/metrics`` on the API port needs a token; a scrape listener needs none."""
+
+    port: int = Field(default=0, ge=0, le=65535, description="a scrape listener for Prometheus on this port "
+                      "(http://HOST:PORT/metrics, no token): `serve` shows the same as /metrics, `casework worker "
+                      "STAGE` its stage's series. 0: none")
+    host: str = Field(default="127.0.0.1", description="address of the scrape listener (0.0.0.0 in a container; "
+                      "keep it on a private network)")
+
+
 class WorkSettings(BaseModel):
     """Case work: where the case-type definitions and the business calendars are read from."""
 
@@ -224,6 +234,7 @@ class Settings(BaseSettings):
     extract: ExtractLimits = ExtractLimits()
     match: MatchSettings = MatchSettings()
     serve: ServeSettings = ServeSettings()
+    metrics: MetricsSettings = MetricsSettings()
     search: SearchSettings = SearchSettings()
     auth: AuthSettings = AuthSettings()
     connectors: ConnectorSettings = ConnectorSettings()

@@ -230,7 +230,8 @@ def record_dead_letter(sessions: sessionmaker[Session], letter: DeadLetter) -> N
         source = RawItem.model_validate_json(letter.envelope).source
     with sessions() as session, session.begin():
         item_service.record_failure(session, item_id=letter.item_id, stage=letter.stage,
-                                    error_class=letter.error_class, message=letter.message, source=source)
+                                    error_class=letter.error_class, message=letter.message, source=source,
+                                    failed_at=letter.failed_at)
 
 
 def make_stage(name: str, parts: PipelineParts) -> ExtractStage | ClassifyStage | FileStage:
