@@ -529,8 +529,9 @@ def train_doctype(
 
 
 def _register_more_commands() -> None:
-    from api import search_cli, user_cli
+    from api import search_cli, setup_cli, user_cli
 
+    app.command("setup")(setup_cli.setup)
     app.command("search")(search_cli.search)
     app.command("reindex")(search_cli.reindex)
     import_app.command("documents")(search_cli.import_documents)
