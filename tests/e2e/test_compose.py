@@ -300,3 +300,24 @@ def test_grace_periods_outlast_a_batch_and_workers_scale(compose: dict[str, Any]
     dockerfile = (ROOT / "Dockerfile").read_text()
     for copied in ("connectors", "ingest", "classify", "casestore", "api"):
         assert f"COPY {copied} {copied}" in dockerfile
+
+
+def test_the_runbook_names_real_commands_and_the_readme_links_it() -> None:
+    """Every `casework ...` command line in docs/operations.md parses with the CLI's own parser."""
+    runbook = (ROOT / "docs" / "operations.md").read_text()
+    assert "docs/operations.md" in (ROOT / "README.md").read_text()
+    cli = get_command(app)
+    fenced = re.findall(r"```\w*\n(.*?)```", runbook, re.DOTALL)
+    inline = re.findall(r"`([^`\n]+)`", re.sub(r"```\w*\n.*?```", "", runbook, flags=re.DOTALL))
+    code = "\n".join(fenced + inline)
+    lines = re.findall(r"(?<![\w/.-])casework ([a-z][^\n#<>|;]*)", code)
+    assert len(lines) >= 20
+    for line in lines:
+        words = shlex.split(line.replace("\\", " "))
+        command: Any = cli
+        while hasattr(command, "commands") and words:
+            sub = words.pop(0)
+            assert sub in command.commands, f"docs/operations.md: `casework {line}`: no command {sub!r}"
+            command = command.commands[sub]
+        if words and not hasattr(command, "commands"):  # a bare name in prose only has to exist
+            command.make_context("casework", words)  # unknown options and missing arguments raise
