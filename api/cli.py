@@ -233,6 +233,17 @@ def serve(
     run_server(settings, host=host or settings.serve.host, port=port or settings.serve.port)
 
 
+def _serve_worker_metrics() -> None:
+    """A worker's scrape listener (CASEWORK_METRICS__PORT): its stage's series and its process;
+    the backlog is on the API's /metrics."""
+    settings = get_settings()
+    if settings.metrics.port:
+        from api.metrics import metrics_registry, serve_metrics
+
+        serve_metrics(metrics_registry(None, connectors=False), host=settings.metrics.host,
+                      port=settings.metrics.port)
+
+
 @app.command()
 def worker(stage: Annotated[str, typer.Argument(help="extract, classify or file")]) -> None:
     """Run one pipeline stage (for Kafka deployments); stops cleanly on SIGTERM."""
@@ -240,15 +251,12 @@ def worker(stage: Annotated[str, typer.Argument(help="extract, classify or file"
 
     from ingest.pipeline import STAGES, PipelineRunner
 
+    _serve_worker_metrics()  # first: every kind of worker answers its scrape listener (the compose health check)
+
     if stage not in STAGES:
         _fail(f"unknown stage {stage!r}: choose one of {', '.join(STAGES)}", 2)
     logging.getLogger().setLevel(logging.INFO)
     with runtime() as rt:
-        if rt.settings.metrics.port:  # this stage's series for Prometheus (the backlog is on the API's /metrics)
-            from api.metrics import metrics_registry, serve_metrics
-
-            serve_metrics(metrics_registry(None, connectors=False), host=rt.settings.metrics.host,
-                          port=rt.settings.metrics.port)
         runner = PipelineRunner(rt.pipeline_parts(with_search=stage == "file"), stages=[stage])
         signal.signal(signal.SIGTERM, lambda *_: runner.stop.set())
         signal.signal(signal.SIGINT, lambda *_: runner.stop.set())
