@@ -1,4 +1,5 @@
-# casework image: the API, the connectors and every pipeline stage (choose with the command).
+# casework image: the API, the connectors and every pipeline stage (choose with the command);
+# docker-compose.yml runs it as the api, init and worker services (docs/operations.md).
 # The workbench's browser assets (htmx, Swagger UI, ReDoc) come from the npm registry, pinned by package-lock.json.
 FROM node:20-bookworm-slim AS web-assets
 WORKDIR /assets
@@ -18,7 +19,7 @@ COPY casestore casestore
 COPY api api
 RUN pip install --no-cache-dir .
 COPY --from=web-assets /assets/node_modules /app/node_modules
-ENV CASEWORK_DATA_DIR=/data OMP_THREAD_LIMIT=1 CASEWORK_WEB__ASSETS_DIR=/app/node_modules
+ENV CASEWORK_DATA_DIR=/data OMP_THREAD_LIMIT=1 CASEWORK_WEB__ASSETS_DIR=/app/node_modules PYTHONUNBUFFERED=1
 VOLUME /data
-EXPOSE 8000
+EXPOSE 8000 9464
 CMD ["casework", "serve", "--host", "0.0.0.0"]

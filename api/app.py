@@ -7,14 +7,16 @@ import logging
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, UploadFile, status
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from sqlalchemy import text
 
 from api.admin_routes import router as admin_router
 from api.auth import Principal, authenticate_token, bearer, current_user, get_runtime, require_roles
 from api.body_limits import BodyLimits, BodyRule
+from api.metrics import metrics_registry
 from api.outbound_routes import router as outbound_router
 from api.outbound_routes import status_router
 from api.queue_routes import router as queue_router
@@ -81,10 +83,16 @@ def create_app(rt: Runtime, *, health_extra: Any = None) -> FastAPI:
     for router in routers(connector_settings, bus=rt.bus, blobs=rt.blobs, data_dir=rt.settings.data_dir):
         app.include_router(router)  # webhooks and forms: each checks its own signature or CSRF token
 
+    registry = metrics_registry(rt)
+    app.state.metrics_registry = registry
+
     @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
-    def metrics(user: Annotated[Principal, Depends(current_user)]) -> str:
-        """Prometheus text format: connector counters (received, duplicates, failed, lag, up)."""
-        return REGISTRY.prometheus()
+    def metrics(user: Annotated[Principal, Depends(current_user)]) -> Response:
+        """Prometheus text format: connectors, pipeline stages (items, failures, retries, batch
+        durations), consumer lag per stage, dead letters and the triage backlog (api/metrics.py and
+        docs/operations.md say what each means).  A scrape listener without a token:
+        ``CASEWORK_METRICS__PORT``."""
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/health", tags=["health"])
     def health(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]

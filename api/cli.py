@@ -272,6 +272,17 @@ def serve(
     run_server(settings, host=host or settings.serve.host, port=port or settings.serve.port)
 
 
+def _serve_worker_metrics() -> None:
+    """A worker's scrape listener (CASEWORK_METRICS__PORT): its stage's series and its process;
+    the backlog is on the API's /metrics."""
+    settings = get_settings()
+    if settings.metrics.port:
+        from api.metrics import metrics_registry, serve_metrics
+
+        serve_metrics(metrics_registry(None, connectors=False), host=settings.metrics.host,
+                      port=settings.metrics.port)
+
+
 @app.command()
 def worker(stage: Annotated[str, typer.Argument(
         help="extract, classify, file, clock (SLA clocks) or sender (the outbox)")]) -> None:
@@ -279,6 +290,8 @@ def worker(stage: Annotated[str, typer.Argument(
     import signal
 
     from ingest.pipeline import STAGES, PipelineRunner
+
+    _serve_worker_metrics()  # first: every kind of worker answers its scrape listener (the compose health check)
 
     if stage == "clock":
         from api.queue_cli import run_clock_worker
@@ -585,10 +598,11 @@ def train_doctype(
 
 
 def _register_more_commands() -> None:
-    from api import outbound_cli, search_cli, user_cli
+    from api import outbound_cli, search_cli, setup_cli, user_cli
 
     outbound_cli.register(case_app, outbox_app, letters_app)
 
+    app.command("setup")(setup_cli.setup)
     app.command("search")(search_cli.search)
     app.command("reindex")(search_cli.reindex)
     import_app.command("documents")(search_cli.import_documents)

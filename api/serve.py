@@ -12,6 +12,7 @@ from rich.console import Console
 
 from api.app import create_app
 from api.clock_worker import ClockLoop
+from api.metrics import serve_metrics
 from api.outbound_parts import SenderThread
 from api.settings import Settings
 from api.stage_processes import StageProcesses
@@ -54,6 +55,8 @@ def run_server(settings: Settings, *, host: str, port: int) -> None:
         return extra
 
     app = create_app(rt, health_extra=health_extra)
+    if settings.metrics.port:  # the same series as /metrics, without a token, for Prometheus
+        serve_metrics(app.state.metrics_registry, host=settings.metrics.host, port=settings.metrics.port)
     watcher_thread = threading.Thread(target=watcher.run, name="connector-folder", daemon=True)
     if runner is not None:
         runner.start()

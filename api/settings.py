@@ -5,6 +5,7 @@ Examples::
     CASEWORK_DATA_DIR=/srv/casework
     CASEWORK_BUS__URL=kafka://broker:9092
     CASEWORK_DB__URL=postgresql+psycopg://casework@db/casework
+    CASEWORK_BLOBS__URL=s3://casework-blobs/prod   (with CASEWORK_BLOBS__ENDPOINT_URL, ...)
     CASEWORK_MATCH__AUTO_ATTACH_MIN_SCORE=0.8
 
 Choosing the production parts is configuration only. Build settings with ``get_settings()``,
@@ -18,13 +19,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from classify.case_refs import DEFAULT_LEGACY_PATTERN
 from classify.entities import DEFAULT_ACCOUNT_PATTERNS, DEFAULT_POSTCODE_PATTERN
 from classify.match_types import MatchConfig
 from connectors.settings import ConnectorSettings
+from ingest.blobs import S3Options
 from ingest.extract.limits import ExtractLimits
 
 
@@ -53,6 +55,33 @@ class BusSettings(BaseModel):
     @classmethod
     def _none_keeps_everything(cls, value: object) -> object:
         return None if isinstance(value, str) and value.strip().lower() in ("", "none", "forever") else value
+
+
+class BlobSettings(BaseModel):
+    """Where documents' bytes are kept: files in the data directory (embedded default, or a shared
+    volume) or an S3-compatible object store shared by every machine."""
+
+    url: str = Field(
+        default="", description="empty or file: (DATA_DIR/blobs), file:///abs/path, or s3://bucket[/prefix] "
+        "(AWS S3, MinIO, Ceph, Garage; the bucket must exist)",
+    )
+    endpoint_url: str = Field(default="", description="S3 endpoint, e.g. http://minio:9000; empty means AWS")
+    region: str = Field(default="", description="S3 region; empty means boto3's default (AWS_REGION, profile)")
+    access_key_id: str = Field(default="", description="S3 access key; empty means boto3's chain "
+                               "(AWS_ACCESS_KEY_ID, a profile, the instance's role)")
+    secret_access_key: SecretStr = Field(default=SecretStr(""), description="S3 secret key (see access_key_id)")
+    addressing_style: Literal["", "auto", "path", "virtual"] = Field(
+        default="", description="S3 bucket addressing; empty: path-style with an endpoint_url, else boto3's choice",
+    )
+    multipart_chunk_mb: int = Field(default=8, ge=5, description="S3 upload part size (MiB): blobs larger than "
+                                    "one part go up in parts, so memory stays bounded whatever the size")
+    max_concurrency: int = Field(default=4, ge=1, description="S3 parts (and put_many blobs) uploaded at once")
+
+    def s3_options(self) -> S3Options:
+        return S3Options(endpoint_url=self.endpoint_url, region=self.region, access_key_id=self.access_key_id,
+                         secret_access_key=self.secret_access_key.get_secret_value(),
+                         addressing_style=self.addressing_style, multipart_chunk_bytes=self.multipart_chunk_mb << 20,
+                         max_concurrency=self.max_concurrency)
 
 
 class DbSettings(BaseModel):
@@ -172,6 +201,16 @@ class ClockSettings(BaseModel):
                            "default (turn off when a `casework worker clock` runs instead)")
 
 
+class MetricsSettings(BaseModel):
+    """Prometheus: ``/metrics`` on the API port needs a token; a scrape listener needs none."""
+
+    port: int = Field(default=0, ge=0, le=65535, description="a scrape listener for Prometheus on this port "
+                      "(http://HOST:PORT/metrics, no token): `serve` shows the same as /metrics, `casework worker "
+                      "STAGE` its stage's series. 0: none")
+    host: str = Field(default="127.0.0.1", description="address of the scrape listener (0.0.0.0 in a container; "
+                      "keep it on a private network)")
+
+
 class WorkSettings(BaseModel):
     """Case work: where the case-type definitions and the business calendars are read from."""
 
@@ -253,10 +292,12 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=Path("./casework-data"), description="where blobs, SQLite files and the index live")
     bus: BusSettings = BusSettings()
     db: DbSettings = DbSettings()
+    blobs: BlobSettings = BlobSettings()
     worker: WorkerSettings = WorkerSettings()
     extract: ExtractLimits = ExtractLimits()
     match: MatchSettings = MatchSettings()
     serve: ServeSettings = ServeSettings()
+    metrics: MetricsSettings = MetricsSettings()
     search: SearchSettings = SearchSettings()
     auth: AuthSettings = AuthSettings()
     connectors: ConnectorSettings = ConnectorSettings()

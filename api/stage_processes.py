@@ -29,12 +29,15 @@ import threading
 from collections.abc import Sequence
 from multiprocessing.context import ForkServerContext, SpawnContext
 from multiprocessing.process import BaseProcess
+from pathlib import Path
 from typing import Any
 
+from api.metrics import child_metrics_dir, forget_child_metrics_dir
 from api.settings import Settings
 from api.wiring import open_runtime
 from ingest.pipeline import STAGES, PipelineRunner
 from ingest.procs import process_start_time
+from ingest.stage_metrics import record_in_directory
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +56,9 @@ def _die_with_parent() -> None:
 
 
 def _stage_main(settings: Settings, stage: str, stop: Any, log_level: int, cpu: Any, slot: int,
-                owner: int) -> None:
+                owner: int, metrics_dir: Path) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    record_in_directory(metrics_dir)  # before the stage's series exist: the parent's /metrics reads them
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
     _die_with_parent()
@@ -107,12 +111,14 @@ class StageProcesses:
         self.stages = list(stages)
         self.processes: dict[str, BaseProcess] = {}
         self._cpu = self.ctx.Array("d", len(self.stages), lock=False)  # CPU seconds, filled in as each stops
+        self.metrics_dir = child_metrics_dir()  # the children's Prometheus series (api/metrics.py)
 
     def start(self) -> None:
         level = logging.getLogger().getEffectiveLevel()
         for slot, stage in enumerate(self.stages):
             p = self.ctx.Process(target=_stage_main, name=f"casework-{stage}", daemon=True,
-                                 args=(self.settings, stage, self.stop, level, self._cpu, slot, os.getpid()))
+                                 args=(self.settings, stage, self.stop, level, self._cpu, slot, os.getpid(),
+                                       self.metrics_dir))
             p.start()
             self.processes[stage] = p
         log.info("pipeline stages started as processes: %s",
@@ -142,3 +148,4 @@ class StageProcesses:
                 log.warning("stage process %s did not stop within %.0fs; terminating it", stage, timeout)
                 p.terminate()
                 p.join(5)
+        forget_child_metrics_dir(self.metrics_dir)

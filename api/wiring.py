@@ -16,7 +16,7 @@ from casestore.search.factory import open_search_index
 from casestore.search.port import SearchIndex
 from classify.doctype import DocTypeClassifier
 from classify.matcher import Matcher
-from ingest.blobs import FileBlobStore
+from ingest.blobs import BlobStore, open_blob_store
 from ingest.bus.factory import open_bus
 from ingest.bus.port import Bus
 from ingest.pipeline import PipelineParts
@@ -35,7 +35,7 @@ class Runtime:
     engine: Engine
     sessions: sessionmaker[Session]
     read_sessions: sessionmaker[Session]
-    blobs: FileBlobStore
+    blobs: BlobStore
     _closers: list[Bus] = field(default_factory=list)
     _indexes: list[SearchIndex] = field(default_factory=list)
 
@@ -112,7 +112,8 @@ class Runtime:
 
 
 def open_runtime(settings: Settings | None = None, *, migrate: bool = True) -> Runtime:
-    """Create the data directory, open the store (migrated to head) and the blob store."""
+    """Create the data directory, open the store (migrated to head) and the blob store (the one
+    ``blobs.url`` names: the data directory's files by default, or an S3 bucket)."""
     settings = settings or get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.db_url)
@@ -120,4 +121,5 @@ def open_runtime(settings: Settings | None = None, *, migrate: bool = True) -> R
         upgrade(engine)
     return Runtime(settings=settings, engine=engine, sessions=session_factory(engine),
                    read_sessions=session_factory(engine.execution_options(sqlite_begin="DEFERRED")),
-                   blobs=FileBlobStore(settings.blob_dir))
+                   blobs=open_blob_store(settings.blobs.url, data_dir=settings.data_dir,
+                                         s3=settings.blobs.s3_options()))

@@ -1,6 +1,6 @@
 """Figures for the operations page: intake since a moment per channel and outcome, the latest
-dead-lettered items (as the pipeline recorded them, see ``items.record_failure``) and the triage
-backlog."""
+dead-lettered items (as the pipeline recorded them, see ``items.record_failure``), the triage
+backlog and the dead-letter backlog (also for ``/metrics``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from pydantic import BaseModel
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from casestore.items import dead_letter_actions
 from casestore.models import OUTCOMES, Item, ItemFailure
+from casestore.validation import as_utc
 
 
 class ChannelIntake(BaseModel):
@@ -70,3 +72,22 @@ def triage_backlog(session: Session) -> TriageBacklog:
     waiting, oldest = session.execute(
         select(func.count(), func.min(Item.received_at)).where(Item.outcome == "triage")).one()
     return TriageBacklog(waiting=int(waiting or 0), oldest_received_at=oldest)
+
+
+def dead_letter_backlog(session: Session) -> int:
+    """Items that failed in a stage, are not filed, and have a failure newer than the last replay
+    or discard a person recorded for them: what ``casework dlq list`` shows, counted from the store
+    (the failures the pipeline recorded, ``items.record_failure``) instead of the dead-letter topic."""
+    filed = select(Item.item_id).where(Item.item_id == ItemFailure.item_id).exists()
+    rows = session.execute(
+        select(ItemFailure.item_id, ItemFailure.stage, func.max(ItemFailure.failed_at))
+        .where(ItemFailure.item_id.is_not(None), ~filed)
+        .group_by(ItemFailure.item_id, ItemFailure.stage)
+    ).all()
+    handled = dead_letter_actions(session, keys=[str(item_id) for item_id, _, _ in rows])
+    waiting: set[str] = set()
+    for item_id, stage, last_failed in rows:
+        done = handled.get((str(item_id), str(stage)))
+        if done is None or as_utc(last_failed) > as_utc(done[1]):
+            waiting.add(str(item_id))
+    return len(waiting)

@@ -239,12 +239,14 @@ def _insert(session: Session, item: NewItem, documents: Sequence[NewDocument], o
 
 
 def record_failure(
-    session: Session, *, item_id: str | None, stage: str, error_class: str, message: str, source: str = ""
+    session: Session, *, item_id: str | None, stage: str, error_class: str, message: str, source: str = "",
+    failed_at: datetime | None = None,
 ) -> None:
-    """Record one dead-lettered attempt at processing an item."""
+    """Record one dead-lettered attempt at processing an item; ``failed_at``: the dead letter's own
+    time (so a replay or discard recorded up to that letter covers this row too), else now."""
     session.add(ItemFailure(
         item_id=item_id, stage=stage[:50], error_class=error_class[:200], message=no_nul(message),
-        source=no_nul(source or ""), failed_at=utcnow(),
+        source=no_nul(source or ""), failed_at=as_utc(failed_at) if failed_at is not None else utcnow(),
     ))
     session.flush()
     log.info("item %s failed in %s: %s", item_id, stage, error_class)

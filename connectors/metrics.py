@@ -2,15 +2,20 @@
 
 Every connector owns one ``ConnectorStats`` from a ``Registry`` (the process-wide ``REGISTRY``
 unless a test passes its own). ``Registry.health()`` is a plain dict for ``/health``;
-``Registry.prometheus()`` is the text exposition format for ``/metrics``.
+``Registry`` is also a prometheus_client collector (``collect``), registered with the other
+series ``/metrics`` shows (api/metrics.py); ``Registry.prometheus()`` renders it alone.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 State = str  # "starting", "running", "reconnecting", "stopped", "error"
 
@@ -86,31 +91,38 @@ class Registry:
     def degraded(self) -> bool:
         return any(s["state"] in ("error", "stopped") for s in self.health().values())
 
-    def prometheus(self) -> str:
-        """Counters and gauges in the Prometheus text format, one series per connector."""
-        series: list[tuple[str, str, str, str]] = [
-            ("casework_connector_received_total", "counter", "items published to intake.raw", "received"),
-            ("casework_connector_duplicates_total", "counter", "inputs recognised as already published",
-             "duplicates"),
-            ("casework_connector_failed_total", "counter", "inputs refused or failed", "failed"),
-            ("casework_connector_lag_seconds", "gauge", "source time to publish, last item", "last_lag_s"),
-            ("casework_connector_max_lag_seconds", "gauge", "source time to publish, worst item", "max_lag_s"),
-        ]
+    def collect(self) -> Iterator[Metric]:
+        """The connectors' series for prometheus_client (this registry is a custom collector: register
+        it in a ``CollectorRegistry``), one sample per connector."""
         health = self.health()
-        lines: list[str] = []
-        for metric, typ, help_text, key in series:
-            lines += [f"# HELP {metric} {help_text}", f"# TYPE {metric} {typ}"]
+        series: list[tuple[str, str, str]] = [
+            ("casework_connector_received", "items published to intake.raw", "received"),
+            ("casework_connector_duplicates", "inputs recognised as already published", "duplicates"),
+            ("casework_connector_failed", "inputs refused or failed", "failed"),
+        ]
+        for metric, help_text, key in series:
+            counter = CounterMetricFamily(metric, help_text, labels=["connector"])
             for name, snap in health.items():
-                lines.append(f'{metric}{{connector="{_label(name)}"}} {snap[key]}')
-        lines += ["# HELP casework_connector_up 1 if the connector is running", "# TYPE casework_connector_up gauge"]
+                counter.add_metric([name], snap[key])
+            yield counter
+        for metric, help_text, key in [
+            ("casework_connector_lag_seconds", "source time to publish, last item", "last_lag_s"),
+            ("casework_connector_max_lag_seconds", "source time to publish, worst item", "max_lag_s"),
+        ]:
+            gauge = GaugeMetricFamily(metric, help_text, labels=["connector"])
+            for name, snap in health.items():
+                gauge.add_metric([name], snap[key])
+            yield gauge
+        up = GaugeMetricFamily("casework_connector_up", "1 if the connector is running", labels=["connector"])
         for name, snap in health.items():
-            up = 1 if snap["state"] in ("running", "starting") else 0
-            lines.append(f'casework_connector_up{{connector="{_label(name)}"}} {up}')
-        return "\n".join(lines) + "\n"
+            up.add_metric([name], 1 if snap["state"] in ("running", "starting") else 0)
+        yield up
 
-
-def _label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    def prometheus(self) -> str:
+        """These series alone in the Prometheus text format."""
+        registry = CollectorRegistry(auto_describe=False)
+        registry.register(self)
+        return generate_latest(registry).decode("utf-8")
 
 
 REGISTRY = Registry()

@@ -1,6 +1,11 @@
 """Content-addressed blob store: a file is stored once, by its sha256, however often it arrives.
 
-Writes are atomic (temp file in the same directory, fsync, rename), so a reader never sees a
+The port (``BlobStore``) has two adapters: ``FileBlobStore`` here (the embedded default, files
+under DATA_DIR/blobs or a shared volume) and ``S3BlobStore`` in ``ingest.s3_blobs`` (AWS S3,
+MinIO, Ceph, Garage), chosen by ``open_blob_store`` from a URL.  Both are held to one contract
+suite (tests/ingest/test_blobs.py).
+
+File store: writes are atomic (temp file in the same directory, fsync, rename), so a reader never sees a
 half-written blob and a crash leaves at most a stray temp file.  ``put_many`` writes a batch with
 one file-system sync (syncfs) before the renames and one after, instead of an fsync per file.
 """
@@ -15,7 +20,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -48,10 +53,54 @@ class BlobRef:
     size: int
 
 
+@dataclass(frozen=True, slots=True)
+class S3Options:
+    """How to reach an S3-compatible store.  Empty credentials and region: boto3's own chain
+    (AWS_* variables, a profile, the instance's role).  ``addressing_style`` "" means path-style
+    when an endpoint is given (MinIO, Ceph, Garage, moto) and boto3's choice otherwise."""
+
+    endpoint_url: str = ""
+    region: str = ""
+    access_key_id: str = ""
+    secret_access_key: str = field(default="", repr=False)
+    addressing_style: str = ""
+    multipart_chunk_bytes: int = 8 << 20
+    max_concurrency: int = 4
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = 60.0
+    max_attempts: int = 5
+
+
 class BlobStore(Protocol):
+    """Store bytes once by their sha256; read them back by it.  ``open`` raises ``BlobNotFound`` for
+    an unknown or malformed id; a store that is down raises an ``outage`` error (retried, never
+    dead-lettered)."""
+
     def put(self, data: bytes | BinaryIO) -> BlobRef: ...
 
+    def put_many(self, datas: Sequence[bytes]) -> list[BlobRef]: ...
+
     def open(self, sha256: str) -> BinaryIO: ...
+
+    def read(self, sha256: str) -> bytes: ...
+
+
+def is_sha256(value: str) -> bool:
+    return len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+
+
+def open_blob_store(url: str, *, data_dir: Path, s3: S3Options | None = None) -> BlobStore:
+    """The blob store a URL names: empty or ``file:`` (DATA_DIR/blobs), ``file:///abs/path``, or
+    ``s3://bucket[/prefix]`` (endpoint, region and credentials in ``s3``; boto3 is imported only then)."""
+    if url in ("", "file:"):
+        return FileBlobStore(data_dir / "blobs")
+    if url.startswith("file://"):
+        return FileBlobStore(Path(url.removeprefix("file://")))
+    if url.startswith("s3://"):
+        from ingest.s3_blobs import S3BlobStore
+
+        return S3BlobStore.from_url(url, options=s3 or S3Options())
+    raise ValueError(f"blobs.url {url!r}: use file: (the data directory), file:///abs/path or s3://bucket/prefix")
 
 
 class FileBlobStore:
@@ -62,7 +111,7 @@ class FileBlobStore:
         self.root.mkdir(parents=True, exist_ok=True)
 
     def path(self, sha256: str) -> Path:
-        if len(sha256) != 64 or any(c not in "0123456789abcdef" for c in sha256):
+        if not is_sha256(sha256):
             raise BlobNotFound(f"not a sha256 hex digest: {sha256!r}")
         return self.root / sha256[:2] / sha256[2:4] / sha256
 

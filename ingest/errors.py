@@ -45,3 +45,16 @@ class BlobNotFound(IngestError):
     """A message refers to a blob that is not in the store (claim check broken)."""
 
     http_status = 404
+
+
+class BlobStoreUnavailable(Unavailable):
+    """The blob store (an S3-compatible object store) is not answering, is missing its bucket or
+    refuses the credentials: nothing is wrong with the item; workers wait and retry."""
+
+    outage = True
+
+
+class BlobStoreRefused(IngestError):
+    """The blob store refused one request for a reason that retrying will not change."""
+
+    http_status = 502

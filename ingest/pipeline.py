@@ -29,7 +29,7 @@ from casestore.search.indexer import index_items, update_case_in_index
 from casestore.search.port import SearchIndex
 from classify.lookup import MemoLookup
 from classify.matcher import Matcher, MatchInput
-from ingest.blobs import FileBlobStore
+from ingest.blobs import BlobStore
 from ingest.bus.port import Bus
 from ingest.extract import extract
 from ingest.extract.limits import ExtractLimits
@@ -58,7 +58,7 @@ class ExtractStage:
     batched = False  # extraction errors are per file; no batch fast path to gain
     linger_s = 0.0
 
-    def __init__(self, *, blobs: FileBlobStore, limits: ExtractLimits, sessions: sessionmaker[Session]) -> None:
+    def __init__(self, *, blobs: BlobStore, limits: ExtractLimits, sessions: sessionmaker[Session]) -> None:
         self.blobs = blobs
         self.limits = limits
         self.sessions = sessions
@@ -230,7 +230,7 @@ def filing_for(item: ClassifiedItem) -> Filing:
 @dataclass
 class PipelineParts:
     bus: Bus
-    blobs: FileBlobStore
+    blobs: BlobStore
     sessions: sessionmaker[Session]
     read_sessions: sessionmaker[Session]  # read-only work: no write lock on SQLite
     limits: ExtractLimits
@@ -250,7 +250,8 @@ def record_dead_letter(sessions: sessionmaker[Session], letter: DeadLetter) -> N
         source = RawItem.model_validate_json(letter.envelope).source
     with sessions() as session, session.begin():
         item_service.record_failure(session, item_id=letter.item_id, stage=letter.stage,
-                                    error_class=letter.error_class, message=letter.message, source=source)
+                                    error_class=letter.error_class, message=letter.message, source=source,
+                                    failed_at=letter.failed_at)
 
 
 def make_stage(name: str, parts: PipelineParts) -> ExtractStage | ClassifyStage | FileStage:

@@ -38,6 +38,7 @@ from pydantic import BaseModel, ValidationError
 
 from ingest.bus.port import Bus, Consumer, Record
 from ingest.messages import TOPIC_DEAD, DeadLetter, decode, encode, utcnow
+from ingest.stage_metrics import series_for
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,7 @@ class Worker:
         self.processed = 0
         self.dead = 0
         self.cpu_seconds = 0.0  # this stage's thread CPU time spent on batches (not idle polls)
+        self.series = series_for(handler.name)  # Prometheus series (ingest.stage_metrics)
 
     def run(self) -> None:
         """Run until ``stop`` is set; the consumer leaves its group cleanly at the end."""
@@ -115,6 +117,7 @@ class Worker:
                         break
                     failures += 1
                     self.restarts += 1
+                    self.series.restarts.inc()
                     self.last_error = f"{type(exc).__name__}: {exc}"[:500]
                     delay = self.retry.delay(failures)
                     if getattr(exc, "retryable", False):
@@ -166,7 +169,7 @@ class Worker:
         records = self._poll(consumer)
         if not records:
             return 0
-        started = time.thread_time()
+        started, began = time.thread_time(), time.perf_counter()
         outputs = self._handle(records)
         for topic, key, message in outputs:
             self.bus.publish(topic, key=key, value=encode(message))
@@ -174,6 +177,8 @@ class Worker:
         consumer.commit(records)
         self.processed += len(records)
         self.cpu_seconds += time.thread_time() - started
+        self.series.items.inc(len(records))
+        self.series.batch_seconds.observe(time.perf_counter() - began)
         return len(records)
 
     def _handle(self, records: list[Record]) -> list[Output]:
@@ -222,6 +227,7 @@ class Worker:
                                 exc, attempt, self.retry.max_attempts - 1, delay)
                     if self.stop.wait(delay):
                         raise  # shutting down: leave it uncommitted, it will be redelivered
+                    self.series.retried.inc()
                     attempt += 1
                     continue
                 if retryable and self.stop.is_set():
@@ -247,6 +253,7 @@ class Worker:
                   letter.error_class, letter.message)
         self.bus.publish(TOPIC_DEAD, key=record.key, value=encode(letter))
         self.dead += 1
+        self.series.failed.inc()
         if self.on_dead is not None:
             try:
                 self.on_dead(letter)

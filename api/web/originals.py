@@ -24,7 +24,7 @@ import nh3
 import pypdfium2 as pdfium
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
-from ingest.blobs import FileBlobStore
+from ingest.blobs import BlobStore
 from ingest.extract.email import parse_message
 from ingest.extract.html import decode_html
 from ingest.extract.pdfium_lock import PDFIUM
@@ -78,7 +78,7 @@ def _image_frames(data: bytes) -> int:
         return int(getattr(image, "n_frames", 1))
 
 
-def describe(blobs: FileBlobStore, sha256: str | None) -> Original:
+def describe(blobs: BlobStore, sha256: str | None) -> Original:
     """What the blob is and how many pages it shows as (cached per blob: blobs never change)."""
     if not sha256:
         return Original(kind="none", sha256=None, pages=0)
@@ -89,7 +89,7 @@ def describe(blobs: FileBlobStore, sha256: str | None) -> Original:
 _descriptions: dict[str, tuple[Kind, int]] = {}
 
 
-def _cached_description(blobs: FileBlobStore, sha256: str) -> tuple[Kind, int]:
+def _cached_description(blobs: BlobStore, sha256: str) -> tuple[Kind, int]:
     found = _descriptions.get(sha256)
     if found is not None:
         return found
@@ -107,7 +107,7 @@ def _cached_description(blobs: FileBlobStore, sha256: str) -> tuple[Kind, int]:
     return kind, pages
 
 
-def page_png(blobs: FileBlobStore, original: Original, page: int) -> bytes:
+def page_png(blobs: BlobStore, original: Original, page: int) -> bytes:
     """Page ``page`` (0-based) of a PDF or image original as PNG; IndexError past the last page."""
     if original.sha256 is None or not 0 <= page < min(original.pages, MAX_PAGES):
         raise IndexError(page)

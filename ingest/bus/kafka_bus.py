@@ -199,6 +199,19 @@ class KafkaBus:
                 client.close()
         return {tp.partition: int(offset) for tp, offset in ends.items()}
 
+    def committed(self, group: str, topic: str) -> dict[int, int]:
+        """Per partition, the offset ``group`` has committed on ``topic`` (partitions without one are left out).
+        Asked through a consumer that names the group but never joins it (OffsetFetch), which
+        kafka-python 2 and 3 both offer."""
+        with self._errors(f"read the offsets of group {group}", topic):
+            client = KafkaConsumer(**self._common(), group_id=group, enable_auto_commit=False)
+            try:
+                partitions = client.partitions_for_topic(topic) or set()
+                found = {p: client.committed(TopicPartition(topic, p)) for p in sorted(partitions)}
+            finally:
+                client.close(autocommit=False)
+        return {p: int(offset) for p, offset in found.items() if offset is not None and offset >= 0}
+
     def close(self) -> None:
         """Flush, close the consumers made by this bus (they leave their groups), then the clients."""
         if self._closed:

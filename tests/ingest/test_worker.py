@@ -9,6 +9,7 @@ from pathlib import Path
 from ingest.bus.sqlite_log import SqliteBus
 from ingest.errors import BadInput, Unavailable
 from ingest.messages import TOPIC_DEAD, TOPIC_EXTRACTED, TOPIC_RAW, DeadLetter, RawItem, decode, encode, utcnow
+from ingest.stage_metrics import STAGE_REGISTRY
 from ingest.worker import Output, RetryPolicy, Worker
 
 
@@ -116,3 +117,29 @@ def test_stop_during_backoff_leaves_the_batch_uncommitted_for_redelivery(tmp_pat
     again = bus.consumer([TOPIC_RAW], group="g")
     assert [r.key for r in again.poll(max_records=10, timeout=1.0)] == ["item-7"]
     again.close()
+
+
+def test_the_worker_counts_items_failures_retries_and_batch_durations(tmp_path: Path) -> None:
+    """The series /metrics shows per stage (ingest.stage_metrics), counted where the stage runs."""
+
+    class Counted(Stage):
+        name = "counted-stage"
+
+    def sample(name: str, **labels: str) -> float:
+        return STAGE_REGISTRY.get_sample_value(name, {"stage": "counted-stage", **labels}) or 0.0
+
+    before = {n: sample(n) for n in ("casework_stage_items_total", "casework_stage_failed_total",
+                                     "casework_stage_retries_total", "casework_stage_batch_duration_seconds_count")}
+    bus = SqliteBus(tmp_path / "bus.db", partitions=1)
+    for n in range(4):
+        bus.publish(TOPIC_RAW, key=f"item-{n}", value=encode(raw(n)))
+    bus.flush()
+    worker = Worker(bus=bus, handler=Counted(True), group="g", batch_size=2,
+                    retry=RetryPolicy(max_attempts=5, backoff_initial_s=0.01))
+    run_until_idle(worker, bus)
+    delta = {n: sample(n) - v for n, v in before.items()}
+    assert delta == {"casework_stage_items_total": 4, "casework_stage_failed_total": 1,  # item-1
+                     # item-2 failed in its batch, then alone once (a retry), then passed
+                     "casework_stage_retries_total": 1,
+                     "casework_stage_batch_duration_seconds_count": 2}
+    assert sample("casework_stage_batch_duration_seconds_bucket", le="+Inf") >= 2
