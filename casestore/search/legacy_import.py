@@ -56,7 +56,7 @@ Progress = Callable[[int, int], None]  # (bytes done, bytes total)
 
 _ITEM_COLUMNS = ("item_id", "idempotency_key", "channel", "received_at", "source", "filename", "blob_sha256",
                  "content_type", "size", "metadata", "sender", "subject", "outcome", "case_id", "doc_type",
-                 "decision", "filed_at")
+                 "decision", "filed_at", "direction")
 _DOCUMENT_COLUMNS = ("item_id", "case_id", "part_index", "kind", "title", "filename", "content_type",
                      "blob_sha256", "text", "fields", "error", "created_at")
 _AUDIT_COLUMNS = ("at", "actor", "action", "case_id", "item_id", "reason", "details")
@@ -225,7 +225,7 @@ def _store_batch(conn: Connection, inserts: _Inserts, lines: Sequence[_Line], so
         item_rows.append((
             ln.item_id, ln.key, ln.channel, received(ln.received_at), source_v, filename, ln.blob_sha256, None,
             ln.size, meta({"legacy_line": ln.number, "legacy_file": ln.file}), None, ln.title or None,
-            "attached", case.id, ln.doc_type, decision, now_item,
+            "attached", case.id, ln.doc_type, decision, now_item, "in",
         ))
         doc_rows.append((ln.item_id, case.id, 0, "legacy", ln.title, filename, None, ln.blob_sha256, ln.text,
                          no_fields, None, now_doc))

@@ -40,6 +40,9 @@ class DocumentView(BaseModel):
     received_at: str | None
     doc_type: str | None
     text_chars: int
+    direction: str = "in"                 # "out": a message we sent (casestore.outbound)
+    delivery_state: str | None = None     # of a message we sent: queued, sent, delivered, bounced...
+    sender: str | None = None             # who wrote it (for "out": the agent who sent it)
 
 
 class NoteView(BaseModel):
