@@ -1,0 +1,116 @@
+"""My work and the queues: what the start page shows of a person's work, "Get next" (``POST
+/work/next``, the key ``n``), a queue's waiting tasks (``/queues/{name}``), and claiming or
+releasing a task from there.
+
+Every action is the REST route's own function (``api.queue_routes``: the same service, the same
+checks); what it would answer as a 4xx is shown on the page instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Form, Query, Request
+from starlette.responses import Response
+
+from api import queue_routes
+from api.web.refusals import Refusal, attempt
+from api.web.session_auth import Page, PageContext, PageError, runtime_of
+from api.web.sla import ShownClock, show_clock, worst
+from api.web.templating import render
+from casestore.models import utcnow
+from casestore.work.queue_views import QueueSummary, TaskView
+from casestore.work.views import case_clocks
+
+router = APIRouter(include_in_schema=False)
+QUEUE_PAGE = 50
+
+
+@dataclass(frozen=True)
+class TaskRow:
+    task: TaskView
+    clocks: list[ShownClock]
+
+    @property
+    def state(self) -> str:
+        return worst(self.clocks)
+
+
+def task_rows(request: Request, tasks: list[TaskView]) -> list[TaskRow]:
+    """Each task with every SLA clock of its case (first response, resolution...), as shown."""
+    now = utcnow()
+    with runtime_of(request).read_sessions() as session:
+        clocks = case_clocks(session, case_ids=[t.case_id for t in tasks])
+    return [TaskRow(task=t, clocks=[show_clock(c, now) for c in clocks.get(t.case_id, []) if c.state != "stopped"])
+            for t in tasks]
+
+
+def case_link(ref: str, task_id: int | None = None, done: str = "") -> str:
+    query = "&".join(p for p in (f"task={task_id}" if task_id else "", f"done={done}" if done else "") if p)
+    return f"/cases/{quote(ref, safe='')}" + (f"?{query}" if query else "") + "#work"
+
+
+def see_other(request: Request, location: str) -> Response:
+    """After an action: htmx follows ``HX-Redirect`` (a full page load), a plain form a 303."""
+    if request.headers.get("HX-Request"):
+        return Response(status_code=204, headers={"HX-Redirect": location})
+    return Response(status_code=303, headers={"Location": location})
+
+
+def my_work(request: Request, page: PageContext) -> dict[str, Any]:
+    """The start page's work block: the tasks I hold with their clocks, the queues I may work."""
+    mine = queue_routes.my_work(request, page.user)
+    queues: list[QueueSummary] = queue_routes.queue_list(request, page.user)
+    return {"my_tasks": task_rows(request, mine), "queues": queues}
+
+
+def _start_with(request: Request, page: PageContext, refusal: Refusal) -> Response:
+    from api.web.pages.home import start_context
+
+    context = {**start_context(request, page), "problem": refusal.message}
+    return render(request, "home.html", context, page=page, status_code=refusal.status)
+
+
+@router.post("/work/next")
+def get_next(request: Request, page: Page) -> Response:
+    """Claim the next task (``POST /api/v1/work/next``) and open its case; nothing waiting: back
+    to the start page, saying so."""
+    got = attempt(lambda: queue_routes.next_task(request, page.user))
+    if isinstance(got, Refusal):
+        return _start_with(request, page, got)
+    if got.task is None:
+        return see_other(request, "/?done=nothing_waiting")
+    return see_other(request, case_link(got.task.case_ref, got.task.id))
+
+
+@router.post("/tasks/{task_id}/claim")
+def claim(request: Request, task_id: int, page: Page) -> Response:
+    got = attempt(lambda: queue_routes.claim(request, task_id, page.user))
+    if isinstance(got, Refusal):
+        return _start_with(request, page, got)
+    return see_other(request, case_link(got.case_ref, got.id))
+
+
+@router.post("/tasks/{task_id}/release")
+def release(request: Request, task_id: int, page: Page,
+            reason: Annotated[str, Form(max_length=2000)] = "") -> Response:
+    got = attempt(lambda: queue_routes.release(request, task_id, page.user, queue_routes.Release(reason=reason)))
+    if isinstance(got, Refusal):
+        return _start_with(request, page, got)
+    return see_other(request, "/?done=released")
+
+
+@router.get("/queues/{name}")
+def queue_page(request: Request, name: str, page: Page,
+               after: Annotated[str | None, Query(max_length=500)] = None) -> Response:
+    """A queue's waiting tasks in get-next order, a page at a time, with their SLA clocks."""
+    got = attempt(lambda: queue_routes.queue_tasks(request, name, page.user, after=after, limit=QUEUE_PAGE))
+    if isinstance(got, Refusal):
+        raise PageError(got.status, got.message)
+    summary = next(iter(queue_routes.queue_list(request, page.user, queue=[name])), None)
+    return render(request, "queue.html", {
+        "name": name, "summary": summary, "rows": task_rows(request, got.tasks), "after": after,
+        "next_after": got.next_after, "nav": "start",
+    }, page=page)
