@@ -183,20 +183,33 @@ def work_view(session: Session, *, case: Case) -> CaseWorkView | None:
     )
 
 
-def case_clocks(session: Session, *, case_ids: Collection[int]) -> dict[int, list[ClockView]]:
-    """The SLA clocks of these cases (by case id, in definition order), read in two queries; each
-    case's definition comes from the registry's cache.  For lists of tasks (my work) that show
-    every clock of each task's case."""
-    if not case_ids:
+class TaskClocks(BaseModel):
+    """What a list of tasks shows beside each task: its title and every SLA clock of its case."""
+
+    title: str
+    clocks: list[ClockView]
+
+
+def tasks_with_clocks(session: Session, *, tasks: Collection[tuple[int, str]]) -> dict[tuple[int, str], TaskClocks]:
+    """For ``(case_id, task name)`` pairs: the task's title and its case's SLA clocks (in start
+    order), read in two queries whatever the number; definitions come from the registry's cache.
+    For lists of tasks (my work, a queue, the supervisor's view)."""
+    if not tasks:
         return {}
-    ids = list(set(case_ids))
+    ids = list({case_id for case_id, _ in tasks})
     types = {row[0]: (row[1], row[2]) for row in session.execute(
         select(CaseWork.case_id, CaseWork.case_type, CaseWork.type_version).where(CaseWork.case_id.in_(ids)))}
-    out: dict[int, list[ClockView]] = {case_id: [] for case_id in ids}
+    clocks: dict[int, list[ClockView]] = {case_id: [] for case_id in ids}
     for clock in session.scalars(select(SlaClock).where(SlaClock.case_id.in_(ids)).order_by(SlaClock.id)):
         name, version = types.get(clock.case_id, ("", 0))
         if name:
-            out[clock.case_id].append(clock_view(clock, get_definition(session, name, version)))
+            clocks[clock.case_id].append(clock_view(clock, get_definition(session, name, version)))
+    out = {}
+    for case_id, task in tasks:
+        name, version = types.get(case_id, ("", 0))
+        definition = _task_def(get_definition(session, name, version), task) if name else None
+        out[(case_id, task)] = TaskClocks(title=definition.title if definition is not None else "",
+                                          clocks=clocks.get(case_id, []))
     return out
 
 

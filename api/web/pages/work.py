@@ -22,7 +22,7 @@ from api.web.sla import ShownClock, show_clock, worst
 from api.web.templating import render
 from casestore.models import utcnow
 from casestore.work.queue_views import QueueSummary, TaskView
-from casestore.work.views import case_clocks
+from casestore.work.views import tasks_with_clocks
 
 router = APIRouter(include_in_schema=False)
 QUEUE_PAGE = 50
@@ -31,6 +31,7 @@ QUEUE_PAGE = 50
 @dataclass(frozen=True)
 class TaskRow:
     task: TaskView
+    title: str
     clocks: list[ShownClock]
 
     @property
@@ -39,17 +40,24 @@ class TaskRow:
 
 
 def task_rows(request: Request, tasks: list[TaskView]) -> list[TaskRow]:
-    """Each task with every SLA clock of its case (first response, resolution...), as shown."""
+    """Each task with its title and every running or paused SLA clock of its case (first
+    response, resolution...), as shown."""
     now = utcnow()
     with runtime_of(request).read_sessions() as session:
-        clocks = case_clocks(session, case_ids=[t.case_id for t in tasks])
-    return [TaskRow(task=t, clocks=[show_clock(c, now) for c in clocks.get(t.case_id, []) if c.state != "stopped"])
-            for t in tasks]
+        extra = tasks_with_clocks(session, tasks=[(t.case_id, t.name) for t in tasks])
+    rows = []
+    for t in tasks:
+        found = extra.get((t.case_id, t.name))
+        clocks = [show_clock(c, now) for c in (found.clocks if found else []) if c.state != "stopped"]
+        rows.append(TaskRow(task=t, title=(found.title if found else "") or t.name.replace("_", " "), clocks=clocks))
+    return rows
 
 
 def case_link(ref: str, task_id: int | None = None, done: str = "") -> str:
+    """The case page; with a task, its page starts with the focus on that task (no ``#work``:
+    the browser's scroll to a fragment after load would take the focus away again)."""
     query = "&".join(p for p in (f"task={task_id}" if task_id else "", f"done={done}" if done else "") if p)
-    return f"/cases/{quote(ref, safe='')}" + (f"?{query}" if query else "") + "#work"
+    return f"/cases/{quote(ref, safe='')}" + (f"?{query}" if query else "") + ("" if task_id else "#work")
 
 
 def see_other(request: Request, location: str) -> Response:
