@@ -6,6 +6,7 @@ from fastapi import FastAPI, Request
 from starlette.responses import Response
 
 from api.web.assets import mount_assets
+from api.web.counts_cache import CountsCache
 from api.web.pages import (
     admin,
     admin_config,
@@ -28,6 +29,7 @@ from api.web.templating import render
 def install_workbench(app: FastAPI) -> None:
     settings = app.state.runtime.settings
     mount_assets(app, settings.web.assets_dir)
+    app.state.queue_counts = CountsCache(settings.web.queue_counts_max_age_s)
     for module in (signin, home, work, cases, case_work, documents, search, triage, ops, supervisor, admin,
                    admin_tokens, admin_config):
         app.include_router(module.router)

@@ -54,6 +54,7 @@ def _until(value: datetime | None) -> str:
 templates = Jinja2Templates(directory=TEMPLATES_DIR)
 templates.env.filters["when"] = _when
 templates.env.filters["until"] = _until
+templates.env.filters["clock"] = lambda value: value.strftime("%H:%M:%S") if value else ""
 templates.env.trim_blocks = True
 templates.env.lstrip_blocks = True
 

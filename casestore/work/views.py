@@ -199,15 +199,16 @@ def tasks_with_clocks(session: Session, *, tasks: Collection[tuple[int, str]]) -
     ids = list({case_id for case_id, _ in tasks})
     types = {row[0]: (row[1], row[2]) for row in session.execute(
         select(CaseWork.case_id, CaseWork.case_type, CaseWork.type_version).where(CaseWork.case_id.in_(ids)))}
+    definitions = {key: get_definition(session, *key) for key in set(types.values())}
     clocks: dict[int, list[ClockView]] = {case_id: [] for case_id in ids}
     for clock in session.scalars(select(SlaClock).where(SlaClock.case_id.in_(ids)).order_by(SlaClock.id)):
-        name, version = types.get(clock.case_id, ("", 0))
-        if name:
-            clocks[clock.case_id].append(clock_view(clock, get_definition(session, name, version)))
+        key = types.get(clock.case_id)
+        if key is not None:
+            clocks[clock.case_id].append(clock_view(clock, definitions[key]))
     out = {}
     for case_id, task in tasks:
-        name, version = types.get(case_id, ("", 0))
-        definition = _task_def(get_definition(session, name, version), task) if name else None
+        key = types.get(case_id)
+        definition = _task_def(definitions[key], task) if key is not None else None
         out[(case_id, task)] = TaskClocks(title=definition.title if definition is not None else "",
                                           clocks=clocks.get(case_id, []))
     return out

@@ -22,7 +22,7 @@ import pytest
 import uvicorn
 
 from api.app import create_app
-from api.settings import Settings
+from api.settings import Settings, WebSettings
 from api.web.assets import SOURCE_ROOT
 from api.wiring import Runtime, open_runtime
 from casestore import cases, customers, users
@@ -117,7 +117,9 @@ def _seed_store(rt: Runtime) -> dict[str, str]:
 
 @pytest.fixture(scope="package")
 def workbench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workbench]:
-    rt = open_runtime(Settings(data_dir=tmp_path_factory.mktemp("workbench") / "data"))
+    # queue counts read afresh for every page: the tests assert them right after changing them
+    rt = open_runtime(Settings(data_dir=tmp_path_factory.mktemp("workbench") / "data",
+                               web=WebSettings(queue_counts_max_age_s=0)))
     robot = _seed_store(rt)
     runner = PipelineRunner(rt.pipeline_parts())
     runner.start()

@@ -2,8 +2,8 @@
 waiting task, tasks at risk and breached; every agent with the tasks they hold and when each
 claim ends; reassign a held task from there (with a reason, through the case page's action).
 
-The counts and the held tasks are the REST routes' own (``GET /api/v1/queues``,
-``GET /api/v1/work/held``).
+The counts and the held tasks are the REST routes' own (``GET /api/v1/queues``, kept a few
+seconds as ``api.web.counts_cache`` says, and ``GET /api/v1/work/held``).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from starlette.responses import Response
 
 from api import queue_routes
 from api.web.notices import notice_for
-from api.web.pages.work import task_rows
+from api.web.pages.work import queue_counts, task_rows
 from api.web.session_auth import Page, PageError, runtime_of
 from api.web.templating import render
 from casestore import users
@@ -29,7 +29,8 @@ WORKERS = ("agent", "supervisor")
 def dashboard(request: Request, page: Page, done: Annotated[str, Query(max_length=40)] = "") -> Response:
     if page.user.role not in SUPERVISORS:
         raise PageError(403, "The supervisor dashboard is for supervisors and administrators.")
-    queues = queue_routes.queue_list(request, page.user)
+    counts = queue_counts(request, page)
+    queues = counts.value
     held = task_rows(request, queue_routes.held_work(request, page.user))
     with runtime_of(request).read_sessions() as session:
         people = [u for u in users.list_users(session) if not u.disabled and u.role != "integration"]
@@ -40,5 +41,6 @@ def dashboard(request: Request, page: Page, done: Annotated[str, Query(max_lengt
     return render(request, "supervisor.html", {
         "queues": queues, "agents": sorted(by_person.items(), key=lambda kv: (not kv[1], kv[0])), "teams": teams,
         "people": [u.name for u in people], "held": len(held), "notice": notice_for(done), "nav": "supervisor",
+        "counts_at": counts.read_at,
         "totals": {k: sum(getattr(q, k) for q in queues) for k in ("open", "waiting", "active", "at_risk", "breached")},
     }, page=page)

@@ -16,10 +16,12 @@ from fastapi import APIRouter, Form, Query, Request
 from starlette.responses import Response
 
 from api import queue_routes
+from api.web.counts_cache import Counted, CountsCache
 from api.web.refusals import Refusal, attempt
 from api.web.session_auth import Page, PageContext, PageError, runtime_of
 from api.web.sla import ShownClock, show_clock, worst
 from api.web.templating import render
+from casestore import access
 from casestore.models import utcnow
 from casestore.work.queue_views import QueueSummary, TaskView
 from casestore.work.views import tasks_with_clocks
@@ -67,11 +69,19 @@ def see_other(request: Request, location: str) -> Response:
     return Response(status_code=303, headers={"Location": location})
 
 
+def queue_counts(request: Request, page: PageContext, only: list[str] | None = None) -> Counted[list[QueueSummary]]:
+    """``GET /api/v1/queues``'s counts for the viewer, kept a few seconds (``api.web.counts_cache``)."""
+    cache: CountsCache[list[QueueSummary]] = request.app.state.queue_counts
+    user = page.user
+    key = (access.sees_all(user), tuple(sorted(user.teams)), user.disabled, tuple(only) if only else None)
+    return cache.get(key, lambda: queue_routes.queue_list(request, user, queue=only))
+
+
 def my_work(request: Request, page: PageContext) -> dict[str, Any]:
     """The start page's work block: the tasks I hold with their clocks, the queues I may work."""
     mine = queue_routes.my_work(request, page.user)
-    queues: list[QueueSummary] = queue_routes.queue_list(request, page.user)
-    return {"my_tasks": task_rows(request, mine), "queues": queues}
+    counts = queue_counts(request, page)
+    return {"my_tasks": task_rows(request, mine), "queues": counts.value, "counts_at": counts.read_at}
 
 
 def _start_with(request: Request, page: PageContext, refusal: Refusal) -> Response:
@@ -117,8 +127,8 @@ def queue_page(request: Request, name: str, page: Page,
     got = attempt(lambda: queue_routes.queue_tasks(request, name, page.user, after=after, limit=QUEUE_PAGE))
     if isinstance(got, Refusal):
         raise PageError(got.status, got.message)
-    summary = next(iter(queue_routes.queue_list(request, page.user, queue=[name])), None)
+    counts = queue_counts(request, page, only=[name])
     return render(request, "queue.html", {
-        "name": name, "summary": summary, "rows": task_rows(request, got.tasks), "after": after,
-        "next_after": got.next_after, "nav": "start",
+        "name": name, "summary": next(iter(counts.value), None), "counts_at": counts.read_at,
+        "rows": task_rows(request, got.tasks), "after": after, "next_after": got.next_after, "nav": "start",
     }, page=page)
