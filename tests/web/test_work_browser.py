@@ -2,7 +2,7 @@
 next task, with the keyboard only; a refused completion (422) and a stale claim (409) shown in
 place; a supervisor's reassignment with its reason in the timeline; an agent who sees no
 supervisor action and is refused one; axe-core on every page this adds, and the screenshot of
-the work page for the README.
+the work page and the case page for the README.
 
 The module's own cases: two complaints of team complaints whose urgency puts their tasks first
 in carol's get-next; carol is a complaints agent, sue the package's supervisor, ada its admin.
@@ -28,7 +28,7 @@ from tests.web.conftest import People, Workbench, add_person, axe_violations, st
 
 pytestmark = pytest.mark.timeout(180)
 FIRST, SECOND = "CM-2025-000101", "CM-2025-000102"
-SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "workbench-work.png"
+DOCS = Path(__file__).resolve().parents[2] / "docs"
 SUE = Actor(name="sue", role="supervisor")
 
 
@@ -46,6 +46,17 @@ def _task(wb: Workbench, ref: str, name: str) -> WorkTask:
         assert found is not None
         s.expunge(found)
         return found
+
+
+def _photograph(page: Any, tmp_path: Path, name: str, *, height: int) -> None:
+    """A screenshot of the page; with CASEWORK_UPDATE_SCREENSHOTS set, for the README in docs/ (a
+    small palette PNG)."""
+    page.set_viewport_size({"width": 1200, "height": height})
+    shot = tmp_path / name
+    page.screenshot(path=str(shot))
+    if os.environ.get("CASEWORK_UPDATE_SCREENSHOTS"):
+        DOCS.mkdir(exist_ok=True)
+        Image.open(shot).convert("RGB").quantize(64).save(DOCS / name, optimize=True)
 
 
 def _focused(page: Any) -> str:
@@ -182,12 +193,10 @@ def test_new_pages_pass_axe_and_the_work_page_is_photographed(people: People, wo
         found[f"{user} {path}"] = axe_violations(page)
         if (user, path) == ("carol", "/"):
             assert page.locator("#my-work .clock-breached").count() >= 1
-            page.set_viewport_size({"width": 1200, "height": 760})
-            shot = tmp_path / "work.png"
-            page.screenshot(path=str(shot))
-            if os.environ.get("CASEWORK_UPDATE_SCREENSHOTS"):  # for the README: a small palette PNG
-                SCREENSHOT.parent.mkdir(exist_ok=True)
-                Image.open(shot).convert("RGB").quantize(64).save(SCREENSHOT, optimize=True)
+            _photograph(page, tmp_path, "workbench-work.png", height=760)
+        if (user, path) == ("carol", f"/cases/{SECOND}"):
+            assert page.get_by_role("heading", name="Your task: Log and acknowledge the complaint").is_visible()
+            _photograph(page, tmp_path, "workbench-case.png", height=900)
     for page in opened.values():
         page.close()
     assert {k: v for k, v in found.items() if v} == {}
