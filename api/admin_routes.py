@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from api.admin_schemas import TokenCreated, TokenOut, UserOut
 from api.auth import Principal, get_runtime, require_roles
 from casestore import users
+from casestore.signin.passwords import set_password
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +29,19 @@ class NewUser(BaseModel):
     teams: list[str] = Field(default_factory=list)
 
 
+class UserChange(BaseModel):
+    role: str | None = Field(default=None, description="the new role; null: unchanged")
+    teams: list[str] | None = Field(default=None, description="the new teams (all of them); null: unchanged")
+
+
 class NewToken(BaseModel):
     user: str = Field(description="the user the token is for")
     expires_in: str | None = Field(default=None, description="lifetime, e.g. 90d, 12h, 30m, 2w; none: never")
     label: str | None = Field(default=None, max_length=200, description="what the token is for")
+
+
+class NewPassword(BaseModel):
+    password: str = Field(max_length=1024, description="the workbench password; at least 10 characters")
 
 
 class Revoked(BaseModel):
@@ -49,6 +59,17 @@ def list_users(request: Request, admin: Admin) -> list[UserOut]:
 def add_user(request: Request, body: NewUser, admin: Admin) -> UserOut:
     with get_runtime(request).sessions() as session, session.begin():
         return UserOut.of(users.add_user(session, name=body.name, role=body.role, teams=body.teams))
+
+
+@router.patch("/users/{name}", response_model=UserOut)
+def change_user(request: Request, name: str, body: UserChange, admin: Admin) -> UserOut:
+    """Change a user's role and/or teams; it holds from their next request."""
+    if body.role is not None and name.strip() == admin.name and body.role.strip().lower() != admin.role:
+        raise HTTPException(409, "you may not change your own role: another admin must")
+    with get_runtime(request).sessions() as session, session.begin():
+        user = users.change_user(session, name=name, role=body.role, teams=body.teams)
+        log.info("user %s changed by %s", user.name, admin.name)
+        return UserOut.of(user)
 
 
 def _set_disabled(request: Request, name: str, admin: Principal, disabled: bool) -> UserOut:
@@ -69,6 +90,15 @@ def disable_user(request: Request, name: str, admin: Admin) -> UserOut:
 @router.post("/users/{name}/enable", response_model=UserOut)
 def enable_user(request: Request, name: str, admin: Admin) -> UserOut:
     return _set_disabled(request, name, admin, False)
+
+
+@router.post("/users/{name}/password", response_model=UserOut)
+def set_user_password(request: Request, name: str, body: NewPassword, admin: Admin) -> UserOut:
+    """Give the user a new workbench password (argon2-hashed); their web sessions end."""
+    with get_runtime(request).sessions() as session, session.begin():
+        user = set_password(session, name=name, password=body.password)
+        log.info("password of %s set by %s", user.name, admin.name)
+        return UserOut.of(user)
 
 
 @router.post("/users/{name}/revoke-tokens", response_model=Revoked)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.table import Table
@@ -76,46 +76,30 @@ def check(directory: DirArg, calendars: CalendarsOpt = None) -> None:
 @app.command("list")
 def list_types(as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False) -> None:
     """Case types stored (every version) and the files in CASEWORK_WORK__CASE_TYPES_DIR, with versions."""
-    from casestore.work.loader import load_definitions
-    from casestore.work.problems import DefinitionError
-    from casestore.work.registry import registered_versions
+    from casestore.work.catalogue import catalogue
 
-    settings = get_settings()
-    folder = settings.case_types_dir
+    folder = get_settings().case_types_dir
+    calendars = _calendars(None)
     with runtime() as rt, rt.read_sessions() as session:
-        stored = registered_versions(session)
-    newest: dict[str, int] = {}
-    for v in stored:
-        newest[v.name] = max(newest.get(v.name, 0), v.version)
-    digests = {(v.name, v.version): v.digest for v in stored}
-    files: list[dict[str, Any]] = []
-    problems: list[str] = []
-    try:
-        defs = load_definitions(folder, calendars=_calendars(None))
-    except DefinitionError as exc:
-        problems = [str(p) for p in exc.problems]
-    else:
-        for loaded in defs.types.values():
-            digest = digests.get((loaded.name, loaded.version))
-            state = ("not loaded" if digest is None else "loaded" if digest == loaded.digest
-                     else "changed: bump version")
-            files.append({"name": loaded.name, "version": loaded.version, "digest": loaded.digest,
-                          "file": str(loaded.source), "state": state})
-    registered = [{**v.model_dump(mode="json"), "current": newest[v.name] == v.version} for v in stored]
+        found = catalogue(session, folder=folder, calendars=calendars)
+    registered = [v.model_dump(mode="json") for v in found.stored]
+    files = [{"name": f.name, "version": f.version, "digest": f.digest, "file": f.file, "state": f.state}
+             for f in found.files]
     if as_json:
-        body = {"case_types_dir": str(folder), "registered": registered, "files": files, "problems": problems}
+        body = {"case_types_dir": found.case_types_dir, "registered": registered, "files": files,
+                "problems": found.problems}
         sys.stdout.write(json.dumps(body, indent=2, ensure_ascii=False) + "\n")
         return
     table = Table("case type", "version", "current", "digest", "loaded at", "from", title="stored")
-    for r in registered:
-        table.add_row(r["name"], str(r["version"]), "yes" if r["current"] else "", r["digest"][:12],
-                      r["loaded_at"][:16].replace("T", " "), Path(r["source"]).name)
+    for v in found.stored:
+        table.add_row(v.name, str(v.version), "yes" if v.current else "", v.digest[:12],
+                      v.loaded_at.isoformat(sep=" ")[:16], Path(v.source).name)
     out.print(table)
     table = Table("case type", "version", "state", "file", title=f"files in {folder}")
-    for f in files:
-        table.add_row(f["name"], str(f["version"]), f["state"], Path(f["file"]).name)
+    for f in found.files:
+        table.add_row(f.name, str(f.version), f.state, Path(f.file).name)
     out.print(table)
-    for p in problems:
+    for p in found.problems:
         sys.stderr.write(p + "\n")
 
 

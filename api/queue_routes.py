@@ -22,6 +22,7 @@ from casestore.work.queue_views import NextWork, QueueSummary, TaskPage, TaskVie
 
 router = APIRouter(prefix="/api/v1", tags=["work queues"])
 Worker = Annotated[Principal, require_roles("agent", "supervisor", "admin")]
+Supervisor = Annotated[Principal, require_roles("supervisor", "admin")]
 
 
 def actor_of(user: Principal) -> Actor:
@@ -53,11 +54,20 @@ def my_work(request: Request, user: Worker) -> list[TaskView]:
         return queue_reads.task_views(session, queues.my_work(session, actor=actor_of(user)))
 
 
+@router.get("/work/held", response_model=list[TaskView])
+def held_work(request: Request, user: Supervisor) -> list[TaskView]:
+    """Every task someone holds, by assignee then lease expiry (supervisors and admins)."""
+    with get_runtime(request).read_sessions() as session:
+        return queue_reads.held_tasks(session, actor=actor_of(user))
+
+
 @router.get("/queues", response_model=list[QueueSummary])
-def queue_list(request: Request, user: Worker) -> list[QueueSummary]:
+def queue_list(request: Request, user: Worker,
+               queue: Annotated[list[str] | None, Query(description="only these queues (repeat)")] = None,
+               ) -> list[QueueSummary]:
     """Your teams' queues (every queue for supervisors and admins) with their counts."""
     with get_runtime(request).read_sessions() as session:
-        return queue_reads.queue_summaries(session, actor=actor_of(user), now=utcnow())
+        return queue_reads.queue_summaries(session, actor=actor_of(user), now=utcnow(), only=queue)
 
 
 @router.get("/queues/{name}/tasks", response_model=TaskPage)

@@ -284,6 +284,10 @@ class WebSettings(BaseModel):
         default="", description="where `npm ci` put the browser assets (htmx, Swagger UI, ReDoc); "
         "empty means node_modules/ beside the casework sources",
     )
+    queue_counts_max_age_s: float = Field(
+        default=10.0, ge=0, description="how old the queue counts on the workbench pages may be (my work, a queue, "
+        "the supervisor dashboard): older counts are shown while fresh ones are read in the background; 0: "
+        "read them for every page (costly with hundreds of thousands of open tasks on SQLite)")
 
 
 class Settings(BaseSettings):

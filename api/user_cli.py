@@ -48,6 +48,24 @@ def user_list(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     out.print(table)
 
 
+def user_change(
+    name: str,
+    role: Annotated[str | None, typer.Option(help="the new role: agent, supervisor, admin or integration")] = None,
+    team: Annotated[list[str] | None, typer.Option(help="a team the user is in from now on (repeat; replaces "
+                                                         "every team)")] = None,
+    no_team: Annotated[bool, typer.Option("--no-team", help="the user is in no team from now on")] = False,
+) -> None:
+    """Give user NAME another role and/or other teams (it holds from their next request)."""
+    if role is None and team is None and not no_team:
+        _fail("say what changes: --role ROLE, --team T (repeat) or --no-team", 2)
+    if team and no_team:
+        _fail("give --team or --no-team, not both", 2)
+    with runtime() as rt, rt.sessions() as session, session.begin():
+        user = users.change_user(session, name=name, role=role, teams=[] if no_team else team)
+        teams = ", ".join(user.teams or []) or "no team"
+        out.print(f"user {user.name} is now {user.role} in {teams}")
+
+
 def _set_disabled(name: str, disabled: bool) -> None:
     with runtime() as rt, rt.sessions() as session, session.begin():
         users.set_disabled(session, name=name, disabled=disabled)
@@ -120,6 +138,7 @@ def token_revoke(
 def register(user_app: typer.Typer, token_app: typer.Typer) -> None:
     user_app.command("add")(user_add)
     user_app.command("list")(user_list)
+    user_app.command("change")(user_change)
     user_app.command("disable")(user_disable)
     user_app.command("enable")(user_enable)
     token_app.command("create")(token_create)

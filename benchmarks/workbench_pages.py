@@ -1,22 +1,31 @@
 """Server time per workbench page on the embedded default (SQLite, Tantivy), in-process through
 the ASGI stack (Starlette's TestClient: no network, no browser).
 
-A case with 500 timeline entries (200 items of two documents each, 200 notes, 100 audit
-events) is seeded; each page is asked for ``--runs`` times after a warm-up, as a signed-in agent.
+``--part timeline``: a case with 500 timeline entries (200 items of two documents each, 200
+notes, 100 audit events); each page is asked for ``--runs`` times after a warm-up, as a
+signed-in agent.
 
-    python -m benchmarks.workbench_pages [--runs 200]
+``--part work``: ``--tasks`` open tasks (default 1,000,000: two per case, 20 queues of 10
+teams, two running SLA clocks per case, bulk-loaded as ``benchmarks.queue_bench`` does), an
+agent of four teams (8 queues, ~400,000 of the tasks) who holds 5 tasks: my work (``/``), a
+queue page and its second page, the supervisor dashboard (every queue), and get-next clicked:
+``POST /work/next`` and the case page it leads to, one click after another.
 
-Prints one JSON line per page: median and p95 in milliseconds.
+    python -m benchmarks.workbench_pages [--part timeline|work|all] [--runs 200] [--tasks 1000000]
+
+Prints one JSON line per page: median and p95 in milliseconds (and the 1-minute load average).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -24,14 +33,15 @@ from fastapi.testclient import TestClient
 from sqlalchemy import insert
 
 from api.app import create_app
-from api.settings import Settings
-from api.wiring import open_runtime
+from api.settings import QueueSettings, Settings
+from api.wiring import Runtime, open_runtime
 from casestore import cases, customers, users
 from casestore.models import AuditEvent, Document, Item, Note
 from casestore.signin.passwords import set_password
 
 REF = "CM-2025-000001"
 T0 = datetime(2026, 1, 5, 9, tzinfo=UTC)
+PASSWORD = "correct horse battery staple"
 
 
 def _seed(data_dir: Path) -> None:
@@ -61,19 +71,43 @@ def _seed(data_dir: Path) -> None:
         rt.close()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=200)
-    args = parser.parse_args()
+def _client(rt: Runtime, name: str) -> tuple[TestClient, str]:
+    """A client signed in as ``name`` and its CSRF token."""
+    client = TestClient(create_app(rt))
+    token = re.search(r'name="login_token" value="([^"]+)"', client.get("/login").text)
+    assert token
+    r = client.post("/login", data={"name": name, "password": PASSWORD, "login_token": token.group(1)},
+                    follow_redirects=False)
+    assert r.status_code == 303, r.text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', client.get("/").text)
+    assert csrf
+    return client, csrf.group(1)
+
+
+def _report(name: str, times: list[float], **extra: object) -> None:
+    times = sorted(times)
+    print(json.dumps({"page": name, "runs": len(times), "median_ms": round(statistics.median(times), 1),
+                      "p95_ms": round(times[max(0, int(len(times) * 0.95) - 1)], 1), **extra,
+                      "load_1m": round(os.getloadavg()[0], 1)}), flush=True)
+
+
+def _measure(name: str, runs: int, ask: Callable[[], None], warm: int = 10, **extra: object) -> None:
+    for _ in range(warm):
+        ask()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        ask()
+        times.append((time.perf_counter() - start) * 1000)
+    _report(name, times, **extra)
+
+
+def timeline_pages(runs: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp) / "data"
         _seed(data_dir)
         rt = open_runtime(Settings(data_dir=data_dir))
-        client = TestClient(create_app(rt))
-        token = re.search(r'name="login_token" value="([^"]+)"', client.get("/login").text)
-        assert token
-        client.post("/login", data={"name": "alice", "password": "correct horse battery staple",
-                                    "login_token": token.group(1)})
+        client, _ = _client(rt, "alice")
         first = client.get(f"/cases/{REF}").text
         cursor = re.search(r"cursor=([^&\"]+)", first)
         assert cursor
@@ -81,17 +115,100 @@ def main() -> None:
                  "timeline: load more": f"/cases/{REF}/timeline?cursor={cursor.group(1)}",
                  "document page": "/documents/1", "start": "/", "triage": "/triage", "ops": "/ops"}
         for name, path in pages.items():
-            for _ in range(10):
+            def ask(path: str = path) -> None:
                 assert client.get(path).status_code == 200, path
-            times = []
-            for _ in range(args.runs):
-                start = time.perf_counter()
-                client.get(path)
-                times.append((time.perf_counter() - start) * 1000)
-            times.sort()
-            print(json.dumps({"page": name, "runs": args.runs, "median_ms": round(statistics.median(times), 1),
-                              "p95_ms": round(times[int(len(times) * 0.95) - 1], 1)}))
+            _measure(name, runs, ask)
         rt.close()
+
+
+def _load_tasks(rt: Runtime, n_tasks: int) -> None:
+    """The queue benchmark's data set (cases, work, tasks and their two clocks), bulk-loaded."""
+    from benchmarks.queue_bench import COLUMNS, _rows, store_definition
+
+    store_definition(rt.engine)
+    began = time.perf_counter()
+    raw = rt.engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        cur.execute("BEGIN")
+        for table, rows in zip(("cases", "case_work", "tasks", "sla_clocks"), _rows(n_tasks), strict=True):
+            marks = ", ".join("?" for _ in COLUMNS[table].split(","))
+            cur.executemany(f"INSERT INTO {table} ({COLUMNS[table]}) VALUES ({marks})",
+                            ([v.isoformat(sep=" ") if isinstance(v, datetime) else v for v in r] for r in rows))
+        cur.execute("COMMIT")
+        cur.execute("ANALYZE")
+    finally:
+        raw.close()
+    print(json.dumps({"phase": "load", "tasks": n_tasks, "seconds": round(time.perf_counter() - began, 1),
+                      "load_1m": round(os.getloadavg()[0], 1)}), flush=True)
+
+
+def work_pages(runs: int, n_tasks: int) -> None:
+    from benchmarks.queue_bench import agent
+
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(data_dir=Path(tmp) / "data", queues=QueueSettings(max_active_per_agent=1_000_000))
+        rt = open_runtime(settings)
+        _load_tasks(rt, n_tasks)
+        reader, clicker = agent(0), agent(1)  # four teams each: 8 of the 20 queues
+        with rt.sessions() as s, s.begin():
+            for who in (reader, clicker):
+                users.add_user(s, name=who.name, role="agent", teams=list(who.teams))
+                set_password(s, name=who.name, password=PASSWORD)
+            users.add_user(s, name="sue", role="supervisor")
+            set_password(s, name="sue", password=PASSWORD)
+        client, csrf = _client(rt, reader.name)
+        for _ in range(5):  # my work shows what the agent holds
+            assert client.post("/work/next", data={"csrf_token": csrf}, follow_redirects=False).status_code == 303
+        queue = "q00"  # team t0's, one of the reader's
+        first = client.get(f"/queues/{queue}").text
+        after = re.search(r'href="(/queues/[^"]+\?after=[^"]+)" rel="next"', first)
+        assert after, "the queue has a second page"
+        pages = {"my work (start page)": "/", f"queue {queue}, first 50": f"/queues/{queue}",
+                 f"queue {queue}, second 50": after.group(1).replace("&amp;", "&")}
+        for name, path in pages.items():
+            def ask(path: str = path) -> None:
+                assert client.get(path).status_code == 200, path
+            _measure(name, runs, ask, tasks=n_tasks)
+        boss, _ = _client(rt, "sue")
+
+        def dashboard() -> None:
+            assert boss.get("/supervisor").status_code == 200
+        _measure("supervisor dashboard (20 queues)", max(20, runs // 4), dashboard, tasks=n_tasks)
+
+        clicks, _ = _client(rt, clicker.name)
+        token = re.search(r'name="csrf_token" value="([^"]+)"', clicks.get("/").text)
+        assert token
+        posts: list[float] = []
+        pages_ms: list[float] = []
+        totals: list[float] = []
+        for n in range(runs + 10):
+            start = time.perf_counter()
+            r = clicks.post("/work/next", data={"csrf_token": token.group(1)}, follow_redirects=False)
+            mid = time.perf_counter()
+            assert r.status_code == 303 and "/cases/" in r.headers["location"], r.text
+            assert clicks.get(r.headers["location"]).status_code == 200
+            end = time.perf_counter()
+            if n >= 10:  # warm-up
+                posts.append((mid - start) * 1000)
+                pages_ms.append((end - mid) * 1000)
+                totals.append((end - start) * 1000)
+        _report("get-next: POST /work/next", posts, tasks=n_tasks)
+        _report("get-next: the case page it opens", pages_ms, tasks=n_tasks)
+        _report("get-next click to a rendered case page", totals, tasks=n_tasks)
+        rt.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--part", choices=("timeline", "work", "all"), default="all")
+    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--tasks", type=int, default=1_000_000)
+    args = parser.parse_args()
+    if args.part in ("timeline", "all"):
+        timeline_pages(args.runs)
+    if args.part in ("work", "all"):
+        work_pages(args.runs, args.tasks)
 
 
 if __name__ == "__main__":

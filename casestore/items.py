@@ -11,7 +11,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy import func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
@@ -363,22 +363,27 @@ def record_dead_letter_action(session: Session, *, key: str, stage: str, action:
                  details={"key": key, "stage": stage, "up_to": as_utc(up_to).isoformat()})
 
 
-def dead_letter_actions(session: Session, *, keys: Sequence[str]) -> dict[tuple[str, str], tuple[str, datetime]]:
-    """``{(key, stage): (action, up_to)}``: the newest replay or discard recorded for each entry of
+class HandledLetter(NamedTuple):
+    action: str  # dlq.replayed or dlq.discarded
+    up_to: datetime  # the newest letter it covered failed then
+    at: datetime  # when it was recorded: a failure recorded later is a new one
+
+
+def dead_letter_actions(session: Session, *, keys: Sequence[str]) -> dict[tuple[str, str], HandledLetter]:
+    """``{(key, stage): (action, up_to, at)}``: the newest replay or discard recorded for each entry of
     these keys (read through the audit trail's item index, 500 keys a query)."""
     rows: list[Any] = []
     for chunk in _chunks([k[:36] for k in keys]):
         rows.extend(session.execute(
-            select(AuditEvent.id, AuditEvent.action, AuditEvent.details)
+            select(AuditEvent.id, AuditEvent.action, AuditEvent.details, AuditEvent.at)
             .where(AuditEvent.item_id.in_(chunk), AuditEvent.action.in_(DEAD_LETTER_ACTIONS))
         ).all())
-    rows = [(action, details) for _, action, details in sorted(rows, key=lambda r: r[0])]
-    handled: dict[tuple[str, str], tuple[str, datetime]] = {}
-    for action, details in rows:
+    handled: dict[tuple[str, str], HandledLetter] = {}
+    for _, action, details, at in sorted(rows, key=lambda r: r[0]):
         try:
             key, stage, up_to = str(details["key"]), str(details["stage"]), datetime.fromisoformat(details["up_to"])
         except (KeyError, TypeError, ValueError):
             log.warning("audit event %s has unreadable details %r; ignored", action, details)
             continue
-        handled[(key, stage)] = (str(action), up_to)
+        handled[(key, stage)] = HandledLetter(str(action), up_to, as_utc(at))
     return handled

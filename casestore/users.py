@@ -51,15 +51,24 @@ def get_user(session: Session, *, name: str) -> User:
     return user
 
 
+def _role(role: str) -> str:
+    clean = (role or "").strip().lower()
+    if clean not in ROLES:
+        raise InvalidInput(f"role {role!r} is not one of {', '.join(ROLES)}")
+    return clean
+
+
+def _teams(teams: Sequence[str]) -> list[str]:
+    if isinstance(teams, str):
+        raise InvalidInput("teams must be a list of team names, not one string")
+    return list(dict.fromkeys(required("team", t, max_len=100) for t in teams))
+
+
 def add_user(session: Session, *, name: str, role: str, teams: Sequence[str] = ()) -> User:
     """Create a user; InvalidInput for an unknown role, Conflict if the name is taken."""
     clean_name = required("name", name, max_len=100)
-    clean_role = (role or "").strip().lower()
-    if clean_role not in ROLES:
-        raise InvalidInput(f"role {role!r} is not one of {', '.join(ROLES)}")
-    if isinstance(teams, str):
-        raise InvalidInput("teams must be a list of team names, not one string")
-    clean_teams = list(dict.fromkeys(required("team", t, max_len=100) for t in teams))
+    clean_role = _role(role)
+    clean_teams = _teams(teams)
     if session.scalar(select(User.id).where(User.name == clean_name)) is not None:
         raise Conflict(f"a user named {clean_name!r} exists already; choose another name")
     user = User(name=clean_name, role=clean_role, teams=clean_teams, created_at=utcnow(), disabled=False)
@@ -71,6 +80,21 @@ def add_user(session: Session, *, name: str, role: str, teams: Sequence[str] = (
 
 def list_users(session: Session) -> list[User]:
     return list(session.scalars(select(User).order_by(User.name)))
+
+
+def change_user(session: Session, *, name: str, role: str | None = None,
+                teams: Sequence[str] | None = None) -> User:
+    """Give the user ``name`` another role and/or other teams (None: leave as is).  Tokens and
+    workbench sessions read the user on every request, so the change holds from the next one.
+    InvalidInput for an unknown role or a bad team name, NotFound for an unknown user."""
+    user = get_user(session, name=name)
+    if role is not None:
+        user.role = _role(role)
+    if teams is not None:
+        user.teams = _teams(teams)
+    session.flush()
+    log.info("user %s now %s in %s", user.name, user.role, ", ".join(user.teams or []) or "no team")
+    return user
 
 
 def set_disabled(session: Session, *, name: str, disabled: bool) -> User:

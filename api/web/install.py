@@ -6,7 +6,22 @@ from fastapi import FastAPI, Request
 from starlette.responses import Response
 
 from api.web.assets import mount_assets
-from api.web.pages import admin, cases, documents, home, ops, search, signin, triage
+from api.web.counts_cache import CountsCache
+from api.web.pages import (
+    admin,
+    admin_config,
+    admin_tokens,
+    case_work,
+    cases,
+    documents,
+    home,
+    ops,
+    search,
+    signin,
+    supervisor,
+    triage,
+    work,
+)
 from api.web.session_auth import PageError, SignInRequired, current_session, principal_of, sign_in_redirect
 from api.web.templating import render
 
@@ -14,7 +29,9 @@ from api.web.templating import render
 def install_workbench(app: FastAPI) -> None:
     settings = app.state.runtime.settings
     mount_assets(app, settings.web.assets_dir)
-    for module in (signin, home, cases, documents, search, triage, ops, admin):
+    app.state.queue_counts = CountsCache(settings.web.queue_counts_max_age_s)
+    for module in (signin, home, work, cases, case_work, documents, search, triage, ops, supervisor, admin,
+                   admin_tokens, admin_config):
         app.include_router(module.router)
 
     async def to_sign_in(request: Request, exc: Exception) -> Response:
@@ -23,6 +40,8 @@ def install_workbench(app: FastAPI) -> None:
 
     async def page_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, PageError)
+        if request.headers.get("HX-Request"):  # a fragment in place of the element that asked
+            return render(request, "_refusal.html", {"message": exc.message}, status_code=exc.status)
         active = current_session(request)
         user = principal_of(active) if active is not None else None
         return render(request, "error.html", {"status": exc.status, "message": exc.message, "user": user,

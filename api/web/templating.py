@@ -41,8 +41,20 @@ def _when(value: datetime | str | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M")
 
 
+def _until(value: datetime | None) -> str:
+    """``in 3 h 5 min`` or ``2 h ago``, from now."""
+    if value is None:
+        return ""
+    from api.web.sla import until
+    from casestore.models import utcnow
+
+    return until(value, utcnow())
+
+
 templates = Jinja2Templates(directory=TEMPLATES_DIR)
 templates.env.filters["when"] = _when
+templates.env.filters["until"] = _until
+templates.env.filters["clock"] = lambda value: value.strftime("%H:%M:%S") if value else ""
 templates.env.trim_blocks = True
 templates.env.lstrip_blocks = True
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import and_, case, func, or_, select, text
@@ -24,7 +24,7 @@ from casestore.work.actor import Actor
 from casestore.work.models import NO_DUE, SlaClock, WorkTask
 from casestore.work.queue_index import QueueInfo, queue_index
 from casestore.work.queue_views import QueueSummary, TaskPage, TaskView
-from casestore.work.queues import QUEUED
+from casestore.work.queues import ACTIVE, QUEUED
 from casestore.work.visibility import sees_all_cases, visible_case_clause
 
 OPEN = text("tasks.state IN ('queued', 'active')")
@@ -57,6 +57,18 @@ def task_view(session: Session, *, task_id: int, actor: Actor) -> TaskView:
     return task_views(session, [task])[0]
 
 
+def held_tasks(session: Session, *, actor: Actor, limit: int = 2000) -> list[TaskView]:
+    """Every task someone holds (``active``) on a case ``actor`` may see, by assignee then lease
+    expiry (read through the partial index on active tasks); at most ``limit``.  For the
+    supervisor's view of who works on what."""
+    stmt = select(WorkTask).where(ACTIVE)
+    clause = visible_case_clause(actor)
+    if clause is not None:
+        stmt = stmt.join(Case, Case.id == WorkTask.case_id).where(clause)
+    rows = session.scalars(stmt.order_by(WorkTask.assignee, WorkTask.lease_expires_at, WorkTask.id).limit(limit))
+    return task_views(session, list(rows))
+
+
 def _queues_for(session: Session, actor: Actor) -> list[QueueInfo]:
     index = queue_index(session)
     if sees_all_cases(actor):
@@ -65,9 +77,13 @@ def _queues_for(session: Session, actor: Actor) -> list[QueueInfo]:
     return [q for name, q in sorted(index.queues.items()) if q.team in teams] if not actor.disabled else []
 
 
-def queue_summaries(session: Session, *, actor: Actor, now: datetime) -> list[QueueSummary]:
-    """The counts of each queue ``actor`` may look at (see the module docstring)."""
+def queue_summaries(session: Session, *, actor: Actor, now: datetime,
+                    only: Collection[str] | None = None) -> list[QueueSummary]:
+    """The counts of each queue ``actor`` may look at (see the module docstring); ``only``: of
+    these queues alone (the others ``actor`` may look at are left out, unknown names ignored)."""
     queues = _queues_for(session, actor)
+    if only is not None:
+        queues = [q for q in queues if q.name in set(only)]
     if not queues:
         return []
     names = [q.name for q in queues]

@@ -8,6 +8,7 @@ its work (the audit events the engine, queues and clock loop wrote).
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any, Literal
 
@@ -180,6 +181,37 @@ def work_view(session: Session, *, case: Case) -> CaseWorkView | None:
         history=[HistoryEntry(at=e.at, actor=e.actor, action=e.action, reason=e.reason, item_id=e.item_id,
                               details=e.details) for e in events if is_work_event(e.action)],
     )
+
+
+class TaskClocks(BaseModel):
+    """What a list of tasks shows beside each task: its title and every SLA clock of its case."""
+
+    title: str
+    clocks: list[ClockView]
+
+
+def tasks_with_clocks(session: Session, *, tasks: Collection[tuple[int, str]]) -> dict[tuple[int, str], TaskClocks]:
+    """For ``(case_id, task name)`` pairs: the task's title and its case's SLA clocks (in start
+    order), read in two queries whatever the number; definitions come from the registry's cache.
+    For lists of tasks (my work, a queue, the supervisor's view)."""
+    if not tasks:
+        return {}
+    ids = list({case_id for case_id, _ in tasks})
+    types = {row[0]: (row[1], row[2]) for row in session.execute(
+        select(CaseWork.case_id, CaseWork.case_type, CaseWork.type_version).where(CaseWork.case_id.in_(ids)))}
+    definitions = {key: get_definition(session, *key) for key in set(types.values())}
+    clocks: dict[int, list[ClockView]] = {case_id: [] for case_id in ids}
+    for clock in session.scalars(select(SlaClock).where(SlaClock.case_id.in_(ids)).order_by(SlaClock.id)):
+        key = types.get(clock.case_id)
+        if key is not None:
+            clocks[clock.case_id].append(clock_view(clock, definitions[key]))
+    out = {}
+    for case_id, task in tasks:
+        key = types.get(case_id)
+        definition = _task_def(definitions[key], task) if key is not None else None
+        out[(case_id, task)] = TaskClocks(title=definition.title if definition is not None else "",
+                                          clocks=clocks.get(case_id, []))
+    return out
 
 
 def task_view_of(session: Session, *, task: WorkTask) -> CaseTaskView:

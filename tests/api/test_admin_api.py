@@ -61,6 +61,40 @@ def test_users_can_be_listed_added_disabled_and_enabled(client: TestClient, two_
     assert client.post("/api/v1/admin/users/nobody/disable", headers=root).status_code == 404
 
 
+def test_a_users_role_and_teams_change_and_hold_from_the_next_request(client: TestClient, two_teams: Runtime) -> None:
+    root, bob = bearer(two_teams, "root"), bearer(two_teams, "bob")
+    assert client.get(f"/api/v1/cases/{JANE_CASE}", headers=bob).status_code == 404, "bob is in claims"
+    moved = client.patch("/api/v1/admin/users/bob", headers=root, json={"teams": ["claims", "complaints"]})
+    assert moved.status_code == 200 and moved.json()["teams"] == ["claims", "complaints"]
+    assert moved.json()["role"] == "agent", "a role left out is left as it is"
+    assert client.get(f"/api/v1/cases/{JANE_CASE}", headers=bob).status_code == 200, "the same token, at once"
+    promoted = client.patch("/api/v1/admin/users/bob", headers=root, json={"role": "Supervisor"})
+    assert promoted.json() == promoted.json() | {"role": "supervisor", "teams": ["claims", "complaints"]}
+    assert client.patch("/api/v1/admin/users/bob", headers=root, json={"role": "root"}).status_code == 422
+    assert client.patch("/api/v1/admin/users/bob", headers=root, json={"teams": [" "]}).status_code == 422
+    assert client.patch("/api/v1/admin/users/nobody", headers=root, json={"teams": []}).status_code == 404
+    assert client.patch("/api/v1/admin/users/root", headers=root, json={"role": "agent"}).status_code == 409
+    assert client.patch("/api/v1/admin/users/root", headers=root, json={"teams": ["claims"]}).status_code == 200
+    assert client.patch("/api/v1/admin/users/bob", headers=bob, json={"role": "admin"}).status_code == 403
+
+
+def test_an_admin_sets_a_workbench_password(client: TestClient, two_teams: Runtime) -> None:
+    from casestore.signin.passwords import check_password
+
+    root = bearer(two_teams, "root")
+    made = client.post("/api/v1/admin/users/alice/password", headers=root, json={"password": "a long passphrase"})
+    assert made.status_code == 200 and made.json()["name"] == "alice"
+    with two_teams.read_sessions() as s:
+        assert check_password(s, name="alice", password="a long passphrase") is not None
+    weak = client.post("/api/v1/admin/users/alice/password", headers=root, json={"password": "short"})
+    assert weak.status_code == 422 and "at least 10" in weak.json()["detail"]
+    machine = client.post("/api/v1/admin/users/robot/password", headers=root, json={"password": "a long passphrase"})
+    assert machine.status_code == 422 and "bearer tokens" in machine.json()["detail"]
+    alice = bearer(two_teams, "alice")
+    assert client.post("/api/v1/admin/users/alice/password", headers=alice,
+                       json={"password": "a long passphrase"}).status_code == 403
+
+
 def test_tokens_are_created_listed_and_revoked(client: TestClient, two_teams: Runtime) -> None:
     root = bearer(two_teams, "root")
     made = client.post("/api/v1/admin/tokens", headers=root, json={"user": "alice", "expires_in": "90d",

@@ -35,6 +35,7 @@ def rt(tmp_path: Path, db_url: str) -> Iterator[Runtime]:
         store_definition(s, definition(escalations=ESCALATE))
         users.add_user(s, name="alice", role="agent", teams=["complaints"])
         users.add_user(s, name="bob", role="agent", teams=["complaints"])
+        users.add_user(s, name="sue", role="supervisor")
         users.add_user(s, name="robot", role="integration")
         c = case(s)
         task(s, c, urgency=1)
@@ -97,6 +98,19 @@ def test_queue_counts_and_pages_over_http(rt: Runtime) -> None:
     assert client.get("/api/v1/queues/complaints_senior/tasks", headers=alice).status_code == 403
     assert client.get("/api/v1/queues/nope/tasks", headers=alice).status_code == 404
     assert client.get("/api/v1/queues/complaints/tasks?after=%%%", headers=alice).status_code == 422
+
+
+def test_held_work_and_named_queues_over_http(rt: Runtime) -> None:
+    client = TestClient(create_app(rt))
+    alice, sue = token(rt, "alice"), token(rt, "sue")
+    first = client.post("/api/v1/work/next", headers=alice).json()["task"]
+    held = client.get("/api/v1/work/held", headers=sue)
+    assert held.status_code == 200 and [(t["id"], t["assignee"]) for t in held.json()] == [(first["id"], "alice")]
+    assert client.get("/api/v1/work/held", headers=alice).status_code == 403, "supervisors and admins only"
+    named = client.get("/api/v1/queues", headers=sue, params={"queue": ["complaints", "nope"]}).json()
+    assert [(q["queue"], q["open"], q["active"]) for q in named] == [("complaints", 3, 1)], "all cases: a supervisor"
+    mine = client.get("/api/v1/queues", headers=alice, params={"queue": "complaints_senior"}).json()
+    assert mine == [], "a queue of another team is left out"
 
 
 def test_the_cap_answers_409_with_what_to_do(tmp_path: Path, db_url: str) -> None:

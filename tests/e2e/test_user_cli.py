@@ -54,5 +54,10 @@ def test_token_and_user_lifecycle_from_the_command_line(user_env: dict[str, str]
         "name": "alice", "role": "agent", "teams": ["complaints"], "disabled": True, "created_at": ""}
     run(env, "user", "enable", "alice")
     assert _check(env, second) is None
+    changed = run(env, "user", "change", "alice", "--role", "supervisor", "--team", "claims", "--team", "fraud")
+    assert "alice is now supervisor in claims, fraud" in changed.stdout
+    assert "in no team" in run(env, "user", "change", "alice", "--no-team").stdout
+    assert "is not one of" in run(env, "user", "change", "alice", "--role", "root", code=1).stderr
+    assert "say what changes" in run(env, "user", "change", "alice", code=2).stderr
     assert "1 token(s) of alice revoked" in run(env, "token", "revoke", "--user", "alice").stdout
     assert _check(env, second) == "revoked"

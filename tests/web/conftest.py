@@ -1,7 +1,7 @@
 """The workbench in a real browser: ``casework serve``'s app (``create_app`` with the pipeline
 running as threads, as ``serve`` runs it with ``stage_processes=threads``) on a loopback port
 under uvicorn, seeded through the REST API as an integration would, and Debian's Chromium driven
-by Playwright (one browser per test module).
+by Playwright (one browser for the whole package, one set of signed-in contexts per module).
 
 People in the seed: alice (agent, team complaints), bob (agent, team claims), sue (supervisor),
 ada (admin), robot (integration, bearer token).  Each has the password ``PASSWORD``.
@@ -22,11 +22,14 @@ import pytest
 import uvicorn
 
 from api.app import create_app
-from api.settings import Settings
+from api.settings import Settings, WebSettings
 from api.web.assets import SOURCE_ROOT
 from api.wiring import Runtime, open_runtime
 from casestore import cases, customers, users
 from casestore.signin.passwords import set_password
+from casestore.work import overrides
+from casestore.work.actor import Actor
+from casestore.work.inbound import start_imported
 from ingest.pipeline import PipelineRunner
 from tests.classify.mailroom_render import pdf_form
 from tests.connectors.conftest import free_port
@@ -114,7 +117,9 @@ def _seed_store(rt: Runtime) -> dict[str, str]:
 
 @pytest.fixture(scope="package")
 def workbench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workbench]:
-    rt = open_runtime(Settings(data_dir=tmp_path_factory.mktemp("workbench") / "data"))
+    # queue counts read afresh for every page: the tests assert them right after changing them
+    rt = open_runtime(Settings(data_dir=tmp_path_factory.mktemp("workbench") / "data",
+                               web=WebSettings(queue_counts_max_age_s=0)))
     robot = _seed_store(rt)
     runner = PipelineRunner(rt.pipeline_parts())
     runner.start()
@@ -151,7 +156,7 @@ def workbench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workbench]:
     rt.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
@@ -184,6 +189,27 @@ def people(browser: Any, workbench: Workbench) -> Iterator[People]:
     crowd = People(browser, workbench)
     yield crowd
     crowd.close()
+
+
+def add_person(wb: Workbench, name: str, role: str, teams: list[str]) -> None:
+    """A user with the password ``PASSWORD`` (for a module's own people)."""
+    with wb.rt.sessions() as s, s.begin():
+        users.add_user(s, name=name, role=role, teams=teams)
+        set_password(s, name=name, password=PASSWORD)
+
+
+def start_case(wb: Workbench, *, ref: str, case_type: str, team: str, customer_id: str = "C1",
+               subject: str = "", urgency: int = 0) -> None:
+    """A case with its type's work started (as `casework import cases` does); ``urgency`` puts its
+    tasks ahead of the other cases' in get-next order."""
+    setup = wb.rt.work  # loaded before the write transaction (it registers the case types)
+    with wb.rt.sessions() as s, s.begin():
+        case, _ = cases.upsert_case(s, ref=ref, customer_id=customer_id, case_type=case_type, status="open",
+                                    opened_at=None, subject=subject or f"{case_type} {ref}", team=team)
+        start_imported(s, case=case, setup=setup)
+        if urgency:
+            overrides.raise_urgency(s, ref=ref, urgency=urgency, actor=Actor(name="test set-up", role="system"),
+                                    reason="test set-up", calendars=wb.rt.calendars)
 
 
 def sign_in(browser: Any, wb: Workbench, name: str, **context_options: Any) -> Any:

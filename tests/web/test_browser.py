@@ -4,19 +4,16 @@ email shown without anything running, /docs offline, and axe-core on every page.
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Any
 
 import pytest
-from PIL import Image
 
 from casestore import cases
 from tests.web.conftest import CLAIM, COMPLAINT, People, Workbench, axe_violations
 
 pytestmark = pytest.mark.timeout(120)
-SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "workbench-case.png"
 
 
 def _document_ids(wb: Workbench, name: str) -> list[int]:
@@ -203,14 +200,7 @@ def test_every_page_passes_axe(browser: Any, people: People, workbench: Workbenc
     for user, path in pages:
         page = signed_in.get(user) or signed_in.setdefault(user, people.page(user))
         page.goto(path)
-        found[f"{user} {path}"] = axe_violations(page)
-        if path == f"/cases/{COMPLAINT}" and user == "alice":
-            page.set_viewport_size({"width": 1200, "height": 800})
-            shot = tmp_path / "case.png"
-            page.screenshot(path=str(shot))
-            if os.environ.get("CASEWORK_UPDATE_SCREENSHOTS"):  # for the README: a small palette PNG
-                SCREENSHOT.parent.mkdir(exist_ok=True)
-                Image.open(shot).convert("RGB").quantize(64).save(SCREENSHOT, optimize=True)
+        found[f"{user} {path}"] = axe_violations(page)  # the README's screenshots: test_work_browser.py
     page = signed_in["alice"]
     page.keyboard.press("?")
     page.get_by_role("dialog", name="Keyboard").wait_for()

@@ -1,7 +1,9 @@
-"""The case page ``/cases/{ref}``: header, customer panel, timeline (htmx "load more"), notes.
+"""The case page ``/cases/{ref}``: header (with the case's work: type, stage, status, urgency,
+owner, SLA clocks), stage bar, the viewer's task and the supervisor actions (``api.web.work_panel``;
+their forms post to ``api.web.pages.case_work``), customer panel, timeline (htmx "load more"),
+notes.
 
-A case the viewer's teams may not see answers 404, as ``GET /api/v1/cases/{ref}`` does.  The
-work engine's stage bar, SLA clocks and active task go into the blocks marked in case.html.
+A case the viewer's teams may not see answers 404, as ``GET /api/v1/cases/{ref}`` does.
 """
 
 from __future__ import annotations
@@ -11,11 +13,14 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Query, Request
 from starlette.responses import Response
 
+from api.web.notices import notice_for
 from api.web.session_auth import Page, PageError, runtime_of
 from api.web.templating import render
 from api.web.visibility import may_see, visible_case
+from api.web.work_panel import work_panel
 from casestore import case_view, notes, timeline
 from casestore.errors import CaseStoreError
+from casestore.models import utcnow
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 30
@@ -40,14 +45,18 @@ def _page(request: Request, ref: str, kind: str, cursor: str | None, page: Page)
 
 @router.get("/cases/{ref}")
 def case_page(request: Request, ref: str, page: Page,
-              kind: Annotated[str, Query(max_length=20)] = "") -> Response:
+              kind: Annotated[str, Query(max_length=20)] = "",
+              task: Annotated[int | None, Query(ge=1, description="the task to work on (after get-next)")] = None,
+              done: Annotated[str, Query(max_length=40)] = "") -> Response:
     with runtime_of(request).read_sessions() as session:
         case = visible_case(session, page.user, ref)
         header = case_view.case_header(session, case=case)
+        panel = work_panel(session, case=case, user=page.user, now=utcnow(), task_id=task)
         others = case_view.other_cases(session, case=case, can_see=lambda c: may_see(page.user, c))
         first = timeline.case_timeline(session, case_id=case.id, kinds=_kinds(kind), limit=PAGE_SIZE)
     return render(request, "case.html", {"case": header, "others": others, "timeline": first, "kind": kind,
-                                         "kinds": KIND_LABELS, "nav": "cases"}, page=page)
+                                         "kinds": KIND_LABELS, "nav": "cases", "panel": panel,
+                                         "focus_task": task is not None, "notice": notice_for(done)}, page=page)
 
 
 @router.get("/cases/{ref}/timeline")

@@ -1,16 +1,19 @@
-"""``/``: where a person lands after signing in; ``/cases``: recently active cases they may see.
-
-My work (get-next, my tasks with their SLA clocks, my queues) comes with the case-work engine;
-the start page keeps a marked block for it.
+"""``/``: where a person lands after signing in: my work (get-next, the tasks I hold with their
+SLA clocks, the queues I may work with their counts; see ``api.web.pages.work``) and the triage
+backlog.  ``/cases``: recently active cases they may see.
 """
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
 from sqlalchemy import select
 from starlette.responses import Response
 
-from api.web.session_auth import Page, runtime_of
+from api.web.notices import notice_for
+from api.web.pages.work import my_work
+from api.web.session_auth import Page, PageContext, runtime_of
 from api.web.templating import render
 from api.web.visibility import may_see
 from casestore import case_view, intake_stats
@@ -22,11 +25,15 @@ SCAN_BATCH = 500
 MAX_SCANNED = 5000
 
 
-@router.get("/")
-def start(request: Request, page: Page) -> Response:
+def start_context(request: Request, page: PageContext) -> dict[str, Any]:
     with runtime_of(request).read_sessions() as session:
         backlog = intake_stats.triage_backlog(session)
-    return render(request, "home.html", {"backlog": backlog, "nav": "start"}, page=page)
+    return {"backlog": backlog, "nav": "start", **my_work(request, page)}
+
+
+@router.get("/")
+def start(request: Request, page: Page, done: Annotated[str, Query(max_length=40)] = "") -> Response:
+    return render(request, "home.html", {**start_context(request, page), "notice": notice_for(done)}, page=page)
 
 
 @router.get("/cases")

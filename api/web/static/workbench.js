@@ -1,8 +1,9 @@
-// casework workbench: keyboard shortcuts, the help overlay, triage keys, focus after htmx swaps.
+// casework workbench: keyboard shortcuts, the help overlay, triage keys, get-next, SLA countdowns,
+// focus on load and after htmx swaps.
 // Served from /static (the pages' Content-Security-Policy allows no inline script).
 (function () {
   "use strict";
-  var GO = { c: "/cases", s: "/search", t: "/triage", o: "/ops", h: "/" };
+  var GO = { c: "/cases", s: "/search", t: "/triage", o: "/ops", h: "/", d: "/supervisor" };
   var pendingG = false;
   var gTimer = null;
 
@@ -49,6 +50,33 @@
     return true;
   }
 
+  // "Get next": the page's get-next form (the start page's, a queue's or the case page's).
+  function getNext() {
+    var form = document.querySelector("[data-get-next]");
+    if (!form) { return false; }
+    if (form.requestSubmit) { form.requestSubmit(); } else { form.submit(); }
+    return true;
+  }
+
+  // SLA countdowns and lease ends: "in 3 h 5 min" / "2 h ago", kept current every 30 seconds.
+  function span(ms) {
+    var s = Math.floor(Math.abs(ms) / 1000);
+    var d = Math.floor(s / 86400), h = Math.floor((s % 86400) / 3600), m = Math.floor((s % 3600) / 60);
+    if (d) { return h ? d + " d " + h + " h" : d + " d"; }
+    if (h) { return m ? h + " h " + m + " min" : h + " h"; }
+    return m ? m + " min" : "under a minute";
+  }
+
+  function countdowns() {
+    var now = Date.now();
+    document.querySelectorAll("time[data-countdown]").forEach(function (el) {
+      var at = Date.parse(el.getAttribute("datetime"));
+      if (isNaN(at)) { return; }
+      var text = at >= now ? "in " + span(at - now) : span(at - now) + " ago";
+      el.textContent = (el.getAttribute("data-prefix") || "") + text;
+    });
+  }
+
   document.addEventListener("keydown", function (event) {
     if (event.ctrlKey || event.metaKey || event.altKey) { return; }
     if (typingIn(event.target)) {
@@ -74,7 +102,10 @@
       event.preventDefault();
       openHelp();
     } else if (key === "a" || key === "n" || key === "x") {
-      if (chooseAction(key)) { event.preventDefault(); }
+      if (chooseAction(key)) { event.preventDefault(); } else if (key === "n" && getNext()) { event.preventDefault(); }
+    } else if (key === "c") {
+      var code = document.getElementById("task-code");
+      if (code) { event.preventDefault(); code.focus(); }
     } else if (/^[1-9]$/.test(key)) {
       if (chooseCandidate(key)) { event.preventDefault(); }
     }
@@ -85,11 +116,22 @@
     if (opener) { openHelp(); }
   });
 
+  setInterval(countdowns, 30000);
+
+  // A page that asks for it (the case page after get-next) starts with the focus on its task.
+  var first = document.querySelector("[data-autofocus]");
+  if (first) { first.focus(); }
+
   // After htmx puts the next triage item in, move focus to it so the keyboard carries on there.
-  document.addEventListener("htmx:afterSettle", function (event) {
-    var target = event.detail && event.detail.target;
-    var focusable = target && (target.matches && target.matches("[data-focus-on-load]") ? target
-      : target.querySelector && target.querySelector("[data-focus-on-load]"));
+  // The same for a refused completion: the focus goes to why.
+  function focusIn(root) {
+    if (!root || !root.matches || !root.isConnected) { return false; }
+    var focusable = root.matches("[data-focus-on-load]") ? root : root.querySelector("[data-focus-on-load]");
     if (focusable) { focusable.focus(); }
+    return Boolean(focusable);
+  }
+
+  document.addEventListener("htmx:afterSettle", function (event) {
+    if (!focusIn(event.detail && event.detail.target)) { focusIn(event.target); }
   });
 })();

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from casestore import customers
 from casestore.importer import import_cases
 from casestore.work import engine, overrides
+from casestore.work.actor import SYSTEM
 from casestore.work.folder import case_folder
 from casestore.work.inbound import start_imported
 from casestore.work.setup import WorkSetup
@@ -22,6 +23,7 @@ from tests.casestore.work.engine_setup import (
     T0,
     case_type,
     claim,
+    new_case,
     people,
     register,
     start,
@@ -103,3 +105,22 @@ def test_import_gives_each_case_its_work_at_the_stage_named(session: Session, tm
     again = import_cases(session, path, on_case=lambda s, c, stage: start_imported(s, case=c, setup=setup,
                                                                                       stage=stage, now=T0))
     assert again.updated == 3  # a re-import leaves running work alone
+
+
+TWO_CLOCKS = case_type([{"name": "handle", "tasks": [task("work", title="Do the work")]}],
+                       clocks=[{"name": "first_response", "duration": "2h", "title": "Answer"},
+                               {"name": "resolution", "duration": "10h"}])
+
+
+def test_tasks_with_clocks_reads_titles_and_every_clock_of_many_cases(session: Session) -> None:
+    from casestore.work.views import tasks_with_clocks
+
+    first = start(session, TWO_CLOCKS)
+    second = new_case(session)
+    engine.start_case(session, case=second, case_type=TWO_CLOCKS, actor=SYSTEM, calendars=CALS, now=T0 + HOUR)
+    found = tasks_with_clocks(session, tasks=[(first.id, "work"), (second.id, "work"), (second.id, "gone")])
+    assert found[(first.id, "work")].title == "Do the work"
+    assert found[(second.id, "gone")].title == "", "a task the definition does not have: no title"
+    assert [(c.name, c.title, c.due_at) for c in found[(second.id, "work")].clocks] == [
+        ("first_response", "Answer", T0 + 3 * HOUR), ("resolution", "", T0 + 11 * HOUR)]
+    assert tasks_with_clocks(session, tasks=[]) == {}
