@@ -56,28 +56,37 @@ class SweepResult:
     more: bool = False    # the batch was full: more may be due, sweep again (after committing)
 
 
-_types: dict[tuple[str, int], CaseType] = {}  # (name, version) rows never change: cache for the process
+_types: dict[tuple[str, int, str], CaseType] = {}  # (name, version, digest): parsed once per process
 _types_lock = threading.Lock()
 
 
 def case_types(session: Session, keys: set[tuple[str, int]]) -> dict[tuple[str, int], CaseType]:
-    """The stored definitions of these (name, version) pairs, read once per process."""
+    """The stored definitions of these (name, version) pairs, parsed once per process.
+
+    Keyed by the stored digest too: a process may meet more than one store (tests do), and the
+    same (name, version) in another store may be another definition."""
+    if not keys:
+        return {}
+    digests = {(name, version): digest for name, version, digest in session.execute(
+        select(CaseTypeVersion.name, CaseTypeVersion.version, CaseTypeVersion.digest)
+        .where(tuple_(CaseTypeVersion.name, CaseTypeVersion.version).in_(sorted(keys))))}
     with _types_lock:
-        missing = keys - set(_types)
+        missing = {k for k, d in digests.items() if (*k, d) not in _types}
     if missing:
-        rows = session.execute(select(CaseTypeVersion.name, CaseTypeVersion.version, CaseTypeVersion.definition)
+        rows = session.execute(select(CaseTypeVersion.name, CaseTypeVersion.version, CaseTypeVersion.digest,
+                                      CaseTypeVersion.definition)
                                .where(tuple_(CaseTypeVersion.name, CaseTypeVersion.version).in_(sorted(missing))))
         loaded = {}
-        for name, version, definition in rows:
+        for name, version, digest, definition in rows:
             try:
-                loaded[(name, version)] = CaseType.model_validate(definition)
+                loaded[(name, version, digest)] = CaseType.model_validate(definition)
             except ValueError as exc:
                 log.error("stored case type %s v%d does not validate; its escalations cannot run: %s",
                           name, version, exc)
         with _types_lock:
             _types.update(loaded)
     with _types_lock:
-        return {k: _types[k] for k in keys if k in _types}
+        return {k: _types[(*k, d)] for k, d in digests.items() if (*k, d) in _types}
 
 
 _CLOCKS = cast(Table, SlaClock.__table__)
