@@ -72,7 +72,7 @@ def test_kill_9_of_serve_leaves_no_stage_process(tmp_path: Path, user_env: dict[
     server, _ = start_serve(tmp_path, env)
     os.kill(server.pid, signal.SIGKILL)
     server.wait(10)
-    left = wait_empty(server.pid, 20)
+    left = wait_empty(server.pid, 60)  # each stage finishes its batch and leaves its group first
     for pid, _ in left:
         os.kill(pid, signal.SIGKILL)
     assert left == [], f"orphans after kill -9 of serve: {left}"
