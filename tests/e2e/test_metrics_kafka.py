@@ -73,8 +73,9 @@ def test_workers_and_the_api_show_stage_series_and_kafka_lag(tmp_path: Path, kaf
                 time.sleep(0.5)
             assert lags == dict.fromkeys(STAGES, 0)
             for stage, topic in STAGES.items():
-                assert value(samples, "casework_consumer_committed_records_total", stage=stage,
-                             group=f"casework.{stage}", topic=topic) == 2
+                # the broker is shared by the session's Kafka tests: earlier tests' records count too
+                assert (value(samples, "casework_consumer_committed_records_total", stage=stage,
+                              group=f"casework.{stage}", topic=topic) or 0) >= 2
             assert value(samples, "casework_dead_letters_total") == 0
             assert value(samples, "casework_metrics_source_up", source="bus") == 1
         finally:
