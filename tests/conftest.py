@@ -32,7 +32,7 @@ from casestore.models import Base
 from casestore.outbound import models as _outbound_models  # noqa: F401 - outbound tables are in Base.metadata too
 from casestore.signin import models as _signin_models  # noqa: F401 - and the sign-in tables
 from casestore.work import models as _work_models  # noqa: F401 - work tables are in Base.metadata too
-from tests.kafka_broker import kafka_broker  # noqa: F401 - a session fixture for every test package
+from tests.kafka_broker import fresh_kafka_broker, kafka_broker  # noqa: F401 - fixtures for every test package
 from tests.s3_server import s3_bucket, s3_server  # noqa: F401 - a real S3 endpoint (moto_server) for every package
 
 PG_ADMIN_URL = os.environ.get("CASEWORK_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -65,10 +66,9 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=5)
 
 
-@pytest.fixture(scope="session")
-def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+@contextmanager
+def running_broker(scratch: Path) -> Iterator[str]:
     """Start a Tansu broker on a free loopback port; yield ``127.0.0.1:PORT``; stop it at the end."""
-    scratch = tmp_path_factory.mktemp("tansu")
     binary = _tansu_binary(scratch)
     log_path = scratch / "broker.log"
     for _attempt in range(3):
@@ -98,3 +98,17 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             return
         _stop(proc)  # it died (port taken: it panics) or never listened: try another port
     pytest.fail(f"the Tansu broker did not start; its output is in {log_path}:\n{log_path.read_text()[-2000:]}")
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One broker for the session's Kafka tests (topics and groups persist between them)."""
+    with running_broker(tmp_path_factory.mktemp("tansu")) as address:
+        yield address
+
+
+@pytest.fixture
+def fresh_kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A broker of the test's own, for tests that need topics nobody created yet."""
+    with running_broker(tmp_path_factory.mktemp("tansu-own")) as address:
+        yield address

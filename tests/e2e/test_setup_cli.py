@@ -48,7 +48,8 @@ def test_setup_creates_the_first_admin_once(user_env: dict[str, str], db_url: st
 
 @pytest.mark.kafka
 def test_setup_creates_the_pipeline_topics_on_kafka_with_the_configured_partitions(
-        tmp_path: Path, kafka_broker: str) -> None:
+        tmp_path: Path, fresh_kafka_broker: str) -> None:
+    kafka_broker = fresh_kafka_broker  # the session's broker has these topics already, from other tests
     env = {k: v for k, v in os.environ.items() if not k.startswith("CASEWORK_")}
     env.update({"CASEWORK_DATA_DIR": str(tmp_path / "data"), "CASEWORK_BUS__URL": f"kafka://{kafka_broker}",
                 "CASEWORK_BUS__PARTITIONS": "6"})
