@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,21 +18,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.kafka_broker import _accepts, _free_port  # one loopback-port helper for every test server
+
 S3_TEST_KEYS = {"access_key_id": "casework-test", "secret_access_key": "casework-test-secret", "region": "us-east-1"}
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-    except OSError:
-        return False
 
 
 def _moto_server() -> str:
