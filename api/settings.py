@@ -276,6 +276,32 @@ class AuthSettings(BaseModel):
     )
 
 
+class OidcSettings(BaseModel):
+    """Signing in to the workbench through an OpenID Connect provider (Keycloak, Entra ID, Okta,
+    Google Workspace...).  Off while ``issuer`` is empty.  The provider only proves who someone is:
+    the casework user (role, teams) must already exist, with the name the provider sends in
+    ``user_claim``; a disabled user cannot sign in this way either."""
+
+    issuer: str = Field(default="", description="the provider's issuer URL; its /.well-known/openid-configuration "
+                        "is read on first use. Empty: OpenID Connect sign-in is off")
+    client_id: str = Field(default="", description="casework's client id at the provider")
+    client_secret: SecretStr = Field(default=SecretStr(""), description="casework's client secret at the provider")
+    scopes: str = Field(default="openid profile email", description="scopes asked for (must include openid)")
+    user_claim: str = Field(default="preferred_username", description="the ID-token claim holding the casework "
+                            "user name (preferred_username, email, upn, sub...)")
+    label: str = Field(default="Sign in with your organisation's account", description="the sign-in page's button")
+    redirect_url: str = Field(default="", description="the callback URL registered at the provider "
+                              "(https://HOST/login/oidc/callback); empty: built from the request, which is right "
+                              "unless a proxy rewrites the host or scheme")
+    state_secret: SecretStr = Field(default=SecretStr(""), description="signs the short-lived cookie that carries "
+                                    "the sign-in state, nonce and PKCE verifier between the two redirects; empty: "
+                                    "a random key per process (set one when several API processes share a balancer)")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.issuer and self.client_id)
+
+
 class WebSettings(BaseModel):
     """The workbench (web pages at /) and its sign-in."""
 
@@ -288,6 +314,7 @@ class WebSettings(BaseModel):
         default=10.0, ge=0, description="how old the queue counts on the workbench pages may be (my work, a queue, "
         "the supervisor dashboard): older counts are shown while fresh ones are read in the background; 0: "
         "read them for every page (costly with hundreds of thousands of open tasks on SQLite)")
+    oidc: OidcSettings = OidcSettings()
 
 
 class Settings(BaseSettings):

@@ -22,6 +22,7 @@ from api.web.pages import (
     triage,
     work,
 )
+from api.web.pages.oidc import install_oidc
 from api.web.session_auth import PageError, SignInRequired, current_session, principal_of, sign_in_redirect
 from api.web.templating import render
 
@@ -33,6 +34,7 @@ def install_workbench(app: FastAPI) -> None:
     for module in (signin, home, work, cases, case_work, documents, search, triage, ops, supervisor, admin,
                    admin_tokens, admin_config):
         app.include_router(module.router)
+    install_oidc(app, settings.web.oidc)  # /login/oidc when a provider is configured
 
     async def to_sign_in(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, SignInRequired)

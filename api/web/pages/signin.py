@@ -41,11 +41,13 @@ def _client(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def _form(request: Request, *, next_url: str, message: str = "", name: str = "", status_code: int = 200,
+def login_form(request: Request, *, next_url: str, message: str = "", name: str = "", status_code: int = 200,
           headers: dict[str, str] | None = None) -> Response:
     token = secrets.token_urlsafe(24)
+    oidc = runtime_of(request).settings.web.oidc
     response = render(request, "login.html", {"next": next_url, "login_token": token, "message": message,
-                                              "name": name, "signed_out": request.query_params.get("signed_out")},
+                                              "name": name, "signed_out": request.query_params.get("signed_out"),
+                                              "oidc_label": oidc.label if oidc.enabled else ""},
                       status_code=status_code, headers=headers)
     response.set_cookie(LOGIN_COOKIE, token, max_age=3600, httponly=True, samesite="strict",
                         secure=request.url.scheme == "https", path="/login")
@@ -56,7 +58,7 @@ def _form(request: Request, *, next_url: str, message: str = "", name: str = "",
 def login_page(request: Request, next: str = "/") -> Response:
     if current_session(request) is not None:
         return Response(status_code=303, headers={"Location": safe_next(next)})
-    return _form(request, next_url=safe_next(next))
+    return login_form(request, next_url=safe_next(next))
 
 
 @router.post("/login")
@@ -70,14 +72,14 @@ def login(
     target = safe_next(next)
     cookie = request.cookies.get(LOGIN_COOKIE, "")
     if not cookie or not secrets.compare_digest(cookie.encode(), login_token.encode()):
-        return _form(request, next_url=target, name=name, status_code=403,
+        return login_form(request, next_url=target, name=name, status_code=403,
                      message="The sign-in form had expired. Please sign in again.")
     rt, client = runtime_of(request), _client(request)
     with rt.read_sessions() as session:
         try:
             throttle.check(session, user_name=name, client=client)
         except throttle.TooManySignIns as exc:
-            return _form(request, next_url=target, name=name, status_code=429, message=str(exc),
+            return login_form(request, next_url=target, name=name, status_code=429, message=str(exc),
                          headers={"Retry-After": str(exc.retry_after_s)})
         user = check_password(session, name=name, password=password)
         user_id = user.id if user is not None else None
@@ -89,7 +91,7 @@ def login(
             token, _csrf = start_session(session, user=session.get_one(User, user_id), client=client,
                                          idle=idle_timeout(request))
     if user_id is None:
-        return _form(request, next_url=target, name=name, status_code=401,
+        return login_form(request, next_url=target, name=name, status_code=401,
                      message="That user name and password do not match. Check them and try again.")
     response = Response(status_code=303, headers={"Location": target})
     set_session_cookie(request, response, token)
