@@ -16,6 +16,7 @@ from sqlalchemy import text
 from api.admin_routes import router as admin_router
 from api.auth import Principal, authenticate_token, bearer, current_user, get_runtime, require_roles
 from api.body_limits import BodyLimits, BodyRule
+from api.case_list_routes import router as case_list_router
 from api.metrics import metrics_registry
 from api.outbound_routes import router as outbound_router
 from api.outbound_routes import status_router
@@ -76,6 +77,7 @@ def create_app(rt: Runtime, *, health_extra: Any = None) -> FastAPI:
     app.include_router(search_router)
     app.include_router(queue_router)
     app.include_router(work_router)
+    app.include_router(case_list_router)
     install_workbench(app)  # the web pages at /, their sign-in, /static, /assets, /docs and /redoc
     app.include_router(outbound_router)
     app.include_router(status_router(rt.settings))  # signed: refuses everything while no Twilio auth_token is set

@@ -128,6 +128,7 @@ class Case(Base):
     __table_args__ = (
         CheckConstraint(_in("status", CASE_STATUSES), name="status"),
         Index("ix_cases_customer_id_status", "customer_id", "status"),
+        Index("ix_cases_updated_at", "updated_at", "id"),  # the case list, newest first (0009)
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

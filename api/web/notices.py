@@ -25,6 +25,8 @@ NOTICES = {
     "user_enabled": "The user is enabled again.",
     "password_set": "The password was set; the user's open sessions ended.",
     "token_revoked": "The token was revoked: it stops working now.",
+    "view_saved": "The view was saved. It is listed here and on your start page.",
+    "view_deleted": "The view was deleted.",
 }
 
 

@@ -134,3 +134,17 @@ class SlaClock(Base):
     warned_at: Mapped[datetime | None]
     breached_at: Mapped[datetime | None]
     stopped_at: Mapped[datetime | None]
+
+
+class SavedView(Base):
+    """A person's named case list: the filters and sort of ``casestore.work.case_lists.CaseFilter``
+    (as its JSON), shown on their work page and the case list.  Created by migration 0009."""
+
+    __tablename__ = "saved_views"
+    __table_args__ = (UniqueConstraint("user_id", "name", name="uq_saved_views_user_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    filters: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
