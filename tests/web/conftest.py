@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any
@@ -96,6 +96,25 @@ def _wait_filed(wb: Workbench) -> None:
     assert not pending, f"not filed within {WAIT_FILED_S} s: {pending}"
 
 
+def serve_app(rt: Runtime) -> tuple[str, Callable[[], None]]:
+    """``create_app(rt)`` under uvicorn on a free loopback port in a thread: (its URL, stop)."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(rt), host="127.0.0.1", port=port, log_level="warning",
+                                           lifespan="off"))
+    thread = threading.Thread(target=server.run, name="workbench-uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert server.started, "uvicorn did not start"
+
+    def stop() -> None:
+        server.should_exit = True
+        thread.join(10)
+
+    return f"http://127.0.0.1:{port}", stop
+
+
 def _seed_store(rt: Runtime) -> dict[str, str]:
     with rt.sessions() as s, s.begin():
         customers.upsert_customer(s, customer_id="C1", name="Jane Doe", email="jane@example.com",
@@ -123,16 +142,8 @@ def workbench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workbench]:
     robot = _seed_store(rt)
     runner = PipelineRunner(rt.pipeline_parts())
     runner.start()
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(rt), host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="off"))
-    thread = threading.Thread(target=server.run, name="workbench-uvicorn", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.started, "uvicorn did not start"
-    wb = Workbench(url=f"http://127.0.0.1:{port}", rt=rt, robot=robot)
+    url, stop = serve_app(rt)
+    wb = Workbench(url=url, rt=rt, robot=robot)
     jane, sam = "Jane Doe <jane@example.com>", "Sam Poe <sam@example.com>"
     _upload(wb, "hostile_email", _email(sender=jane, subject=f"Re: {COMPLAINT} still noisy",
                                         text="The noise at night goes on. Jane", html=HOSTILE_HTML),
@@ -150,8 +161,7 @@ def workbench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workbench]:
     assert wb.item("claim_email")["case_ref"] == CLAIM
     assert wb.item("stranger")["outcome"] == "triage"
     yield wb
-    server.should_exit = True
-    thread.join(10)
+    stop()
     runner.close()
     rt.close()
 

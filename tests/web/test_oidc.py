@@ -11,7 +11,6 @@ import json
 import re
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,15 +20,13 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
-import uvicorn
 from pydantic import SecretStr
 
-from api.app import create_app
 from api.settings import OidcSettings, Settings, WebSettings
 from api.wiring import open_runtime
 from casestore import users
 from tests.connectors.conftest import free_port
-from tests.web.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.web.conftest import CHROMIUM, CHROMIUM_ARGS, serve_app
 
 PROVIDER_USERS = [
     {"sub": "u-1", "preferred_username": "olive", "email": "olive@example.com"},
@@ -80,18 +77,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         for name, role in (("olive", "agent"), ("pat", "supervisor"), ("ronja", "agent"), ("robot", "integration")):
             users.add_user(s, name=name, role=role, teams=["complaints"])
         users.get_user(s, name="ronja").disabled = True
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(rt), host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="off"))
-    thread = threading.Thread(target=server.run, name="oidc-uvicorn", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and thread.is_alive() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert server.started
-    yield Site(url=f"http://127.0.0.1:{port}", provider=provider)
-    server.should_exit = True
-    thread.join(10)
+    url, stop = serve_app(rt)
+    yield Site(url=url, provider=provider)
+    stop()
     rt.close()
     provider_gen.close()
 
