@@ -25,6 +25,11 @@ NOTICES = {
     "user_enabled": "The user is enabled again.",
     "password_set": "The password was set; the user's open sessions ended.",
     "token_revoked": "The token was revoked: it stops working now.",
+    "reply_queued": "Your reply is queued in the outbox; its state shows in the timeline.",
+    "outbound_retried": "The message is queued to be sent again.",
+    "outbound_confirmed": "The message is recorded as sent.",
+    "letter_printed": "The letter is marked printed.",
+    "letter_posted": "The letter is marked posted.",
 }
 
 

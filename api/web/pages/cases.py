@@ -15,6 +15,7 @@ from starlette.responses import Response
 
 from api import work_routes
 from api.web.notices import notice_for
+from api.web.pages import reply
 from api.web.refusals import Refusal, attempt
 from api.web.refusals import body as body_of
 from api.web.session_auth import Page, PageError, runtime_of
@@ -27,6 +28,7 @@ from casestore.models import utcnow
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 30
+REPLY_ROLES = frozenset({"agent", "supervisor", "admin"})  # who may reply (api.outbound_routes)
 KIND_LABELS = {"": "Everything", "document": "Documents", "note": "Notes", "event": "Events"}
 
 
@@ -57,8 +59,11 @@ def case_page(request: Request, ref: str, page: Page,
         panel = work_panel(session, case=case, user=page.user, now=utcnow(), task_id=task)
         others = case_view.other_cases(session, case=case, can_see=lambda c: may_see(page.user, c))
         first = timeline.case_timeline(session, case_id=case.id, kinds=_kinds(kind), limit=PAGE_SIZE)
+        form = reply.reply_form(request, session, case) if page.user.role in REPLY_ROLES else None
+        attention = reply.needing_a_person(session, page.user, case)
     return render(request, "case.html", {"case": header, "others": others, "timeline": first, "kind": kind,
-                                         "kinds": KIND_LABELS, "nav": "cases", "panel": panel,
+                                         "kinds": KIND_LABELS, "nav": "cases", "panel": panel, "reply": form,
+                                         "attention": attention,
                                          "focus_task": task is not None, "notice": notice_for(done)}, page=page)
 
 
