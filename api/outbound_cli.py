@@ -77,6 +77,8 @@ def case_reply(
     = None,
     preview: Annotated[bool, typer.Option("--preview", help="print the text that would go; send nothing")] = False,
     actor: Annotated[str | None, typer.Option("--as", help="who sends it (folder and audit)")] = None,
+    task: Annotated[int | None, typer.Option(help="the open task of the case it is sent for (a task that "
+                                                  "requires a message to the customer counts it)")] = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Reply to the case's customer by email, SMS or letter (queued; the sender delivers it)."""
@@ -102,7 +104,7 @@ def case_reply(
                     sys.stderr.write(f"warning: {p}\n")
             return
         with rt.sessions() as session, session.begin():
-            queued = services.queue_message(session, **args)
+            queued = services.queue_message(session, **args, task_id=task)
         search = "updated"
         try:
             with rt.read_sessions() as session:

@@ -49,6 +49,8 @@ class ReplyRequest(BaseModel):
                                       "inbound email of the case")
     idempotency_key: str | None = Field(default=None, max_length=150,
                                         description="a key of yours: sending it again queues nothing new")
+    task_id: int | None = Field(default=None, ge=1, description="the open task of this case the reply is sent for "
+                                "(a task that requires a message to the customer counts it)")
 
 
 class TemplateOut(BaseModel):
@@ -57,7 +59,7 @@ class TemplateOut(BaseModel):
     case_type: str
 
 
-def _templates(request: Request) -> Templates:
+def templates_for(request: Request) -> Templates:
     app_state = request.app.state
     if getattr(app_state, "outbound_templates", None) is None:
         app_state.outbound_templates = templates(get_runtime(request).settings)
@@ -73,7 +75,7 @@ def list_templates(request: Request, ref: str, user: Agent,
         case = access.visible_case(session, user, ref=ref)
         case_type = case.case_type
     return [TemplateOut(name=t.name, channel=t.channel, case_type=t.case_type)
-            for t in _templates(request).available(case_type=case_type, channel=channel)]
+            for t in templates_for(request).available(case_type=case_type, channel=channel)]
 
 
 @router.post("/api/v1/cases/{ref}/replies/preview", response_model=DraftView)
@@ -83,7 +85,7 @@ def preview_reply(request: Request, ref: str, body: ReplyRequest, user: Agent) -
     with rt.read_sessions() as session:
         draft, problems = services.preview(
             session, case_ref=ref, channel=body.channel, actor=user.name, policy=outbox_policy(rt.settings),
-            templates=_templates(request), template=body.template, fields=body.fields, subject=body.subject,
+            templates=templates_for(request), template=body.template, fields=body.fields, subject=body.subject,
             body=body.body, to=body.to, attachments=body.attachments, reply_to_item=body.reply_to_item, viewer=user)
     return DraftView.of(draft, problems)
 
@@ -98,9 +100,9 @@ def send_reply(request: Request, ref: str, body: ReplyRequest, user: Agent) -> Q
     with rt.sessions() as session, session.begin():
         queued = services.queue_message(
             session, case_ref=ref, channel=body.channel, actor=user.name, policy=outbox_policy(rt.settings),
-            templates=_templates(request), template=body.template, fields=body.fields, subject=body.subject,
+            templates=templates_for(request), template=body.template, fields=body.fields, subject=body.subject,
             body=body.body, to=body.to, attachments=body.attachments, reply_to_item=body.reply_to_item, viewer=user,
-            idempotency_key=key)
+            idempotency_key=key, task_id=body.task_id)
     return QueuedView(id=queued.id, item_id=queued.item_id, case_ref=queued.case_ref, channel=queued.channel,
                       state=queued.state, to=queued.recipient, duplicate=queued.duplicate,
                       search_index=index_now(rt, queued.item_id))

@@ -23,6 +23,7 @@ from ingest.pipeline import PipelineParts
 from ingest.worker import RetryPolicy
 
 if TYPE_CHECKING:
+    from casestore.outbound.task_outbox import OutboxForTasks
     from casestore.work.clocks import Calendars
     from casestore.work.setup import WorkSetup
 
@@ -66,6 +67,15 @@ class Runtime:
         from casestore.work.calendar_config import load_calendars
 
         return load_calendars(self.settings.calendars_dir)
+
+    @cached_property
+    def task_outbox(self) -> OutboxForTasks:
+        """The outbox the work engine queues a task's messages in (``on_complete.send``) and asks
+        (``requires_outbound``): the same policy and templates as a reply from the case."""
+        from api.outbound_parts import outbox_policy, templates
+        from casestore.outbound.task_outbox import OutboxForTasks
+
+        return OutboxForTasks(policy=outbox_policy(self.settings), templates=templates(self.settings))
 
     @cached_property
     def search_index(self) -> SearchIndex:

@@ -87,11 +87,16 @@ def task_complete(
     as_json: AsJson = False,
 ) -> None:
     """Complete a task you hold with a code (its required checklist items ticked or waived)."""
+    from api.outbound_parts import outbox_policy, templates
+    from api.settings import get_settings
+    from casestore.outbound.task_outbox import OutboxForTasks
     from casestore.work import engine
 
+    settings = get_settings()  # a code that sends a message queues it in the completion's transaction
+    outbox = OutboxForTasks(policy=outbox_policy(settings), templates=templates(settings))
     _task(as_json, lambda s, cals: engine.complete_task(
         s, task_id=task_id, code=code, actor=_actor(s, as_user), calendars=cals, lease_version=lease_version,
-        note=note))
+        note=note, outbox=outbox))
 
 
 def task_tick(

@@ -165,9 +165,10 @@ def _clock_after(request: Request, ref: str, change: Callable[[Session, Calendar
 @router.post("/tasks/{task_id}/complete", response_model=CaseTaskView)
 def complete(request: Request, task_id: TaskId, body: Complete, user: Worker) -> CaseTaskView:
     """Complete your task with a code; every required checklist item must be ticked or waived."""
+    outbox = get_runtime(request).task_outbox
     return _task_after(request, task_id, lambda s, cals: engine.complete_task(
         s, task_id=task_id, code=body.code, actor=actor_of(user), calendars=cals, lease_version=body.lease_version,
-        note=body.note))
+        note=body.note, outbox=outbox))
 
 
 @router.post("/tasks/{task_id}/checklist/{item}", response_model=CaseTaskView)

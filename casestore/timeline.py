@@ -54,6 +54,8 @@ class TimelineEntry(BaseModel):
     reason: str = ""
     details: dict[str, Any] = {}
     documents: list[TimelineDocument] = []
+    direction: str = "in"  # documents: "out" for a message we sent (casestore.outbound)
+    delivery_state: str | None = None  # documents going out: queued, sent, failed, to_print, posted...
 
 
 class TimelinePage(BaseModel):
@@ -141,6 +143,7 @@ def _documents(session: Session, case_id: int, after: tuple[datetime, int, str] 
     return [
         TimelineEntry(kind="document", at=i.received_at, key=i.item_id, actor=i.sender or "",
                       title=i.subject or i.filename or "(no subject)", channel=i.channel, doc_type=i.doc_type,
-                      reason=str((i.decision or {}).get("reason", "")), documents=parts.get(i.item_id, []))
+                      reason=str((i.decision or {}).get("reason", "")), documents=parts.get(i.item_id, []),
+                      direction=i.direction or "in", delivery_state=i.delivery_state)
         for i in items
     ]

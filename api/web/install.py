@@ -15,7 +15,9 @@ from api.web.pages import (
     cases,
     documents,
     home,
+    mailroom,
     ops,
+    reply,
     search,
     signin,
     supervisor,
@@ -31,8 +33,8 @@ def install_workbench(app: FastAPI) -> None:
     settings = app.state.runtime.settings
     mount_assets(app, settings.web.assets_dir)
     app.state.queue_counts = CountsCache(settings.web.queue_counts_max_age_s)
-    for module in (signin, home, work, cases, case_work, documents, search, triage, ops, supervisor, admin,
-                   admin_tokens, admin_config):
+    for module in (signin, home, work, cases, case_work, reply, mailroom, documents, search, triage, ops, supervisor,
+                   admin, admin_tokens, admin_config):
         app.include_router(module.router)
     install_oidc(app, settings.web.oidc)  # /login/oidc when a provider is configured
 

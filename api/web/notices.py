@@ -27,6 +27,11 @@ NOTICES = {
     "token_revoked": "The token was revoked: it stops working now.",
     "view_saved": "The view was saved. It is listed here and on your start page.",
     "view_deleted": "The view was deleted.",
+    "reply_queued": "Your reply is queued in the outbox; its state shows in the timeline.",
+    "outbound_retried": "The message is queued to be sent again.",
+    "outbound_confirmed": "The message is recorded as sent.",
+    "letter_printed": "The letter is marked printed.",
+    "letter_posted": "The letter is marked posted.",
 }
 
 

@@ -1,6 +1,6 @@
 """Tables of the outbound domain: the outbox (one row per message we send) and flagged addresses.
 
-Created by migration 0007.  ``casestore.outbound`` owns these tables; other domains never read
+Created by migration 0008 (``task_id``: 0010).  ``casestore.outbound`` owns these tables; other domains never read
 them.  Each outbox row has an ``items`` row with the same id (``direction='out'``) and one
 document, so the message is in the case folder and the search index like anything inbound.
 
@@ -69,6 +69,7 @@ class OutboundMessage(Base):
     in_reply_to: Mapped[str | None] = mapped_column(String(300))
     thread_ids: Mapped[list[str]] = mapped_column(JSONType, default=list)  # References: header, oldest first
     automatic: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    task_id: Mapped[int | None] = mapped_column(Integer, index=True)  # the work task it was sent for (0010)
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)

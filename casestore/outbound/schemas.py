@@ -63,6 +63,7 @@ class OutboundView(BaseModel):
     segments: int | None
     last_error: str | None
     automatic: bool
+    task_id: int | None = Field(default=None, description="the work task it was sent for, if any")
     created_by: str
     created_at: datetime
     next_attempt_at: datetime
@@ -77,7 +78,8 @@ class OutboundView(BaseModel):
                    from_address=msg.from_address, subject=msg.subject, template=msg.template,
                    message_id=msg.message_id, provider_id=msg.provider_id, attempts=msg.attempts,
                    segments=msg.segments, last_error=msg.last_error, automatic=msg.automatic,
-                   created_by=msg.created_by, created_at=msg.created_at, next_attempt_at=msg.next_attempt_at,
+                   task_id=msg.task_id, created_by=msg.created_by, created_at=msg.created_at,
+                   next_attempt_at=msg.next_attempt_at,
                    sent_at=msg.sent_at, delivered_at=msg.delivered_at, printed_at=msg.printed_at,
                    posted_at=msg.posted_at)
 

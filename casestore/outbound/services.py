@@ -34,6 +34,7 @@ from casestore.outbound.errors import RateLimited, RecipientProblem
 from casestore.outbound.models import STATES, FlaggedAddress, OutboundMessage
 from casestore.outbound.templates import Templates
 from casestore.validation import no_nul
+from casestore.work.models import WorkTask  # outbound may read work's tables; work never imports outbound
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +108,7 @@ def queue_message(session: Session, *, case_ref: str, channel: str, actor: str, 
                   fields: Mapping[str, str] | None = None, subject: str | None = None, body: str | None = None,
                   to: str | None = None, attachments: Sequence[int] = (), reply_to_item: str | None = None,
                   viewer: access.Subject | None = None, automatic: bool = False,
-                  idempotency_key: str | None = None) -> QueuedMessage:
+                  idempotency_key: str | None = None, task_id: int | None = None) -> QueuedMessage:
     """Queue one message from the case ``case_ref`` in the caller's transaction (module docstring).
 
     ``viewer``: whoever sends must see the case (casestore.access; NotFound alike for a hidden and
@@ -116,7 +117,8 @@ def queue_message(session: Session, *, case_ref: str, channel: str, actor: str, 
     person must act on (no mobile number, a flagged address, the rate limit) then does not fail
     the caller's transaction: the message is stored as ``held`` with the problem in ``last_error``,
     shown in the case and in ``casework outbox list --state held``.  For a person it is an error
-    (RecipientProblem 422, RateLimited 429) with what to do.
+    (RecipientProblem 422, RateLimited 429) with what to do.  ``task_id``: the open work task of
+    this case the message is sent for (a task with ``requires_outbound`` counts it).
     """
     if idempotency_key is not None:
         existing = session.scalar(select(OutboundMessage).where(OutboundMessage.idempotency_key == idempotency_key))
@@ -125,6 +127,8 @@ def queue_message(session: Session, *, case_ref: str, channel: str, actor: str, 
             return QueuedMessage(existing.id, existing.id, case.ref if case else case_ref, existing.channel,
                                  existing.state, existing.recipient, duplicate=True)
     case = _case_for(session, case_ref, viewer)
+    if task_id is not None:
+        _check_task(session, case=case, task_id=task_id)
     outbound_id = str(uuid.uuid4())
     draft: Draft | None = None
     try:
@@ -141,13 +145,22 @@ def queue_message(session: Session, *, case_ref: str, channel: str, actor: str, 
     try:
         with session.begin_nested():
             msg = _insert(session, case=case, draft=draft, outbound_id=outbound_id, actor=actor, state=state,
-                          problem=problem, policy=policy, automatic=automatic, idempotency_key=idempotency_key)
+                          problem=problem, policy=policy, automatic=automatic, idempotency_key=idempotency_key,
+                          task_id=task_id)
     except IntegrityError as exc:
         raise Conflict(f"the message could not be queued ({exc.orig}); if it was a retry with the same "
                        "idempotency key, it is queued already") from exc
     log.info("outbound %s (%s to %s) %s for case %s by %s", msg.id, msg.channel, msg.recipient, state, case.ref,
              actor)
     return QueuedMessage(msg.id, msg.id, case.ref, msg.channel, msg.state, msg.recipient, duplicate=False)
+
+
+def _check_task(session: Session, *, case: Case, task_id: int) -> None:
+    """A message is sent for a task of its own case (open, or the one completing right now)."""
+    task_case = session.scalar(select(WorkTask.case_id).where(WorkTask.id == task_id))
+    if task_case != case.id:
+        raise InvalidInput(f"task {task_id} is not a task of case {case.ref}; send for one of its own tasks, "
+                           "or for none")
 
 
 def _held_draft(case: Case, channel: str, template: str | None, subject: str | None, body: str | None) -> Draft:
@@ -157,8 +170,8 @@ def _held_draft(case: Case, channel: str, template: str | None, subject: str | N
 
 
 def _insert(session: Session, *, case: Case, draft: Draft, outbound_id: str, actor: str, state: str,
-            problem: str | None, policy: OutboxPolicy, automatic: bool, idempotency_key: str | None
-            ) -> OutboundMessage:
+            problem: str | None, policy: OutboxPolicy, automatic: bool, idempotency_key: str | None,
+            task_id: int | None = None) -> OutboundMessage:
     now = utcnow()
     message_id = (message_id_for(outbound_id, policy=policy, from_address=draft.from_address)
                   if draft.channel == "email" and draft.recipient else None)  # a held one may be retried
@@ -168,7 +181,7 @@ def _insert(session: Session, *, case: Case, draft: Draft, outbound_id: str, act
         postal_address=no_nul(draft.postal_address), from_address=draft.from_address[:320],
         subject=no_nul(draft.subject), body=no_nul(draft.body), attachments=[a.as_json() for a in draft.attachments],
         message_id=message_id, in_reply_to=draft.in_reply_to, thread_ids=list(draft.thread_ids),
-        automatic=automatic, idempotency_key=idempotency_key, attempts=0, next_attempt_at=now,
+        automatic=automatic, idempotency_key=idempotency_key, task_id=task_id, attempts=0, next_attempt_at=now,
         segments=draft.sms.segments if draft.sms else None, last_error=problem, created_by=actor[:100],
         created_at=now, updated_at=now)
     session.add(msg)
@@ -193,6 +206,8 @@ def _insert(session: Session, *, case: Case, draft: Draft, outbound_id: str, act
     case.updated_at = now
     details: dict[str, Any] = {"outbound_id": outbound_id, "channel": draft.channel, "to": draft.recipient,
                                "template": draft.template, "automatic": automatic}
+    if task_id is not None:
+        details["task_id"] = task_id
     if problem:
         details["problem"] = problem
     audit.record(session, actor=actor, action="outbound.queued" if state == "queued" else "outbound.held",

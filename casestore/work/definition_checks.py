@@ -16,8 +16,9 @@ Each check reports the line of the offending key.  The rules:
   or ``required_if``) may only wait (``after``) for guaranteed tasks: an optional or conditional
   task may never complete, and the stage would wait for ever.  By induction every required task
   can then be enabled once its stage is active;
-- ``required_if`` only on ``required: false`` tasks; ``status_on_complete`` and ``repeat_on``
-  name codes the task allows; ``repeat_on`` needs ``max_repeats`` of at least 2;
+- ``required_if`` only on ``required: false`` tasks; ``status_on_complete``, ``repeat_on`` and
+  ``on_complete`` name codes the task allows (``on_complete`` each code once); ``repeat_on``
+  needs ``max_repeats`` of at least 2;
 - the review task (``on_customer_reply.review_task``) is enabled by the engine on each customer
   reply, in whatever stage the case is, not when its own stage starts; replies may never come,
   so it is ``required: false``, repeatable (``max_repeats`` >= 2), and has no ``after`` or
@@ -176,6 +177,17 @@ class _Checker:
             if code not in task.codes:
                 self.add((*path, "repeat_on", i), f"repeat_on names code {code!r}, which task {task.name!r} "
                          f"does not allow: use one of {', '.join(task.codes)}")
+        seen_codes: set[str] = set()
+        for i, then in enumerate(task.on_complete):
+            listed: Path_ = (*path, "on_complete", i, "code")  # a list, or one mapping (no index)
+            where_: Path_ = listed if listed in self.doc.lines else (*path, "on_complete", "code")
+            if then.code not in task.codes:
+                self.add(where_, f"on_complete names code {then.code!r}, which task {task.name!r} does not allow: "
+                                 f"use one of {', '.join(task.codes)}")
+            if then.code in seen_codes:
+                self.add(where_, f"on_complete names code {then.code!r} twice: one message per code (send "
+                                 "more by hand from the case)")
+            seen_codes.add(then.code)
         if task.repeat_on and task.max_repeats < 2:
             self.add((*path, "repeat_on"), f"task {task.name!r} repeats on {', '.join(task.repeat_on)} but "
                      f"max_repeats is {task.max_repeats}: set max_repeats to 2 or more (or drop repeat_on)")

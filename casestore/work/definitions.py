@@ -15,13 +15,14 @@ iteration); they are compiled by the loader, never ``eval``-ed.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from casestore.work.models import WORK_STATUSES  # ``closed`` is reached only by closing the case
 
 NAME_PATTERN = r"^[a-z][a-z0-9_]{0,62}$"
+TEMPLATE_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,99}$"  # an outbound template's name (casestore.outbound.templates)
 
 # What a role may be allowed to do.  The engine checks every call against the case type's matrix.
 ACTIONS = (
@@ -73,6 +74,24 @@ class ChecklistItem(_Strict):
     required: bool = True
 
 
+class Send(_Strict):
+    """An outbound message a completion sends: the template (by name, for the case's type, see
+    ``casestore.outbound.templates``) on one channel, with fixed template ``fields``."""
+
+    template: str = Field(pattern=TEMPLATE_PATTERN)
+    channel: Literal["email", "sms", "letter"]
+    fields: dict[str, str] = {}
+
+
+class OnComplete(_Strict):
+    """What completing the task with ``code`` does besides moving the flow on: ``send`` queues the
+    message in the outbox in the same transaction as the completion (nothing sent twice: the
+    outbox row's idempotency key is the task's id and code; nothing lost: no commit, no message)."""
+
+    code: str = Field(min_length=1)
+    send: Send
+
+
 class Task(_Strict):
     """A task in a stage.  It is enabled when its stage is active, every task in ``after`` is
     completed and ``when`` (if any) holds; it is then queued in ``queue``."""
@@ -90,6 +109,17 @@ class Task(_Strict):
     status_on_complete: dict[str, str] = {}  # completion code -> case status (e.g. info_requested -> awaiting_customer)
     repeat_on: tuple[str, ...] = ()        # completion codes that enable the task again (up to max_repeats)
     checklist: tuple[ChecklistItem, ...] = ()
+    on_complete: tuple[OnComplete, ...] = ()  # one mapping or a list of them; codes must be the task's
+    requires_outbound: bool = False       # cannot complete until a message to the customer went out for it
+
+    @field_validator("on_complete", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, dict) else value
+
+    def sends_on(self, code: str) -> Send | None:
+        """The message completing with ``code`` sends, if any."""
+        return next((o.send for o in self.on_complete if o.code == code), None)
 
     @field_validator("sets_status")
     @classmethod

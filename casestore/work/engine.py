@@ -11,6 +11,9 @@ writes one audit event (see ``casestore.work.flow``).  Rules in short:
   the ``lease_version`` it holds if given: else ``Conflict``), a code the task allows and every
   required checklist item ticked or waived (else ``InvalidInput``, naming them).  Then the code's
   status, a repeat if the code asks for one, clocks on ``task:<name>``, and the flow moves on.
+  A task with ``requires_outbound`` needs a message for it queued or gone (``InvalidInput``
+  otherwise) unless the code itself sends one; a code with ``on_complete.send`` queues its
+  message through the ``outbox`` port in the same transaction (``casestore.work.outbox_port``).
 * ``close_case`` needs a case completion code; open tasks are cancelled and clocks stopped.
 * ``stuck`` names what blocks a case in which nothing is open but something required is not done.
 """
@@ -32,6 +35,7 @@ from casestore.work.actor import SYSTEM, Actor
 from casestore.work.definitions import CaseType, Task
 from casestore.work.flow import DONE_ITEM_STATES, Batch, Run, get_definition, load_work
 from casestore.work.models import NO_DUE, OPEN_TASK_STATES, WORK_STATUSES, CaseWork, SlaClock, WorkTask
+from casestore.work.outbox_port import OutboxMissing, TaskOutbox
 from casestore.work.permissions import check_visible, require, visible_case
 
 log = logging.getLogger(__name__)
@@ -145,8 +149,10 @@ def missing_items(task: WorkTask, definition: Task) -> list[str]:
 
 
 def complete_task(session: Session, *, task_id: int, code: str, actor: Actor, calendars: clocks.Calendars,
-                  lease_version: int | None = None, note: str | None = None, now: datetime | None = None) -> WorkTask:
-    """Complete the actor's task with ``code`` (see the module docstring); the flow moves on."""
+                  lease_version: int | None = None, note: str | None = None, now: datetime | None = None,
+                  outbox: TaskOutbox | None = None) -> WorkTask:
+    """Complete the actor's task with ``code`` (see the module docstring); the flow moves on.
+    ``outbox``: needed when the task sends or requires a message (else ``OutboxMissing``)."""
     now = _now(now)
     run, task = task_run(session, task_id=task_id, actor=actor, calendars=calendars, now=now)
     require(actor, run.ct, "work_task")
@@ -162,6 +168,16 @@ def complete_task(session: Session, *, task_id: int, code: str, actor: Actor, ca
         listed = "; ".join(f"{name} ({labels[name]})" for name in missing)
         raise InvalidInput(f"task {task.id} ({task.name}) needs its required checklist items first: {listed}; "
                            "tick them, or ask a supervisor to waive them with a reason")
+    sends = definition.sends_on(clean)
+    if (sends is not None or definition.requires_outbound) and outbox is None:
+        raise OutboxMissing(f"task {task.name} of {run.ct.name} sends or needs a message to the customer, and "
+                            "this caller has no outbox wired in; report this fault (nothing was completed)")
+    if definition.requires_outbound and sends is None and outbox is not None \
+            and outbox.sent_for_task(session, task_id=task.id) == 0:
+        senders = [o.code for o in definition.on_complete]
+        raise InvalidInput(f"task {task.id} ({task.name}) needs a message to the customer first: reply from the "
+                           "case (Reply, for this task)" + (f", or complete it with {' or '.join(senders)}, which "
+                                                            "sends one" if senders else "") + "; then complete it")
     repeats = clean in definition.repeat_on
     task.state, task.completion_code, task.completed_at, task.completed_by = "completed", clean, now, actor.name
     task.lease_expires_at = None
@@ -170,6 +186,13 @@ def complete_task(session: Session, *, task_id: int, code: str, actor: Actor, ca
     if note and note.strip():
         run.write_events()  # the note's own event comes after the completion's
         notes.add_note(session, ref=run.case.ref, author=actor.name, body=note)
+    if sends is not None and outbox is not None:
+        run.write_events()  # the message's own audit event comes after the completion's
+        outbound_id = outbox.send_for_task(
+            session, case=run.case, task_id=task.id, template=sends.template, channel=sends.channel,
+            actor=actor.name, fields=sends.fields, idempotency_key=f"task:{task.id}:{clean}")
+        log.info("case %s: task %s completed with %s queued %s %s (%s)", run.case.ref, task.name, clean,
+                 sends.channel, sends.template, outbound_id)
     if run.work.assignee is None and actor.role != SYSTEM.role:
         run.work.assignee = actor.name
         run.event("case.assigned", reason=f"completed task {task.name}",

@@ -137,3 +137,27 @@ def test_twilio_status_callbacks_must_be_signed_and_move_the_sms_on(rt: Runtime,
     assert r.status_code == 200 and r.json() == {"state": "delivered"}
     [msg] = client.get(f"/api/v1/cases/{JANE_CASE}/replies", headers=alice).json()
     assert msg["state"] == "delivered" and msg["provider_id"] == "SM" + "4" * 32
+
+
+def test_a_reply_sent_for_a_task_is_recorded_with_it_and_only_for_a_task_of_its_case(
+        rt: Runtime, client: TestClient) -> None:
+    from casestore.cases import get_case
+    from casestore.work.inbound import start_imported
+    from casestore.work.models import WorkTask
+
+    setup = rt.work
+    with rt.sessions() as s, s.begin():
+        ids = {}
+        for ref in (JANE_CASE, SAM_CASE):
+            case = get_case(s, ref=ref)
+            start_imported(s, case=case, setup=setup)
+            s.flush()
+            ids[ref] = s.query(WorkTask.id).filter(WorkTask.case_id == case.id).order_by(WorkTask.id).first()[0]
+    alice = bearer(rt, "alice")
+    url = f"/api/v1/cases/{JANE_CASE}/replies"
+    wrong = client.post(url, json={"template": "acknowledgement", "task_id": ids[SAM_CASE]}, headers=alice)
+    assert wrong.status_code == 422 and "not a task of case" in wrong.json()["detail"]
+    sent = client.post(url, json={"template": "acknowledgement", "task_id": ids[JANE_CASE]}, headers=alice)
+    assert sent.status_code == 201, sent.text
+    [mine] = client.get(url, headers=alice).json()
+    assert mine["task_id"] == ids[JANE_CASE]

@@ -22,7 +22,7 @@ import pytest
 import uvicorn
 
 from api.app import create_app
-from api.settings import Settings, WebSettings
+from api.settings import OutboundSettings, Settings, WebSettings
 from api.web.assets import SOURCE_ROOT
 from api.wiring import Runtime, open_runtime
 from casestore import cases, customers, users
@@ -138,7 +138,10 @@ def _seed_store(rt: Runtime) -> dict[str, str]:
 def workbench(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workbench]:
     # queue counts read afresh for every page: the tests assert them right after changing them
     rt = open_runtime(Settings(data_dir=tmp_path_factory.mktemp("workbench") / "data",
-                               web=WebSettings(queue_counts_max_age_s=0)))
+                               web=WebSettings(queue_counts_max_age_s=0),
+                               outbound=OutboundSettings(from_address="Complaints <complaints@casework.example>",
+                                                         signature="Example Ltd",
+                                                         letter_return_address="Example Ltd, PO Box 1")))
     robot = _seed_store(rt)
     runner = PipelineRunner(rt.pipeline_parts())
     runner.start()

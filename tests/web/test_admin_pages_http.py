@@ -99,8 +99,9 @@ def test_case_types_and_calendars(workbench: Workbench, tmp_path: Path) -> None:
     with signed_in(workbench, "ada") as (client, _):
         page = client.get("/admin/case-types").text
         files = page[page.index('id="files-title"'):page.index('id="stored-title"')]
-        for name in ("complaint", "claim", "general"):
-            row = rf'<th scope="row">{name} <span[^>]*>[^<]*</span></th><td class="num">1</td>\s*<td>loaded</td>'
+        for name, version in (("complaint", 2), ("claim", 1), ("general", 1)):
+            row = (rf'<th scope="row">{name} <span[^>]*>[^<]*</span></th><td class="num">{version}</td>'
+                   r'\s*<td>loaded</td>')
             assert re.search(row, files), name
         checked = client.get("/admin/case-types", params={"folder": str(broken)}).text
         assert f"{claim}:{line}:" in checked and "claims_nowhere" in checked

@@ -13,7 +13,11 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Query, Request
 from starlette.responses import Response
 
+from api import work_routes
 from api.web.notices import notice_for
+from api.web.pages import reply
+from api.web.refusals import Refusal, attempt
+from api.web.refusals import body as body_of
 from api.web.session_auth import Page, PageError, runtime_of
 from api.web.templating import render
 from api.web.visibility import may_see, visible_case
@@ -24,6 +28,7 @@ from casestore.models import utcnow
 
 router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 30
+REPLY_ROLES = frozenset({"agent", "supervisor", "admin"})  # who may reply (api.outbound_routes)
 KIND_LABELS = {"": "Everything", "document": "Documents", "note": "Notes", "event": "Events"}
 
 
@@ -54,8 +59,11 @@ def case_page(request: Request, ref: str, page: Page,
         panel = work_panel(session, case=case, user=page.user, now=utcnow(), task_id=task)
         others = case_view.other_cases(session, case=case, can_see=lambda c: may_see(page.user, c))
         first = timeline.case_timeline(session, case_id=case.id, kinds=_kinds(kind), limit=PAGE_SIZE)
+        form = reply.reply_form(request, session, case) if page.user.role in REPLY_ROLES else None
+        attention = reply.needing_a_person(session, page.user, case)
     return render(request, "case.html", {"case": header, "others": others, "timeline": first, "kind": kind,
-                                         "kinds": KIND_LABELS, "nav": "cases", "panel": panel,
+                                         "kinds": KIND_LABELS, "nav": "cases", "panel": panel, "reply": form,
+                                         "attention": attention,
                                          "focus_task": task is not None, "notice": notice_for(done)}, page=page)
 
 
@@ -73,11 +81,13 @@ def timeline_more(request: Request, ref: str, page: Page,
 @router.post("/cases/{ref}/notes")
 def add_note(request: Request, ref: str, page: Page,
              body: Annotated[str, Form(max_length=notes.MAX_NOTE_CHARS)] = "") -> Response:
-    rt = runtime_of(request)
-    with rt.sessions() as session, session.begin():
-        case = visible_case(session, page.user, ref)
-        try:
-            notes.add_note(session, ref=case.ref, author=page.user.name, body=body)
-        except CaseStoreError as exc:
-            raise PageError(int(exc.http_status), str(exc)) from None
+    """Add a note through the REST route's own function (``api.work_routes.add_note``: the engine's
+    ``add_note``, so the case type's ``add_note`` permission and the access rule apply exactly as
+    in the API).  Refused: the error page with the route's status (404 hidden, 403 not allowed,
+    422 empty)."""
+    with runtime_of(request).read_sessions() as session:
+        visible_case(session, page.user, ref)  # 404 for a hidden case before anything else
+    got = attempt(lambda: work_routes.add_note(request, ref, body_of(work_routes.NewNote, body=body), page.user))
+    if isinstance(got, Refusal):
+        raise PageError(got.status, got.message)
     return Response(status_code=303, headers={"Location": f"/cases/{ref}#timeline"})

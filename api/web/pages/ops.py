@@ -1,5 +1,7 @@
 """``/ops``: for the mailroom and administrators: intake today per channel and outcome, the
-connectors and their health, the pipeline stages, the latest dead letters, the triage backlog.
+connectors and their health, the pipeline stages, the latest dead letters, the triage backlog,
+and the outbound messages a person must act on (rejected address, no mobile number, unconfirmed)
+in the cases the viewer may see.
 
 Supervisors and administrators replay or discard a single dead letter (item and stage) from the
 list, with a reason for a discard, through the services ``casework dlq replay|discard`` use
@@ -22,6 +24,8 @@ from api.web.session_auth import Page, PageContext, PageError, runtime_of
 from api.web.templating import render
 from casestore import intake_stats, items
 from casestore.models import OUTCOMES
+from casestore.outbound import operations
+from casestore.outbound.models import NEEDS_A_PERSON
 from casestore.validation import as_utc
 from connectors.metrics import REGISTRY
 
@@ -40,6 +44,7 @@ def _ops_page(request: Request, page: PageContext, *, notice: str = "", problem:
         failures = intake_stats.recent_failures(session, limit=50)
         backlog = intake_stats.triage_backlog(session)
         handled = items.dead_letter_actions(session, keys=[f.item_id for f in failures if f.item_id])
+        attention = operations.list_messages(session, viewer=page.user, states=NEEDS_A_PERSON, limit=100)
     states = {}
     for f in failures:  # handled: a replay or discard recorded after this failure was
         found = handled.get((f.item_id or "", f.stage))
@@ -51,7 +56,7 @@ def _ops_page(request: Request, page: PageContext, *, notice: str = "", problem:
         "today": today, "intake": intake, "outcomes": OUTCOMES, "failed_today": failed_today,
         "failures": failures, "states": states, "backlog": backlog, "connectors": REGISTRY.health(),
         "pipeline": pipeline, "nav": "ops", "notice": notice, "problem": problem,
-        "may_handle": page.user.role in HANDLERS,
+        "may_handle": page.user.role in HANDLERS, "attention": attention,
     }, page=page, status_code=status_code)
 
 

@@ -37,16 +37,25 @@ from tests.connectors.conftest import free_port
 from tests.connectors.standin import stand_in
 
 SID, TOKEN = "AC" + "2" * 32, "twilio-token"
-T0 = datetime.now(UTC) + timedelta(minutes=5)  # the senders' clock: a little after anything the tests queue
+AHEAD = timedelta(minutes=5)  # the senders' clock runs this far ahead of anything a test queues
 MM = 72 / 25.4
 
 
 class Clock:
-    def __init__(self) -> None:
-        self.now = T0
+    """The senders' clock, ``AHEAD`` of the wall clock when the test started.  Never a module-level
+    constant: taken at import (collection), it fell behind the wall clock whenever the tests
+    before these ran longer than ``AHEAD`` (the full suite), and the sender found nothing due."""
+
+    def __init__(self, t0: datetime) -> None:
+        self.now = t0
 
     def __call__(self) -> datetime:
         return self.now
+
+
+@pytest.fixture
+def t0() -> datetime:
+    return datetime.now(UTC) + AHEAD
 
 
 @pytest.fixture
@@ -85,6 +94,7 @@ def message(sessions: sessionmaker[Session], outbound_id: str) -> OutboundMessag
 def sender(sessions: sessionmaker[Session], blobs: FileBlobStore, *, relay: Relay | None = None,
            port: int | None = None, clock: Clock | None = None, twilio_url: str = "",
            index: TantivyIndex | None = None, **config: object) -> Sender:
+    """A sender whose clock is ``AHEAD`` of now unless ``clock`` is given."""
     transports: dict[str, Transport] = {
         "email": SmtpTransport(SmtpConfig(host="127.0.0.1", port=relay.port if relay else (port or 1),
                                           security="none", timeout_s=10)),
@@ -94,7 +104,7 @@ def sender(sessions: sessionmaker[Session], blobs: FileBlobStore, *, relay: Rela
     }
     cfg = SenderConfig(**{"backoff_initial_s": 60.0, "claim_lease_s": 120.0, **config})  # type: ignore[arg-type]
     return Sender(sessions=sessions, blobs=blobs, transports=transports, config=cfg, search_index=index,
-                  clock=clock or Clock())
+                  clock=clock or Clock(datetime.now(UTC) + AHEAD))
 
 
 def audit_actions(sessions: sessionmaker[Session], outbound_id: str) -> list[str]:
@@ -137,17 +147,17 @@ def test_an_email_reaches_the_relay_threaded_and_what_went_is_filed_and_indexed(
 
 
 def test_a_relay_that_is_down_is_retried_with_backoff_then_the_message_fails(
-        store: sessionmaker[Session], blobs: FileBlobStore) -> None:
+        store: sessionmaker[Session], blobs: FileBlobStore, t0: datetime) -> None:
     outbound_id = queue(store)
-    clock = Clock()
+    clock = Clock(t0)
     down = sender(store, blobs, port=free_port(), clock=clock, max_attempts=2)
     assert down.run_once().retried == 1
     msg = message(store, outbound_id)
     assert msg.state == "queued" and msg.attempts == 1 and "cannot reach the relay" in (msg.last_error or "")
-    assert msg.next_attempt_at == T0 + timedelta(seconds=60)
-    clock.now = T0 + timedelta(seconds=59)
+    assert msg.next_attempt_at == t0 + timedelta(seconds=60)
+    clock.now = t0 + timedelta(seconds=59)
     assert down.run_once().claimed == 0  # not due yet
-    clock.now = T0 + timedelta(seconds=61)
+    clock.now = t0 + timedelta(seconds=61)
     assert down.run_once().failed == 1
     msg = message(store, outbound_id)
     assert msg.state == "failed" and "gave up after 2 attempts" in (msg.last_error or "")
@@ -166,16 +176,16 @@ def test_a_refused_recipient_fails_at_once_and_flags_the_address(
 
 
 def test_a_sender_stopped_mid_send_is_taken_over_once_and_never_resent_past_the_point_of_no_return(
-        store: sessionmaker[Session], relay: Relay, blobs: FileBlobStore) -> None:
+        store: sessionmaker[Session], relay: Relay, blobs: FileBlobStore, t0: datetime) -> None:
     before, after = queue(store), queue(store, template="outcome")
     with store() as s, s.begin():  # a sender claimed both; it marked one committing, then died
-        claimed = {c.id: c for c in outbox.claim_due(s, now=T0, limit=10, lease_s=120)}
+        claimed = {c.id: c for c in outbox.claim_due(s, now=t0, limit=10, lease_s=120)}
     with store() as s, s.begin():
         assert outbox.mark_committing(s, outbound_id=after, token=claimed[after].token)
-    clock = Clock()
+    clock = Clock(t0)
     second = sender(store, blobs, relay=relay, clock=clock)
     assert second.run_once().claimed == 0  # the lease still holds
-    clock.now = T0 + timedelta(seconds=121)
+    clock.now = t0 + timedelta(seconds=121)
     report = second.run_once()
     assert (report.requeued_stale, report.sent) == (1, 1)
     assert message(store, before).state == "sent" and relay.count() == 1
@@ -184,7 +194,7 @@ def test_a_sender_stopped_mid_send_is_taken_over_once_and_never_resent_past_the_
     clock.now += timedelta(hours=1)
     assert second.run_once().claimed == 0 and relay.count() == 1  # never re-sent by itself
     with store() as s, s.begin():  # the dead sender's claim is gone: it can no longer finish
-        assert not outbox.record_sent(s, outbound_id=after, token=claimed[after].token, provider_id="x", now=T0)
+        assert not outbox.record_sent(s, outbound_id=after, token=claimed[after].token, provider_id="x", now=t0)
     with store() as s, s.begin():  # a person checked the relay's log: it did not go
         operations.retry_message(s, outbound_id=after, actor="operator", reason="not in the relay log")
     assert second.run_once().sent == 1 and relay.count() == 2
@@ -192,12 +202,12 @@ def test_a_sender_stopped_mid_send_is_taken_over_once_and_never_resent_past_the_
 
 
 def test_a_sender_whose_claim_was_taken_over_does_not_end_the_message(
-        store: sessionmaker[Session], relay: Relay, blobs: FileBlobStore) -> None:
+        store: sessionmaker[Session], relay: Relay, blobs: FileBlobStore, t0: datetime) -> None:
     outbound_id = queue(store)
     with store() as s, s.begin():
-        [slow] = outbox.claim_due(s, now=T0, limit=10, lease_s=1)
+        [slow] = outbox.claim_due(s, now=t0, limit=10, lease_s=1)
     with store() as s, s.begin():
-        outbox.reconcile(s, now=T0 + timedelta(seconds=2))  # its lease ran out; the row is queued again
+        outbox.reconcile(s, now=t0 + timedelta(seconds=2))  # its lease ran out; the row is queued again
     transport = SmtpTransport(SmtpConfig(host="127.0.0.1", port=relay.port, security="none"))
 
     def point_of_no_return() -> bool:
@@ -207,8 +217,8 @@ def test_a_sender_whose_claim_was_taken_over_does_not_end_the_message(
     with pytest.raises(ClaimLost):
         transport.send(slow, b"Subject: x\r\n\r\nbody\r\n", point_of_no_return=point_of_no_return)
     assert relay.count() == 0  # the connection closed before the final dot: the relay keeps nothing
-    clock = Clock()
-    clock.now = T0 + timedelta(seconds=3)
+    clock = Clock(t0)
+    clock.now = t0 + timedelta(seconds=3)
     assert sender(store, blobs, relay=relay, clock=clock).run_once().sent == 1 and relay.count() == 1
 
 
@@ -217,8 +227,6 @@ def twilio_reply(sid: str) -> bytes:
                        "body": "x", "account_sid": SID}).encode()
 
 
-@pytest.mark.xfail(strict=False, reason="fails in the full suite's order (the sender claims nothing), passes alone and "
-                   "with its package; cause not found yet: see the 2026-11-28 session note")
 def test_an_sms_goes_through_twilio_and_its_status_callbacks_move_it_on(
         store: sessionmaker[Session], blobs: FileBlobStore) -> None:
     outbound_id = queue(store, channel="sms", template="request_for_information",
@@ -242,10 +250,8 @@ def test_an_sms_goes_through_twilio_and_its_status_callbacks_move_it_on(
     assert audit_actions(store, outbound_id)[-1] == "outbound.delivered"
 
 
-@pytest.mark.xfail(strict=False, reason="fails in the full suite's order (the sender claims nothing), passes alone and "
-                   "with its package; cause not found yet: see the 2026-11-28 session note")
 def test_twilio_refusing_a_number_fails_the_sms_and_flags_it_and_a_callback_settles_an_uncertain_one(
-        store: sessionmaker[Session], blobs: FileBlobStore) -> None:
+        store: sessionmaker[Session], blobs: FileBlobStore, t0: datetime) -> None:
     refused = json.dumps({"code": 21211, "message": "The 'To' number is not a valid phone number.",
                           "status": 400}).encode()
     path = f"/2010-04-01/Accounts/{SID}/Messages.json"
@@ -259,9 +265,9 @@ def test_twilio_refusing_a_number_fails_the_sms_and_flags_it_and_a_callback_sett
         s.commit()
     second = queue(store, channel="sms")
     with store() as s, s.begin():
-        [claim] = outbox.claim_due(s, now=T0, limit=1, lease_s=1)
+        [claim] = outbox.claim_due(s, now=t0, limit=1, lease_s=1)
         outbox.mark_committing(s, outbound_id=second, token=claim.token)
-        outbox.reconcile(s, now=T0 + timedelta(seconds=5))  # the sender died after the POST
+        outbox.reconcile(s, now=t0 + timedelta(seconds=5))  # the sender died after the POST
     assert message(store, second).state == "unconfirmed"
     with store() as s, s.begin():  # Twilio's callback carries our id: the SMS did go
         assert operations.record_sms_status(s, message_sid="SM" + "1" * 32, status="delivered",
@@ -269,8 +275,6 @@ def test_twilio_refusing_a_number_fails_the_sms_and_flags_it_and_a_callback_sett
     assert message(store, second).provider_id == "SM" + "1" * 32
 
 
-@pytest.mark.xfail(strict=False, reason="fails in the full suite's order (the sender claims nothing), passes alone and "
-                   "with its package; cause not found yet: see the 2026-11-28 session note")
 def test_a_letter_becomes_an_a4_pdf_with_the_address_in_the_window_for_the_mailroom(
         store: sessionmaker[Session], relay: Relay, blobs: FileBlobStore) -> None:
     outbound_id = queue(store, channel="letter", template="outcome", fields={"decision": "We uphold it."})

@@ -27,7 +27,7 @@ def test_check_accepts_the_shipped_definitions() -> None:
     proc = _run(["check", str(SHIPPED_DIR)])
     assert proc.returncode == 0, proc.stderr
     assert "6 case type(s) OK" in proc.stdout
-    assert "complaint v1: 3 stages" in proc.stdout and "default general" in proc.stdout
+    assert "complaint v2: 3 stages" in proc.stdout and "default general" in proc.stdout
 
 
 def test_check_lists_every_problem_as_file_line_message(tmp_path: Path) -> None:
@@ -57,8 +57,8 @@ def test_load_then_list(db_url: str, tmp_path: Path) -> None:
            "CASEWORK_WORK__CASE_TYPES_DIR": str(folder)}
     proc = _run(["load"], env)
     assert proc.returncode == 0, proc.stderr
-    assert "complaint v1: stored" in proc.stdout
-    assert "complaint v1: unchanged" in _run(["load"], env).stdout
+    assert "complaint v2: stored" in proc.stdout
+    assert "complaint v2: unchanged" in _run(["load"], env).stdout
 
     general = folder / "general.yaml"
     general.write_text(general.read_text().replace("lease: 15m", "lease: 20m"))  # changed, version not bumped
@@ -67,7 +67,7 @@ def test_load_then_list(db_url: str, tmp_path: Path) -> None:
     listed = json.loads(_run(["list", "--json"], env).stdout)
     assert listed["case_types_dir"] == str(folder) and listed["problems"] == []
     states = {f["name"]: (f["version"], f["state"]) for f in listed["files"]}
-    assert states["complaint"] == (1, "loaded")
+    assert states["complaint"] == (2, "loaded")
     assert states["general"] == (1, "changed: bump version")
     assert states["claim"] == (2, "not loaded")
     assert {(r["name"], r["version"], r["current"]) for r in listed["registered"]} >= {("claim", 1, True)}
@@ -83,4 +83,5 @@ def test_load_then_list(db_url: str, tmp_path: Path) -> None:
             stored = {(r.name, r.version) for r in conn.execute(select(CaseTypeVersion.name, CaseTypeVersion.version))}
     finally:
         engine.dispose()
-    assert stored == {(n, 1) for n in ("application", "arrears", "change_of_details", "claim", "complaint", "general")}
+    assert stored == {(n, 1) for n in ("application", "arrears", "change_of_details", "claim", "general")} | {
+        ("complaint", 2)}

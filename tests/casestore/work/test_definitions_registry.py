@@ -79,9 +79,10 @@ def test_register_all_shipped_and_report_every_refusal(session: Session, tmp_pat
     shipped = load_case_types(SHIPPED_DIR)
     rows = register_all(session, shipped)
     assert {r.name for r in rows} == set(shipped)
-    assert current_versions(session) == {name: 1 for name in shipped}
-    for name in shipped:
-        assert get_definition(session, name, 1) == shipped[name].case_type  # stored JSON gives the same model
+    assert current_versions(session) == {name: loaded.version for name, loaded in shipped.items()}
+    assert current_versions(session)["complaint"] == 2  # v2: send_response sends or needs the outcome
+    for name, loaded in shipped.items():
+        assert get_definition(session, name, loaded.version) == loaded.case_type  # stored JSON gives the same
     folder = tmp_path / "edited"
     folder.mkdir()
     edited = {}
