@@ -88,6 +88,8 @@ class Matcher:
             declared_customer_id=declared,
             account_numbers=[item.meta_account_number] if item.meta_account_number else [])
         evidence["sender"] = {"email": item.sender_email, "phone": item.sender_phone, "name": item.sender_name}
+        if item.sender_field not in (None, "from"):
+            evidence["sender"]["from_header"] = f"From unusable; sender taken from {item.sender_field.title()}"
         metadata = {k: v for k, v in (("case_ref", item.meta_case_ref), ("customer_id", item.meta_customer_id),
                                       ("account_number", item.meta_account_number)) if v}
         if metadata:
