@@ -54,6 +54,8 @@ class TimelineEntry(BaseModel):
     reason: str = ""
     details: dict[str, Any] = {}
     documents: list[TimelineDocument] = []
+    dated_at: datetime | None = None  # a document's own date (email Date, scan capture time); `at` is receipt
+    dated_as: str = ""  # "sent" or "captured"
 
 
 class TimelinePage(BaseModel):
@@ -141,6 +143,18 @@ def _documents(session: Session, case_id: int, after: tuple[datetime, int, str] 
     return [
         TimelineEntry(kind="document", at=i.received_at, key=i.item_id, actor=i.sender or "",
                       title=i.subject or i.filename or "(no subject)", channel=i.channel, doc_type=i.doc_type,
-                      reason=str((i.decision or {}).get("reason", "")), documents=parts.get(i.item_id, []))
+                      reason=str((i.decision or {}).get("reason", "")), documents=parts.get(i.item_id, []),
+                      **_own_date(i.meta or {}))
         for i in items
     ]
+
+
+def _own_date(meta: dict[str, Any]) -> dict[str, Any]:
+    for key, label in (("sent_at", "sent"), ("captured_at", "captured")):
+        value = meta.get(key)
+        if isinstance(value, str):
+            try:
+                return {"dated_at": datetime.fromisoformat(value), "dated_as": label}
+            except ValueError:
+                continue
+    return {}

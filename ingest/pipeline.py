@@ -207,6 +207,9 @@ def filing_for(item: ClassifiedItem) -> Filing:
         metadata.get("subject") or (item.filename or ""))
     if email and email.date is not None:
         metadata["sent_at"] = email.date.isoformat()  # the mail's own Date, beside received_at
+    captured = next((p.fields.get("captured_at") for p in item.parts if p.fields.get("captured_at")), None)
+    if not email and captured:
+        metadata["captured_at"] = captured  # a scan's capture time, as the scanner recorded it
     new_item = item_service.NewItem(
         item_id=item.item_id, idempotency_key=item.idempotency_key, channel=item.channel,
         received_at=item.received_at, source=item.source, filename=item.filename,
