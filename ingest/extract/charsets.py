@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import logging
+import re
 import unicodedata
 from collections.abc import Sequence
 
@@ -185,8 +186,9 @@ def detect_codec(sample: bytes, declared: Sequence[str | None] = ()) -> str | No
     candidates = list(dict.fromkeys([*wanted, *(codecs.lookup(c).name for c in MAIL_CODECS)]))
     chaos: dict[str, float] = {}
     for match in from_bytes(sample, cp_isolation=candidates):
-        with contextlib.suppress(LookupError):
-            chaos[codecs.lookup(match.encoding).name] = match.chaos
+        for encoding in match.could_be_from_charset:  # codecs giving the same text (cp1252 = cp1250 for 'é')
+            with contextlib.suppress(LookupError):
+                chaos.setdefault(codecs.lookup(encoding).name, match.chaos)
     best = min(chaos.values(), default=1.0)
     for codec in wanted:
         if _strictly(sample, codec) and (
@@ -199,17 +201,26 @@ def detect_codec(sample: bytes, declared: Sequence[str | None] = ()) -> str | No
     return min(chaos, key=lambda c: (round(chaos[c] + _implausibility(sample, c), 2), rank.get(c, len(rank))))
 
 
+_MIXED_WORD = re.compile(r"[A-Za-z][\u0400-\u04ff]|[\u0400-\u04ff][A-Za-z]")
+
+
 def _implausibility(sample: bytes, codec: str) -> float:
     """What charset-normalizer cannot judge on a few bytes (it calls most short readings clean):
-    text that is mostly Latin-1 symbols ('·¢Æ±' for GB2312 '发票'), control or unassigned
-    characters, half-width katakana (GB2312 read as CP932), Hangul mixed with Han characters
+    text that is mostly Latin-1 symbols ('·¢Æ±' for GB2312 '发票') or typographic punctuation
+    (Shift_JIS read as CP1251), control, unassigned or combining characters (Thai
+    tone marks, Hebrew points: GB2312 read as CP874 or CP1255), half-width katakana (GB2312 read as
+    CP932), Hangul mixed with Han characters
     (GB2312 read as CP949)."""
     text = sample.decode(codec, errors="replace")
     wide = [c for c in text if ord(c) > 127]
     if not wide:
         return 0.0
     odd = sum(1 for c in wide if "\u00a0" <= c <= "\u00bf" or c in "\u00d7\u00f7\ufffd"
-              or "\uff61" <= c <= "\uff9f" or unicodedata.category(c) in ("Cc", "Co", "Cn"))
+              or "\u2010" <= c <= "\u206f" or "\uff61" <= c <= "\uff9f"
+              or unicodedata.category(c) in ("Cc", "Co", "Cn", "Mn"))
     hangul = any("\uac00" <= c <= "\ud7a3" for c in wide)
     han = any("\u4e00" <= c <= "\u9fff" for c in wide)
-    return 0.5 * odd / len(wide) + (0.1 if hangul and han else 0.0)
+    if han and not any("\u3040" <= c <= "\u309f" for c in wide):  # katakana among Han, no hiragana: Big5 misread
+        odd += sum(1 for c in wide if "\u30a0" <= c <= "\u30ff")
+    odd += len(_MIXED_WORD.findall(text))  # Latin and Cyrillic letters in one word: a Latin-2 text misread
+    return 0.5 * min(1.0, odd / len(wide)) + (0.1 if hangul and han else 0.0)

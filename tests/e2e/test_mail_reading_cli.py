@@ -1,7 +1,8 @@
 """Issue 11 (4, 5, 8) tried as a user would, through `casework ingest`: a mail whose header block is
 damaged and one without a Subject reach their case with a sender, no file-name subject, and their
 own date beside the time casework received them; a bounce from a less common system is noise and
-opens nothing; a scan keeps its capture time."""
+opens nothing, while a person whose subject says "Delivery failure" is not; a scan keeps its
+capture time."""
 
 from __future__ import annotations
 
@@ -32,6 +33,9 @@ def test_damaged_headers_no_subject_bounce_and_own_dates(tmp_path: Path, user_en
     (inbox / "bounce.eml").write_bytes(
         b"From: Mailsystem <>\nSubject: Unzustellbar: Ihre Nachricht\nMessage-ID: <b1@mx.example.de>\n\n"
         b"Die Nachricht an jane.doe@example.com konnte nicht zugestellt werden.\n")
+    (inbox / "person.eml").write_bytes(
+        b"From: Jane Doe <jane.doe@example.com>\nSubject: Delivery failure of my parcel CM-2025-004817\n"
+        b"Message-ID: <w3@example.com>\n\nThe parcel was not delivered to my address. Jane\n")
     scan = io.BytesIO()
     Image.new("L", (40, 40), 255).save(scan, format="TIFF", tiffinfo={306: "2026:11:19 16:45:10"})
     (inbox / "page.tif").write_bytes(scan.getvalue())
@@ -41,6 +45,7 @@ def test_damaged_headers_no_subject_bounce_and_own_dates(tmp_path: Path, user_en
     assert by_name["wrapped.eml"]["outcome"] == "attached", report
     assert by_name["scan_0042.eml"]["outcome"] == "attached", report
     assert by_name["bounce.eml"]["outcome"] == "noise", report
+    assert by_name["person.eml"]["outcome"] == "attached", report  # bounce words from a person: not noise
 
     wrapped = run_json(env, "item", "show", by_name["wrapped.eml"]["item_id"], "--json")
     assert wrapped["sender"] == "jane.doe@example.com"
