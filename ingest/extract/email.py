@@ -409,7 +409,10 @@ def _message_policy() -> _ParsedOncePolicy:
 
 
 def parse_message(data: bytes) -> Message:
-    return BytesParser(policy=_message_policy()).parsebytes(normalise_line_endings(data))
+    """The message, its header block read leniently (``repair_header_block``) where the standard
+    parser would lose it."""
+    repaired, _notes = repair_header_block(normalise_line_endings(data))
+    return BytesParser(policy=_message_policy()).parsebytes(repaired)
 
 
 def extract_email(
@@ -431,8 +434,7 @@ def extract_email(
 
 
 def _extract_email(data: bytes, ctx: ExtractContext) -> Extraction:
-    data, repairs = repair_header_block(normalise_line_endings(data))
-    for note in repairs:
+    for note in repair_header_block(normalise_line_endings(data))[1]:
         ctx.warn(f"email header block damaged (read leniently): {note}")
     msg = parse_message(data)
     fallback = header_charset(msg)

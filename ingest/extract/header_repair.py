@@ -26,6 +26,8 @@ _KNOWN = re.compile(
     rb"^(from|to|cc|subject|date|message-id|received|return-path|sender|reply-to|mime-version|content-type|"
     rb"delivered-to|x-[\w-]+)[ \t]*:", re.I,
 )
+_BLANK_LINE = re.compile(rb"(?:^|\n)\r?\n")
+_MAX_HEAD = 1 << 20  # a header block longer than 1 MiB is not repaired
 _MAX_JUNK = 3  # lines skipped before the first field; more than that is not a damaged header block
 
 
@@ -39,7 +41,9 @@ def repair_header_block(data: bytes) -> tuple[bytes, list[str]]:
     The bytes are returned unchanged unless the header block holds a line the parser would stop at
     and a real header field follows it; never fails.
     """
-    lines = data.splitlines(keepends=True)
+    blank = _BLANK_LINE.search(data, 0, _MAX_HEAD)
+    cut = blank.end() if blank is not None else min(len(data), _MAX_HEAD)
+    lines, tail = data[:cut].splitlines(keepends=True), data[cut:]  # only the head is split: mail can be large
     end = next((i for i, line in enumerate(lines) if _is_blank(line)), len(lines))
     head = lines[:end]
     if all(_FIELD.match(line) or line[:1] in (b" ", b"\t") or (i == 0 and _MBOX.match(line))
@@ -75,4 +79,4 @@ def repair_header_block(data: bytes) -> tuple[bytes, list[str]]:
     if not notes:
         return data, []
     rest = lines[end:] if body_from is None else [b"\n", *head[body_from:], *lines[end:]]
-    return b"".join(fixed + rest), notes
+    return b"".join(fixed + rest) + tail, notes
