@@ -148,8 +148,9 @@ def _looks_like_bounce(
     quoted = has_original or (bool(_ORIGINAL_MARKER.search(head)) and bool(_QUOTED_HEADERS.search(body[:20000])))
     if (daemon or null_sender) and (subject_says or body_says):
         return True
-    if (machine or auto_generated) and (subject_says or (body_says and (quoted or mta_detail))):
-        return True
+    if (machine or auto_generated) and (subject_says or body_says) and (
+            (subject_says and body_says) or quoted or mta_detail):
+        return True  # a courier's no-reply "Delivery failed" about a parcel needs more than its subject
     # a person's address forwarding a notice (cloud mail services forward a bounce as a message)
     return subject_says and body_says and (quoted or mta_detail)
 

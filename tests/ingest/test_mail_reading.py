@@ -155,6 +155,9 @@ GENUINE = {
     "complaint about mail delivery": (
         b"From: Bob <bob@example.org>\nSubject: Delivery failure of my replacement card\n\n"
         b"The card you sent was not delivered to my address. Please send another.\n"),
+    "courier's no-reply notice": (
+        b"From: Parcels <noreply@courier.example>\nSubject: Delivery failed - we missed you\n\n"
+        b"We tried to deliver your parcel 1234 today but nobody was home. Book a new slot online.\n"),
     "forwarded conversation": (
         b"From: Cy <cy@example.net>\nSubject: Fwd: meeting\n\n---------- Original message ---------\n"
         b"From: Di <di@example.net>\nDate: Mon, 1 Jan 2024\nSubject: meeting\nTo: cy@example.net\n\nSee you.\n"),
