@@ -197,7 +197,7 @@ def case_folder(session: Session, *, ref: str) -> dict[str, Any]:
     customer = case.customer
     doc_rows = session.execute(
         select(Document, Item.channel, Item.received_at, Item.doc_type, func.length(Document.text), Item.direction,
-               Item.delivery_state, Item.sender)
+               Item.delivery_state, Item.sender, Item.meta)
         .join(Item, Document.item_id == Item.item_id)
         .where(Document.case_id == case.id)
         .order_by(Item.received_at, Item.item_id, Document.part_index)
@@ -242,8 +242,10 @@ def case_folder(session: Session, *, ref: str) -> dict[str, Any]:
                 "direction": direction,
                 "delivery_state": delivery_state,
                 "sender": sender,
+                "sent_at": (meta or {}).get("sent_at"),
+                "captured_at": (meta or {}).get("captured_at"),
             }
-            for doc, channel, received_at, doc_type, text_chars, direction, delivery_state, sender in doc_rows
+            for doc, channel, received_at, doc_type, text_chars, direction, delivery_state, sender, meta in doc_rows
         ],
         "notes": [
             {"note_id": n.id, "author": n.author, "body": n.body, "created_at": _iso(n.created_at)} for n in notes

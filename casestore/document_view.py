@@ -37,6 +37,8 @@ class DocumentView(BaseModel):
     error: str | None
     channel: str
     received_at: datetime
+    sent_at: str | None = None  # the email's own Date header
+    captured_at: str | None = None  # a scan's capture time as the scanner recorded it
     sender: str | None
     subject: str | None
     doc_type: str
@@ -68,6 +70,7 @@ def document_view(session: Session, *, document_id: int) -> tuple[DocumentView, 
         document_id=doc.id, item_id=item.item_id, part_index=doc.part_index, kind=doc.kind, title=doc.title or "",
         filename=doc.filename, content_type=doc.content_type, blob_sha256=doc.blob_sha256, text=doc.text or "",
         fields=dict(doc.fields or {}), error=doc.error, channel=item.channel, received_at=item.received_at,
+        sent_at=(item.meta or {}).get("sent_at"), captured_at=(item.meta or {}).get("captured_at"),
         sender=item.sender, subject=item.subject, doc_type=item.doc_type, outcome=item.outcome,
         item_blob_sha256=item.blob_sha256, item_filename=item.filename, item_content_type=item.content_type,
         case_ref=case.ref if case is not None else None, parts=parts,

@@ -56,6 +56,8 @@ class TimelineEntry(BaseModel):
     documents: list[TimelineDocument] = []
     direction: str = "in"  # documents: "out" for a message we sent (casestore.outbound)
     delivery_state: str | None = None  # documents going out: queued, sent, failed, to_print, posted...
+    dated_at: datetime | None = None  # a document's own date (email Date, scan capture time); `at` is receipt
+    dated_as: str = ""  # "sent" or "captured"
 
 
 class TimelinePage(BaseModel):
@@ -144,6 +146,17 @@ def _documents(session: Session, case_id: int, after: tuple[datetime, int, str] 
         TimelineEntry(kind="document", at=i.received_at, key=i.item_id, actor=i.sender or "",
                       title=i.subject or i.filename or "(no subject)", channel=i.channel, doc_type=i.doc_type,
                       reason=str((i.decision or {}).get("reason", "")), documents=parts.get(i.item_id, []),
-                      direction=i.direction or "in", delivery_state=i.delivery_state)
+                      direction=i.direction or "in", delivery_state=i.delivery_state, **_own_date(i.meta or {}))
         for i in items
     ]
+
+
+def _own_date(meta: dict[str, Any]) -> dict[str, Any]:
+    for key, label in (("sent_at", "sent"), ("captured_at", "captured")):
+        value = meta.get(key)
+        if isinstance(value, str):
+            try:
+                return {"dated_at": datetime.fromisoformat(value), "dated_as": label}
+            except ValueError:
+                continue
+    return {}

@@ -23,6 +23,7 @@ class MatchInput:
     is_bulk: bool = False
     doc_type_hint: str | None = None
     sender_name: str | None = None  # display name of From, a form's name field
+    sender_field: str | None = None  # email: "sender" or "reply-to" when From was unusable
     message_id: str | None = None
     in_reply_to: str | None = None
     references: tuple[str, ...] = ()

@@ -37,6 +37,11 @@ _AUTOMATIC_SUBJECT = re.compile(
     r"^\s*(?:auto(?:matic)?[ -]?(?:reply|response|antwort)|out of (?:the )?office|abwesenheitsnotiz"
     r"|undeliver(?:able|ed)|delivery (?:status notification|failure|has failed)|mail delivery (?:failed|system)"
     r"|returned mail|read receipt|read:|delivered:)", re.IGNORECASE)
+# Bounce words in a subject: for email the extract stage already judged bounces by their structure
+# (a customer may write "Delivery failure of my card"), so for email these words alone are not enough.
+_BOUNCE_SUBJECT = re.compile(
+    r"^\s*(?:undeliver(?:able|ed)|delivery (?:status notification|failure|has failed)"
+    r"|mail delivery (?:failed|system)|returned mail)", re.IGNORECASE)
 _STRONG_SIGNALS = frozenset({"sender_email", "sender_phone", "content_email", "content_phone", "account_number",
                              "name_postcode", "name_address", "declared_customer"})
 _OWN_SIGNALS = frozenset({"account_number", "name_postcode", "name_address"})
@@ -68,9 +73,11 @@ class Matcher:
             evidence["rule"] = rule
             return MatchResult(outcome=outcome, doc_type=doc_type, reason=reason, evidence=evidence, **kw)
 
-        if item.is_bounce or item.is_auto_reply or _AUTOMATIC_SUBJECT.match(item.subject or ""):
+        automatic_subject = bool(_AUTOMATIC_SUBJECT.match(item.subject or "")) and not (
+            item.channel == "email" and _BOUNCE_SUBJECT.match(item.subject or ""))
+        if item.is_bounce or item.is_auto_reply or automatic_subject:
             evidence["automatic"] = {"bounce": item.is_bounce, "auto_reply": item.is_auto_reply,
-                                     "subject": bool(_AUTOMATIC_SUBJECT.match(item.subject or ""))}
+                                     "subject": automatic_subject}
             original = item.original_message_id or item.in_reply_to
             if original:
                 linked = lookup.case_by_message_id(original)
@@ -88,6 +95,8 @@ class Matcher:
             declared_customer_id=declared,
             account_numbers=[item.meta_account_number] if item.meta_account_number else [])
         evidence["sender"] = {"email": item.sender_email, "phone": item.sender_phone, "name": item.sender_name}
+        if item.sender_field not in (None, "from"):
+            evidence["sender"]["from_header"] = f"From unusable; sender taken from {item.sender_field.title()}"
         metadata = {k: v for k, v in (("case_ref", item.meta_case_ref), ("customer_id", item.meta_customer_id),
                                       ("account_number", item.meta_account_number)) if v}
         if metadata:

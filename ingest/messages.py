@@ -75,6 +75,8 @@ class EmailHeaders(_Frozen):
 
     from_addr: str | None = None
     from_name: str | None = None
+    sender_field: str | None = Field(default=None, description="header the sender was read from: from, "
+                                     "or sender / reply-to when From was unusable")
     to: list[str] = Field(default_factory=list)
     cc: list[str] = Field(default_factory=list)
     subject: str = ""

@@ -130,6 +130,7 @@ def match_input(item: ExtractedItem) -> MatchInput:
         is_bulk=bool(email and email.is_bulk),
         doc_type_hint=item.metadata.get("doc_type"),
         sender_name=(email.from_name if email else None) or item.metadata.get("sender_name"),
+        sender_field=email.sender_field if email else None,
         message_id=email.message_id if email else None,
         in_reply_to=email.in_reply_to if email else None,
         references=tuple(email.references) if email else (),
@@ -201,7 +202,14 @@ def filing_for(item: ClassifiedItem) -> Filing:
     metadata = dict(item.metadata)
     if email and email.message_id:
         metadata["message_id"] = email.message_id
-    subject = (email.subject if email else "") or metadata.get("subject") or (item.filename or "")
+    # an email without a Subject has an empty subject ("(no subject)" where shown), never its file name
+    subject = (email.subject or metadata.get("subject") or "") if email else (
+        metadata.get("subject") or (item.filename or ""))
+    if email and email.date is not None:
+        metadata["sent_at"] = email.date.isoformat()  # the mail's own Date, beside received_at
+    captured = next((p.fields.get("captured_at") for p in item.parts if p.fields.get("captured_at")), None)
+    if not email and captured:
+        metadata["captured_at"] = captured  # a scan's capture time, as the scanner recorded it
     new_item = item_service.NewItem(
         item_id=item.item_id, idempotency_key=item.idempotency_key, channel=item.channel,
         received_at=item.received_at, source=item.source, filename=item.filename,
@@ -211,7 +219,8 @@ def filing_for(item: ClassifiedItem) -> Filing:
     )
     documents = [
         item_service.NewDocument(
-            part_index=p.index, kind=p.kind, title=p.filename or subject or f"part {p.index}",
+            part_index=p.index, kind=p.kind,
+            title=p.filename or subject or ("(no subject)" if email else f"part {p.index}"),
             filename=p.filename, content_type=p.content_type, blob_sha256=p.blob_sha256, text=p.text,
             fields=p.fields, error=p.error,
         )

@@ -43,6 +43,8 @@ class DocumentView(BaseModel):
     direction: str = "in"                 # "out": a message we sent (casestore.outbound)
     delivery_state: str | None = None     # of a message we sent: queued, sent, delivered, bounced...
     sender: str | None = None             # who wrote it (for "out": the agent who sent it)
+    sent_at: str | None = None            # an email's own Date header (received_at: when casework got it)
+    captured_at: str | None = None        # a scan's capture time as the scanner recorded it (TIFF, PDF)
 
 
 class NoteView(BaseModel):

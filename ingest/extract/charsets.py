@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import codecs
+import contextlib
 import logging
+import re
+import unicodedata
+from collections.abc import Sequence
+
+from charset_normalizer import from_bytes
 
 log = logging.getLogger(__name__)
 
@@ -139,3 +145,82 @@ def decode_text(data: bytes, declared: str | None = None) -> tuple[str, str]:
         return data.decode("cp1252"), "cp1252"
     except UnicodeDecodeError:
         return data.decode("latin-1"), "latin-1"
+
+
+# What raw 8-bit header bytes (no encoded-words) are written in by real mail software, as the
+# superset codecs that decode them: Windows-1252 for Latin-1, GB18030 for GB2312/GBK, CP932 for
+# Shift_JIS (NEC and IBM extensions such as circled digits), CP949 for EUC-KR.  The order breaks
+# ties when the detector finds several equally clean readings of a short string.
+MAIL_CODECS = ("cp1252", "gb18030", "cp932", "cp949", "big5hkscs", "cp1251", "koi8-r", "cp1250", "cp1253",
+               "cp1254", "cp1257", "cp1255", "cp1256", "cp874")
+_SINGLE_BYTE_SLACK = 0.05  # a declared single-byte charset is kept unless a reading this much cleaner exists
+
+
+def _is_multibyte(codec: str) -> bool:
+    return codec in ("gb18030", "cp932", "cp949", "big5hkscs", "big5", "shift_jis", "euc_kr", "johab") or \
+        codec.startswith(("euc", "iso2022", "utf", "gb", "hz"))
+
+
+def _strictly(data: bytes, codec: str) -> bool:
+    try:
+        data.decode(codec)
+    except (UnicodeDecodeError, LookupError):
+        return False
+    return True
+
+
+def detect_codec(sample: bytes, declared: Sequence[str | None] = ()) -> str | None:
+    """The codec for raw 8-bit text of unknown charset (header fields, file names), or None if
+    ``sample`` is ASCII.
+
+    UTF-8 when the bytes are valid UTF-8; then a charset the message declares (for its parts) that
+    decodes the sample cleanly: a multi-byte one whenever it decodes without error, a single-byte
+    one (which decodes anything) unless charset-normalizer finds a clearly cleaner reading; then
+    charset-normalizer's cleanest reading among ``MAIL_CODECS``, ties broken by that order.
+    """
+    if sample.isascii():
+        return None
+    if _strictly(sample, "utf-8"):
+        return "utf-8"
+    wanted = list(dict.fromkeys(c for c in (codec_for(d) for d in declared) if c and c != "utf-8"))
+    candidates = list(dict.fromkeys([*wanted, *(codecs.lookup(c).name for c in MAIL_CODECS)]))
+    chaos: dict[str, float] = {}
+    for match in from_bytes(sample, cp_isolation=candidates):
+        for encoding in match.could_be_from_charset:  # codecs giving the same text (cp1252 = cp1250 for 'é')
+            with contextlib.suppress(LookupError):
+                chaos.setdefault(codecs.lookup(encoding).name, match.chaos)
+    best = min(chaos.values(), default=1.0)
+    for codec in wanted:
+        if _strictly(sample, codec) and (
+            _is_multibyte(codec) or chaos.get(codec, 1.0) <= best + _SINGLE_BYTE_SLACK
+        ):
+            return codec
+    if not chaos:
+        return None
+    rank = {c: i for i, c in enumerate(candidates)}
+    return min(chaos, key=lambda c: (round(chaos[c] + _implausibility(sample, c), 2), rank.get(c, len(rank))))
+
+
+_MIXED_WORD = re.compile(r"[A-Za-z][\u0400-\u04ff]|[\u0400-\u04ff][A-Za-z]")
+
+
+def _implausibility(sample: bytes, codec: str) -> float:
+    """What charset-normalizer cannot judge on a few bytes (it calls most short readings clean):
+    text that is mostly Latin-1 symbols ('·¢Æ±' for GB2312 '发票') or typographic punctuation
+    (Shift_JIS read as CP1251), control, unassigned or combining characters (Thai
+    tone marks, Hebrew points: GB2312 read as CP874 or CP1255), half-width katakana (GB2312 read as
+    CP932), Hangul mixed with Han characters
+    (GB2312 read as CP949)."""
+    text = sample.decode(codec, errors="replace")
+    wide = [c for c in text if ord(c) > 127]
+    if not wide:
+        return 0.0
+    odd = sum(1 for c in wide if "\u00a0" <= c <= "\u00bf" or c in "\u00d7\u00f7\ufffd"
+              or "\u2010" <= c <= "\u206f" or "\uff61" <= c <= "\uff9f"
+              or unicodedata.category(c) in ("Cc", "Co", "Cn", "Mn"))
+    hangul = any("\uac00" <= c <= "\ud7a3" for c in wide)
+    han = any("\u4e00" <= c <= "\u9fff" for c in wide)
+    if han and not any("\u3040" <= c <= "\u309f" for c in wide):  # katakana among Han, no hiragana: Big5 misread
+        odd += sum(1 for c in wide if "\u30a0" <= c <= "\u30ff")
+    odd += len(_MIXED_WORD.findall(text))  # Latin and Cyrillic letters in one word: a Latin-2 text misread
+    return 0.5 * min(1.0, odd / len(wide)) + (0.1 if hangul and han else 0.0)

@@ -15,10 +15,10 @@ from email import policy
 from email.headerregistry import BaseHeader
 from email.message import Message
 from email.parser import BytesParser
-from email.policy import EmailPolicy
+from email.policy import Compat32, EmailPolicy
 from email.utils import collapse_rfc2231_value
 
-from ingest.extract.charsets import decode_text
+from ingest.extract.charsets import decode_text, detect_codec
 from ingest.extract.context import ExtractContext
 from ingest.extract.email_flags import classify
 from ingest.extract.email_headers import (
@@ -31,6 +31,7 @@ from ingest.extract.email_headers import (
     unescape_raw,
 )
 from ingest.extract.folding import fold
+from ingest.extract.header_repair import repair_header_block
 from ingest.extract.html import decode_html, html_to_text
 from ingest.extract.result import Extraction
 from ingest.extract.text import normalise_newlines
@@ -63,11 +64,43 @@ def _param(part: Message, name: str, header: str = "content-type") -> str | None
     return text.strip() or None
 
 
+class _RawValues(Compat32):
+    """compat32 that hands header values back as stored (raw bytes as surrogate escapes), not as
+    ``Header`` objects of charset unknown-8bit."""
+
+    def header_fetch_parse(self, name: str, value: str) -> str:
+        return value
+
+
+_RAW_VALUES = _RawValues()
+
+
+def _raw_param(part: Message, name: str, header: str, fallback_charset: str | None) -> str | None:
+    """A parameter read from the header's raw text, as the parser stored it: ``policy.default``
+    decodes parameters itself and turns raw 8-bit bytes into U+FFFD, and decodes RFC 2231 values with
+    the narrow codec the label names (Shift_JIS loses what only CP932 has).  The compat32 message
+    class keeps both the raw bytes and the RFC 2231 pieces, which our charset code then decodes."""
+    raw = raw_header(part, header)
+    if raw is None:
+        return None
+    holder = Message(policy=_RAW_VALUES)
+    holder[header] = raw
+    value = holder.get_param(name, header=header)
+    if value is None:
+        return None
+    if isinstance(value, tuple):  # RFC 2231: (charset, language, percent-decoded text as Latin-1)
+        charset, _language, text = value
+        data = text.encode("latin-1", "surrogateescape") if isinstance(text, str) else b""
+        return decode_text(data, charset or fallback_charset)[0].strip() or None
+    return unescape_raw(str(value), fallback_charset).strip().strip('"').strip() or None
+
+
 def _filename(part: Message, fallback_charset: str | None) -> str | None:
-    name = _param(part, "filename", "content-disposition") or _param(part, "name")
+    name = (_raw_param(part, "filename", "content-disposition", fallback_charset)
+            or _raw_param(part, "name", "content-type", fallback_charset))
     if not name:
         return None
-    return " ".join(decode_words(unescape_raw(name, fallback_charset)).split()) or None
+    return " ".join(decode_words(name).split()) or None
 
 
 def _declared_type(part: Message) -> str | None:
@@ -86,8 +119,10 @@ def _payload_bytes(part: Message) -> bytes:
     return raw.split(b"\n\n", 1)[1] if b"\n\n" in raw else raw
 
 
-def _text_of(part: Message, data: bytes, ctype: str) -> str:
+def _text_of(part: Message, data: bytes, ctype: str, fallback_charset: str | None = None) -> str:
     charset = _param(part, "charset")
+    if charset is None and fallback_charset is not None and not data.isascii():
+        charset = detect_codec(data, [fallback_charset])  # undeclared 8-bit text: as the headers are, if it fits
     if ctype == "text/html":
         markup, _codec = decode_html(data, charset)
         return html_to_text(markup)
@@ -163,7 +198,7 @@ class _Walker:
         disposition = (part.get_content_disposition() or "").lower()
         data = _payload_bytes(part)
         if ctype in _BODY_TYPES and body is not None and not filename and disposition != "attachment":
-            text = _text_of(part, data, ctype)
+            text = _text_of(part, data, ctype, self.fallback)
             if ctype == "text/plain":
                 text = self._uudecoded(text, level)
             body.append(text)
@@ -191,7 +226,7 @@ class _Walker:
         plain = [c for c in children if c.get_content_type() == "text/plain" and not c.is_multipart()]
         chosen: Message | None = None
         if body is not None and plain:
-            text = _text_of(plain[0], _payload_bytes(plain[0]), "text/plain")
+            text = _text_of(plain[0], _payload_bytes(plain[0]), "text/plain", self.fallback)
             if text.strip():
                 body.append(text)
                 chosen = plain[0]
@@ -288,16 +323,37 @@ def _walk(msg: Message) -> Iterator[Message]:
             stack.extend(reversed([c for c in part.get_payload() if isinstance(c, Message)]))
 
 
-def _first_charset(msg: Message) -> str | None:
+def _declared_charsets(msg: Message) -> list[str]:
+    found: list[str] = []
     for part in _walk(msg):
         charset = _param(part, "charset")
-        if charset:
-            return charset
-    return None
+        if charset and charset not in found:
+            found.append(charset)
+    return found
+
+
+def _raw_8bit_sample(msg: Message) -> bytes:
+    """Every header value (of every part) that holds raw 8-bit bytes, as those bytes."""
+    values = [str(v) for part in _walk(msg) for _k, v in part.raw_items()]
+    return b"\n".join(v.encode("utf-8", "surrogateescape") for v in values
+                      if any("\udc80" <= c <= "\udcff" for c in v))
+
+
+def header_charset(msg: Message) -> str | None:
+    """The charset to read raw 8-bit header bytes and file names in (``detect_codec`` on all of
+    them at once: a longer sample than one subject), else the first charset the message declares."""
+    declared = _declared_charsets(msg)
+    sample = _raw_8bit_sample(msg)
+    return (detect_codec(sample, declared) if sample else None) or (declared[0] if declared else None)
 
 
 def email_headers(msg: Message, body: str, fallback: str | None) -> EmailHeaders:
-    sender = addresses(msg, "from", fallback) or addresses(msg, "sender", fallback)
+    sender_field = None
+    for field in ("from", "sender", "reply-to"):  # From unusable (absent, empty, no address): who else wrote
+        sender = addresses(msg, field, fallback)
+        if sender:
+            sender_field = field
+            break
     from_name, from_addr = sender[0] if sender else ("", None)
     subject = header_text(msg, "subject", fallback)
     flags = classify(msg, from_addr=from_addr, from_name=from_name, subject=subject, body=body)
@@ -305,6 +361,7 @@ def email_headers(msg: Message, body: str, fallback: str | None) -> EmailHeaders
     return EmailHeaders(
         from_addr=from_addr,
         from_name=from_name or None,
+        sender_field=sender_field,
         to=[a for _, a in addresses(msg, "to", fallback)],
         cc=[a for _, a in addresses(msg, "cc", fallback)],
         subject=subject,
@@ -352,7 +409,10 @@ def _message_policy() -> _ParsedOncePolicy:
 
 
 def parse_message(data: bytes) -> Message:
-    return BytesParser(policy=_message_policy()).parsebytes(normalise_line_endings(data))
+    """The message, its header block read leniently (``repair_header_block``) where the standard
+    parser would lose it."""
+    repaired, _notes = repair_header_block(normalise_line_endings(data))
+    return BytesParser(policy=_message_policy()).parsebytes(repaired)
 
 
 def extract_email(
@@ -374,8 +434,10 @@ def extract_email(
 
 
 def _extract_email(data: bytes, ctx: ExtractContext) -> Extraction:
+    for note in repair_header_block(normalise_line_endings(data))[1]:
+        ctx.warn(f"email header block damaged (read leniently): {note}")
     msg = parse_message(data)
-    fallback = _first_charset(msg)
+    fallback = header_charset(msg)
     walker = _Walker(ctx, fallback)
     texts: list[str] = []
     walker.walk(msg, ctx.depth, texts)

@@ -9,21 +9,55 @@ from email.message import Message
 from ingest.extract.email_headers import header_text, message_ids, raw_header
 
 _DAEMONS = {"mailer-daemon", "postmaster", "mailerdaemon", "mail-daemon", "mdaemon", "poostmaster"}
-_DAEMON_NAMES = re.compile(r"mail delivery (sub)?system|mailer[- ]daemon|postmaster", re.I)
+_DAEMON_NAMES = re.compile(
+    r"mail delivery (sub)?system|mailer[- ]daemon|postmaster|mail ?delivery ?service|delivery status|"
+    r"system administrator|mail ?system", re.I)
+# Senders that are programs, not people: MTAs, gateways, virus walls, list servers' bounce handlers.
+_MACHINE_SENDER = re.compile(
+    r"^(no-?reply|do-?not-?reply|bounces?|mailer-?daemon|postmaster|mail[._-]?delivery[._-]?(system|service)?|"
+    r"ndr|mail[._-]?daemon|smtp|[\w.-]*smtp[_.-]?(mail)?[_.-]?service|[\w.-]*anti-?virus[\w.-]*|imss|"
+    r"inetgw\d*|mail[._-]?(gateway|gw)|sms[._-]?(gateway|gw)|[\w.-]*-(bounces|owner|admin))\b", re.I)
+# Subjects of delivery failures and delays, in the languages MTAs write them in.
 _BOUNCE_SUBJECT = re.compile(
-    r"undeliver|undelivered mail|delivery status notification|failure notice|returned mail|"
+    r"undeliver|undelivered mail|delivery status|delivery report|failure notice|returned mail|"
     r"mail delivery failed|delivery failure|mail failure|delivery has failed|non[- ]?delivery|"
-    r"could not be delivered|warning: could not send|delayed mail|delivery delay|"
-    r"returned to sender|unzustellbar|non remis|não entregue|не доставлено|エラー",
+    r"could not be delivered|(mail|message) not delivered|not been delivered|warning: could not send|"
+    r"delayed mail|delivery delay|message (has been )?delayed|delivery warning|returned to sender|"
+    r"failed delivery|failure delivery|delivery failed|failed mail|mail failed|mail error|"
+    r"automatically rejected|rejected mail|message rejected|returned message|"
+    r"unzustellbar|nicht zugestellt|zustellung fehlgeschlagen|non remis|non délivré|échec de (la )?remise|"
+    r"no se pudo entregar|error de entrega|mancata consegna|non recapitat|não entregue|falha na entrega|"
+    r"onbestelbaar|niet afgeleverd|не доставлено|недоставлен|niedostarcz|"
+    r"投递失败|传输失败|退信|未送达|无法投递|配信エラー|不達|配信できません|エラー",
     re.I,
 )
+# What the text of a delivery failure says: MTA phrasing, in several languages, and SMS gateways'.
 _BOUNCE_BODY = re.compile(
-    r"could not be delivered|couldn't be delivered|delivery to the following recipient|"
-    r"undeliverable|permanent error|mailbox (is )?full|user unknown|no such user|"
-    r"delivery has failed|returned to sender",
+    r"could not be delivered|couldn't be delivered|cannot be delivered|can ?not be delivered|"
+    r"was not delivered|were not delivered|not delivered to|unable to deliver|could not deliver|"
+    r"delivery to the following recipient|did not reach the following recipient|failed recipient|"
+    r"following (address|recipient)\(?e?s?\)? (failed|could not)|permanent (error|failure)|"
+    r"mailbox (is )?(full|unavailable)|user unknown|unknown user|no such (user|recipient|address)|"
+    r"recipient address rejected|delivery has failed|returned to sender|has been returned|"
+    r"has been postponed|not yet been delivered|has been delayed|still being retried|"
+    r"message (was )?(automatically )?rejected|returned mail follows|i wasn't able to deliver|"
+    r"this is the mail system at host|qmail-send program|"
+    r"konnte nicht zugestellt werden|n'a pas pu (ê|e)tre (remis|d(é|e)livr)|"
+    r"no (se )?(ha )?pud?o (ser )?entrega|non (è|e) stat[oa] possibile recapitare|"
+    r"não foi possível entregar|kon niet (worden )?bezorgd|не (может быть )?доставлен|"
+    r"无法投递|未能送达|投递失败|配信できません|送信できませんでした|"
+    r"(sms|text message) (could not be|was not|not) delivered|invalid (mobile|phone) number",
     re.I,
 )
-_MACHINE_SENDER = re.compile(r"^(no-?reply|do-?not-?reply|bounces?|mailer-daemon|postmaster)\b", re.I)
+_SMTP_STATUS = re.compile(
+    r"\b[45]\.\d{1,3}\.\d{1,3}\b|\b(550|551|552|553|554|450|451|452)[ -]|remote host said|"
+    r"to the following (user|recipient|address)|non-delivery report|rcpt to:", re.I)
+_ORIGINAL_MARKER = re.compile(
+    r"original message|returned mail|header of the source mail|message follows|non-delivered message|"
+    r"original mail|below this line|first \d+ lines", re.I)
+_QUOTED_HEADERS = re.compile(r"^[ \t>]*(From|To|Subject|Date|Message-ID):[^\n]*\n"
+                             r"(?:[^\n]*\n){0,3}?[ \t>]*(From|To|Subject|Date|Message-ID):", re.I | re.M)
+_STATUS_PARTS = ("message/delivery-status", "message/global-delivery-status")
 _AUTO_SUBJECT = re.compile(
     r"^\s*(out of (the )?office|automatic reply|auto:|auto[- ]?reply|autoreply|auto[- ]?respon|"
     r"abwesenheitsnotiz|r[ée]ponse automatique|risposta automatica|respuesta autom[aá]tica|"
@@ -77,40 +111,71 @@ def _embedded_original_id(msg: Message) -> str | None:
     return None
 
 
+def _delivery_status_part(msg: Message) -> bool:
+    """An RFC 3464 delivery-status part anywhere (some MTAs send it in multipart/mixed, or in a
+    multipart/report with no report-type)."""
+    return any(part.get_content_type() in _STATUS_PARTS for part in msg.walk())
+
+
+def _rejected_mdn(msg: Message, report: str | None, auto_submitted: str) -> bool:
+    """A delivery agent's refusal sent as a disposition notification (Dovecot/Sieve 'rejected')."""
+    if "rejected" in auto_submitted:
+        return True
+    if report != "disposition-notification":
+        return False
+    for part in msg.walk():
+        if part.get_content_type() == "message/disposition-notification":
+            payload = part.get_payload()
+            text = payload if isinstance(payload, str) else " ".join(str(p) for p in payload)
+            return bool(re.search(r"disposition:[^\n]*(deleted|failed|denied)", text, re.I))
+    return False
+
+
 def _looks_like_bounce(
-    msg: Message, *, local: str, daemon: bool, null_sender: bool, subject: str, body: str, has_original: bool
+    msg: Message, *, local: str, daemon: bool, null_sender: bool, subject: str, body: str, has_original: bool,
+    auto_generated: bool,
 ) -> bool:
-    """Non-standard bounces (no multipart/report): who sent it, what the subject and body say."""
+    """Bounces without a delivery-status part: by structure first (failed-recipients header, null
+    sender, a machine sender, the original quoted back), then by what subject and body say.  Words
+    alone never make a bounce: a customer may well write "my parcel could not be delivered"."""
     if raw_header(msg, "x-failed-recipients") is not None:
         return True
+    head = body[:5000]
     subject_says = bool(_BOUNCE_SUBJECT.search(subject))
-    body_says = bool(_BOUNCE_BODY.search(body[:5000]))
-    machine = bool(_MACHINE_SENDER.match(local))
-    if daemon and (subject_says or body_says):
+    body_says = bool(_BOUNCE_BODY.search(head))
+    mta_detail = bool(_SMTP_STATUS.search(head))
+    machine = daemon or bool(_MACHINE_SENDER.match(local))
+    quoted = has_original or (bool(_ORIGINAL_MARKER.search(head)) and bool(_QUOTED_HEADERS.search(body[:20000])))
+    if (daemon or null_sender) and (subject_says or body_says):
         return True
-    if (null_sender or machine) and subject_says and body_says:
-        return True
-    return machine and has_original and body_says
+    if (machine or auto_generated) and (subject_says or body_says) and (
+            (subject_says and body_says) or quoted or mta_detail):
+        return True  # a courier's no-reply "Delivery failed" about a parcel needs more than its subject
+    # a person's address forwarding a notice (cloud mail services forward a bounce as a message)
+    return subject_says and body_says and (quoted or mta_detail)
 
 
 def classify(msg: Message, *, from_addr: str | None, from_name: str | None, subject: str, body: str) -> Flags:
     local = (from_addr or "").split("@", 1)[0].lower()
-    daemon = local in _DAEMONS or bool(_DAEMON_NAMES.search(from_name or ""))
-    null_sender = (raw_header(msg, "return-path") or "").strip() == "<>"
+    daemon = local in _DAEMONS or bool(_DAEMON_NAMES.search(from_name or "")) or bool(
+        re.search(r"\b(postmaster|mailer-daemon)\b", raw_header(msg, "from") or "", re.I))
+    null_sender = (raw_header(msg, "return-path") or "x").strip() in ("<>", "") or (
+        from_addr is None and "<>" in (raw_header(msg, "from") or ""))
     auto_submitted = header_text(msg, "auto-submitted").lower()
     precedence = header_text(msg, "precedence").lower()
     report = _report_type(msg)
     original = _embedded_original_id(msg)
 
-    is_bounce = report == "delivery-status"  # hard bounces and delay warnings alike: both are noise
-    if not is_bounce and report is None:
+    # hard bounces and delay warnings alike: both are noise
+    is_bounce = report == "delivery-status" or _delivery_status_part(msg) or _rejected_mdn(msg, report, auto_submitted)
+    if not is_bounce and report in (None, "unknown"):
         is_bounce = _looks_like_bounce(
             msg, local=local, daemon=daemon, null_sender=null_sender, subject=subject, body=body,
-            has_original=original is not None,
+            has_original=original is not None, auto_generated=auto_submitted.startswith("auto-generated"),
         )
 
     is_auto_reply = (
-        (report is not None and report != "delivery-status")  # MDN read receipts, ARF abuse reports
+        (report is not None and not is_bounce)  # MDN read receipts, ARF abuse reports
         or (bool(auto_submitted) and not auto_submitted.startswith("no"))
         or raw_header(msg, "x-autoreply") is not None
         or raw_header(msg, "x-autorespond") is not None

@@ -11,6 +11,7 @@ from typing import Any
 
 from PIL import Image
 
+from ingest.extract.capture_time import image_capture_time
 from ingest.extract.context import ExtractContext
 from ingest.extract.ocr import CORES, OcrError, ocr_words
 from ingest.extract.ocr_words import combine
@@ -140,6 +141,8 @@ def extract_image(
     data: bytes, *, filename: str | None, content_type: str | None, blob: str | None, ctx: ExtractContext
 ) -> Extraction:
     text, error, fields = ocr_image_text(data, ctx)
+    if (captured := image_capture_time(data)) is not None:
+        fields["captured_at"] = captured.isoformat()  # when the scanner made it
     part = ctx.part(
         0, "page_set", text=text, error=error, filename=filename,
         content_type=content_type or f"image/{fields['format']}", blob_sha256=blob, fields=fields,

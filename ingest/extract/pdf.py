@@ -16,6 +16,7 @@ from typing import Any
 from PIL import Image
 
 from ingest.errors import BadInput
+from ingest.extract.capture_time import pdf_capture_time
 from ingest.extract.context import ExtractContext
 from ingest.extract.ocr import CORES, tesseract_path
 from ingest.extract.ocr_words import combine
@@ -149,6 +150,8 @@ def extract_pdf(
     embedded = reading.embedded
     if embedded:
         fields["embedded_files"] = [f.name for f in embedded]
+    if (captured := pdf_capture_time(data)) is not None:
+        fields["captured_at"] = captured.isoformat()  # CreationDate: a scanner's capture time
     text = "\f".join(t.strip("\n") for t in texts)
     error = None
     if not text.strip():
