@@ -270,14 +270,16 @@ STAGES = ("extract", "classify", "file")
 class PipelineRunner:
     """Every stage as a worker thread in this process: the embedded default's `serve` and `ingest`."""
 
-    def __init__(self, parts: PipelineParts, *, stages: Sequence[str] = STAGES, group_prefix: str = "casework") -> None:
+    def __init__(self, parts: PipelineParts, *, stages: Sequence[str] = STAGES, group_prefix: str = "casework",
+                 pause_log_level: int = logging.WARNING) -> None:
         self.stop = threading.Event()
         self.workers = [
             Worker(bus=parts.bus, handler=make_stage(name, parts), group=f"{group_prefix}.{name}",
                    retry=parts.retry, stop=self.stop,
                    batch_size={"extract": parts.extract_batch_size, "file": parts.file_batch_size}.get(
                        name, parts.batch_size),
-                   on_dead=lambda letter: record_dead_letter(parts.sessions, letter), guard=translate_errors)
+                   on_dead=lambda letter: record_dead_letter(parts.sessions, letter), guard=translate_errors,
+                   pause_log_level=pause_log_level)
             for name in stages
         ]
         self.threads: list[threading.Thread] = []
@@ -299,11 +301,17 @@ class PipelineRunner:
     def alive(self) -> bool:
         return all(t.is_alive() for t in self.threads)
 
+    def disk_full(self) -> list[str]:
+        """Why each stage that waits for disk space waits (empty while none does)."""
+        return [w.paused for w in self.workers if w.paused is not None]
+
     def states(self) -> dict[str, str]:
         """Each stage: running (with its restarts and last error, if any) or stopped."""
         out = {}
         for w, t in zip(self.workers, self.threads, strict=False):
             state = "running" if t.is_alive() else "stopped"
+            if w.paused is not None:
+                state = f"paused ({w.paused})"
             if w.restarts:
                 state += f" (restarted {w.restarts}x; last: {w.last_error})"
             out[w.handler.name] = state
