@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from ingest.errors import BlobNotFound, DiskFull, is_disk_full
+from ingest.faults import fault_point
 
 _CHUNK = 1 << 20
 
@@ -117,7 +118,9 @@ class FileBlobStore:
 
     def put(self, data: bytes | BinaryIO) -> BlobRef:
         with self._space():
-            return self._put(data)
+            ref = self._put(data)
+        fault_point("after_blob_write")
+        return ref
 
     @contextlib.contextmanager
     def _space(self) -> Iterator[None]:
@@ -173,7 +176,9 @@ class FileBlobStore:
         if _syncfs is None or len(datas) < 2:
             return [self.put(d) for d in datas]
         with self._space():
-            return self._put_many(datas)
+            refs = self._put_many(datas)
+        fault_point("after_blob_write")
+        return refs
 
     def _put_many(self, datas: Sequence[bytes]) -> list[BlobRef]:
         refs = [BlobRef(hashlib.sha256(d).hexdigest(), len(d)) for d in datas]

@@ -33,6 +33,7 @@ from ingest.blobs import BlobStore
 from ingest.bus.port import Bus
 from ingest.extract import extract
 from ingest.extract.limits import ExtractLimits
+from ingest.faults import fault_point
 from ingest.intake import TRUSTED_BY
 from ingest.messages import (
     TOPIC_CLASSIFIED,
@@ -80,6 +81,7 @@ class ExtractStage:
             data = self.blobs.read(raw.blob_sha256)
             result = extract(data, filename=raw.filename, content_type=raw.content_type,
                              blobs=self.blobs, limits=self.limits)
+            fault_point("mid_extract")
             item = ExtractedItem(**raw.model_dump(), parts=result.parts, email=result.email,
                                  warnings=result.warnings)
             out.append((TOPIC_EXTRACTED, raw.item_id, item))
@@ -171,6 +173,9 @@ class FileStage:
             else:
                 file_items(session, filings=filings, actor=self.actor, work=self.work)
             record_bounces(session, filings, actor=self.actor)
+            session.flush()
+            fault_point("mid_file")  # written, not committed
+        fault_point("after_file_commit")  # committed; not indexed, offsets not committed
         if self.search_index is not None:
             # After the commit, every item of the batch (duplicates too: a redelivered batch
             # repairs an index write that failed after the store's commit).

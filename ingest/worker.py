@@ -40,6 +40,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ValidationError
 
 from ingest.bus.port import Bus, Consumer, Record
+from ingest.faults import fault_point
 from ingest.messages import TOPIC_DEAD, DeadLetter, decode, encode, utcnow
 from ingest.stage_metrics import series_for
 
@@ -203,6 +204,8 @@ class Worker:
         for topic, key, message in outputs:
             self.bus.publish(topic, key=key, value=encode(message))
         self.bus.flush()
+        if outputs:
+            fault_point("after_publish")
         consumer.commit(records)
         self.processed += len(records)
         self.cpu_seconds += time.thread_time() - started
