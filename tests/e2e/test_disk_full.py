@@ -8,6 +8,7 @@ file every item exactly once.  Skipped, with the reason, where mounting is not p
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import sqlite3
@@ -42,12 +43,21 @@ def small_fs(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
-def _fill(mount: Path, leave_kb: int) -> Path:
+def fill(mount: Path, leave_kb: int) -> Path:
+    """A file that takes all but ``leave_kb`` of the file system's free space (all of it for 0)."""
     filler = mount / "filler"
     st = os.statvfs(mount)
     free_kb = st.f_bavail * st.f_frsize // 1024
-    with filler.open("wb") as f:
-        f.write(b"\0" * max(0, free_kb - leave_kb) * 1024)
+    try:
+        with filler.open("wb") as f:
+            f.write(b"\0" * max(0, free_kb - leave_kb) * 1024)
+            if leave_kb == 0:
+                while True:
+                    f.write(b"\0" * 4096)
+                    f.flush()
+    except OSError as exc:
+        if exc.errno != errno.ENOSPC:
+            raise
     return filler
 
 
@@ -71,7 +81,7 @@ def test_ingest_on_a_full_disk_stops_with_one_message_and_a_rerun_finishes(
     started = subprocess.run([*CASEWORK, "ingest", str(first), "--json"], env=env, capture_output=True,
                              text=True, timeout=120)
     assert started.returncode == 0, started.stderr[-2000:]
-    filler = _fill(small_fs, LEAVE_FREE_KB)
+    filler = fill(small_fs, LEAVE_FREE_KB)
 
     full = subprocess.run([*CASEWORK, "ingest", str(mail), "--json", "--timeout", "60"], env=env,
                           capture_output=True, text=True, timeout=150)
