@@ -8,57 +8,18 @@ file every item exactly once.  Skipped, with the reason, where mounting is not p
 
 from __future__ import annotations
 
-import errno
 import os
-import shutil
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from benchmarks.pipeline_throughput import make_emails
+from tests.small_fs import fill, small_fs  # noqa: F401 - the fixture
 
 CASEWORK = [sys.executable, "-m", "api"]
 ITEMS = 150
-FS_SIZE = "24m"  # the SQLite bus's log and WAL grow fast: small enough to fill, big enough to start
 LEAVE_FREE_KB = 1024  # what the filler leaves: some items go through, then the disk is full
-
-
-@pytest.fixture
-def small_fs(tmp_path: Path) -> Iterator[Path]:
-    mount = tmp_path / "small"
-    mount.mkdir()
-    if shutil.which("mount") is None:
-        pytest.skip("no mount command here")
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={FS_SIZE}", "tmpfs", str(mount)],
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs (needs root or CAP_SYS_ADMIN): {done.stderr.strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def fill(mount: Path, leave_kb: int) -> Path:
-    """A file that takes all but ``leave_kb`` of the file system's free space (all of it for 0)."""
-    filler = mount / "filler"
-    st = os.statvfs(mount)
-    free_kb = st.f_bavail * st.f_frsize // 1024
-    try:
-        with filler.open("wb") as f:
-            f.write(b"\0" * max(0, free_kb - leave_kb) * 1024)
-            if leave_kb == 0:
-                while True:
-                    f.write(b"\0" * 4096)
-                    f.flush()
-    except OSError as exc:
-        if exc.errno != errno.ENOSPC:
-            raise
-    return filler
 
 
 def _counts(data: Path) -> tuple[int, int, int]:
@@ -69,7 +30,7 @@ def _counts(data: Path) -> tuple[int, int, int]:
 
 
 def test_ingest_on_a_full_disk_stops_with_one_message_and_a_rerun_finishes(
-    tmp_path: Path, small_fs: Path
+    tmp_path: Path, small_fs: Path  # noqa: F811
 ) -> None:
     mail = tmp_path / "mail"
     mail.mkdir()

@@ -16,7 +16,7 @@ from casestore.models import Document, Item, ItemFailure
 from ingest.dead_letters import read_dead_letters
 from ingest.intake import make_raw_item, publish_raw
 from ingest.pipeline import PipelineRunner
-from tests.e2e.test_disk_full import fill, small_fs  # noqa: F401 - the fixture
+from tests.small_fs import fill, small_fs  # noqa: F401 - the fixture
 
 TOTAL = 40
 
