@@ -249,6 +249,27 @@ def production(tmp_path_factory: pytest.TempPathFactory, _postgres: Any) -> Iter
     _postgres.drop(url)
 
 
+def wait_caught_up(prod: Production, timeout: float = 60) -> None:
+    """Wait until every stage's group has committed all its input: a batch redelivered after the
+    crash (filed before it, uncommitted) has been handled again, so a second filing would show."""
+    from ingest.bus.kafka_bus import KafkaBus
+    from ingest.bus.lag import group_lag
+    from ingest.messages import TOPIC_CLASSIFIED, TOPIC_EXTRACTED, TOPIC_RAW
+
+    bus = KafkaBus(prod.env["CASEWORK_BUS__URL"].removeprefix("kafka://"))
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            behind = {stage: group_lag(bus, group=f"casework.{stage}", topic=topic).lag for stage, topic in
+                      zip(STAGES, (TOPIC_RAW, TOPIC_EXTRACTED, TOPIC_CLASSIFIED), strict=True)}
+            if not any(behind.values()):
+                return
+            assert time.monotonic() < deadline, f"stages still behind after {timeout:.0f} s: {behind}"
+            time.sleep(0.5)
+    finally:
+        bus.close()
+
+
 def _worker_log(prod: Production, stage: str) -> str:
     return (prod.logs / f"worker-{stage}.log").read_text(errors="replace")[-2000:]
 
@@ -286,6 +307,7 @@ def test_kafka_kill_9_of_a_worker_at_a_boundary_then_restart_files_each_item_onc
     code, out, err = finish(run)
     seconds = time.perf_counter() - died
     assert code == 0, err[-3000:] + _worker_log(prod, stage)
+    wait_caught_up(prod)
     assert_filed_once(prod.engine, json.loads(out))
     record_figure(shape="kafka+postgres", case=f"{stage} {fault}", items=ITEMS, recovery_s=round(seconds, 1))
 
