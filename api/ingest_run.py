@@ -18,7 +18,8 @@ from typing import Any
 from api.stage_processes import StageProcesses
 from api.wiring import Runtime
 from casestore import items as item_service
-from ingest.errors import BadInput
+from casestore.db import translate_errors
+from ingest.errors import BadInput, DiskFull
 from ingest.intake import check_channel, describe_raw_item, expand_paths, infer_channel, printable, publish_raw
 from ingest.messages import Channel, RawItem
 from ingest.pipeline import FILED_OUTCOMES, PipelineRunner
@@ -95,11 +96,14 @@ def run_ingest(
             # Started first, so the stages work on the first files while later ones are still read.
             mode = rt.settings.worker.stage_processes
             if mode == "processes" or (mode == "auto" and len(files) >= rt.settings.worker.process_threshold):
-                runner = StageProcesses(rt.settings)
+                runner = StageProcesses(rt.settings, pause_log_level=logging.DEBUG)  # we say it once, below
             else:
-                runner = PipelineRunner(rt.pipeline_parts())
+                with translate_errors():  # the case types are stored at start: a full disk says so
+                    parts = rt.pipeline_parts()
+                runner = PipelineRunner(parts, pause_log_level=logging.DEBUG)
             runner.start()
         for chunk in _chunks(files):
+            _stop_if_disk_full(rt, runner)
             chunk_results = _publish_chunk(rt, chunk, channel, seen)
             results.extend(chunk_results)
             pending.update((r.item_id, None) for r in chunk_results if r.item_id and r.outcome is None)
@@ -126,6 +130,7 @@ def run_ingest(
             on_progress(finished)
             if not pending:
                 break
+            _stop_if_disk_full(rt, runner)
             if runner is not None and not runner.alive():
                 raise RuntimeError(f"a pipeline stage stopped: {runner.errors[-1] if runner.errors else 'unknown'}")
             if time.monotonic() > deadline:
@@ -151,6 +156,15 @@ def run_ingest(
             r.error = (f"no outcome within {timeout:.0f}s: is a `casework worker` running for every stage? "
                        "The item is on the bus and will still be processed")
     return IngestReport(results=results, seconds=time.perf_counter() - started_clock, timed_out=timed_out)
+
+
+def _stop_if_disk_full(rt: Runtime, runner: PipelineRunner | StageProcesses | None) -> None:
+    """Stop taking work when a stage waits for disk space (issue 15.7): what is stored and
+    published stays on the bus, and a re-run of the same command finishes it."""
+    waiting = runner.disk_full() if runner is not None else []
+    if waiting:
+        raise DiskFull(str(rt.settings.data_dir), "; ".join(sorted(set(waiting)))[:500]
+                       + "; stopped taking work")
 
 
 CHUNK_FILES = 64

@@ -35,6 +35,7 @@ from typing import Any
 from api.metrics import child_metrics_dir, forget_child_metrics_dir
 from api.settings import Settings
 from api.wiring import open_runtime
+from casestore.db import translate_errors
 from ingest.pipeline import STAGES, PipelineRunner
 from ingest.procs import process_start_time
 from ingest.stage_metrics import record_in_directory
@@ -56,7 +57,7 @@ def _die_with_parent() -> None:
 
 
 def _stage_main(settings: Settings, stage: str, stop: Any, log_level: int, cpu: Any, slot: int,
-                owner: int, metrics_dir: Path) -> None:
+                owner: int, metrics_dir: Path, paused: Any, pause_log_level: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     record_in_directory(metrics_dir)  # before the stage's series exist: the parent's /metrics reads them
     stopping = threading.Event()
@@ -67,10 +68,24 @@ def _stage_main(settings: Settings, stage: str, stop: Any, log_level: int, cpu: 
         return
     logging.basicConfig(level=log_level, format=f"%(asctime)s %(levelname)s [{stage}] %(name)s: %(message)s")
     rt = open_runtime(settings, migrate=False)
-    runner = PipelineRunner(rt.pipeline_parts(with_search=stage == "file"), stages=[stage])
+    parts = None
+    while parts is None:  # the file stage stores its case types at start: a full disk is waited out
+        try:
+            with translate_errors():
+                parts = rt.pipeline_parts(with_search=stage == "file")
+        except Exception as exc:
+            if not getattr(exc, "disk_full", False):
+                raise
+            paused[slot] = 1
+            log.log(pause_log_level, "stage %s paused at start: %s", stage, exc)
+            if stopping.wait(5.0) or stop.value:
+                rt.close()
+                return
+    runner = PipelineRunner(parts, stages=[stage], pause_log_level=pause_log_level)
     runner.start()
     try:
         while not stopping.wait(0.2):
+            paused[slot] = 1 if runner.disk_full() else 0
             if stop.value:
                 break
             if process_start_time(owner) != owner_started:
@@ -101,7 +116,8 @@ def _context() -> ForkServerContext | SpawnContext:
 class StageProcesses:
     """Start one child process per stage; ``close`` asks them to finish their batch and exit."""
 
-    def __init__(self, settings: Settings, *, stages: Sequence[str] = STAGES) -> None:
+    def __init__(self, settings: Settings, *, stages: Sequence[str] = STAGES,
+                 pause_log_level: int = logging.WARNING) -> None:
         self.ctx = _context()
         self.stop = self.ctx.Value("b", 0, lock=False)  # a flag, not an Event: see the module docstring
         # absolute: a forkserver keeps the working directory it started in, which may not be ours now.
@@ -111,6 +127,8 @@ class StageProcesses:
         self.stages = list(stages)
         self.processes: dict[str, BaseProcess] = {}
         self._cpu = self.ctx.Array("d", len(self.stages), lock=False)  # CPU seconds, filled in as each stops
+        self._paused = self.ctx.Array("b", len(self.stages), lock=False)  # 1 while a stage waits for disk space
+        self.pause_log_level = pause_log_level
         self.metrics_dir = child_metrics_dir()  # the children's Prometheus series (api/metrics.py)
 
     def start(self) -> None:
@@ -118,7 +136,7 @@ class StageProcesses:
         for slot, stage in enumerate(self.stages):
             p = self.ctx.Process(target=_stage_main, name=f"casework-{stage}", daemon=True,
                                  args=(self.settings, stage, self.stop, level, self._cpu, slot, os.getpid(),
-                                       self.metrics_dir))
+                                       self.metrics_dir, self._paused, self.pause_log_level))
             p.start()
             self.processes[stage] = p
         log.info("pipeline stages started as processes: %s",
@@ -132,8 +150,15 @@ class StageProcesses:
     def alive(self) -> bool:
         return all(p.is_alive() for p in self.processes.values())
 
+    def disk_full(self) -> list[str]:
+        """The stages that wait for disk space (each child logs why, at ``pause_log_level``)."""
+        return [f"stage {stage} cannot write" for slot, stage in enumerate(self.stages)
+                if stage in self.processes and self._paused[slot]]
+
     def states(self) -> dict[str, str]:
-        return {s: ("running" if p.is_alive() else f"stopped (exit {p.exitcode})") for s, p in self.processes.items()}
+        return {s: ("running" if p.is_alive() else f"stopped (exit {p.exitcode})")
+                + (" (paused: disk full)" if p.is_alive() and self._paused[slot] else "")
+                for slot, (s, p) in enumerate(self.processes.items())}
 
     @property
     def errors(self) -> list[str]:

@@ -26,7 +26,7 @@ from sqlalchemy import Engine, create_engine, event, exc, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from casestore.errors import InvalidInput, StoreUnavailable
+from casestore.errors import InvalidInput, StoreDiskFull, StoreUnavailable
 
 if TYPE_CHECKING:  # alembic (with mako and pygments) is imported only when migrating: ~0.2 s per process
     from alembic.config import Config
@@ -222,6 +222,19 @@ _RETRYABLE_SQLSTATE_PREFIXES = ("08", "40", "53", "57", "55P03")
 _RETRYABLE_SQLITE_CODES = {5, 6, 10, 13, 14}  # BUSY, LOCKED, IOERR, FULL, CANTOPEN
 
 
+_SQLITE_FULL = 13
+_PG_DISK_FULL = "53100"
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """Whether a driver error says the database's disk is full (by its code, not its text)."""
+    orig = getattr(error, "orig", None)
+    code = getattr(orig, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        return (code & 0xFF) == _SQLITE_FULL
+    return getattr(orig, "sqlstate", None) == _PG_DISK_FULL
+
+
 def is_retryable(error: BaseException) -> bool:
     """Whether a driver error means "try again later" (unreachable, locked, deadlock, disk full)."""
     if isinstance(error, exc.TimeoutError):  # connection pool exhausted
@@ -254,6 +267,10 @@ def translate_errors() -> Iterator[None]:
         if not is_retryable(e):
             raise
         orig = getattr(e, "orig", None) or e
+        if is_disk_full(e):
+            raise StoreDiskFull(
+                f"disk full at the case store's database: could not write ({str(orig).strip()[:200]})"
+            ) from e
         raise StoreUnavailable(
             f"the case store is unavailable or busy ({type(orig).__name__}: {str(orig).strip()[:200]}); "
             "retry later, and check the database is running if it persists"

@@ -12,6 +12,7 @@ class CaseStoreError(Exception):
     """Something went wrong reading or writing the case store."""
 
     retryable: bool = False
+    disk_full: bool = False  # no space to write: stop taking work, or pause until space returns
     outage: bool = False  # a part is down (not this input): workers wait, never dead-letter
     http_status: int = 400
     exit_code: int = 1
@@ -42,6 +43,13 @@ class StoreUnavailable(CaseStoreError):
     outage = True
     http_status = 503
     exit_code = 75  # EX_TEMPFAIL
+
+
+class StoreDiskFull(StoreUnavailable):
+    """The case store's disk is full (SQLITE_FULL, PostgreSQL's disk_full): nothing is wrong with
+    the work; it waits (serve) or stops with this message (ingest) until space returns."""
+
+    disk_full = True
 
 
 class Forbidden(CaseStoreError):

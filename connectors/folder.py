@@ -61,6 +61,7 @@ class FolderWatcher:
         self.name = name or self.config.name or f"{self.kind}:{self.root.name}"
         self.emitter = Emitter(self.name, bus=bus, blobs=blobs, state=state, registry=registry, kind=self.kind)
         self._seen: dict[Path, tuple[int, int]] = {}
+        self._outage_said = 0.0  # monotonic time an outage (a full disk) was last logged
         self.watching = "poll"
         for sub in (self.root, self.root / ".done", self.root / ".failed"):
             sub.mkdir(parents=True, exist_ok=True)
@@ -116,8 +117,16 @@ class FolderWatcher:
     def _scan_safely(self) -> None:
         try:
             self.scan_once()
-        except Exception:
-            log.exception("%s: scan of %s failed; trying again", self.name, self.root)
+        except Exception as exc:
+            if not getattr(exc, "outage", False):
+                log.exception("%s: scan of %s failed; trying again", self.name, self.root)
+                return
+            # The bus or blob store is down or the disk is full: the files wait where they are.
+            # Said once a minute at most, not on every poll.
+            now = time.monotonic()
+            if now - self._outage_said >= 60.0:
+                self._outage_said = now
+                log.warning("%s: taking nothing from %s for now: %s", self.name, self.root, exc)
 
     # -- scanning ---------------------------------------------------------------------------
     def _candidates(self) -> dict[Path, tuple[int, int, float]]:
@@ -179,6 +188,9 @@ class FolderWatcher:
             return self.take(path, rel, path.read_bytes())
         except Exception as exc:
             self.emitter.rollback_to(queued)  # nothing of a refused file is published
+            if getattr(exc, "outage", False):
+                self.emitter.rollback_to()  # a full disk, a bus down: the scan's files stay for the next one
+                raise
             self.emitter.failed(f"{self.root / rel}", exc)
             dest = self._unique(self.root / ".failed" / f"{time.strftime('%Y%m%dT%H%M%S')}-{path.name}")
             shutil.move(str(path), dest)

@@ -19,12 +19,13 @@ import hashlib
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
-from ingest.errors import BlobNotFound
+from ingest.errors import BlobNotFound, DiskFull, is_disk_full
+from ingest.faults import fault_point
 
 _CHUNK = 1 << 20
 
@@ -116,6 +117,22 @@ class FileBlobStore:
         return self.root / sha256[:2] / sha256[2:4] / sha256
 
     def put(self, data: bytes | BinaryIO) -> BlobRef:
+        with self._space():
+            ref = self._put(data)
+        fault_point("after_blob_write")
+        return ref
+
+    @contextlib.contextmanager
+    def _space(self) -> Iterator[None]:
+        """ENOSPC/EDQUOT become ``DiskFull`` naming this store's folder (the temp files are removed)."""
+        try:
+            yield
+        except OSError as exc:
+            if is_disk_full(exc):
+                raise DiskFull(str(self.root), f"could not store a blob ({exc.strerror or exc})") from exc
+            raise
+
+    def _put(self, data: bytes | BinaryIO) -> BlobRef:
         if isinstance(data, bytes | bytearray | memoryview):
             ref = BlobRef(hashlib.sha256(data).hexdigest(), len(data))
             if self.path(ref.sha256).exists():  # stored already: no write, no fsync
@@ -158,6 +175,12 @@ class FileBlobStore:
         Where ``syncfs`` is missing (not Linux) it falls back to ``put`` one by one."""
         if _syncfs is None or len(datas) < 2:
             return [self.put(d) for d in datas]
+        with self._space():
+            refs = self._put_many(datas)
+        fault_point("after_blob_write")
+        return refs
+
+    def _put_many(self, datas: Sequence[bytes]) -> list[BlobRef]:
         refs = [BlobRef(hashlib.sha256(d).hexdigest(), len(d)) for d in datas]
         tmp_dir = self.root / "tmp"
         tmp_dir.mkdir(exist_ok=True)

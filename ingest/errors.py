@@ -7,12 +7,16 @@ CLI exit code (``exit_code``).  Never match on message text.
 
 from __future__ import annotations
 
+import errno
+import sqlite3
+
 
 class IngestError(Exception):
     """Something went wrong while taking in or processing an item."""
 
     retryable: bool = False
     outage: bool = False  # a part is down (not this input): workers wait, never dead-letter
+    disk_full: bool = False  # no space to write: stop taking work (ingest) or pause until space returns (serve)
     http_status: int = 422
     exit_code: int = 1
 
@@ -39,6 +43,39 @@ class BusError(Unavailable):
     """The message bus could not publish, poll or commit."""
 
     outage = True
+
+
+class DiskFull(Unavailable):
+    """A file system the pipeline writes to (blobs, the SQLite bus) is full.  Nothing is wrong with
+    the item and nothing written is lost: ``casework ingest`` stops taking work with this message
+    and a re-run finishes the rest; ``casework serve``'s stages pause and retry until space returns."""
+
+    outage = True
+    disk_full = True
+
+    def __init__(self, where: str, detail: str) -> None:
+        self.where = where
+        super().__init__(f"disk full at {where}: {detail}. Free space there and try again (the same "
+                         "`casework ingest` finishes the rest): what was stored is kept")
+
+
+_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def is_disk_full(exc: BaseException | None) -> bool:
+    """Whether ``exc`` or its cause says "no space left": ENOSPC/EDQUOT from the OS or SQLITE_FULL
+    (by code, never by message text)."""
+    seen = 0
+    while exc is not None and seen < 8:
+        if getattr(exc, "disk_full", False):
+            return True
+        if isinstance(exc, OSError) and exc.errno in _FULL_ERRNOS:
+            return True
+        if isinstance(exc, sqlite3.Error) and (getattr(exc, "sqlite_errorcode", 0) & 0xFF) == sqlite3.SQLITE_FULL:
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
 
 
 class BlobNotFound(IngestError):

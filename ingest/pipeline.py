@@ -33,6 +33,7 @@ from ingest.blobs import BlobStore
 from ingest.bus.port import Bus
 from ingest.extract import extract
 from ingest.extract.limits import ExtractLimits
+from ingest.faults import fault_point
 from ingest.intake import TRUSTED_BY
 from ingest.messages import (
     TOPIC_CLASSIFIED,
@@ -80,6 +81,7 @@ class ExtractStage:
             data = self.blobs.read(raw.blob_sha256)
             result = extract(data, filename=raw.filename, content_type=raw.content_type,
                              blobs=self.blobs, limits=self.limits)
+            fault_point("mid_extract")
             item = ExtractedItem(**raw.model_dump(), parts=result.parts, email=result.email,
                                  warnings=result.warnings)
             out.append((TOPIC_EXTRACTED, raw.item_id, item))
@@ -172,6 +174,9 @@ class FileStage:
             else:
                 file_items(session, filings=filings, actor=self.actor, work=self.work)
             record_bounces(session, filings, actor=self.actor)
+            session.flush()
+            fault_point("mid_file")  # written, not committed
+        fault_point("after_file_commit")  # committed; not indexed, offsets not committed
         if self.search_index is not None:
             # After the commit, every item of the batch (duplicates too: a redelivered batch
             # repairs an index write that failed after the store's commit).
@@ -279,14 +284,16 @@ STAGES = ("extract", "classify", "file")
 class PipelineRunner:
     """Every stage as a worker thread in this process: the embedded default's `serve` and `ingest`."""
 
-    def __init__(self, parts: PipelineParts, *, stages: Sequence[str] = STAGES, group_prefix: str = "casework") -> None:
+    def __init__(self, parts: PipelineParts, *, stages: Sequence[str] = STAGES, group_prefix: str = "casework",
+                 pause_log_level: int = logging.WARNING) -> None:
         self.stop = threading.Event()
         self.workers = [
             Worker(bus=parts.bus, handler=make_stage(name, parts), group=f"{group_prefix}.{name}",
                    retry=parts.retry, stop=self.stop,
                    batch_size={"extract": parts.extract_batch_size, "file": parts.file_batch_size}.get(
                        name, parts.batch_size),
-                   on_dead=lambda letter: record_dead_letter(parts.sessions, letter), guard=translate_errors)
+                   on_dead=lambda letter: record_dead_letter(parts.sessions, letter), guard=translate_errors,
+                   pause_log_level=pause_log_level)
             for name in stages
         ]
         self.threads: list[threading.Thread] = []
@@ -308,11 +315,17 @@ class PipelineRunner:
     def alive(self) -> bool:
         return all(t.is_alive() for t in self.threads)
 
+    def disk_full(self) -> list[str]:
+        """Why each stage that waits for disk space waits (empty while none does)."""
+        return [w.paused for w in self.workers if w.paused is not None]
+
     def states(self) -> dict[str, str]:
         """Each stage: running (with its restarts and last error, if any) or stopped."""
         out = {}
         for w, t in zip(self.workers, self.threads, strict=False):
             state = "running" if t.is_alive() else "stopped"
+            if w.paused is not None:
+                state = f"paused ({w.paused})"
             if w.restarts:
                 state += f" (restarted {w.restarts}x; last: {w.last_error})"
             out[w.handler.name] = state

@@ -19,6 +19,9 @@ raises, each message is handled alone, so one bad message cannot hold up the oth
 batch is committed.  The loop supervises itself: whatever escapes a batch (an outage, a bug) is
 logged, counted in ``restarts`` / ``last_error`` (shown by ``/health``), and the worker rejoins
 after a backoff that grows while the failures go on, so a stage never stops for good.
+A full disk (an error whose class says ``disk_full``) is an outage too, said once per minute at
+most (at ``pause_log_level``; ``casework ingest`` passes DEBUG and prints one message of its own)
+and shown in ``paused`` until a batch goes through again; the bus's own retries stay quiet.
 ``guard`` wraps every call into the handler (the pipeline passes the store's error translation,
 so a lost database connection arrives here as an ``outage``).
 """
@@ -37,6 +40,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ValidationError
 
 from ingest.bus.port import Bus, Consumer, Record
+from ingest.faults import fault_point
 from ingest.messages import TOPIC_DEAD, DeadLetter, decode, encode, utcnow
 from ingest.stage_metrics import series_for
 
@@ -83,6 +87,7 @@ class Worker:
         on_dead: Callable[[DeadLetter], None] | None = None,
         stop: threading.Event | None = None,
         guard: Callable[[], AbstractContextManager[None]] = contextlib.nullcontext,
+        pause_log_level: int = logging.WARNING,
     ) -> None:
         self.bus = bus
         self.handler = handler
@@ -95,6 +100,9 @@ class Worker:
         self.guard = guard
         self.restarts = 0
         self.last_error: str | None = None
+        self.paused: str | None = None  # why the stage waits for space (a disk-full message), if it does
+        self.pause_log_level = pause_log_level
+        self._pause_said = 0.0  # monotonic time the pause was last logged
         self.processed = 0
         self.dead = 0
         self.cpu_seconds = 0.0  # this stage's thread CPU time spent on batches (not idle polls)
@@ -102,7 +110,12 @@ class Worker:
 
     def run(self) -> None:
         """Run until ``stop`` is set; the consumer leaves its group cleanly at the end."""
-        consumer = self.bus.consumer([self.handler.in_topic], group=self.group)
+        try:
+            consumer = self._rejoin()
+        except Exception:
+            if self.stop.is_set():
+                return
+            raise
         log.info("stage %s consuming %s as group %s", self.handler.name, self.handler.in_topic, self.group)
         failures = 0
         try:
@@ -110,6 +123,9 @@ class Worker:
                 try:
                     self.run_once(consumer)
                     failures = 0
+                    if self.paused is not None:
+                        log.log(self.pause_log_level, "stage %s: space returned; resuming", self.handler.name)
+                        self.paused = None
                 except Exception as exc:
                     if self.stop.is_set():
                         log.info("stage %s: batch left uncommitted at shutdown (%s); it will be redelivered",
@@ -120,7 +136,9 @@ class Worker:
                     self.series.restarts.inc()
                     self.last_error = f"{type(exc).__name__}: {exc}"[:500]
                     delay = self.retry.delay(failures)
-                    if getattr(exc, "retryable", False):
+                    if getattr(exc, "disk_full", False):
+                        self._pause(exc)
+                    elif getattr(exc, "retryable", False):
                         log.warning("stage %s: %s; rejoining from committed offsets in %.1f s",
                                     self.handler.name, self.last_error, delay)
                     else:
@@ -137,6 +155,15 @@ class Worker:
             log.info("stage %s stopped after %d messages (%d dead-lettered)",
                      self.handler.name, self.processed, self.dead)
 
+    def _pause(self, exc: BaseException) -> None:
+        """A full disk: say so once a minute at most; the bus's retries below stay quiet."""
+        self.paused = str(exc)[:500]
+        level = logging.DEBUG
+        if time.monotonic() - self._pause_said >= 60.0:
+            self._pause_said, level = time.monotonic(), self.pause_log_level
+        log.log(level, "stage %s paused: %s (retrying, at most %.0f s apart, until there is space)",
+                self.handler.name, self.paused, self.retry.backoff_max_s)
+
     def _rejoin(self) -> Consumer:
         """Join the group again, waiting out a bus that is itself down."""
         attempt = 0
@@ -147,8 +174,11 @@ class Worker:
                 attempt += 1
                 if not getattr(exc, "retryable", False) and attempt > 3:
                     raise
-                log.warning("stage %s: cannot join %s yet (%s: %s)", self.handler.name, self.group,
-                            type(exc).__name__, exc)
+                if getattr(exc, "disk_full", False):
+                    self._pause(exc)
+                else:
+                    log.warning("stage %s: cannot join %s yet (%s: %s)", self.handler.name, self.group,
+                                type(exc).__name__, exc)
                 if self.stop.wait(self.retry.delay(attempt)):
                     raise
 
@@ -174,6 +204,8 @@ class Worker:
         for topic, key, message in outputs:
             self.bus.publish(topic, key=key, value=encode(message))
         self.bus.flush()
+        if outputs:
+            fault_point("after_publish")
         consumer.commit(records)
         self.processed += len(records)
         self.cpu_seconds += time.thread_time() - started

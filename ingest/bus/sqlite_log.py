@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Literal
 
 from ingest.bus.port import Record, StartFrom
-from ingest.errors import BusError
+from ingest.errors import BusError, DiskFull, is_disk_full
 from ingest.procs import process_start_time
 
 log = logging.getLogger(__name__)
@@ -151,6 +151,8 @@ def _errors(path: Path, doing: str) -> Iterator[None]:
     try:
         yield
     except sqlite3.Error as exc:
+        if is_disk_full(exc):
+            raise DiskFull(str(path.parent), f"the SQLite bus could not {doing} ({exc})") from exc
         raise BusError(
             f"SQLite bus {path}: could not {doing}: {exc}. Check that the file and its directory are "
             f"writable, that the disk has space, and that no other process holds the write lock for "
@@ -308,7 +310,7 @@ class SqliteBus:
             try:
                 with _errors(self.path, f"write {len(batch)} records"):
                     self._write(batch)
-            except BusError:
+            except (BusError, DiskFull):
                 with self._buffer_lock:
                     self._buffer[:0] = batch
                 raise
@@ -317,7 +319,7 @@ class SqliteBus:
                 try:
                     with _errors(self.path, "prune the log"):
                         self._prune(self.retention_s)
-                except BusError as exc:  # the records are written; pruning can wait for the next time
+                except (BusError, DiskFull) as exc:  # the records are written; pruning can wait for the next time
                     log.warning("%s", exc)
 
     def prune(self, older_than_s: float) -> int:
@@ -457,6 +459,8 @@ class SqliteBus:
             return
         try:
             self.flush()
+        except DiskFull as exc:  # a batch whose offsets were never committed: it is delivered again
+            log.debug("closing with records unwritten: %s", exc)
         finally:
             for consumer in list(self._consumers):
                 consumer.close()
@@ -552,8 +556,9 @@ class SqliteConsumer:
                                  (time.time() + self._session_timeout, self.group, self.member_id))
                     self._last_refresh = time.monotonic()
                 except sqlite3.Error as exc:
-                    log.warning("member %s of group %s: heartbeat failed (%s); retrying", self.member_id,
-                                self.group, exc)
+                    log.log(logging.DEBUG if is_disk_full(exc) else logging.WARNING,  # the stage says it once
+                            "member %s of group %s: heartbeat failed (%s); retrying", self.member_id,
+                            self.group, exc)
         finally:
             if conn is not None:
                 conn.close()
@@ -750,7 +755,8 @@ class SqliteConsumer:
                     if left:
                         _bump_generation(self._conn, self.group)
             except sqlite3.Error as exc:
-                log.warning(
+                log.log(
+                    logging.DEBUG if is_disk_full(exc) else logging.WARNING,  # the stage said "disk full" once
                     "member %s could not leave group %s cleanly (%s); it expires after %.1f s",
                     self.member_id,
                     self.group,

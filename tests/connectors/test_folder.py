@@ -18,6 +18,7 @@ from connectors.state import StateStore
 from ingest.blobs import FileBlobStore
 from ingest.bus.sqlite_log import SqliteBus
 from tests.connectors.conftest import raw_items, wait_until
+from tests.small_fs import fill, small_fs  # noqa: F401 - the fixture
 
 
 def page(text: str | None) -> Image.Image:
@@ -154,3 +155,28 @@ def test_barcode_separator_pages_split_a_batch_and_blank_backs_stay(tmp_path: Pa
     w.scan_once()
     w.scan_once()
     assert sorted(i.metadata["batch_pages"] for i in raw_items(bus)) == ["1,2", "4,5"]
+
+
+def test_a_full_disk_leaves_the_files_in_place_and_they_are_taken_when_space_returns(
+        tmp_path: Path, bus: SqliteBus, registry: Registry, small_fs: Path,  # noqa: F811
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 15.7: intake pauses on a full disk (blobs on a real, full tmpfs): no file is moved to
+    .failed as if it were bad, the log says it once, and the next scan after space returns takes all."""
+    root = tmp_path / "drop"
+    blobs = FileBlobStore(small_fs / "blobs")
+    cfg = WatchedFolder(path=str(root), stable_s=0.0, watch="poll")
+    w = FolderWatcher(root, bus=bus, blobs=blobs, config=cfg, registry=registry)
+    for n in range(3):
+        (root / f"{n}.txt").write_text(f"note {n}")
+    filler = fill(small_fs, 0)
+    for _ in range(4):
+        w._scan_safely()
+    assert sorted(p.name for p in root.iterdir() if p.is_file()) == ["0.txt", "1.txt", "2.txt"]
+    assert not any((root / ".failed").iterdir())
+    assert raw_items(bus) == []
+    assert sum("taking nothing" in r.getMessage() for r in caplog.records) == 1
+    filler.unlink()
+    w._scan_safely()
+    w._scan_safely()
+    assert sorted(i.filename or "" for i in raw_items(bus)) == ["0.txt", "1.txt", "2.txt"]
+    assert not any(p.is_file() for p in root.iterdir())
