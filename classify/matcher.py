@@ -8,7 +8,10 @@ scores, the rule that fired, candidates):
 2. a case reference (quoted, or a thread: In-Reply-To/References naming a filed message, or an
    SMS from the number our last SMS went to) counts only when the
    sender or the content agrees with that case's customer: the sender's address or number, or
-   in the content an email, phone, account number, or name with postcode or address.  When the
+   in the content an email, phone, account number, or name with postcode or address; failing
+   what the entity finders saw, the case customer's own record is read against the text in any
+   layout (``classify.agreement``: account number, postcode, surname with first name, initial or
+   address, email, phone; OCR-tolerant).  When the
    sender is known as a different customer, only that customer's own agreement would do.  A
    reference nobody agrees with goes to triage, never into that case (Zammad #5064's mistake);
    OCR-misread references are repaired against the check character and must exist;
@@ -25,6 +28,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from classify.agreement import record_agreement
 from classify.customers import CustomerMatch, resolve_customers
 from classify.doctype import DocTypeClassifier
 from classify.entities import Entities, find_entities
@@ -136,30 +140,44 @@ class Matcher:
         return sorted(hits.values(), key=lambda h: -h.confidence)
 
     def _agrees(self, case: CaseView, customers: list[CustomerMatch], item: MatchInput,
-                lookup: CaseLookup) -> list[str]:
-        """The signals by which the sender or content agrees with the case's customer ([] if none)."""
+                lookup: CaseLookup, record_checks: dict[str, list[str]]) -> list[str]:
+        """The signals by which the sender or content agrees with the case's customer ([] if none).
+
+        First what the entity finders found; failing that, the case customer's own record read
+        against the text (``classify.agreement``: any layout, OCR-tolerant), noted in
+        ``record_checks``."""
         if case.customer_id is None:  # a case opened for a person not yet known: same sender?
             senders = set(lookup.case_senders(case.ref))
             mine = {s.lower() for s in (item.sender_email, item.sender_phone) if s}
             return ["earlier_sender"] if senders & mine else []
         sender_ids = {m.customer.customer_id for m in customers if m.from_sender}
+        someone_else = bool(sender_ids) and case.customer_id not in sender_ids
         for m in customers:
             if m.customer.customer_id != case.customer_id:
                 continue
-            if sender_ids and case.customer_id not in sender_ids:
-                # the sender is someone else we know: only the case customer's own identifiers count
-                return [s for s in m.signals if s in _OWN_SIGNALS]
-            return [s for s in m.signals if s in _STRONG_SIGNALS]
-        return []
+            # the sender is someone else we know: only the case customer's own identifiers count
+            found = [s for s in m.signals if s in (_OWN_SIGNALS if someone_else else _STRONG_SIGNALS)]
+            if found:
+                return found
+        record = lookup.customer(case.customer_id)
+        if record is None:
+            return []
+        checked = record_agreement(record, f"{item.subject}\n{item.text}", phone_region=self.config.phone_region,
+                                   own_only=someone_else)
+        record_checks[case.ref] = checked
+        return checked
 
     def _by_reference(self, hits: list[_RefHit], customers: list[CustomerMatch], item: MatchInput,
                       lookup: CaseLookup, evidence: dict[str, Any], result: Any) -> MatchResult | None:
         agreeing: list[tuple[_RefHit, list[str]]] = []
+        record_checks: dict[str, list[str]] = {}
         for hit in hits:
-            signals = self._agrees(hit.case, customers, item, lookup)
+            signals = self._agrees(hit.case, customers, item, lookup, record_checks)
             if signals:
                 agreeing.append((hit, signals))
         evidence["agreement"] = {h.case.ref: s for h, s in agreeing}
+        if record_checks:
+            evidence["record_check"] = record_checks  # the case customer's record read against the text
         if not agreeing:
             exact = [h for h in hits if h.confidence >= 0.9]
             if not exact and all(h.how == "ref" for h in hits):
@@ -178,7 +196,8 @@ class Matcher:
                           customer_id=hit.case.customer_id, candidates=[hit.case.ref])
         via = {"thread": "thread (In-Reply-To/References)", "metadata": f"metadata case_ref {hit.raw!r}"}.get(
             hit.how, f"reference {hit.raw!r}")
-        return result("attached", f"{via} of case {hit.case.ref}, agreed by {', '.join(signals)}",
+        how = " (the case customer's record read against the text)" if hit.case.ref in record_checks else ""
+        return result("attached", f"{via} of case {hit.case.ref}, agreed by {', '.join(signals)}{how}",
                       {"ref": "reference + agreement", "metadata": "metadata reference + agreement"}.get(
                           hit.how, "thread + agreement"),
                       case_ref=hit.case.ref, customer_id=hit.case.customer_id)
