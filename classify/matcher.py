@@ -18,8 +18,12 @@ scores, the rule that fired, candidates):
 3. a customer identified without a reference (score >= ``identify_threshold``, ahead of the
    next by ``customer_margin``): exactly one open case of a fitting type -> attach; several ->
    triage, ranked; none -> a new case for that customer;
-4. a weakly identified or ambiguous customer, bulk mail, nothing readable -> triage;
-5. anything else is a new request from a new person: a new case without a customer.
+4. a weakly identified or ambiguous customer, nothing readable -> triage; bulk or list mail
+   from an unknown sender -> noise;
+5. a new request from a new person: a new case, only when the item says who wrote and how to
+   reach them (``classify.writer``: the sender, or a name with an email, phone or postcode);
+   the writer goes with the decision, for the file stage to keep as a prospect customer.
+   Nobody to answer (a README, a data export, a page without a writer) -> triage, saying why.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from classify.doctype import DocTypeClassifier
 from classify.entities import Entities, find_entities
 from classify.lookup import CaseLookup, CaseView
 from classify.match_types import MatchConfig, MatchInput, MatchResult
+from classify.writer import find_writer
 
 __all__ = ["MatchConfig", "MatchInput", "MatchResult", "Matcher"]
 
@@ -108,7 +113,7 @@ class Matcher:
             if decided is not None:
                 return decided
 
-        return self._by_customer(customers, doc_type, item, lookup, evidence, result)
+        return self._by_customer(customers, doc_type, item, entities, lookup, evidence, result)
 
     # -- references and threads -------------------------------------------------------------
 
@@ -204,8 +209,8 @@ class Matcher:
 
     # -- customers without a reference ------------------------------------------------------
 
-    def _by_customer(self, customers: list[CustomerMatch], doc_type: str, item: MatchInput, lookup: CaseLookup,
-                     evidence: dict[str, Any], result: Any) -> MatchResult:
+    def _by_customer(self, customers: list[CustomerMatch], doc_type: str, item: MatchInput, entities: Entities,
+                     lookup: CaseLookup, evidence: dict[str, Any], result: Any) -> MatchResult:
         cfg = self.config
         ranked = [m for m in customers if m.score >= cfg.candidate_threshold]
         top = ranked[0] if ranked else None
@@ -234,12 +239,26 @@ class Matcher:
                           "uncertain customer", customer_id=top.customer.customer_id if top else None,
                           candidates=list(dict.fromkeys(candidates))[: cfg.max_triage_candidates])
         if item.is_bulk:
-            return result("triage", "bulk or mailing-list mail from an unknown sender: a person decides",
-                          "bulk or list mail")
+            return result("noise", "bulk or mailing-list mail (List-Id, List-Unsubscribe or Precedence) from a "
+                                   "sender we do not know: nobody to answer, so no case", "bulk or list mail")
         if not item.text.strip() and not item.subject.strip():
             return result("triage", "nothing readable identifies a customer or a case", "no readable content")
-        return result("new_case", "a new request from a person not yet known", "new person, no reference",
-                      case_type=self._case_type(doc_type))
+        writer = find_writer(sender_email=item.sender_email, sender_phone=item.sender_phone,
+                             sender_name=item.sender_name, text=f"{item.subject}\n{item.text}", entities=entities,
+                             records=item.records, phone_region=cfg.phone_region)
+        evidence["writer"] = writer.evidence() if writer else None
+        if writer is None:
+            if item.records > 1:
+                return result("triage", f"a data export of {item.records} records names nobody to answer: a person "
+                                        "files it, or the integration that sends it names its customer "
+                                        "(metadata customer_id)", "data export, no one to answer")
+            return result("triage", "nobody to answer: no sender address or number, and no writer's name with an "
+                                    "email, phone or postal address; a person decides where it belongs",
+                          "no one to answer")
+        who = writer.name or writer.email or writer.phone
+        return result("new_case", f"a new request from a person not yet known ({who}): a prospect customer is kept "
+                                  "for them", "new person, no reference", case_type=self._case_type(doc_type),
+                      writer=writer)
 
     def _fits(self, case: CaseView, doc_type: str) -> bool:
         return doc_type in self.config.generic_types or case.case_type == doc_type
