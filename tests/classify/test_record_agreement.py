@@ -78,7 +78,14 @@ def test_a_labelled_form_beside_a_known_reference_attaches(green_case: StoreLook
                       text="Customer: George Green\nAccount: 22142500\nPostcode: EX18 5TG\nOur ref: CM-2025-004817")
     result = Matcher().decide(form, green_case)
     assert (result.outcome, result.case_ref, result.customer_id) == ("attached", "CM-2025-004817", "C-7")
-    assert "account_number" in result.evidence["record_check"]["CM-2025-004817"]
+
+
+def test_details_the_entity_finders_miss_are_read_from_the_case_customers_record(green_case: StoreLookup) -> None:
+    slip = MatchInput(channel="file", subject="slip.pdf",
+                      text="Policy holder ...... G. Green\nAcct no.\n2214 25OO\nOur ref ...... CM-2025-004817")
+    result = Matcher().decide(slip, green_case)
+    assert (result.outcome, result.case_ref) == ("attached", "CM-2025-004817"), result.evidence
+    assert result.evidence["record_check"]["CM-2025-004817"] == ["account_number", "full_name"]
 
 
 def test_a_known_sender_quoting_someone_elses_case_with_their_name_goes_to_triage(green_case: StoreLookup) -> None:
