@@ -118,12 +118,12 @@ def find_writer(*, sender_email: str | None, sender_phone: str | None, sender_na
             postcode = first.value
             address = _address_before(text, first.start)
             found.append("postcode" + (" and address" if address else ""))
-        if name is not None and email is None and phone is None:
-            # a letter or form: its writer's own contact details, when it gives one of each
-            if len(emails) == 1 and not is_machine_address(emails[0]):
+        if name is not None:
+            # a letter, form or signature: the writer's own contact details, when it gives one of each
+            if email is None and len(emails) == 1 and not is_machine_address(emails[0]):
                 email = emails[0]
                 found.append("email in the text")
-            if len(phones) == 1:
+            if phone is None and len(phones) == 1:
                 phone = phones[0]
                 found.append("phone in the text")
         if email or phone or (name and postcode):

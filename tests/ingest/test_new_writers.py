@@ -48,7 +48,7 @@ def _filed(sessions: sessionmaker[Session], item: ClassifiedItem) -> dict[str, o
 
 
 COMPLAINT = ("Dear Sir or Madam,\n\nI want to make a formal complaint about the engineer who did not come on "
-             "Tuesday. It was unacceptable.\n\nYours faithfully,\nNadia Osei")
+             "Tuesday. It was unacceptable.\n\nYours faithfully,\nNadia Osei\n07700 900123")
 FOLLOW_UP = "Hello,\n\nIs there any news on my case? I am still waiting to hear back.\n\nNadia"
 
 
@@ -65,6 +65,7 @@ def test_a_new_persons_follow_up_finds_their_first_case(sessions: sessionmaker[S
     assert folder.customer is not None
     assert folder.customer.customer_id.startswith(PROSPECT_PREFIX)
     assert (folder.customer.name, folder.customer.email) == ("Nadia Osei", "nadia.osei@web.example")
+    assert folder.customer.phone == "+447700900123", "the number in the signature is theirs too"
     assert len(folder.documents) == 2
 
 
