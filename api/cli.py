@@ -170,6 +170,7 @@ def import_cases(
 @case_app.command("show")
 def case_show(ref: str, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """The case folder: customer, documents, notes, audit, and its work (stage, tasks, clocks)."""
+    from casestore.customers import PROSPECT_PREFIX
     from casestore.work.folder import case_folder
 
     with runtime() as rt, rt.read_sessions() as session:
@@ -180,7 +181,10 @@ def case_show(ref: str, as_json: Annotated[bool, typer.Option("--json")] = False
     out.print(f"[bold]{folder['ref']}[/bold]  {folder['case_type']}  {folder['status']}  {folder['subject']}")
     cust = folder.get("customer")
     if cust:
-        out.print(f"customer: {cust['customer_id']} {cust['name']} <{cust.get('email') or ''}>")
+        prospect = " (prospect: kept from what they wrote; not in the CRM)" if str(cust["customer_id"]).startswith(
+            PROSPECT_PREFIX) else ""
+        contact = ", ".join(str(cust[k]) for k in ("email", "phone", "address", "postcode") if cust.get(k))
+        out.print(f"customer: {cust['customer_id']} {cust['name']} <{contact}>{prospect}")
     else:
         out.print("customer: (unknown)")
     docs = Table("document", "received", "channel", "type", "title", "chars", "direction", title="documents")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -111,3 +111,49 @@ def _index_name(session: Session, customer: Customer, *, created: bool) -> None:
     words = name_words(customer.name)
     if words:
         session.execute(insert(CustomerNameWord), [{"word": w, "customer_id": customer.id} for w in words])
+
+
+PROSPECT_PREFIX = "P-"
+
+
+def prospect_customer(
+    session: Session,
+    *,
+    key: str,
+    name: str | None,
+    email: str | None = None,
+    phone: str | None = None,
+    address: str | None = None,
+    postcode: str | None = None,
+    actor: str = "pipeline",
+) -> tuple[Customer, bool]:
+    """The customer for someone the CRM does not know, who wrote to us; the bool says whether it
+    was created.
+
+    An existing customer with the same email address, else phone number, else name and postcode
+    is theirs (kept for an earlier item of theirs, or imported since); otherwise a *prospect*
+    customer is created from what the item said, with CRM id ``P-`` and ``key`` (the item id's
+    first 12 hex digits), so the next item from them is matched to them.  A CRM import does not
+    merge a prospect into the CRM's customer: that is a person's decision (not built yet).
+    """
+    try:
+        clean_email = normalise_email(email)
+    except InvalidInput:
+        clean_email = None
+    clean_phone = normalise_phone(optional("phone", phone, max_len=64))
+    clean_postcode = normalise_postcode(postcode)
+    found = None
+    if clean_email:
+        found = session.scalar(select(Customer).where(Customer.email == clean_email).order_by(Customer.id).limit(1))
+    if found is None and clean_phone:
+        found = session.scalar(select(Customer).where(Customer.phone_normalised == clean_phone)
+                               .order_by(Customer.id).limit(1))
+    if found is None and name and clean_postcode:
+        found = session.scalar(select(Customer).where(Customer.postcode_normalised == clean_postcode,
+                                                      func.lower(Customer.name) == name.strip().lower())
+                               .order_by(Customer.id).limit(1))
+    if found is not None:
+        return found, False
+    shown = (name or "").strip() or clean_email or (phone or "").strip() or "(writer not named)"
+    return upsert_customer(session, customer_id=f"{PROSPECT_PREFIX}{key.replace('-', '')[:12]}", name=shown[:300],
+                           email=clean_email, phone=phone, address=address, postcode=postcode, actor=actor)

@@ -18,7 +18,6 @@ from sqlalchemy import insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from casestore import access
-from casestore.cases import open_case
 from casestore.errors import NotFound
 from casestore.items import (
     IN_CHUNK,
@@ -30,6 +29,7 @@ from casestore.items import (
     check_filing,
     document_rows,
     item_row,
+    open_new_case,
     route_to_work,
 )
 from casestore.models import AuditEvent, Case, Document, Item, utcnow
@@ -126,13 +126,13 @@ def file_items(session: Session, *, filings: Sequence[Filing], actor: str,
                 target = cases.get(f.case_ref)
                 if target is None:
                     raise NotFound(f"no case {f.case_ref!r} to attach item {f.item.item_id} to")
-            elif f.outcome == "new_case" and f.new_case is not None:
-                target = open_case(session, customer_id=f.new_case.customer_id, case_type=f.new_case.case_type,
-                                   subject=f.new_case.subject, actor=actor,
-                                   reason=str(f.decision.get("reason", "")), team=f.new_case.team)
+            outcome, decision = f.outcome, f.decision
+            if f.outcome == "new_case" and f.new_case is not None:
+                outcome, target, decision = open_new_case(session, new_case=f.new_case, item=f.item, actor=actor,
+                                                          decision=decision)
                 session.flush()
-            outcome, target, decision = route_to_work(session, work, outcome=f.outcome, target=target, item=f.item,
-                                                      doc_type=f.doc_type, decision=f.decision)
+            outcome, target, decision = route_to_work(session, work, outcome=outcome, target=target, item=f.item,
+                                                      doc_type=f.doc_type, decision=decision)
             item_rows.append(item_row(f.item, outcome, target, f.doc_type, decision, now))
             doc_rows.extend(document_rows(f.item, f.documents, target, now))
             audit_rows.append(dict(at=now, actor=actor, action="item.filed",

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from casestore import audit
 from casestore.cases import get_case, open_case
+from casestore.customers import prospect_customer
 from casestore.errors import Conflict, InvalidInput, NotFound
 from casestore.models import OUTCOMES, AuditEvent, Case, Document, Item, ItemFailure, utcnow
 from casestore.validation import as_utc, no_nul
@@ -58,11 +59,53 @@ class NewDocument:
 
 
 @dataclass(frozen=True)
+class NewProspect:
+    """Who wrote an item from a person not yet known, as the classifier read it."""
+
+    name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    address: str | None = None
+    postcode: str | None = None
+
+
+@dataclass(frozen=True)
 class NewCase:
     customer_id: str | None  # CRM id, None for an unknown person
     case_type: str
     subject: str
     team: str | None = None
+    prospect: NewProspect | None = None  # with customer_id None: kept as a prospect customer (open_new_case)
+
+
+def open_new_case(session: Session, *, new_case: NewCase, item: NewItem, actor: str,
+                  decision: dict[str, Any]) -> tuple[str, Case, dict[str, Any]]:
+    """The case a 'new_case' filing goes into: outcome, case and decision.
+
+    A person not yet known who said who they are (``new_case.prospect``) gets a customer
+    (``customers.prospect_customer``), so the case shows who wrote and their next item matches
+    them.  When that person turns out to be known already (an earlier item of theirs was filed
+    after this one was classified, as in one batch) and has exactly one open case of this type,
+    the item is attached to it rather than opening a second one.
+    """
+    customer_id = new_case.customer_id
+    if customer_id is None and new_case.prospect is not None:
+        p = new_case.prospect
+        customer, created = prospect_customer(session, key=item.item_id, name=p.name, email=p.email, phone=p.phone,
+                                              address=p.address, postcode=p.postcode, actor=actor)
+        customer_id = customer.customer_id
+        decision = {**decision, "customer_id": customer_id,
+                    "prospect": {"customer_id": customer_id, "created": created}}
+        if not created:
+            same = list(session.scalars(select(Case).where(Case.customer_id == customer.id, Case.status != "closed",
+                                                           Case.case_type == new_case.case_type).limit(2)))
+            if len(same) == 1:
+                reason = (f"the writer ({customer.name}) is known since this item was classified; their only open "
+                          f"{new_case.case_type} case is {same[0].ref}")
+                return "attached", same[0], {**decision, "reason": reason}
+    case = open_case(session, customer_id=customer_id, case_type=new_case.case_type, subject=new_case.subject,
+                     actor=actor, reason=str(decision.get("reason", "")), team=new_case.team)
+    return "new_case", case, decision
 
 
 class WorkHooks(Protocol):
@@ -172,11 +215,8 @@ def file_item(
     try:
         with session.begin_nested():
             if outcome == "new_case" and new_case is not None:
-                target = open_case(
-                    session, customer_id=new_case.customer_id, case_type=new_case.case_type,
-                    subject=new_case.subject, actor=actor, reason=str(decision.get("reason", "")),
-                    team=new_case.team,
-                )
+                outcome, target, decision = open_new_case(session, new_case=new_case, item=item, actor=actor,
+                                                          decision=decision)
             outcome, target, decision = route_to_work(session, work, outcome=outcome, target=target, item=item,
                                                       doc_type=doc_type, decision=decision)
             if work is not None:

@@ -30,6 +30,8 @@ DEFAULT_ACCOUNT_PATTERNS: tuple[str, ...] = (
     rf"(?<![A-Za-z0-9-])(?P<num>(?:ACC|ACCT|POL|AC|PN)[-/ ]?[{DIGITISH}]{{4,12}})(?![A-Za-z0-9]|-\d)",
     r"(?i:\b(?:account|acct|policy|customer|membership)[ \t]*(?:number|no\.?|num|#|ref(?:erence)?)[ \t]*[:#.]?)"
     r"[ \t]*(?P<num>[A-Z0-9][A-Z0-9/-]{3,24}[A-Z0-9])\b",
+    # "Account: 22142500", "Policy: 7781 2345": the label alone, then a colon and a number with digits
+    r"(?i:\b(?:account|acct|policy)[ \t]*:)[ \t]*(?P<num>\d[\d -]{4,22}\d)\b",
 )
 DEFAULT_POSTCODE_PATTERN = r"\b(?P<out>[A-Z]{1,2}[0-9][A-Z0-9]?)[ \t]{0,2}(?P<in>[0-9][A-Z]{2})\b"
 

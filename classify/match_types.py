@@ -9,6 +9,7 @@ from classify.case_refs import DEFAULT_LEGACY_PATTERN
 from classify.customers import CustomerWeights
 from classify.doctype import DEFAULT_TYPE
 from classify.entities import DEFAULT_ACCOUNT_PATTERNS, DEFAULT_POSTCODE_PATTERN, EntityConfig
+from classify.writer import Writer
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +34,7 @@ class MatchInput:
     meta_account_number: str | None = None  # counts like an account number in the content
     meta_customer_id: str | None = None  # the customer a trusted system declares (see trusted_metadata)
     trusted_metadata: bool = False  # True for channels whose metadata a configured system wrote, not a sender
+    records: int = 0  # data records the item holds (rows of a CSV or spreadsheet export)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +47,7 @@ class MatchResult:
     reason: str = ""
     evidence: dict[str, Any] = field(default_factory=dict)
     candidates: list[str] = field(default_factory=list)  # case refs, best first (triage)
+    writer: Writer | None = None  # who wrote, for a new case of a person not yet known (a prospect customer)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,15 +8,22 @@ scores, the rule that fired, candidates):
 2. a case reference (quoted, or a thread: In-Reply-To/References naming a filed message, or an
    SMS from the number our last SMS went to) counts only when the
    sender or the content agrees with that case's customer: the sender's address or number, or
-   in the content an email, phone, account number, or name with postcode or address.  When the
+   in the content an email, phone, account number, or name with postcode or address; failing
+   what the entity finders saw, the case customer's own record is read against the text in any
+   layout (``classify.agreement``: account number, postcode, surname with first name, initial or
+   address, email, phone; OCR-tolerant).  When the
    sender is known as a different customer, only that customer's own agreement would do.  A
    reference nobody agrees with goes to triage, never into that case (Zammad #5064's mistake);
    OCR-misread references are repaired against the check character and must exist;
 3. a customer identified without a reference (score >= ``identify_threshold``, ahead of the
    next by ``customer_margin``): exactly one open case of a fitting type -> attach; several ->
    triage, ranked; none -> a new case for that customer;
-4. a weakly identified or ambiguous customer, bulk mail, nothing readable -> triage;
-5. anything else is a new request from a new person: a new case without a customer.
+4. a weakly identified or ambiguous customer, nothing readable -> triage; bulk or list mail
+   from an unknown sender -> noise;
+5. a new request from a new person: a new case, only when the item says who wrote and how to
+   reach them (``classify.writer``: the sender, or a name with an email, phone or postcode);
+   the writer goes with the decision, for the file stage to keep as a prospect customer.
+   Nobody to answer (a README, a data export, a page without a writer) -> triage, saying why.
 """
 
 from __future__ import annotations
@@ -25,11 +32,13 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from classify.agreement import record_agreement
 from classify.customers import CustomerMatch, resolve_customers
 from classify.doctype import DocTypeClassifier
 from classify.entities import Entities, find_entities
 from classify.lookup import CaseLookup, CaseView
 from classify.match_types import MatchConfig, MatchInput, MatchResult
+from classify.writer import find_writer
 
 __all__ = ["MatchConfig", "MatchInput", "MatchResult", "Matcher"]
 
@@ -113,7 +122,7 @@ class Matcher:
             if decided is not None:
                 return decided
 
-        return self._by_customer(customers, doc_type, item, lookup, evidence, result)
+        return self._by_customer(customers, doc_type, item, entities, lookup, evidence, result)
 
     # -- references and threads -------------------------------------------------------------
 
@@ -145,30 +154,44 @@ class Matcher:
         return sorted(hits.values(), key=lambda h: -h.confidence)
 
     def _agrees(self, case: CaseView, customers: list[CustomerMatch], item: MatchInput,
-                lookup: CaseLookup) -> list[str]:
-        """The signals by which the sender or content agrees with the case's customer ([] if none)."""
+                lookup: CaseLookup, record_checks: dict[str, list[str]]) -> list[str]:
+        """The signals by which the sender or content agrees with the case's customer ([] if none).
+
+        First what the entity finders found; failing that, the case customer's own record read
+        against the text (``classify.agreement``: any layout, OCR-tolerant), noted in
+        ``record_checks``."""
         if case.customer_id is None:  # a case opened for a person not yet known: same sender?
             senders = set(lookup.case_senders(case.ref))
             mine = {s.lower() for s in (item.sender_email, item.sender_phone) if s}
             return ["earlier_sender"] if senders & mine else []
         sender_ids = {m.customer.customer_id for m in customers if m.from_sender}
+        someone_else = bool(sender_ids) and case.customer_id not in sender_ids
         for m in customers:
             if m.customer.customer_id != case.customer_id:
                 continue
-            if sender_ids and case.customer_id not in sender_ids:
-                # the sender is someone else we know: only the case customer's own identifiers count
-                return [s for s in m.signals if s in _OWN_SIGNALS]
-            return [s for s in m.signals if s in _STRONG_SIGNALS]
-        return []
+            # the sender is someone else we know: only the case customer's own identifiers count
+            found = [s for s in m.signals if s in (_OWN_SIGNALS if someone_else else _STRONG_SIGNALS)]
+            if found:
+                return found
+        record = lookup.customer(case.customer_id)
+        if record is None:
+            return []
+        checked = record_agreement(record, f"{item.subject}\n{item.text}", phone_region=self.config.phone_region,
+                                   own_only=someone_else)
+        record_checks[case.ref] = checked
+        return checked
 
     def _by_reference(self, hits: list[_RefHit], customers: list[CustomerMatch], item: MatchInput,
                       lookup: CaseLookup, evidence: dict[str, Any], result: Any) -> MatchResult | None:
         agreeing: list[tuple[_RefHit, list[str]]] = []
+        record_checks: dict[str, list[str]] = {}
         for hit in hits:
-            signals = self._agrees(hit.case, customers, item, lookup)
+            signals = self._agrees(hit.case, customers, item, lookup, record_checks)
             if signals:
                 agreeing.append((hit, signals))
         evidence["agreement"] = {h.case.ref: s for h, s in agreeing}
+        if record_checks:
+            evidence["record_check"] = record_checks  # the case customer's record read against the text
         if not agreeing:
             exact = [h for h in hits if h.confidence >= 0.9]
             if not exact and all(h.how == "ref" for h in hits):
@@ -187,15 +210,16 @@ class Matcher:
                           customer_id=hit.case.customer_id, candidates=[hit.case.ref])
         via = {"thread": "thread (In-Reply-To/References)", "metadata": f"metadata case_ref {hit.raw!r}"}.get(
             hit.how, f"reference {hit.raw!r}")
-        return result("attached", f"{via} of case {hit.case.ref}, agreed by {', '.join(signals)}",
+        how = " (the case customer's record read against the text)" if hit.case.ref in record_checks else ""
+        return result("attached", f"{via} of case {hit.case.ref}, agreed by {', '.join(signals)}{how}",
                       {"ref": "reference + agreement", "metadata": "metadata reference + agreement"}.get(
                           hit.how, "thread + agreement"),
                       case_ref=hit.case.ref, customer_id=hit.case.customer_id)
 
     # -- customers without a reference ------------------------------------------------------
 
-    def _by_customer(self, customers: list[CustomerMatch], doc_type: str, item: MatchInput, lookup: CaseLookup,
-                     evidence: dict[str, Any], result: Any) -> MatchResult:
+    def _by_customer(self, customers: list[CustomerMatch], doc_type: str, item: MatchInput, entities: Entities,
+                     lookup: CaseLookup, evidence: dict[str, Any], result: Any) -> MatchResult:
         cfg = self.config
         ranked = [m for m in customers if m.score >= cfg.candidate_threshold]
         top = ranked[0] if ranked else None
@@ -224,12 +248,26 @@ class Matcher:
                           "uncertain customer", customer_id=top.customer.customer_id if top else None,
                           candidates=list(dict.fromkeys(candidates))[: cfg.max_triage_candidates])
         if item.is_bulk:
-            return result("triage", "bulk or mailing-list mail from an unknown sender: a person decides",
-                          "bulk or list mail")
+            return result("noise", "bulk or mailing-list mail (List-Id, List-Unsubscribe or Precedence) from a "
+                                   "sender we do not know: nobody to answer, so no case", "bulk or list mail")
         if not item.text.strip() and not item.subject.strip():
             return result("triage", "nothing readable identifies a customer or a case", "no readable content")
-        return result("new_case", "a new request from a person not yet known", "new person, no reference",
-                      case_type=self._case_type(doc_type))
+        writer = find_writer(sender_email=item.sender_email, sender_phone=item.sender_phone,
+                             sender_name=item.sender_name, text=f"{item.subject}\n{item.text}", entities=entities,
+                             records=item.records, phone_region=cfg.phone_region)
+        evidence["writer"] = writer.evidence() if writer else None
+        if writer is None:
+            if item.records > 1:
+                return result("triage", f"a data export of {item.records} records names nobody to answer: a person "
+                                        "files it, or the integration that sends it names its customer "
+                                        "(metadata customer_id)", "data export, no one to answer")
+            return result("triage", "nobody to answer: no sender address or number, and no writer's name with an "
+                                    "email, phone or postal address; a person decides where it belongs",
+                          "no one to answer")
+        who = writer.name or writer.email or writer.phone
+        return result("new_case", f"a new request from a person not yet known ({who}): a prospect customer is kept "
+                                  "for them", "new person, no reference", case_type=self._case_type(doc_type),
+                      writer=writer)
 
     def _fits(self, case: CaseView, doc_type: str) -> bool:
         return doc_type in self.config.generic_types or case.case_type == doc_type

@@ -1,4 +1,5 @@
-"""Person names in text: "Name:" fields, "My name is", sign-offs and salutations (heuristics)."""
+"""Person names in text: "Name:" fields (also "Customer", "Policy holder", "Insured"..., beside
+or above the name), "My name is", sign-offs and salutations (heuristics)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,11 @@ _WORD = r"[A-Z][a-z'\u2019-]+(?:-[A-Z][a-z'\u2019]+)?"
 _NAME = rf"(?:(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof)\.?\s+)?{_WORD}(?:[ \t]+(?:[A-Z]\.?[ \t]+)?{_WORD}){{0,3}}"
 _TITLE = re.compile(r"^(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof)\.?\s+")
 
-_FIELD = re.compile(rf"(?im)^[ \t]*(?:full[ \t]+|customer[ \t]+|policyholder[ \t]+|account[ \t]+holder[ \t]+)?"
-                    rf"name[ \t]*[:\-][ \t]*(?-i:({_NAME}))")
+_LABEL = (r"(?:(?:full[ \t]+|customer[ \t]+|policy[ \t]?holder[ \t]+|account[ \t]+holder[ \t]+|your[ \t]+)?name"
+          r"|customer|policy[ \t]?holder|account[ \t]+holder|insured|claimant|applicant)")
+_FIELD = re.compile(rf"(?im)^[ \t]*{_LABEL}[ \t]*[:\-][ \t]*(?-i:({_NAME}))")
+# "Policy holder" on one line, the name alone on the next (forms laid out label above value)
+_FIELD_NEXT_LINE = re.compile(rf"(?im)^[ \t]*{_LABEL}[ \t]*:?[ \t]*\r?\n[ \t]*(?-i:({_NAME}))[ \t]*$")
 _MY_NAME = re.compile(rf"(?i:\bmy name is|\bI am|\bthis is)[ \t]+({_NAME})")
 _SIGN_OFF = re.compile(
     rf"(?i:yours[ \t]+(?:sincerely|faithfully|truly)|(?:kind|best|warm|many)[ \t]+(?:regards|wishes|thanks)"
@@ -35,12 +39,13 @@ CONF_SALUTATION = 0.4
 def find_names(text: str) -> list[Entity]:
     """Person names, titles removed, each once (most confident kept); ``role`` says the source."""
     found: dict[str, Entity] = {}
-    for pattern, conf, role in ((_FIELD, CONF_FIELD, "field"), (_SIGN_OFF, CONF_SIGN_OFF, "sign-off"),
+    for pattern, conf, role in ((_FIELD, CONF_FIELD, "field"), (_FIELD_NEXT_LINE, CONF_FIELD, "field"),
+                                (_SIGN_OFF, CONF_SIGN_OFF, "sign-off"),
                                 (_MY_NAME, CONF_MY_NAME, "my-name-is"), (_SALUTATION, CONF_SALUTATION, "salutation")):
         for m in pattern.finditer(text):
             raw = m.group(1).strip()
             value = _clean(raw)
-            if value is None:
+            if value is None or (pattern is _FIELD_NEXT_LINE and len(value.split()) < 2):
                 continue
             start = m.start(1)
             keep_best(found, Entity("person_name", value, start, start + len(raw), conf, raw, role))

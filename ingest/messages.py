@@ -99,6 +99,17 @@ class ExtractedItem(RawItem):
     warnings: list[str] = Field(default_factory=list)
 
 
+class Prospect(_Frozen):
+    """Who wrote an item from a person not yet known, as the classifier read it (issue 11.2):
+    the file stage keeps it as a prospect customer of the new case."""
+
+    name: str | None = None
+    email: str | None = None
+    phone: str | None = Field(default=None, description="E.164")
+    address: str | None = None
+    postcode: str | None = None
+
+
 class Decision(_Frozen):
     """The classifier's decision about an item, with the evidence that led to it."""
 
@@ -110,6 +121,7 @@ class Decision(_Frozen):
     reason: str = ""
     evidence: dict[str, Any] = Field(default_factory=dict)
     candidates: list[str] = Field(default_factory=list)
+    prospect: Prospect | None = Field(default=None, description="new_case of a person not yet known: who wrote")
 
 
 class ClassifiedItem(ExtractedItem):

@@ -29,6 +29,7 @@ from casestore.search.indexer import index_items, update_case_in_index
 from casestore.search.port import SearchIndex
 from classify.lookup import MemoLookup
 from classify.matcher import Matcher, MatchInput
+from classify.writer import Writer
 from ingest.blobs import BlobStore
 from ingest.bus.port import Bus
 from ingest.extract import extract
@@ -43,6 +44,7 @@ from ingest.messages import (
     DeadLetter,
     Decision,
     ExtractedItem,
+    Prospect,
     RawItem,
 )
 from ingest.worker import Output, RetryPolicy, Worker
@@ -111,11 +113,18 @@ class ClassifyStage:
                     outcome=result.outcome,
                     case_ref=result.case_ref, customer_id=result.customer_id, doc_type=result.doc_type,
                     case_type=result.case_type, reason=result.reason, evidence=result.evidence,
-                    candidates=result.candidates,
+                    candidates=result.candidates, prospect=prospect_of(result.writer),
                 )
                 classified = ClassifiedItem(**item.model_dump(), decision=decision)
                 out.append((TOPIC_CLASSIFIED, item.item_id, classified))
         return out
+
+
+def prospect_of(writer: Writer | None) -> Prospect | None:
+    if writer is None:
+        return None
+    return Prospect(name=writer.name, email=writer.email, phone=writer.phone, address=writer.address,
+                    postcode=writer.postcode)
 
 
 def match_input(item: ExtractedItem) -> MatchInput:
@@ -141,6 +150,7 @@ def match_input(item: ExtractedItem) -> MatchInput:
         meta_account_number=item.metadata.get("account_number") or None,
         meta_customer_id=item.metadata.get("customer_id") or None,
         trusted_metadata=bool(item.metadata.get(TRUSTED_BY)),
+        records=sum(1 for p in item.parts if p.kind == "record"),
     )
 
 
@@ -233,8 +243,11 @@ def filing_for(item: ClassifiedItem) -> Filing:
     ]
     new_case = None
     if d.outcome == "new_case":
+        p = d.prospect
+        prospect = None if p is None or d.customer_id else item_service.NewProspect(
+            name=p.name, email=p.email, phone=p.phone, address=p.address, postcode=p.postcode)
         new_case = item_service.NewCase(customer_id=d.customer_id, case_type=d.case_type or d.doc_type,
-                                        subject=subject[:200], team=metadata.get("team"))
+                                        subject=subject[:200], team=metadata.get("team"), prospect=prospect)
     evidence: dict[str, Any] = {"reason": d.reason, "evidence": d.evidence, "candidates": d.candidates,
                                 "customer_id": d.customer_id, "warnings": item.warnings}
     return Filing(item=new_item, documents=documents, outcome=d.outcome, case_ref=d.case_ref,

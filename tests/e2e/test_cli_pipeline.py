@@ -131,7 +131,8 @@ def test_bus_retention_commands_and_a_bad_setting(tmp_path: Path, user_env: dict
     inbox = tmp_path / "in"
     inbox.mkdir()
     for i in range(3):
-        (inbox / f"{i}.eml").write_bytes(email("someone@example.net", f"Question {i}", "When do you open?", f"q{i}@x"))
+        (inbox / f"{i}.eml").write_bytes(email(f"someone{i}@example.net", f"Question {i}", "When do you open?",
+                                               f"q{i}@x"))
     assert run_json(user_env, "ingest", str(inbox), "--json")["new_case"] == 3
     pruned = run(user_env, "bus", "prune", "--older-than-hours", "0")
     # every stage committed its topic; the newest record of each partition stays

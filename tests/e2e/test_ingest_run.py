@@ -41,7 +41,9 @@ def test_a_folder_larger_than_a_chunk_gives_every_file_one_result(tmp_path: Path
     inbox.mkdir()
     n = CHUNK_FILES + 5
     for i in range(n):
-        (inbox / f"{i:03d}.eml").write_bytes(MAIL.replace(b"again-1@", f"m{i}@".encode()))
+        # each from a new person of their own: one person's second mail would join their first case
+        (inbox / f"{i:03d}.eml").write_bytes(MAIL.replace(b"again-1@", f"m{i}@".encode())
+                                             .replace(b"newbie@", f"newbie{i}@".encode()))
     (inbox / "same-as-000.eml").write_bytes((inbox / "000.eml").read_bytes())
     report = run_ingest(runtime, [inbox, tmp_path / "missing.eml"], timeout=300)
     by_name = {Path(r.source).name: r for r in report.results}
