@@ -22,7 +22,7 @@ from ingest.extract.ocr_words import combine
 from ingest.extract.pdf_attachments import attachment_parts
 from ingest.extract.pdf_child import pdf_child
 from ingest.extract.pdf_guard import MIB, check_streams
-from ingest.extract.pdf_reader import PdfReading, RenderedPage
+from ingest.extract.pdf_reader import PdfReading, RenderedPage, page_ranges
 from ingest.extract.result import Extraction
 from ingest.extract.scan_ocr import PageReading, read_pages
 
@@ -104,8 +104,8 @@ def _read(data: bytes, ctx: ExtractContext) -> tuple[PdfReading, dict[int, PageR
             "read_pdf", path=path, passwords=_passwords(ctx), max_pages=ctx.limits.max_pdf_pages,
             max_text_chars=ctx.limits.max_text_chars, max_bytes=ctx.limits.max_bytes, max_parts=ctx.limits.max_parts,
         )
-        unusable = [n for n, text in enumerate(reading.texts)
-                    if len(text.strip()) < _MIN_PAGE_CHARS or is_garbled(text)]
+        unusable = [n for n, text in enumerate(reading.texts) if n not in reading.unreadable
+                    and (len(text.strip()) < _MIN_PAGE_CHARS or is_garbled(text))]
         readings, ocr_missing = _ocr_pages(path, reading.password, unusable, ctx)
     return reading, readings, ocr_missing
 
@@ -118,7 +118,7 @@ def extract_pdf(
     reading, readings, ocr_missing = _read(data, ctx)
     count = reading.pages
     texts = list(reading.texts)
-    without_text = [n for n, t in enumerate(texts) if len(t.strip()) < _MIN_PAGE_CHARS]
+    without_text = [n for n, t in enumerate(texts) if len(t.strip()) < _MIN_PAGE_CHARS and n not in reading.unreadable]
     garbled = [n for n, t in enumerate(texts) if len(t.strip()) >= _MIN_PAGE_CHARS and is_garbled(t)]
     for warning in reading.warnings:
         ctx.warn(warning)
@@ -132,6 +132,10 @@ def extract_pdf(
         "pages": count,
         "pages_without_text": [n + 1 for n in without_text],
     }
+    if reading.unreadable:
+        fields["pages_unreadable"] = [n + 1 for n in reading.unreadable]
+    if reading.claimed is not None:
+        fields["pages_claimed"] = reading.claimed
     if garbled:
         fields["pages_garbled"] = [n + 1 for n in garbled]
     if readings:
@@ -141,7 +145,7 @@ def extract_pdf(
     unread = [n + 1 for n in without_text + garbled if not ocr_texts.get(n, "").strip()]
     if unread:
         why = f" ({ocr_missing})" if ocr_missing else ""
-        ctx.warn(f"PDF pages without usable text{why}: {_ranges(unread)}")
+        ctx.warn(f"PDF pages without usable text{why}: {page_ranges(unread)}")
     if reading.form_error:
         log.warning("could not read PDF form fields of %s: %s", filename, reading.form_error)
     if reading.form:
@@ -161,15 +165,3 @@ def extract_pdf(
     )
     return Extraction(parts=[part, *attachment_parts(embedded, 1, ctx)], warnings=ctx.warnings)
 
-
-def _ranges(numbers: list[int]) -> str:
-    numbers = sorted(set(numbers))
-    out: list[str] = []
-    start = prev = numbers[0]
-    for n in [*numbers[1:], 0]:
-        if n == prev + 1:
-            prev = n
-            continue
-        out.append(str(start) if start == prev else f"{start}-{prev}")
-        start = prev = n
-    return ", ".join(out)
