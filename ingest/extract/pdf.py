@@ -17,7 +17,7 @@ from PIL import Image
 
 from ingest.errors import BadInput
 from ingest.extract.context import ExtractContext
-from ingest.extract.ocr import CORES, tesseract_path
+from ingest.extract.ocr import tesseract_path
 from ingest.extract.ocr_words import combine
 from ingest.extract.pdf_attachments import attachment_parts
 from ingest.extract.pdf_child import pdf_child
@@ -57,7 +57,7 @@ def _ocr_pages(
     """OCR of the given 0-based pages; the second value says why OCR did not run, if it did not.
 
     Pages are rendered a few at a time by the PDF reader child (within ``max_render_pixels``) and
-    OCRed concurrently here (one tesseract process per core).
+    OCRed concurrently here (``ocr_processes`` tesseract processes, default one per core).
     """
     if not pages:
         return {}, None
@@ -72,7 +72,7 @@ def _ocr_pages(
     dpi = ctx.limits.ocr_dpi
     readings: dict[int, PageReading] = {}
     todo = pages[:limit]
-    batch = 2 * CORES
+    batch = 2 * ctx.ocr_settings().processes
     for start in range(0, len(todo), batch):
         images: list[tuple[int, Image.Image]] = []
         for number in todo[start : start + batch]:

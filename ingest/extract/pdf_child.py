@@ -98,11 +98,13 @@ class PdfChild:
                 self._process = None
                 log.warning("PDF reader child %d ended mid-call (exit status %d)", process.pid, code)
                 raise self._refused() from None
+            if kind == "error" and isinstance(value, MemoryError):
+                # a child that ran out of memory may be in a bad state: start afresh next time. Under the
+                # lock: another thread's call must never meet a child closed under it.
+                self.close()
+                raise self._refused()
         if kind == "ok":
             return value
-        if isinstance(value, MemoryError):
-            self.close()  # a child that ran out of memory may be in a bad state: start afresh next time
-            raise self._refused()
         raise value
 
     def _refused(self) -> LimitExceeded:
