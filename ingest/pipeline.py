@@ -14,6 +14,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,7 +33,8 @@ from classify.matcher import Matcher, MatchInput
 from classify.writer import Writer
 from ingest.blobs import BlobStore
 from ingest.bus.port import Bus
-from ingest.extract import extract
+from ingest.errors import Unavailable
+from ingest.extract import Extraction, extract
 from ingest.extract.limits import ExtractLimits
 from ingest.faults import fault_point
 from ingest.intake import TRUSTED_BY
@@ -56,23 +58,60 @@ MAX_CLASSIFY_CHARS = 200_000
 
 
 class ExtractStage:
+    """Reads the items of a poll in parallel: ``prepare`` starts each one's extraction on a pool of
+    ``ocr_processes`` threads (default one per core), and the worker's per-message ``handle_batch``
+    collects them in order, so a slow scan does not keep the other cores idle while the worker's
+    per-item policy (retry, dead letter) stays as it is. The threads mostly wait for tesseract
+    processes (at most ``ocr_processes`` of them at once in this process, ``ingest.extract.ocr``)
+    and for the PDF reader child (one, its calls serialised). A retry extracts again in the worker's
+    thread. When ``stop`` (the worker's stop flag) is set, the items being read are finished and
+    those not yet begun are not begun: they raise a retryable error, which the worker, stopping,
+    leaves uncommitted, so the batch is delivered again and the stage ends within its grace period."""
+
     name = "extract"
     in_topic = TOPIC_RAW
     batched = False  # extraction errors are per file; no batch fast path to gain
     linger_s = 0.0
 
-    def __init__(self, *, blobs: BlobStore, limits: ExtractLimits, sessions: sessionmaker[Session]) -> None:
+    def __init__(self, *, blobs: BlobStore, limits: ExtractLimits, sessions: sessionmaker[Session],
+                 stop: threading.Event | None = None) -> None:
         self.blobs = blobs
         self.limits = limits
         self.sessions = sessions
-
+        self.stop = stop or threading.Event()
+        self.workers = limits.ocr_workers()
+        self._pool: ThreadPoolExecutor | None = None
+        self._started: dict[str, Future[Extraction]] = {}
         self._filed: set[str] = set()
 
     def prepare(self, messages: Sequence[RawItem]) -> None:
-        """One store look-up per poll: which of these items are already filed."""
+        """One store look-up per poll: which of these items are already filed; start reading the others."""
         with self.sessions() as session:
             known = item_service.outcomes(session, item_ids=[m.item_id for m in messages])
         self._filed = {i for i, info in known.items() if info.get("outcome") in FILED_OUTCOMES}
+        self._forget_started()
+        todo = {m.item_id: m for m in messages if m.item_id not in self._filed}
+        if self.workers > 1 and len(todo) > 1:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="extract")
+            self._started = {item_id: self._pool.submit(self._extract_unless_stopping, raw)
+                             for item_id, raw in todo.items()}
+
+    def _extract_unless_stopping(self, raw: RawItem) -> Extraction:
+        if self.stop.is_set():
+            raise Unavailable(f"item {raw.item_id} not read: the extract stage is stopping; it will be read again")
+        return self._extract(raw)
+
+    def _extract(self, raw: RawItem) -> Extraction:
+        data = self.blobs.read(raw.blob_sha256)
+        return extract(data, filename=raw.filename, content_type=raw.content_type, blobs=self.blobs,
+                       limits=self.limits)
+
+    def _forget_started(self) -> None:
+        """Drop what an earlier poll started and nobody collected (its batch failed as a whole)."""
+        for future in self._started.values():
+            future.cancel()
+        self._started = {}
 
     def handle_batch(self, messages: Sequence[RawItem]) -> list[Output]:
         out: list[Output] = []
@@ -80,9 +119,8 @@ class ExtractStage:
             if raw.item_id in self._filed:
                 log.debug("item %s already filed; not extracting again", raw.item_id)
                 continue
-            data = self.blobs.read(raw.blob_sha256)
-            result = extract(data, filename=raw.filename, content_type=raw.content_type,
-                             blobs=self.blobs, limits=self.limits)
+            started = self._started.pop(raw.item_id, None)
+            result = started.result() if started is not None else self._extract(raw)
             fault_point("mid_extract")
             item = ExtractedItem(**raw.model_dump(), parts=result.parts, email=result.email,
                                  warnings=result.warnings)
@@ -281,9 +319,11 @@ def record_dead_letter(sessions: sessionmaker[Session], letter: DeadLetter) -> N
                                     failed_at=letter.failed_at)
 
 
-def make_stage(name: str, parts: PipelineParts) -> ExtractStage | ClassifyStage | FileStage:
+def make_stage(name: str, parts: PipelineParts, *, stop: threading.Event | None = None,
+               ) -> ExtractStage | ClassifyStage | FileStage:
+    """The stage called ``name``; ``stop`` is its worker's stop flag (the extract stage watches it)."""
     if name == "extract":
-        return ExtractStage(blobs=parts.blobs, limits=parts.limits, sessions=parts.read_sessions)
+        return ExtractStage(blobs=parts.blobs, limits=parts.limits, sessions=parts.read_sessions, stop=stop)
     if name == "classify":
         return ClassifyStage(matcher=parts.matcher, sessions=parts.read_sessions)
     if name == "file":
@@ -301,7 +341,7 @@ class PipelineRunner:
                  pause_log_level: int = logging.WARNING) -> None:
         self.stop = threading.Event()
         self.workers = [
-            Worker(bus=parts.bus, handler=make_stage(name, parts), group=f"{group_prefix}.{name}",
+            Worker(bus=parts.bus, handler=make_stage(name, parts, stop=self.stop), group=f"{group_prefix}.{name}",
                    retry=parts.retry, stop=self.stop,
                    batch_size={"extract": parts.extract_batch_size, "file": parts.file_batch_size}.get(
                        name, parts.batch_size),

@@ -48,6 +48,7 @@ class ExtractContext:
             timeout_seconds=self.limits.ocr_timeout_seconds,
             memory_mb=self.limits.ocr_memory_mb,
             max_pixels=self.limits.max_render_pixels,
+            processes=self.limits.ocr_workers(),
         )
 
     def warn(self, message: str) -> None:

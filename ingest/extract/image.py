@@ -13,7 +13,7 @@ from PIL import Image
 
 from ingest.extract.capture_time import image_capture_time
 from ingest.extract.context import ExtractContext
-from ingest.extract.ocr import CORES, OcrError, ocr_words
+from ingest.extract.ocr import OcrError, ocr_words
 from ingest.extract.ocr_words import combine
 from ingest.extract.result import Extraction
 from ingest.extract.scan_ocr import PageReading, read_pages
@@ -117,7 +117,7 @@ def ocr_image_text(data: bytes, ctx: ExtractContext) -> tuple[str, str | None, d
     while batch:
         readings.extend(read_pages(batch, ctx.ocr_settings()))
         try:
-            batch = list(itertools.islice(rest, 2 * CORES))
+            batch = list(itertools.islice(rest, 2 * ctx.ocr_settings().processes))
         except ImageUnreadable as exc:
             ctx.warn(f"image pages after page {len(readings)} were not read: {exc}")
             batch = []

@@ -6,6 +6,8 @@ Every field is a setting: ``CASEWORK_EXTRACT__<FIELD>`` (for example ``CASEWORK_
 
 from __future__ import annotations
 
+import os
+
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 MIB = 1024 * 1024
@@ -47,6 +49,10 @@ class ExtractLimits(BaseModel):
     ocr_dpi: int = Field(300, gt=0, description="resolution at which PDF pages are rendered for OCR")
     ocr_timeout_seconds: float = Field(120, gt=0, description="per tesseract run (one page or image)")
     ocr_memory_mb: int = Field(1024, gt=0, description="address-space limit of a tesseract process, in MiB")
+    ocr_processes: int = Field(
+        0, ge=0, description="tesseract processes one extract process runs at once (pages of one document and "
+        "several documents are read in parallel); 0: one per core. Each takes up to ocr_memory_mb",
+    )
     max_ocr_pages: int = Field(
         50, ge=0, description="pages of one PDF or multi-page image sent to OCR; the rest get a warning"
     )
@@ -72,3 +78,7 @@ class ExtractLimits(BaseModel):
     max_image_pixels: int = Field(
         150_000_000, gt=0, description="larger images (width x height) are not decoded: decompression-bomb guard"
     )
+
+    def ocr_workers(self) -> int:
+        """``ocr_processes``, or the number of cores when it is 0."""
+        return self.ocr_processes or os.cpu_count() or 1

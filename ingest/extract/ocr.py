@@ -1,7 +1,8 @@
 """The one wrapper around the tesseract command: a subprocess with one thread, a timeout and a memory cap.
 
-At most one tesseract process per core runs at a time in this process (``OCR_SLOTS``), however many
-threads ask: tesseract is a subprocess, so threads that wait for it are enough to use every core.
+At most ``OcrSettings.processes`` tesseract processes (the ``ocr_processes`` setting; default one per
+core) run at a time in this process, however many threads ask (``ocr_slots``): tesseract is a
+subprocess, so threads that wait for it are enough to use every core.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ log = logging.getLogger(__name__)
 
 INSTALL_HINT = "OCR not available: install tesseract-ocr (and tesseract-ocr-eng)"
 CORES = os.cpu_count() or 1
-OCR_SLOTS = threading.BoundedSemaphore(CORES)
+_SLOTS: dict[int, threading.BoundedSemaphore] = {}
+_SLOTS_LOCK = threading.Lock()
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -47,6 +49,16 @@ class OcrSettings:
     timeout_seconds: float = 120
     memory_mb: int = 1024
     max_pixels: int | None = None
+    processes: int = CORES  # tesseract processes at once in this process
+
+
+def ocr_slots(processes: int) -> threading.BoundedSemaphore:
+    """The process's semaphore for ``processes`` tesseract runs at once (one per setting value)."""
+    with _SLOTS_LOCK:
+        slots = _SLOTS.get(processes)
+        if slots is None:
+            slots = _SLOTS[processes] = threading.BoundedSemaphore(max(1, processes))
+        return slots
 
 
 def tesseract_path() -> str | None:
@@ -68,7 +80,7 @@ def _limited(command: list[str], memory_mb: int, cpu_seconds: int) -> list[str]:
 
 
 def run_tesseract(path: Path, args: list[str], settings: OcrSettings) -> str:
-    """stdout of ``tesseract PATH stdout ARGS`` (one thread, limits, one of ``OCR_SLOTS``)."""
+    """stdout of ``tesseract PATH stdout ARGS`` (one thread, limits, one of ``ocr_slots(settings.processes)``)."""
     exe = tesseract_path()
     if exe is None:
         raise OcrNotAvailable(INSTALL_HINT)
@@ -76,7 +88,7 @@ def run_tesseract(path: Path, args: list[str], settings: OcrSettings) -> str:
     command = _limited(
         [exe, str(path), "stdout", *args], settings.memory_mb, int(settings.timeout_seconds) + 1
     )
-    with OCR_SLOTS:
+    with ocr_slots(settings.processes):
         try:
             done = subprocess.run(
                 command, capture_output=True, env=env, timeout=settings.timeout_seconds, check=False
@@ -121,14 +133,14 @@ def detect_rotation(path: Path, settings: OcrSettings, *, dpi: int | None = None
     return int(rotate.group(1)) % 360, float(confidence.group(1)) if confidence else 0.0
 
 
-def map_concurrently(function: Callable[[T], R], items: Iterable[T]) -> list[R]:
-    """``[function(x) for x in items]`` with up to one thread per core (results in input order).
+def map_concurrently(function: Callable[[T], R], items: Iterable[T], *, workers: int = CORES) -> list[R]:
+    """``[function(x) for x in items]`` with up to ``workers`` threads (results in input order).
 
-    ``function`` is expected to spend its time waiting for tesseract; ``OCR_SLOTS`` keeps the number of
-    tesseract processes at one per core even when several items are read at once.
+    ``function`` is expected to spend its time waiting for tesseract; ``ocr_slots`` keeps the number of
+    tesseract processes at ``ocr_processes`` even when several items are read at once.
     """
     work = list(items)
-    if len(work) <= 1 or CORES == 1:
+    if len(work) <= 1 or workers <= 1:
         return [function(x) for x in work]
-    with ThreadPoolExecutor(max_workers=min(CORES, len(work)), thread_name_prefix="ocr") as pool:
+    with ThreadPoolExecutor(max_workers=min(workers, len(work)), thread_name_prefix="ocr") as pool:
         return list(pool.map(function, work))

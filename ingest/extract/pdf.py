@@ -18,12 +18,12 @@ from PIL import Image
 from ingest.errors import BadInput
 from ingest.extract.capture_time import pdf_capture_time
 from ingest.extract.context import ExtractContext
-from ingest.extract.ocr import CORES, tesseract_path
+from ingest.extract.ocr import tesseract_path
 from ingest.extract.ocr_words import combine
 from ingest.extract.pdf_attachments import attachment_parts
 from ingest.extract.pdf_child import pdf_child
 from ingest.extract.pdf_guard import MIB, check_streams
-from ingest.extract.pdf_reader import PdfReading, RenderedPage
+from ingest.extract.pdf_reader import PdfReading, RenderedPage, page_ranges
 from ingest.extract.result import Extraction
 from ingest.extract.scan_ocr import PageReading, read_pages
 
@@ -58,7 +58,7 @@ def _ocr_pages(
     """OCR of the given 0-based pages; the second value says why OCR did not run, if it did not.
 
     Pages are rendered a few at a time by the PDF reader child (within ``max_render_pixels``) and
-    OCRed concurrently here (one tesseract process per core).
+    OCRed concurrently here (``ocr_processes`` tesseract processes, default one per core).
     """
     if not pages:
         return {}, None
@@ -73,7 +73,7 @@ def _ocr_pages(
     dpi = ctx.limits.ocr_dpi
     readings: dict[int, PageReading] = {}
     todo = pages[:limit]
-    batch = 2 * CORES
+    batch = 2 * ctx.ocr_settings().processes
     for start in range(0, len(todo), batch):
         images: list[tuple[int, Image.Image]] = []
         for number in todo[start : start + batch]:
@@ -105,8 +105,8 @@ def _read(data: bytes, ctx: ExtractContext) -> tuple[PdfReading, dict[int, PageR
             "read_pdf", path=path, passwords=_passwords(ctx), max_pages=ctx.limits.max_pdf_pages,
             max_text_chars=ctx.limits.max_text_chars, max_bytes=ctx.limits.max_bytes, max_parts=ctx.limits.max_parts,
         )
-        unusable = [n for n, text in enumerate(reading.texts)
-                    if len(text.strip()) < _MIN_PAGE_CHARS or is_garbled(text)]
+        unusable = [n for n, text in enumerate(reading.texts) if n not in reading.unreadable
+                    and (len(text.strip()) < _MIN_PAGE_CHARS or is_garbled(text))]
         readings, ocr_missing = _ocr_pages(path, reading.password, unusable, ctx)
     return reading, readings, ocr_missing
 
@@ -119,7 +119,7 @@ def extract_pdf(
     reading, readings, ocr_missing = _read(data, ctx)
     count = reading.pages
     texts = list(reading.texts)
-    without_text = [n for n, t in enumerate(texts) if len(t.strip()) < _MIN_PAGE_CHARS]
+    without_text = [n for n, t in enumerate(texts) if len(t.strip()) < _MIN_PAGE_CHARS and n not in reading.unreadable]
     garbled = [n for n, t in enumerate(texts) if len(t.strip()) >= _MIN_PAGE_CHARS and is_garbled(t)]
     for warning in reading.warnings:
         ctx.warn(warning)
@@ -133,6 +133,10 @@ def extract_pdf(
         "pages": count,
         "pages_without_text": [n + 1 for n in without_text],
     }
+    if reading.unreadable:
+        fields["pages_unreadable"] = [n + 1 for n in reading.unreadable]
+    if reading.claimed is not None:
+        fields["pages_claimed"] = reading.claimed
     if garbled:
         fields["pages_garbled"] = [n + 1 for n in garbled]
     if readings:
@@ -142,7 +146,7 @@ def extract_pdf(
     unread = [n + 1 for n in without_text + garbled if not ocr_texts.get(n, "").strip()]
     if unread:
         why = f" ({ocr_missing})" if ocr_missing else ""
-        ctx.warn(f"PDF pages without usable text{why}: {_ranges(unread)}")
+        ctx.warn(f"PDF pages without usable text{why}: {page_ranges(unread)}")
     if reading.form_error:
         log.warning("could not read PDF form fields of %s: %s", filename, reading.form_error)
     if reading.form:
@@ -164,15 +168,3 @@ def extract_pdf(
     )
     return Extraction(parts=[part, *attachment_parts(embedded, 1, ctx)], warnings=ctx.warnings)
 
-
-def _ranges(numbers: list[int]) -> str:
-    numbers = sorted(set(numbers))
-    out: list[str] = []
-    start = prev = numbers[0]
-    for n in [*numbers[1:], 0]:
-        if n == prev + 1:
-            prev = n
-            continue
-        out.append(str(start) if start == prev else f"{start}-{prev}")
-        start = prev = n
-    return ", ".join(out)

@@ -96,20 +96,25 @@ class PdfChild:
             except (OSError, EOFError):
                 code = process.wait()
                 self._process = None
-                raise LimitExceeded(
-                    f"reading this PDF took the PDF reader over its {self.memory_mb:,} MiB memory limit "
-                    f"(pdf_memory_mb), or crashed it (exit status {code}); refused as a possible decompression "
-                    "bomb. If the file is genuine, ask the sender for a simpler export or raise pdf_memory_mb"
-                ) from None
+                log.warning("PDF reader child %d ended mid-call (exit status %d)", process.pid, code)
+                raise self._refused() from None
+            if kind == "error" and isinstance(value, MemoryError):
+                # a child that ran out of memory may be in a bad state: start afresh next time. Under the
+                # lock: another thread's call must never meet a child closed under it.
+                self.close()
+                raise self._refused()
         if kind == "ok":
             return value
-        if isinstance(value, MemoryError):
-            self.close()  # a child that ran out of memory may be in a bad state: start afresh next time
-            raise LimitExceeded(
-                f"reading this PDF needs more than the PDF reader's {self.memory_mb:,} MiB (pdf_memory_mb); "
-                "refused as a possible decompression bomb. If the file is genuine, raise pdf_memory_mb"
-            )
         raise value
+
+    def _refused(self) -> LimitExceeded:
+        """One reason whether PDFium raised MemoryError or the child died of the limit: which of the two
+        happens can vary from run to run with the same file, and the same file must get the same outcome."""
+        return LimitExceeded(
+            f"reading this PDF took the PDF reader over its {self.memory_mb:,} MiB memory limit (pdf_memory_mb) "
+            "or crashed it; refused as a possible decompression bomb. If the file is genuine, ask the sender for "
+            "a simpler export or raise pdf_memory_mb"
+        )
 
     def close(self) -> None:
         process, self._process = self._process, None

@@ -93,5 +93,5 @@ def read_page(number: int, image: Image.Image, settings: OcrSettings, *, correct
 
 
 def read_pages(pages: list[tuple[int, Image.Image]], settings: OcrSettings) -> list[PageReading]:
-    """OCR several pages concurrently (one tesseract process per core); results in page order."""
-    return map_concurrently(lambda job: read_page(job[0], job[1], settings), pages)
+    """OCR several pages concurrently (``settings.processes`` tesseract processes); results in page order."""
+    return map_concurrently(lambda job: read_page(job[0], job[1], settings), pages, workers=settings.processes)
