@@ -211,6 +211,14 @@ class MetricsSettings(BaseModel):
                       "keep it on a private network)")
 
 
+class LogSettings(BaseModel):
+    """How every casework process writes its log (api/log_setup.py)."""
+
+    format: Literal["text", "json"] = Field(
+        default="text", description="text: lines for a person at a terminal; json: one JSON object per line "
+        "(time, level, logger, message, stage, item_id, case_ref, exc_info) for a log collector")
+
+
 class WorkSettings(BaseModel):
     """Case work: where the case-type definitions and the business calendars are read from."""
 
@@ -302,6 +310,7 @@ class Settings(BaseSettings):
     match: MatchSettings = MatchSettings()
     serve: ServeSettings = ServeSettings()
     metrics: MetricsSettings = MetricsSettings()
+    log: LogSettings = LogSettings()
     search: SearchSettings = SearchSettings()
     auth: AuthSettings = AuthSettings()
     connectors: ConnectorSettings = ConnectorSettings()

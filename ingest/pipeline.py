@@ -34,6 +34,7 @@ from ingest.bus.port import Bus
 from ingest.extract import extract
 from ingest.extract.limits import ExtractLimits
 from ingest.intake import TRUSTED_BY
+from ingest.log_context import about
 from ingest.messages import (
     TOPIC_CLASSIFIED,
     TOPIC_EXTRACTED,
@@ -77,9 +78,10 @@ class ExtractStage:
             if raw.item_id in self._filed:
                 log.debug("item %s already filed; not extracting again", raw.item_id)
                 continue
-            data = self.blobs.read(raw.blob_sha256)
-            result = extract(data, filename=raw.filename, content_type=raw.content_type,
-                             blobs=self.blobs, limits=self.limits)
+            with about(item_id=raw.item_id):  # OCR and parser warnings name the item
+                data = self.blobs.read(raw.blob_sha256)
+                result = extract(data, filename=raw.filename, content_type=raw.content_type,
+                                 blobs=self.blobs, limits=self.limits)
             item = ExtractedItem(**raw.model_dump(), parts=result.parts, email=result.email,
                                  warnings=result.warnings)
             out.append((TOPIC_EXTRACTED, raw.item_id, item))
@@ -104,7 +106,8 @@ class ClassifyStage:
         with self.sessions() as session:
             lookup = MemoLookup(StoreLookup(session))  # one snapshot per batch: ask each question once
             for item in messages:
-                result = self.matcher.decide(match_input(item), lookup)
+                with about(item_id=item.item_id):
+                    result = self.matcher.decide(match_input(item), lookup)
                 decision = Decision(
                     outcome=result.outcome,
                     case_ref=result.case_ref, customer_id=result.customer_id, doc_type=result.doc_type,
@@ -165,9 +168,10 @@ class FileStage:
             filings = confine_to_uploaders(session, filings)  # an upload goes only where its uploader may file
             if len(filings) == 1:  # the careful path: handles a concurrent insert of the same item
                 f = filings[0]
-                item_service.file_item(session, item=f.item, documents=f.documents, outcome=f.outcome,
-                                       case_ref=f.case_ref, new_case=f.new_case, doc_type=f.doc_type,
-                                       decision=f.decision, actor=self.actor, work=self.work)
+                with about(item_id=f.item.item_id, case_ref=f.case_ref):
+                    item_service.file_item(session, item=f.item, documents=f.documents, outcome=f.outcome,
+                                           case_ref=f.case_ref, new_case=f.new_case, doc_type=f.doc_type,
+                                           decision=f.decision, actor=self.actor, work=self.work)
             else:
                 file_items(session, filings=filings, actor=self.actor, work=self.work)
             record_bounces(session, filings, actor=self.actor)
