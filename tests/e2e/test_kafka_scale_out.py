@@ -139,7 +139,7 @@ def test_killed_and_added_workers_file_every_item_exactly_once(
     assert cases == 2 + new_cases  # the two imported; no new case opened twice for one item
     assert report["new_case"] == new_cases
 
-    for stage, p in workers.procs:
+    for _stage, p in workers.procs:
         if p.poll() is None:
             p.send_signal(signal.SIGTERM)
     for stage, p in workers.procs:
