@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 CASEWORK = [sys.executable, "-m", "api"]
@@ -95,3 +96,22 @@ def test_text_is_the_default(tmp_path: Path, user_env: dict[str, str]) -> None:
     lines = [line for line in done.stderr.splitlines() if line.strip()]
     assert lines and not any(line.startswith("{") for line in lines)
     assert any("[file] casestore.items: item " in line for line in lines), done.stderr[-2000:]
+
+
+def test_serve_and_uvicorn_log_json(tmp_path: Path, user_env: dict[str, str]) -> None:
+    from tests.e2e.test_serve_signals import start_serve
+
+    env = {**user_env, "CASEWORK_LOG__FORMAT": "json", "CASEWORK_CLOCK__IN_SERVE": "false"}
+    server, log_path = start_serve(tmp_path, env)
+    try:
+        port = next(a for a in server.args if isinstance(a, str) and a.isdigit())  # type: ignore[union-attr]
+        assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=10).status_code == 200
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=60)
+    lines = json_lines(log_path.read_text())
+    loggers = {line["logger"] for line in lines}
+    assert {"uvicorn.error", "uvicorn.access", "api.serve"} <= loggers, sorted(loggers)
+    access = [line for line in lines if line["logger"] == "uvicorn.access"]
+    assert any("/health" in line["message"] for line in access)
+    assert any(line["message"].startswith("casework serving on http://") for line in lines)
