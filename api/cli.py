@@ -60,8 +60,9 @@ def _print_json(obj: Any) -> None:
 
 @app.callback()
 def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="debug logging")] = False) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from api.log_setup import configure_logging
+
+    configure_logging(level=logging.DEBUG if verbose else logging.WARNING, fmt=get_settings().log.format)
 
 
 @app.command()

@@ -9,9 +9,11 @@ from typing import Any
 
 import uvicorn
 from rich.console import Console
+from uvicorn.config import LOGGING_CONFIG
 
 from api.app import create_app
 from api.clock_worker import ClockLoop
+from api.log_setup import uvicorn_log_config
 from api.metrics import serve_metrics
 from api.outbound_parts import SenderThread
 from api.settings import Settings
@@ -67,14 +69,22 @@ def run_server(settings: Settings, *, host: str, port: int) -> None:
         sender.start()
     connector_threads = start_connectors(settings.connectors, bus=rt.bus, blobs=rt.blobs,
                                          data_dir=settings.data_dir, stop=stop)
-    console = Console(stderr=True)
-    console.print(f"casework serving on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
-    console.print(f"  data: {settings.data_dir.resolve()}   bus: {settings.bus.url}   "
-                  f"pipeline: {'in this process' if runner else 'in casework worker processes'}")
-    console.print(f"  drop files into {settings.drop_dir.resolve()} to ingest them; or run "
-                  "`casework ingest FILE` in another terminal")
-    console.print("  next: `casework import customers FILE`, `casework user add NAME --role agent`, "
-                  "`casework token create NAME`")
+    banner = [
+        f"casework serving on http://{host}:{port}  (API docs: http://{host}:{port}/docs)",
+        f"  data: {settings.data_dir.resolve()}   bus: {settings.bus.url}   "
+        f"pipeline: {'in this process' if runner else 'in casework worker processes'}",
+        f"  drop files into {settings.drop_dir.resolve()} to ingest them; or run "
+        "`casework ingest FILE` in another terminal",
+        "  next: `casework import customers FILE`, `casework user add NAME --role agent`, "
+        "`casework token create NAME`",
+    ]
+    if settings.log.format == "json":  # a log collector gets the banner as log lines, not console text
+        for line in banner:
+            log.info("%s", line.strip())
+    else:
+        console = Console(stderr=True)
+        for line in banner:
+            console.print(line)
     # uvicorn stops serving on SIGTERM and then re-raises the signal with the handler it found at
     # start: make that handler an orderly exit, so the cleanup below runs (consumers leave their
     # groups at once instead of holding partitions until their session times out).
@@ -82,7 +92,8 @@ def run_server(settings: Settings, *, host: str, port: int) -> None:
     try:
         trusted = settings.serve.trusted_proxies  # forwarded headers are believed from these peers only
         uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=bool(trusted),
-                    forwarded_allow_ips=trusted or None)
+                    forwarded_allow_ips=trusted or None,
+                    log_config=uvicorn_log_config() if settings.log.format == "json" else LOGGING_CONFIG)
     except SystemExit as exc:
         if exc.code not in (0, None):
             raise

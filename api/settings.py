@@ -22,6 +22,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from casestore.search.factory import ServerAccess
 from classify.case_refs import DEFAULT_LEGACY_PATTERN
 from classify.entities import DEFAULT_ACCOUNT_PATTERNS, DEFAULT_POSTCODE_PATTERN
 from classify.match_types import MatchConfig
@@ -154,6 +155,17 @@ class SearchSettings(BaseModel):
         description="tantivy: (DATA_DIR/index), tantivy:///abs/path, opensearch://host:9200[/index] or "
         "elasticsearch://host:9200 (+https and user:pass@ accepted)",
     )
+    username: str = Field(default="", description="user for a secured OpenSearch or Elasticsearch (HTTP basic "
+                          "auth); a user written in the URL wins")
+    password: SecretStr = Field(default=SecretStr(""), description="that user's password")
+    ca_certs: str = Field(default="", description="PEM file of the CA that signed the search server's TLS "
+                          "certificate (a private CA, OpenSearch's demo certificates); empty: the system's CAs")
+    verify_certs: bool = Field(default=True, description="check the search server's TLS certificate and name; "
+                               "turn off only on a private network for a test")
+
+    def access(self) -> ServerAccess:
+        return ServerAccess(username=self.username, password=self.password.get_secret_value(),
+                            ca_certs=self.ca_certs, verify_certs=self.verify_certs)
 
 
 class ServeSettings(BaseModel):
@@ -209,6 +221,14 @@ class MetricsSettings(BaseModel):
                       "STAGE` its stage's series. 0: none")
     host: str = Field(default="127.0.0.1", description="address of the scrape listener (0.0.0.0 in a container; "
                       "keep it on a private network)")
+
+
+class LogSettings(BaseModel):
+    """How every casework process writes its log (api/log_setup.py)."""
+
+    format: Literal["text", "json"] = Field(
+        default="text", description="text: lines for a person at a terminal; json: one JSON object per line "
+        "(time, level, logger, message, stage, item_id, case_ref, exc_info) for a log collector")
 
 
 class WorkSettings(BaseModel):
@@ -329,6 +349,7 @@ class Settings(BaseSettings):
     match: MatchSettings = MatchSettings()
     serve: ServeSettings = ServeSettings()
     metrics: MetricsSettings = MetricsSettings()
+    log: LogSettings = LogSettings()
     search: SearchSettings = SearchSettings()
     auth: AuthSettings = AuthSettings()
     connectors: ConnectorSettings = ConnectorSettings()

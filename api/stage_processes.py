@@ -32,10 +32,12 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
+from api.log_setup import configure_logging
 from api.metrics import child_metrics_dir, forget_child_metrics_dir
 from api.settings import Settings
 from api.wiring import open_runtime
 from casestore.db import translate_errors
+from ingest.log_context import stage_var
 from ingest.pipeline import STAGES, PipelineRunner
 from ingest.procs import process_start_time
 from ingest.stage_metrics import record_in_directory
@@ -66,7 +68,8 @@ def _stage_main(settings: Settings, stage: str, stop: Any, log_level: int, cpu: 
     owner_started = process_start_time(owner)
     if owner_started is None:  # the owner died while we started
         return
-    logging.basicConfig(level=log_level, format=f"%(asctime)s %(levelname)s [{stage}] %(name)s: %(message)s")
+    configure_logging(level=log_level, fmt=settings.log.format)
+    stage_var.set(stage)  # this process's lines are all about its stage
     rt = open_runtime(settings, migrate=False)
     parts = None
     while parts is None:  # the file stage stores its case types at start: a full disk is waited out

@@ -79,7 +79,8 @@ class Runtime:
 
     @cached_property
     def search_index(self) -> SearchIndex:
-        index = open_search_index(self.settings.search.url, self.settings.data_dir)
+        index = open_search_index(self.settings.search.url, self.settings.data_dir,
+                                  self.settings.search.access())
         self._indexes.append(index)
         return index
 

@@ -38,6 +38,7 @@ from ingest.extract import Extraction, extract
 from ingest.extract.limits import ExtractLimits
 from ingest.faults import fault_point
 from ingest.intake import TRUSTED_BY
+from ingest.log_context import about
 from ingest.messages import (
     TOPIC_CLASSIFIED,
     TOPIC_EXTRACTED,
@@ -103,9 +104,10 @@ class ExtractStage:
         return self._extract(raw)
 
     def _extract(self, raw: RawItem) -> Extraction:
-        data = self.blobs.read(raw.blob_sha256)
-        return extract(data, filename=raw.filename, content_type=raw.content_type, blobs=self.blobs,
-                       limits=self.limits)
+        with about(item_id=raw.item_id):  # OCR and parser warnings name the item (in a pool thread too)
+            data = self.blobs.read(raw.blob_sha256)
+            return extract(data, filename=raw.filename, content_type=raw.content_type, blobs=self.blobs,
+                           limits=self.limits)
 
     def _forget_started(self) -> None:
         """Drop what an earlier poll started and nobody collected (its batch failed as a whole)."""
@@ -146,7 +148,8 @@ class ClassifyStage:
         with self.sessions() as session:
             lookup = MemoLookup(StoreLookup(session))  # one snapshot per batch: ask each question once
             for item in messages:
-                result = self.matcher.decide(match_input(item), lookup)
+                with about(item_id=item.item_id):
+                    result = self.matcher.decide(match_input(item), lookup)
                 decision = Decision(
                     outcome=result.outcome,
                     case_ref=result.case_ref, customer_id=result.customer_id, doc_type=result.doc_type,
@@ -216,9 +219,10 @@ class FileStage:
             filings = confine_to_uploaders(session, filings)  # an upload goes only where its uploader may file
             if len(filings) == 1:  # the careful path: handles a concurrent insert of the same item
                 f = filings[0]
-                item_service.file_item(session, item=f.item, documents=f.documents, outcome=f.outcome,
-                                       case_ref=f.case_ref, new_case=f.new_case, doc_type=f.doc_type,
-                                       decision=f.decision, actor=self.actor, work=self.work)
+                with about(item_id=f.item.item_id, case_ref=f.case_ref):
+                    item_service.file_item(session, item=f.item, documents=f.documents, outcome=f.outcome,
+                                           case_ref=f.case_ref, new_case=f.new_case, doc_type=f.doc_type,
+                                           decision=f.decision, actor=self.actor, work=self.work)
             else:
                 file_items(session, filings=filings, actor=self.actor, work=self.work)
             record_bounces(session, filings, actor=self.actor)

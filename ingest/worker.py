@@ -41,6 +41,7 @@ from pydantic import BaseModel, ValidationError
 
 from ingest.bus.port import Bus, Consumer, Record
 from ingest.faults import fault_point
+from ingest.log_context import about, stage_var
 from ingest.messages import TOPIC_DEAD, DeadLetter, decode, encode, utcnow
 from ingest.stage_metrics import series_for
 
@@ -110,6 +111,7 @@ class Worker:
 
     def run(self) -> None:
         """Run until ``stop`` is set; the consumer leaves its group cleanly at the end."""
+        stage_var.set(self.handler.name)  # this thread's log lines are about its stage
         try:
             consumer = self._rejoin()
         except Exception:
@@ -243,6 +245,10 @@ class Worker:
         return outputs
 
     def _handle_one(self, record: Record, message: Any) -> list[Output]:
+        with about(item_id=getattr(message, "item_id", None) or record.key or None):
+            return self._handle_one_item(record, message)
+
+    def _handle_one_item(self, record: Record, message: Any) -> list[Output]:
         attempt = 1
         while True:
             try:
@@ -282,7 +288,7 @@ class Worker:
             envelope=record.value.decode("utf-8", errors="replace"),
         )
         log.error("stage %s: item %s dead-lettered: %s: %s", self.handler.name, item_id,
-                  letter.error_class, letter.message)
+                  letter.error_class, letter.message, extra={"item_id": item_id})
         self.bus.publish(TOPIC_DEAD, key=record.key, value=encode(letter))
         self.dead += 1
         self.series.failed.inc()

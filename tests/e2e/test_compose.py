@@ -211,7 +211,10 @@ def test_each_casework_service_environment_builds_valid_settings(compose: dict[s
                 env.setenv(key, resolved(value))
             settings = Settings()
         assert settings.bus.url == "kafka://kafka:9092" and settings.db_url.startswith("postgresql+psycopg://")
-        assert settings.search.url.startswith("opensearch://") and settings.serve.run_pipeline is False
+        assert settings.search.url.startswith("opensearch+https://") and settings.serve.run_pipeline is False
+        search = settings.search  # the security plugin: a password from .env, the server's certificate checked
+        assert search.username and search.password.get_secret_value() == "set-in-dotenv" and search.verify_certs
+        assert search.ca_certs.startswith("/srv/search-ca/"), name
         assert settings.metrics.port == 9464, f"{name}: the health check reads the scrape listener"
         if name == "api":
             assert settings.connectors.folders.enabled and settings.drop_dir == Path("/srv/drop")
@@ -219,6 +222,20 @@ def test_each_casework_service_environment_builds_valid_settings(compose: dict[s
     assert set(casework_services(compose)) <= set(override), "the Elasticsearch override points every service at it"
     assert {svc["environment"]["CASEWORK_SEARCH__URL"] for n, svc in override.items() if n != "search"} == \
         {"elasticsearch://search:9200"}
+    assert "https" not in " ".join(override["search"]["healthcheck"]["test"]), "the OpenSearch check speaks HTTPS"
+
+
+def test_opensearch_security_is_on_with_its_ca_shared(compose: dict[str, Any]) -> None:
+    search = compose["services"]["search"]
+    env = search["environment"]
+    assert "DISABLE_SECURITY_PLUGIN" not in env and INTERPOLATION.fullmatch(env["OPENSEARCH_INITIAL_ADMIN_PASSWORD"])
+    host = Settings(search={"url": compose["x-casework"]["environment"]["CASEWORK_SEARCH__URL"]}).search.url
+    assert host.split("//")[1].split(":")[0] in search["networks"]["default"]["aliases"], \
+        "casework checks the certificate's name: reach the server by the name the certificate holds"
+    ca_dir = compose["x-casework"]["environment"]["CASEWORK_SEARCH__CA_CERTS"].rsplit("/", 1)[0]
+    assert f"search-ca:{ca_dir}" in search["volumes"] and f"search-ca:{ca_dir}:ro" in compose["x-casework"]["volumes"]
+    check = " ".join(search["healthcheck"]["test"])
+    assert f"{ca_dir}/" in check and "https://localhost:9200" in check and "--cacert" in check
 
 
 # -- what the runbook promises ---------------------------------------------------------------------
@@ -285,8 +302,9 @@ def test_secrets_come_from_the_env_file_only(compose: dict[str, Any]) -> None:
 
 def test_grace_periods_outlast_a_batch_and_workers_scale(compose: dict[str, Any]) -> None:
     services = compose["services"]
-    max_batch_s = Settings().bus.max_poll_interval_ms / 1000  # the longest an extract batch may run
     workers = {n: s for n, s in casework_services(compose).items() if casework_argv(s)[1] == "worker"}
+    extract_env = workers["extract"]["environment"]  # the longest an extract batch may run, as it is set there
+    max_batch_s = int(extract_env.get("CASEWORK_BUS__MAX_POLL_INTERVAL_MS", Settings().bus.max_poll_interval_ms)) / 1000
     assert {casework_argv(s)[2] for s in workers.values()} == {"extract", "classify", "file", "clock", "sender"}
     for name, svc in workers.items():
         grace = seconds(svc["stop_grace_period"])

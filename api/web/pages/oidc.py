@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import logging
 import secrets
+import warnings
 from typing import Any
 
-from authlib.integrations.starlette_client import OAuth, OAuthError
+from authlib.deprecate import AuthlibDeprecationWarning
+from authlib.integrations.base_client import OAuthError
 from fastapi import APIRouter, FastAPI, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.sessions import SessionMiddleware
@@ -43,6 +45,9 @@ def install_oidc(app: FastAPI, settings: OidcSettings) -> None:
     if not settings.enabled:
         app.state.oidc = None
         return
+    with warnings.catch_warnings():  # authlib 1.7+ warns that it falls back to httpx (not httpx2) on import
+        warnings.simplefilter("ignore", AuthlibDeprecationWarning)
+        from authlib.integrations.starlette_client import OAuth  # only when configured: it loads httpx's client
     oauth = OAuth()
     oauth.register(
         "provider",
