@@ -29,6 +29,7 @@ from api.wiring import Runtime
 from api.work_routes import router as work_router
 from casestore import access, items
 from casestore.errors import CaseStoreError
+from casestore.search import outbox as search_outbox
 from casestore.token_use import LastUseBuffer
 from casestore.work.folder import CaseFolder, case_folder
 from classify.errors import ClassifyError
@@ -49,6 +50,16 @@ class ItemAccepted(BaseModel):
     idempotency_key: str
     duplicate: bool
     status_url: str
+
+
+def _search_outbox(rt: Runtime) -> dict[str, Any]:
+    """How many index updates wait in the search outbox (casestore.search.outbox)."""
+    try:
+        with rt.read_sessions() as session:
+            found = search_outbox.depth(session)
+    except Exception as exc:
+        return {"error": type(exc).__name__}
+    return {"pending": found.pending, "failing": found.failing, "oldest_age_s": round(found.oldest_age_s, 1)}
 
 
 def create_app(rt: Runtime, *, health_extra: Any = None) -> FastAPI:
@@ -108,6 +119,10 @@ def create_app(rt: Runtime, *, health_extra: Any = None) -> FastAPI:
         except Exception as exc:
             report["status"], report["db"] = "degraded", f"error: {type(exc).__name__}"
         code = 200 if report["db"] == "ok" else 503
+        if code == 200:
+            report["search_outbox"] = _search_outbox(runtime)
+            if report["search_outbox"].get("failing"):  # the index is not taking updates
+                report["status"] = "degraded"
         report["bus"] = runtime.settings.bus.url.split("://")[0].rstrip(":")
         report["connectors"] = REGISTRY.health()
         if REGISTRY.degraded():
@@ -116,7 +131,7 @@ def create_app(rt: Runtime, *, health_extra: Any = None) -> FastAPI:
         if extra is not None:
             report.update(extra())
             if any(v == "stopped" for v in report.get("pipeline", {}).values()) or \
-                    report.get("outbox_sender") == "stopped":
+                    "stopped" in (report.get("outbox_sender"), report.get("search_outbox_loop")):
                 report["status"] = "degraded"
         if credentials is None or code != 200:  # details are for token holders (checked in the store)
             return JSONResponse({"status": report["status"]}, status_code=code)

@@ -154,6 +154,13 @@ class SearchSettings(BaseModel):
         description="tantivy: (DATA_DIR/index), tantivy:///abs/path, opensearch://host:9200[/index] or "
         "elasticsearch://host:9200 (+https and user:pass@ accepted)",
     )
+    outbox_in_serve: bool = Field(default=True, description="`casework serve` drains the search outbox (index "
+                                  "updates the file stage or a request could not write: the index was down)")
+    outbox_poll_s: float = Field(default=1.0, gt=0, description="how often serve looks for outbox rows to index")
+    outbox_grace_s: float = Field(default=5.0, ge=0, description="serve leaves rows younger than this to the "
+                                  "stage that wrote them (it indexes them right after its commit)")
+    outbox_backoff_max_s: float = Field(default=60.0, gt=0, description="longest wait between attempts while "
+                                        "the index is down (the wait doubles from 1 s up to this)")
 
 
 class ServeSettings(BaseModel):
