@@ -112,6 +112,9 @@ class WorkerSettings(BaseModel):
         "`process_threshold` files, threads otherwise (no start-up cost for a few files)",
     )
     process_threshold: int = Field(default=200, ge=0, description="see stage_processes")
+    stage_nice: int = Field(default=5, ge=0, le=19, description="stage processes run this much nicer than the "
+                            "process that started them, so on a busy machine the API of `casework serve` "
+                            "answers first and the pipeline takes the CPU it leaves (0: same priority)")
 
 
 class MatchSettings(BaseModel):

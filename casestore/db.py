@@ -144,7 +144,10 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         database = parsed.database or ""
         if database and database != ":memory:" and not database.startswith("file:"):
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(parsed, echo=echo, json_serializer=json_dumps)
+        # Enough pooled connections for a busy API (its thread pool runs up to 40 requests): past the
+        # pool, each connection is opened (four pragmas) and closed again per request.
+        pool: dict[str, Any] = {"pool_size": 20, "max_overflow": 20} if database and database != ":memory:" else {}
+        engine = create_engine(parsed, echo=echo, json_serializer=json_dumps, **pool)
         on_begin, end_turn = _sqlite_listeners(database)
         event.listen(engine, "connect", _sqlite_on_connect)
         event.listen(engine, "begin", on_begin)
