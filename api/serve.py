@@ -17,7 +17,7 @@ from api.outbound_parts import SenderThread
 from api.settings import Settings
 from api.stage_processes import StageProcesses
 from api.wiring import open_runtime
-from casestore.search.outbox import OutboxDrainer, OutboxLoop
+from casestore.search.outbox import OutboxLoop
 from connectors.folder import FolderWatcher
 from connectors.runner import start_connectors
 from ingest.pipeline import PipelineRunner
@@ -47,8 +47,7 @@ def run_server(settings: Settings, *, host: str, port: int) -> None:
     sender = SenderThread(rt, stop) if settings.outbound.run_sender else None
     search_loop: OutboxLoop | None = None
     if settings.search.outbox_in_serve:  # index updates that could not be written when they were made
-        drainer = OutboxDrainer(rt.sessions, rt.search_index, backoff_max_s=settings.search.outbox_backoff_max_s)
-        search_loop = OutboxLoop(drainer, poll_s=settings.search.outbox_poll_s,
+        search_loop = OutboxLoop(rt.search_drainer, poll_s=settings.search.outbox_poll_s,
                                  grace_s=settings.search.outbox_grace_s, stop=stop)
 
     def health_extra() -> dict[str, Any]:
