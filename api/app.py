@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Annotated, Any
@@ -12,6 +13,7 @@ from fastapi.security import HTTPAuthorizationCredentials
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 from sqlalchemy import text
+from starlette.concurrency import run_in_threadpool
 
 from api.admin_routes import router as admin_router
 from api.auth import Principal, authenticate_token, bearer, current_user, get_runtime, require_roles
@@ -23,6 +25,7 @@ from api.outbound_routes import status_router
 from api.queue_routes import router as queue_router
 from api.search_routes import router as search_router
 from api.triage_routes import router as triage_router
+from api.upload_intake import GroupPublisher
 from api.web import install_workbench
 from api.web.session_auth import COOKIE as SESSION_COOKIE
 from api.web.session_auth import session_may_post
@@ -30,19 +33,22 @@ from api.wiring import Runtime
 from api.work_routes import router as work_router
 from casestore import access, items
 from casestore.errors import CaseStoreError
+from casestore.search import outbox as search_outbox
 from casestore.token_use import LastUseBuffer
 from casestore.work.folder import CaseFolder, case_folder
 from classify.errors import ClassifyError
 from connectors.metrics import REGISTRY
 from connectors.runner import routers
 from ingest.errors import IngestError
-from ingest.intake import CHANNELS, TRUSTED_BY, make_raw_item, publish_raw, upload_key_namespace, upload_source
+from ingest.intake import CHANNELS, TRUSTED_BY, make_raw_item, upload_key_namespace, upload_source
+from ingest.messages import RawItem
 
 log = logging.getLogger(__name__)
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 MAX_API_BODY_BYTES = 2 * 1024 * 1024  # a JSON request to any other /api/ route
 MAX_SOURCE_ID_CHARS = 500
+UPLOAD_THREADS = 4  # uploads storing their blob at once (each a thread: fsync, a store read)
 
 
 class ItemAccepted(BaseModel):
@@ -50,6 +56,16 @@ class ItemAccepted(BaseModel):
     idempotency_key: str
     duplicate: bool
     status_url: str
+
+
+def _search_outbox(rt: Runtime) -> dict[str, Any]:
+    """How many index updates wait in the search outbox (casestore.search.outbox)."""
+    try:
+        with rt.read_sessions() as session:
+            found = search_outbox.depth(session)
+    except Exception as exc:
+        return {"error": type(exc).__name__}
+    return {"pending": found.pending, "failing": found.failing, "oldest_age_s": round(found.oldest_age_s, 1)}
 
 
 def create_app(rt: Runtime, *, health_extra: Any = None) -> FastAPI:
@@ -110,6 +126,10 @@ def create_app(rt: Runtime, *, health_extra: Any = None) -> FastAPI:
         except Exception as exc:
             report["status"], report["db"] = "degraded", f"error: {type(exc).__name__}"
         code = 200 if report["db"] == "ok" else 503
+        if code == 200:
+            report["search_outbox"] = _search_outbox(runtime)
+            if report["search_outbox"].get("failing"):  # the index is not taking updates
+                report["status"] = "degraded"
         report["bus"] = runtime.settings.bus.url.split("://")[0].rstrip(":")
         report["connectors"] = REGISTRY.health()
         if REGISTRY.degraded():
@@ -118,7 +138,7 @@ def create_app(rt: Runtime, *, health_extra: Any = None) -> FastAPI:
         if extra is not None:
             report.update(extra())
             if any(v == "stopped" for v in report.get("pipeline", {}).values()) or \
-                    report.get("outbox_sender") == "stopped":
+                    "stopped" in (report.get("outbox_sender"), report.get("search_outbox_loop")):
                 report["status"] = "degraded"
         if credentials is None or code != 200:  # details are for token holders (checked in the store)
             return JSONResponse({"status": report["status"]}, status_code=code)
@@ -126,6 +146,9 @@ def create_app(rt: Runtime, *, health_extra: Any = None) -> FastAPI:
             raise HTTPException(401, "invalid, revoked, expired or disabled token",  # not a silent downgrade
                                 headers={"WWW-Authenticate": "Bearer"})
         return JSONResponse(report, status_code=code)
+
+    publisher = GroupPublisher(rt.bus)
+    upload_slots = asyncio.Semaphore(UPLOAD_THREADS)
 
     @app.post("/api/v1/items", status_code=status.HTTP_202_ACCEPTED, response_model=ItemAccepted, tags=["items"])
     async def upload_item(
@@ -173,15 +196,20 @@ def create_app(rt: Runtime, *, health_extra: Any = None) -> FastAPI:
         meta.pop(TRUSTED_BY, None)
         if user.role == "integration":  # a system's account: its customer_id may identify the customer
             meta[TRUSTED_BY] = f"api:{user.name}"
-        raw = make_raw_item(blobs=runtime.blobs, data=data, channel=channel,
-                            filename=file.filename, content_type=file.content_type,
-                            source=upload_source(user.name), source_id=source_id, metadata=meta,
-                            key_namespace=upload_key_namespace(user.name))  # keys are the uploader's own
-        with runtime.read_sessions() as session:
-            known = items.outcomes(session, item_ids=[raw.item_id]).get(raw.item_id, {})
-        duplicate = known.get("outcome") not in (None, "failed")
+
+        def store() -> tuple[RawItem, bool]:  # blocking (fsync, a store read): not on the event loop
+            raw = make_raw_item(blobs=runtime.blobs, data=data, channel=channel,
+                                filename=file.filename, content_type=file.content_type,
+                                source=upload_source(user.name), source_id=source_id, metadata=meta,
+                                key_namespace=upload_key_namespace(user.name))  # keys are the uploader's own
+            with runtime.read_sessions() as session:
+                known = items.outcomes(session, item_ids=[raw.item_id]).get(raw.item_id, {})
+            return raw, known.get("outcome") not in (None, "failed")
+
+        async with upload_slots:  # a few at a time: more only queue for the bus and crowd out searches
+            raw, duplicate = await run_in_threadpool(store)
         if not duplicate:
-            publish_raw(runtime.bus, [raw])
+            await publisher.publish(raw)  # with the other uploads waiting: one bus commit (api.upload_intake)
         return ItemAccepted(item_id=raw.item_id, idempotency_key=raw.idempotency_key, duplicate=duplicate,
                             status_url=f"/api/v1/items/{raw.item_id}")
 

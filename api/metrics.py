@@ -13,7 +13,8 @@ Where each part comes from:
   store, so it covers every worker of every machine and holds when a stage is down: consumer lag
   per stage (end offsets against the group's committed offsets), records committed per stage
   (its ``rate()`` is the stage's throughput over all its workers), dead letters written, the
-  dead-letter backlog (items waiting for ``casework dlq``) and the triage backlog.
+  dead-letter backlog (items waiting for ``casework dlq``), the triage backlog and the search
+  outbox (index updates not written yet).
 
 The scrape listener (``serve_metrics``) serves the same registry without a token, for a
 Prometheus on a private network; ``/metrics`` on the API port needs a token.
@@ -39,6 +40,7 @@ from api.wiring import Runtime
 from casestore import intake_stats
 from casestore.errors import CaseStoreError
 from casestore.models import utcnow
+from casestore.search import outbox as search_outbox
 from connectors.metrics import REGISTRY as CONNECTORS
 from ingest.bus.lag import Inspectable, group_lag
 from ingest.errors import IngestError
@@ -146,6 +148,7 @@ class BacklogCollector(Collector):
             with self.rt.read_sessions() as session:
                 dead_items = intake_stats.dead_letter_backlog(session)
                 triage = intake_stats.triage_backlog(session)
+                index_waiting = search_outbox.depth(session)
         except CaseStoreError as exc:
             log.warning("metrics: the store did not answer (%s: %s); store series left out of this scrape",
                         type(exc).__name__, exc)
@@ -159,7 +162,16 @@ class BacklogCollector(Collector):
                                    "(0 when none waits)")
         age = (utcnow() - triage.oldest_received_at).total_seconds() if triage.oldest_received_at else 0.0
         oldest.add_metric([], max(0.0, age))
-        return [waiting, backlog, oldest]
+        outbox = GaugeMetricFamily("casework_search_outbox_pending", "index updates waiting in the search outbox "
+                                   "(written with the filing or change; the index has not taken them in yet)")
+        outbox.add_metric([], index_waiting.pending)
+        failing = GaugeMetricFamily("casework_search_outbox_failing", "of those, updates whose index write failed "
+                                    "at least once (the index is down or refuses them)")
+        failing.add_metric([], index_waiting.failing)
+        outbox_age = GaugeMetricFamily("casework_search_outbox_oldest_age_seconds", "age of the oldest update "
+                                       "waiting in the search outbox (0 when none waits)")
+        outbox_age.add_metric([], index_waiting.oldest_age_s)
+        return [waiting, backlog, oldest, outbox, failing, outbox_age]
 
 
 def metrics_registry(rt: Runtime | None, *, connectors: bool = True) -> CollectorRegistry:

@@ -19,6 +19,7 @@ from api.outbound_parts import SenderThread
 from api.settings import Settings
 from api.stage_processes import StageProcesses
 from api.wiring import open_runtime
+from casestore.search.outbox import OutboxLoop
 from connectors.folder import FolderWatcher
 from connectors.runner import start_connectors
 from ingest.pipeline import PipelineRunner
@@ -46,6 +47,10 @@ def run_server(settings: Settings, *, host: str, port: int) -> None:
     watcher = FolderWatcher(settings.drop_dir, bus=rt.bus, blobs=rt.blobs, poll_s=settings.serve.drop_poll_s, stop=stop)
 
     sender = SenderThread(rt, stop) if settings.outbound.run_sender else None
+    search_loop: OutboxLoop | None = None
+    if settings.search.outbox_in_serve:  # index updates that could not be written when they were made
+        search_loop = OutboxLoop(rt.search_drainer, poll_s=settings.search.outbox_poll_s,
+                                 grace_s=settings.search.outbox_grace_s, stop=stop)
 
     def health_extra() -> dict[str, Any]:
         states = runner.states() if runner is not None else {}
@@ -54,6 +59,8 @@ def run_server(settings: Settings, *, host: str, port: int) -> None:
         extra: dict[str, Any] = {"pipeline": states}
         if sender is not None:
             extra["outbox_sender"] = sender.state()
+        if search_loop is not None:
+            extra["search_outbox_loop"] = search_loop.state()
         return extra
 
     app = create_app(rt, health_extra=health_extra)
@@ -67,6 +74,8 @@ def run_server(settings: Settings, *, host: str, port: int) -> None:
     watcher_thread.start()
     if sender is not None:
         sender.start()
+    if search_loop is not None:
+        search_loop.start()
     connector_threads = start_connectors(settings.connectors, bus=rt.bus, blobs=rt.blobs,
                                          data_dir=settings.data_dir, stop=stop)
     banner = [
@@ -106,6 +115,8 @@ def run_server(settings: Settings, *, host: str, port: int) -> None:
         watcher_thread.join(5)
         if sender is not None:
             sender.join(30)
+        if search_loop is not None:
+            search_loop.close()
         for t in connector_threads:
             t.join(10)
         last_use = getattr(app.state, "last_use", None)  # tokens' last-use times still in memory

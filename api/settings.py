@@ -113,6 +113,9 @@ class WorkerSettings(BaseModel):
         "`process_threshold` files, threads otherwise (no start-up cost for a few files)",
     )
     process_threshold: int = Field(default=200, ge=0, description="see stage_processes")
+    stage_nice: int = Field(default=5, ge=0, le=19, description="stage processes run this much nicer than the "
+                            "process that started them, so on a busy machine the API of `casework serve` "
+                            "answers first and the pipeline takes the CPU it leaves (0: same priority)")
 
 
 class MatchSettings(BaseModel):
@@ -155,6 +158,13 @@ class SearchSettings(BaseModel):
         description="tantivy: (DATA_DIR/index), tantivy:///abs/path, opensearch://host:9200[/index] or "
         "elasticsearch://host:9200 (+https and user:pass@ accepted)",
     )
+    outbox_in_serve: bool = Field(default=True, description="`casework serve` drains the search outbox (index "
+                                  "updates the file stage or a request could not write: the index was down)")
+    outbox_poll_s: float = Field(default=1.0, gt=0, description="how often serve looks for outbox rows to index")
+    outbox_grace_s: float = Field(default=5.0, ge=0, description="serve leaves rows younger than this to the "
+                                  "stage that wrote them (it indexes them right after its commit)")
+    outbox_backoff_max_s: float = Field(default=60.0, gt=0, description="longest wait between attempts while "
+                                        "the index is down (the wait doubles from 1 s up to this)")
     username: str = Field(default="", description="user for a secured OpenSearch or Elasticsearch (HTTP basic "
                           "auth); a user written in the URL wins")
     password: SecretStr = Field(default=SecretStr(""), description="that user's password")

@@ -65,6 +65,8 @@ def _stage_main(settings: Settings, stage: str, stop: Any, log_level: int, cpu: 
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
     _die_with_parent()
+    if settings.worker.stage_nice:  # before any thread starts: Linux threads inherit it (issue 15.12)
+        os.nice(settings.worker.stage_nice)
     owner_started = process_start_time(owner)
     if owner_started is None:  # the owner died while we started
         return

@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 
 from api.auth import Principal, get_runtime, require_roles
 from casestore import triage
-from casestore.search.indexer import index_items
+from casestore.search import outbox as search_outbox
 
 log = logging.getLogger(__name__)
 
@@ -47,13 +47,14 @@ def resolve(request: Request, item_id: str, body: Resolve, user: Agent) -> dict[
         res = triage.resolve_triage(session, item_id=item_id, action=body.action, case_ref=body.case_ref,
                                     viewer=user, actor=user.name, reason=body.reason, customer_id=body.customer_id,
                                     doc_type=body.doc_type, case_type=body.case_type)
+        outbox_ids = search_outbox.enqueue(session, item_ids=[res.item_id])  # search must follow: with the change
     search = "updated"
-    try:
-        with rt.read_sessions() as session:  # search must now show it only to its case's teams
-            index_items(session, rt.search_index, [res.item_id])
-    except Exception as exc:  # the resolution is committed; say so, and how to repair the index
-        log.error("triage %s resolved but the search index was not updated: %s; run `casework reindex`",
-                  res.item_id, exc)
-        search = f"not updated ({type(exc).__name__}): an operator must run `casework reindex`"
+    try:  # search must now show it only to its case's teams
+        done = rt.search_drainer.drain(ids=outbox_ids)
+        if done.rows < len(outbox_ids):
+            search = "waiting: the index is not taking updates now; it is updated when it is back"
+    except Exception as exc:  # the resolution and its outbox row are committed: a later drain indexes it
+        log.warning("triage %s resolved; its search update waits in the outbox (%s)", res.item_id, exc)
+        search = f"waiting ({type(exc).__name__}): updated when the index is back"
     return {"item_id": res.item_id, "outcome": res.outcome, "case_ref": res.case_ref, "doc_type": res.doc_type,
             "label_id": res.label_id, "search_index": search}

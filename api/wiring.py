@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.settings import Settings, get_settings
 from casestore.db import make_engine, session_factory, upgrade
 from casestore.search.factory import open_search_index
+from casestore.search.outbox import OutboxDrainer
 from casestore.search.port import SearchIndex
 from classify.doctype import DocTypeClassifier
 from classify.matcher import Matcher
@@ -83,6 +84,12 @@ class Runtime:
                                   self.settings.search.access())
         self._indexes.append(index)
         return index
+
+    @cached_property
+    def search_drainer(self) -> OutboxDrainer:
+        """Writes search outbox rows to the index (casestore.search.outbox); one per process, so a
+        failure pauses every drain of this process until the backoff ends."""
+        return OutboxDrainer(self.sessions, self.search_index, backoff_max_s=self.settings.search.outbox_backoff_max_s)
 
     def matcher(self) -> Matcher:
         config = self.settings.match.to_config()

@@ -26,7 +26,8 @@ from casestore.filing import Filing, confine_to_uploaders, file_items
 from casestore.items import WorkHooks
 from casestore.lookup import StoreLookup
 from casestore.outbound.services import record_bounce
-from casestore.search.indexer import index_items, update_case_in_index
+from casestore.search import outbox as search_outbox
+from casestore.search.outbox import OutboxDrainer
 from casestore.search.port import SearchIndex
 from classify.lookup import MemoLookup
 from classify.matcher import Matcher, MatchInput
@@ -56,6 +57,7 @@ log = logging.getLogger(__name__)
 
 FILED_OUTCOMES = frozenset({"attached", "new_case", "triage", "noise"})
 MAX_CLASSIFY_CHARS = 200_000
+LEFTOVER_AGE_S = 5.0  # outbox rows older than this are no longer another stage's batch in flight
 
 
 class ExtractStage:
@@ -207,6 +209,7 @@ class FileStage:
         self.search_index = search_index
         self.actor = actor
         self.work = work  # case work: new cases start their type, replies reach their case's work
+        self.drainer = OutboxDrainer(sessions, search_index) if search_index is not None else None
         if search_index is not None:
             self.linger_s = 0.5  # search sees a filed item at most ~0.5 s later; far fewer index commits
 
@@ -228,15 +231,27 @@ class FileStage:
             record_bounces(session, filings, actor=self.actor)
             session.flush()
             fault_point("mid_file")  # written, not committed
+            # What search must take in, committed with the filing (every item of the batch,
+            # duplicates too: a redelivered batch then repairs an index write that was lost), and
+            # the cases a reply reopened or moved.  The index is written from these rows.
+            outbox_ids = search_outbox.enqueue(
+                session, item_ids=[f.item.item_id for f in filings],
+                case_refs=self.work.status_changed() if self.work is not None else ())
         fault_point("after_file_commit")  # committed; not indexed, offsets not committed
-        if self.search_index is not None:
-            # After the commit, every item of the batch (duplicates too: a redelivered batch
-            # repairs an index write that failed after the store's commit).
-            with self.sessions() as session:
-                index_items(session, self.search_index, [f.item.item_id for f in filings])
-                for ref in self.work.status_changed() if self.work is not None else ():
-                    update_case_in_index(session, self.search_index, case_ref=ref)  # a reply reopened it, ...
+        self.index_after_commit(outbox_ids)
         return []
+
+    def index_after_commit(self, outbox_ids: Sequence[int]) -> None:
+        """Index this batch's outbox rows now, then rows left over from earlier failures.  A failure
+        leaves the rows to a later batch or the serve loop: the filing is committed either way."""
+        if self.drainer is None:
+            return
+        try:
+            self.drainer.drain(ids=outbox_ids)
+            self.drainer.drain(min_age_s=LEFTOVER_AGE_S)
+        except Exception as exc:
+            log.warning("file stage: %d filed item(s) wait in the search outbox (%s: %s); indexed when the "
+                        "index is back", len(outbox_ids), type(exc).__name__, exc)
 
 
 def record_bounces(session: Session, filings: Sequence[Filing], *, actor: str) -> int:

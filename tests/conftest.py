@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from casestore.db import make_engine, session_factory, upgrade
 from casestore.models import Base
 from casestore.outbound import models as _outbound_models  # noqa: F401 - outbound tables are in Base.metadata too
+from casestore.search import models as _search_models  # noqa: F401 - the search outbox too
 from casestore.signin import models as _signin_models  # noqa: F401 - and the sign-in tables
 from casestore.work import models as _work_models  # noqa: F401 - work tables are in Base.metadata too
 from tests.kafka_broker import fresh_kafka_broker, kafka_broker  # noqa: F401 - fixtures for every test package

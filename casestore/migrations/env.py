@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection
 
 from casestore.db import make_engine
 from casestore.models import Base
+from casestore.search import models as _search_models  # noqa: F401 - so does the search outbox
 from casestore.work import models as _work_models  # noqa: F401 - the work tables belong to the same history
 
 config = context.config

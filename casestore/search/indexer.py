@@ -8,7 +8,8 @@
 - ``update_case_in_index``: the same for one case, through the index's own update.
 - ``reindex``: rebuild from the store in document id order, in batches (one index commit or
   bulk request per batch), resumable: the last committed document id goes to a checkpoint file
-  after every batch, and a run that finds the file carries on after that id.  Each batch is
+  after every batch, and a run that finds the file carries on after that id.  At the end it
+  deletes the search outbox rows that were there when it started (it read what they name).  Each batch is
   read by its own short query (keyset pagination on the primary key), so memory stays at one
   batch and no read transaction is held open for the length of the rebuild.
 - ``import_documents`` (``legacy_import``): a legacy repository from JSON Lines.
@@ -27,6 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from casestore.cases import get_case
 from casestore.models import Case, Customer, Document
+from casestore.search import outbox as search_outbox
 from casestore.search.legacy_import import ImportReport, import_documents
 from casestore.search.port import CaseUpdate, SearchIndex
 from casestore.search.store_docs import Checkpoint, documents_for_index, documents_query, to_indexed
@@ -108,10 +110,12 @@ def reindex(sessions: sessionmaker[Session], index: SearchIndex, *, batch: int =
     with sessions() as session:
         _read_deferred(session)
         remaining = int(session.scalar(select(func.count(Document.id)).where(Document.id > last_id)) or 0)
+        # outbox rows up to here: this rebuild reads what they name (a resumed run: those of its start)
+        outbox_covered = int(state.get("outbox_last_id", 0)) if state else search_outbox.last_id(session)
     total = done + remaining
     if state is None:
         index.clear()
-        checkpoint.save({"last_document_id": 0, "indexed": 0})
+        checkpoint.save({"last_document_id": 0, "indexed": 0, "outbox_last_id": outbox_covered})
         log.info("reindex: %d documents to index", total)
     else:
         log.info("reindex: resuming after document %d (%d of %d done)", last_id, done, total)
@@ -130,9 +134,11 @@ def reindex(sessions: sessionmaker[Session], index: SearchIndex, *, batch: int =
             index.index(docs)
             last_id = docs[-1].document_id
             done += len(docs)
-            checkpoint.save({"last_document_id": last_id, "indexed": done})
+            checkpoint.save({"last_document_id": last_id, "indexed": done, "outbox_last_id": outbox_covered})
             if progress:
                 progress(done, max(total, done))
+    with sessions() as session, session.begin():
+        search_outbox.discard_up_to(session, outbox_covered)
     checkpoint.remove()
     seconds = time.monotonic() - started
     log.info("reindex: %d documents in %.1fs", done, seconds)
