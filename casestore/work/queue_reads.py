@@ -22,6 +22,7 @@ from casestore.errors import Forbidden, InvalidInput, NotFound
 from casestore.models import Case
 from casestore.work.actor import Actor
 from casestore.work.models import NO_DUE, SlaClock, WorkTask
+from casestore.work.pick import Claimed
 from casestore.work.queue_index import QueueInfo, queue_index
 from casestore.work.queue_views import QueueSummary, TaskPage, TaskView
 from casestore.work.queues import ACTIVE, QUEUED
@@ -36,13 +37,22 @@ def task_views(session: Session, tasks: Sequence[WorkTask]) -> list[TaskView]:
     case_ids = {t.case_id for t in tasks}
     refs = {row[0]: (row[1], row[2]) for row in session.execute(
         select(Case.id, Case.ref, Case.case_type).where(Case.id.in_(case_ids)))} if case_ids else {}
-    return [TaskView(
-        id=t.id, case_id=t.case_id, case_ref=refs.get(t.case_id, ("", ""))[0],
-        case_type=refs.get(t.case_id, ("", ""))[1], stage=t.stage, name=t.name, iteration=t.iteration,
+    return [_view(t, *refs.get(t.case_id, ("", ""))) for t in tasks]
+
+
+def claimed_view(claimed: Claimed) -> TaskView:
+    """The view of a task get-next claimed (its case's reference came with the claim)."""
+    return _view(claimed.task, claimed.case_ref, claimed.case_type)
+
+
+def _view(t: WorkTask, case_ref: str, case_type: str) -> TaskView:
+    return TaskView(
+        id=t.id, case_id=t.case_id, case_ref=case_ref,
+        case_type=case_type, stage=t.stage, name=t.name, iteration=t.iteration,
         state=t.state, queue=t.queue, urgency=t.urgency, due_at=None if t.due_at >= NO_DUE else t.due_at,
         created_at=t.created_at, assignee=t.assignee, lease_expires_at=t.lease_expires_at,
         lease_version=t.lease_version,
-    ) for t in tasks]
+    )
 
 
 def task_view(session: Session, *, task_id: int, actor: Actor) -> TaskView:
