@@ -518,6 +518,52 @@ def triage_list(as_json: Annotated[bool, typer.Option("--json")] = False,
     out.print(table)
 
 
+@triage_app.command("next")
+def triage_next(as_user: Annotated[str, typer.Option("--as", help="who takes it (a user of the triage team)")],
+                as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Claim the oldest waiting triage item you may see, with a lease; exit code 3 when there is none."""
+    from datetime import timedelta
+
+    from casestore import triage_leases, users
+    from casestore.access import principal_of
+    from casestore.db import translate_errors
+    from casestore.models import utcnow
+
+    with runtime() as rt, translate_errors(), rt.sessions() as session, session.begin():
+        viewer = principal_of(users.get_user(session, name=as_user))
+        claimed = triage_leases.next_item(session, viewer=viewer, team=rt.settings.work.triage_team,
+                                         lease=timedelta(minutes=rt.settings.work.triage_lease_minutes), now=utcnow())
+        row = None if claimed is None else {
+            "item_id": claimed.item.item_id, "subject": claimed.item.subject, "sender": claimed.item.sender,
+            "reason": (claimed.item.decision or {}).get("reason", ""),
+            "lease_expires_at": claimed.lease_expires_at.isoformat(), "lease_version": claimed.lease_version}
+    if as_json:
+        _print_json({"item": row})
+    elif row is None:
+        out.print("nothing waiting in triage")
+    else:
+        out.print(f"{row['item_id']}: {row['subject'] or ''} from {row['sender'] or '?'} ({row['reason']}); "
+                  f"yours until {row['lease_expires_at']}")
+    if row is None:
+        raise typer.Exit(3)
+
+
+@triage_app.command("release")
+def triage_release(item_id: str,
+                   as_user: Annotated[str, typer.Option("--as", help="who holds it")],
+                   reason: Annotated[str, typer.Option(help="why (kept in the audit trail)")] = "") -> None:
+    """Give back a triage item you hold."""
+    from casestore import triage_leases, users
+    from casestore.access import principal_of
+    from casestore.db import translate_errors
+    from casestore.models import utcnow
+
+    with runtime() as rt, translate_errors(), rt.sessions() as session, session.begin():
+        viewer = principal_of(users.get_user(session, name=as_user))
+        triage_leases.release(session, item_id=item_id, viewer=viewer, now=utcnow(), reason=reason)
+    out.print(f"{item_id}: released")
+
+
 @triage_app.command("resolve")
 def triage_resolve(
     item_id: str,

@@ -227,6 +227,10 @@ class WorkSettings(BaseModel):
         default="", description="folder of business calendars (<name>.yaml per calendar); empty means the "
         "calendars shipped with casework (casestore/work/shipped/calendars)",
     )
+    triage_team: str = Field(default="triage", min_length=1, max_length=100, description="the team that works "
+                             "the triage queue (get-next for triage items; supervisors and admins may too)")
+    triage_lease_minutes: int = Field(default=30, ge=1, le=24 * 60, description="how long a triage item claimed "
+                                      "by get-next stays with its holder unless resolved or released")
 
 
 class OutboundSettings(BaseModel):

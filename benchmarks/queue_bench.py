@@ -3,7 +3,7 @@ against a real `casework serve`, at a million open tasks; a killed agent's lease
 at a million open clocks; a calendar change re-computing running clocks' due times.
 
     python -m benchmarks.queue_bench --db postgres|sqlite
-        [--phases load,open_loop,flat_out,kill,clock,calendar] [--tasks 1000000] [--rate 150]
+        [--phases load,counts,open_loop,flat_out,kill,clock,calendar] [--tasks 1000000] [--rate 150]
         [--seconds 30] [--claims 100000] [--processes 2] [--agents-per-process 25] [--servers 1]
         [--complete] [--profile DIR] [--server-code CHECKOUT]
 
@@ -14,6 +14,8 @@ teams, so each get-next looks at 8 queues) with bearer tokens.  Rows are bulk-lo
 ``COPY``, SQLite ``executemany``), not through the services; everything timed after that goes
 through HTTP.
 
+- ``counts``: ``GET /api/v1/queues`` (every queue's waiting, active, at-risk, breached and oldest
+  waiting) as an agent and as a supervisor.
 - ``open_loop``: ``casework serve`` (``--servers`` processes on PostgreSQL, one on SQLite) and
   100 simulated agents whose ``POST /api/v1/work/next`` calls arrive at ``--rate`` per second
   (Poisson) for ``--seconds``; latency from the arrival (client queueing included) to the response.
@@ -235,6 +237,8 @@ def make_agents(url: str, tokens_file: Path) -> None:
             tokens[actor.name] = users.create_token(s, name=actor.name)
         users.add_user(s, name="doomed", role="agent", teams=("tkill",))
         tokens["doomed"] = users.create_token(s, name="doomed")
+        users.add_user(s, name="sup", role="supervisor", teams=())
+        tokens["sup"] = users.create_token(s, name="sup")
     engine.dispose()
     tokens_file.write_text(json.dumps(tokens))
 
@@ -493,6 +497,45 @@ def flat_out(servers: Servers, tokens: dict[str, str], url: str, processes: int,
          claimed_events=audit_claims, server_cpu_ms_per_call=round(1000 * server_cpu / max(len(rows), 1), 2))
 
 
+# -- queue counts ----------------------------------------------------------------------------------
+
+
+def fold_all(url: str) -> None:
+    """Fold every queue-count delta (the bulk load's triggers wrote one per task)."""
+    from casestore.work import queue_counts
+
+    engine = make_engine(url)
+    began, total = time.perf_counter(), 0
+    while True:
+        with session_factory(engine)() as s, s.begin():
+            n = queue_counts.fold(s, limit=200_000)
+        total += n
+        if n == 0:
+            break
+    engine.dispose()
+    emit(phase="fold", folded=total, seconds=round(time.perf_counter() - began, 1))
+
+
+def counts(servers: Servers, tokens: dict[str, str], db: str, calls: int = 30) -> None:
+    """``GET /api/v1/queues`` (waiting, active, at risk, breached, oldest waiting of each queue) as
+    an agent (8 queues, the cases of 4 teams) and as a supervisor (every queue, every case)."""
+    for who in ("ag000", "sup"):
+        if who not in tokens:
+            continue
+        client = httpx.Client(base_url=servers.base(0), headers={"Authorization": f"Bearer {tokens[who]}"},
+                              timeout=120)
+        times, total = [], 0
+        for _ in range(calls):
+            t = time.perf_counter()
+            response = client.get("/api/v1/queues")
+            response.raise_for_status()
+            times.append(time.perf_counter() - t)
+            total = sum(q["open"] for q in response.json())
+        client.close()
+        emit(phase="counts", db=db, who=who, calls=calls, queues=len(response.json()), open_tasks=total,
+             p50_ms=pct(times, 50), p95_ms=pct(times, 95), max_ms=pct(times, 100))
+
+
 # -- a killed agent --------------------------------------------------------------------------------
 
 
@@ -590,7 +633,7 @@ def clock(url: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", choices=("postgres", "sqlite"), required=True)
-    parser.add_argument("--phases", default="load,open_loop,flat_out,kill,clock,calendar")
+    parser.add_argument("--phases", default="load,counts,open_loop,flat_out,kill,clock,calendar")
     parser.add_argument("--tasks", type=int, default=1_000_000)
     parser.add_argument("--rate", type=float, default=150.0)
     parser.add_argument("--seconds", type=float, default=30.0)
@@ -614,9 +657,10 @@ def main() -> None:
     wanted = [name.strip() for name in args.phases.split(",")]
     if "load" in wanted:
         (load_postgres if args.db == "postgres" else load_sqlite)(url, args.tasks)
+        fold_all(url)
         make_agents(url, tokens_file)
     servers: Servers | None = None
-    if {"open_loop", "flat_out", "kill", "calendar"} & set(wanted):
+    if {"open_loop", "flat_out", "kill", "calendar", "counts"} & set(wanted):
         n = args.servers if args.db == "postgres" else 1
         servers = Servers(url, args.work, n, complete=args.complete, profile=args.profile, code=args.server_code)
     try:
@@ -629,6 +673,8 @@ def main() -> None:
                                          args.agents_per_process, args.claims, complete=args.complete),
             "kill": lambda: kill(servers, tokens, url, args.work / "data"),  # type: ignore[arg-type]
             "clock": lambda: clock(url),
+            "fold": lambda: fold_all(url),
+            "counts": lambda: counts(servers, tokens, args.db),  # type: ignore[arg-type]
             "calendar": lambda: calendar_change(servers, tokens, url, args.db, args.work),  # type: ignore[arg-type]
         }
         for name in wanted:
