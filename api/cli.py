@@ -50,6 +50,8 @@ app.add_typer(bus_app, name="bus")
 app.add_typer(outbox_app, name="outbox")
 app.add_typer(letters_app, name="letters")
 app.add_typer(casetype_cli.app, name="casetype")
+calendar_app = typer.Typer(help="Business calendars.", no_args_is_help=True)
+app.add_typer(calendar_app, name="calendar")
 
 log = logging.getLogger("casework")
 
@@ -516,6 +518,49 @@ def triage_list(as_json: Annotated[bool, typer.Option("--json")] = False,
         table.add_row(q["item_id"], q["received_at"], q["sender"] or "", q["subject"] or "", q["reason"],
                       ", ".join(q["candidates"]))
     out.print(table)
+
+
+@calendar_app.command("recompute")
+def calendar_recompute(
+    name: Annotated[str, typer.Argument(help="the calendar that changed (its file's name without .yaml)")],
+    batch: Annotated[int, typer.Option(help="clocks per committed batch", min=1, max=100_000)] = 1000,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """After editing a calendar (a holiday added, hours changed): re-compute the due and warning
+    times of its running clocks, in committed batches.  Restart `casework serve` / `casework worker
+    clock` too, so that clocks started from now on use the new calendar."""
+    import time
+
+    from casestore.db import translate_errors
+    from casestore.work.calendar_change import recompute_batch
+    from casestore.work.calendar_config import load_calendars
+    from casestore.work.clocks import calendar_named
+
+    calendar = calendar_named(load_calendars(get_settings().calendars_dir), name)
+    began = time.perf_counter()
+    totals = {"clocks": 0, "moved": 0, "tasks": 0, "batches": 0, "passes": 0}
+    with runtime() as rt, translate_errors():
+        skipped = 1
+        while skipped:  # PostgreSQL skips clocks the engine holds this moment: another pass takes them
+            after, skipped = 0, 0
+            totals["passes"] += 1
+            while True:
+                with rt.sessions() as session, session.begin():
+                    result = recompute_batch(session, calendar_name=name, calendar=calendar, after=after, limit=batch)
+                if result.clocks == 0:
+                    break
+                totals["batches"] += 1
+                totals["clocks"] += result.clocks - result.skipped
+                totals["moved"] += result.moved
+                totals["tasks"] += result.tasks
+                skipped += result.skipped
+                after = result.last_id
+    seconds = round(time.perf_counter() - began, 2)
+    if as_json:
+        _print_json({"calendar": name, **totals, "seconds": seconds})
+    else:
+        out.print(f"calendar {name}: {totals['clocks']} running clock(s) re-computed, {totals['moved']} moved, "
+                  f"{totals['tasks']} task(s) re-timed, in {totals['batches']} batch(es), {seconds}s")
 
 
 @triage_app.command("next")
