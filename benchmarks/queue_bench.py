@@ -265,7 +265,8 @@ class Servers:
         if not complete:  # agents only claim: lift the per-agent cap so they can keep claiming
             env["CASEWORK_QUEUES__MAX_ACTIVE_PER_AGENT"] = str(BIG_CAP)
         self.logs = [open(work / f"serve-{port}.log", "wb") for port in self.ports]  # noqa: SIM115
-        self.procs = []
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.spied = profile is not None
         for port, log in zip(self.ports, self.logs, strict=True):
             cmd = [sys.executable, "-m", "api", "serve", "--host", "127.0.0.1", "--port", str(port)]
             if profile is not None:
@@ -295,7 +296,7 @@ class Servers:
         total = 0.0
         for proc in self.procs:
             pids = [proc.pid]
-            if proc.args[0].endswith("py-spy"):
+            if self.spied:
                 children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
                 pids = [int(p) for p in children.read_text().split()] if children.exists() else []
             for pid in pids:
@@ -308,7 +309,7 @@ class Servers:
 
     def close(self) -> None:
         for proc in self.procs:
-            proc.send_signal(signal.SIGINT if proc.args[0].endswith("py-spy") else signal.SIGTERM)
+            proc.send_signal(signal.SIGINT if self.spied else signal.SIGTERM)
         for proc in self.procs:
             try:
                 proc.wait(60)
@@ -684,8 +685,49 @@ def main() -> None:
             servers.close()
 
 
-def calendar_change(servers: Servers, tokens: dict[str, str], url: str, db: str, work: Path) -> None:
-    raise NotImplementedError("calendar phase: next commit")
+def calendar_change(servers: Servers, tokens: dict[str, str], url: str, db: str, work: Path,
+                    clocks: int = 100_000, rate: float = 150.0) -> None:
+    """``clocks`` running clocks are put on a calendar of their own (``bench_cal``, the default
+    calendar's hours), a holiday is added to it, and `casework calendar recompute bench_cal` runs
+    while get-next arrives at ``rate`` per second against the server."""
+    import shutil
+
+    from casestore.work.calendar_config import SHIPPED_CALENDARS, load_calendars
+
+    folder = work / "calendars"
+    folder.mkdir(exist_ok=True)
+    for path in SHIPPED_CALENDARS.glob("*.yaml"):
+        shutil.copy(path, folder / path.name)
+    holiday = (NOW + timedelta(days=(7 - NOW.weekday()) % 7 + 1)).date()  # a Tuesday ahead
+    base = (folder / "default.yaml").read_text()
+    (folder / "bench_cal.yaml").write_text(base + f"extra_holidays: [{holiday.isoformat()}]\n")
+    load_calendars(folder)  # refuse a broken file before timing anything
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE sla_clocks SET calendar = 'default' WHERE calendar = 'bench_cal'"))
+        conn.execute(text("UPDATE sla_clocks SET calendar = 'bench_cal', resumed_at = :now, used_seconds = 0 "
+                          "WHERE id IN (SELECT id FROM sla_clocks WHERE state = 'running' ORDER BY id LIMIT :n)"),
+                     {"n": clocks, "now": NOW})
+    engine.dispose()
+    stop = threading.Event()
+    loop: dict[str, Any] = {}
+    runner = threading.Thread(target=lambda: loop.update(open_loop(
+        servers, tokens, db, rate, 3600, complete=False, phase="open_loop_during_calendar", stop=stop)))
+    runner.start()
+    time.sleep(3)
+    env = {**os.environ, "CASEWORK_DATA_DIR": str(work / "data"), "CASEWORK_DB__URL": url,
+           "CASEWORK_WORK__CALENDARS_DIR": str(folder)}
+    began = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "api", "calendar", "recompute", "bench_cal", "--json"],
+                          env=env, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - began
+    stop.set()
+    runner.join()
+    if done.returncode != 0:
+        raise RuntimeError(f"casework calendar recompute failed: {done.stderr[-2000:]}")
+    result = json.loads(done.stdout)
+    emit(phase="calendar_change", db=db, holiday=holiday.isoformat(), wall_s=round(wall, 1), **result,
+         get_next_p95_ms_meanwhile=loop.get("p95_ms"), get_next_p99_ms_meanwhile=loop.get("p99_ms"))
 
 
 if __name__ == "__main__":
