@@ -40,7 +40,7 @@ class TickResult:
 class ClockLoop:
     sessions: sessionmaker[Session]
     interval_s: float = 5.0
-    batch: int = 1000
+    batch: int = 5000
     stop: threading.Event = field(default_factory=threading.Event)
     last_tick: datetime | None = None
     errors: int = 0

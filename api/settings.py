@@ -201,7 +201,9 @@ class ClockSettings(BaseModel):
 
     interval_s: float = Field(default=5.0, gt=0, le=50, description="seconds between sweeps; escalations fire "
                               "within this (plus a sweep's time) of their moment")
-    batch: int = Field(default=1000, ge=1, description="clocks fired, or leases reaped, per committed batch")
+    batch: int = Field(default=5000, ge=1, description="clocks fired, or leases reaped, per committed batch "
+                       "(10,000 breaches with escalations: 12 s in batches of 5,000 against 18 s in batches of "
+                       "1,000 on a loaded 2-core machine; get-next skips the tasks a batch holds)")
     in_serve: bool = Field(default=True, description="run the clock loop inside `casework serve` on the embedded "
                            "default (turn off when a `casework worker clock` runs instead)")
 

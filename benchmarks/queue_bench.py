@@ -589,7 +589,7 @@ def open_engine(url: str, pool: int) -> Engine:
 # -- the clock loop --------------------------------------------------------------------------------
 
 
-def clock(url: str) -> None:
+def clock(url: str, batch: int = 1000) -> None:
     engine = open_engine(url, 4)
     sessions = session_factory(engine)
     with engine.connect() as conn:
@@ -616,7 +616,7 @@ def clock(url: str) -> None:
     breached = batches = events = 0
     while True:
         with sessions() as s, s.begin():
-            result = sweep(s, now=quiet, limit=1000)
+            result = sweep(s, now=quiet, limit=batch)
         breached += result.breached
         events += result.audit_events
         batches += 1
@@ -626,7 +626,7 @@ def clock(url: str) -> None:
     with engine.connect() as conn:
         moved = conn.execute(text("SELECT count(*) FROM tasks WHERE queue = 'q_escalated' AND case_id % 50 = :k"),
                              {"k": residue}).scalar()
-    emit(phase="clock_breach", db="postgres", breached=breached, batches=batches, audit_events=events,
+    emit(phase="clock_breach", db="postgres", batch=batch, breached=breached, batches=batches, audit_events=events,
          tasks_moved=moved, seconds=round(wall, 2))
     engine.dispose()
 
@@ -642,6 +642,7 @@ def main() -> None:
     parser.add_argument("--claims", type=int, default=100_000)
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--agents-per-process", type=int, default=25)
+    parser.add_argument("--clock-batch", type=int, default=1000, help="clocks per committed sweep batch")
     parser.add_argument("--servers", type=int, default=1, help="casework serve processes (PostgreSQL)")
     parser.add_argument("--complete", action="store_true", help="agents complete each task they claim")
     parser.add_argument("--profile", type=Path, default=None, help="run the servers under py-spy, stacks here")
@@ -673,7 +674,7 @@ def main() -> None:
             "flat_out": lambda: flat_out(servers, tokens, url, args.processes,  # type: ignore[arg-type]
                                          args.agents_per_process, args.claims, complete=args.complete),
             "kill": lambda: kill(servers, tokens, url, args.work / "data"),  # type: ignore[arg-type]
-            "clock": lambda: clock(url),
+            "clock": lambda: clock(url, args.clock_batch),
             "fold": lambda: fold_all(url),
             "counts": lambda: counts(servers, tokens, args.db),  # type: ignore[arg-type]
             "calendar": lambda: calendar_change(servers, tokens, url, args.db, args.work),  # type: ignore[arg-type]
