@@ -68,10 +68,10 @@ _CLAIM = "state = 'active', assignee = :actor, lease_version = tasks.lease_versi
 _RETURNING = "RETURNING " + ", ".join(f"tasks.{c.name}" for c in WorkTask.__table__.c)
 
 
-def _head(queue: str, visible: bool, *, lock: str = "") -> str:
+def _head(queue: str, visible: bool, *, lock: str = "", hint: str = "") -> str:
     join = " JOIN cases c ON c.id = t.case_id" if visible else ""
     where = f" AND {_VISIBLE}" if visible else ""
-    return (f"SELECT t.id, t.urgency, t.due_at FROM tasks t{join} WHERE t.queue = {queue} AND t.state = 'queued'"
+    return (f"SELECT t.id, t.urgency, t.due_at FROM tasks t{hint}{join} WHERE t.queue = {queue} AND t.state = 'queued'"
             f"{where} ORDER BY {_ORDER} LIMIT 1{lock}")
 
 
@@ -110,7 +110,10 @@ def _claim_pg(n: int, visible: bool) -> ExecutableReturnsRows:
 
 @cache
 def _claim_sqlite(n: int, visible: bool) -> ExecutableReturnsRows:
-    heads = " UNION ALL ".join(f"SELECT * FROM ({_head(f':q{i}', visible)})" for i in range(n))
+    # INDEXED BY: SQLite's planner took ix_tasks_oldest (queue, created_at) for this and sorted the
+    # whole queue per call (measured: 59 get-next in 10 minutes at a million tasks)
+    heads = " UNION ALL ".join(f"SELECT * FROM ({_head(f':q{i}', visible, hint=' INDEXED BY ix_tasks_pick')})"
+                               for i in range(n))
     expires = " ".join(f"WHEN :q{i} THEN :e{i}" for i in range(n))
     sql = (f"UPDATE tasks SET {_CLAIM}, lease_expires_at = CASE queue {expires} END "
            f"WHERE id = (SELECT id FROM ({heads}) ORDER BY urgency DESC, due_at, id LIMIT 1) "

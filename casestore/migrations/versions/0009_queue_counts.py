@@ -139,6 +139,13 @@ def upgrade() -> None:
                     sqlite_where=sa.text("state = 'running'"), postgresql_where=sa.text("state = 'running'"))
     fired = sa.text("(warned_at IS NOT NULL OR breached_at IS NOT NULL) AND state <> 'stopped'")
     op.create_index("ix_sla_clocks_fired", "sla_clocks", ["case_id"], sqlite_where=fired, postgresql_where=fired)
+    bind = op.get_bind()
+    if bind.dialect.name == "sqlite" and bind.execute(sa.text(
+            "SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'")).first() is not None:
+        # a store analysed before has statistics for the old indexes only: with none for the new ones,
+        # SQLite took ix_tasks_oldest for get-next's ORDER BY and sorted a whole queue per call
+        op.execute("ANALYZE tasks")
+        op.execute("ANALYZE sla_clocks")
 
 
 def downgrade() -> None:
