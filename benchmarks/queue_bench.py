@@ -20,8 +20,7 @@ through HTTP.
   100 simulated agents whose ``POST /api/v1/work/next`` calls arrive at ``--rate`` per second
   (Poisson) for ``--seconds``; latency from the arrival (client queueing included) to the response.
   With ``--complete`` each claimed task is then completed (``POST /api/v1/tasks/{id}/complete``),
-  timed separately (and the agents' cap stays the product default; without it the cap is raised so
-  agents can keep claiming).
+  timed separately.  The per-agent cap is raised (agents that only claim keep claiming).
 - ``flat_out``: ``--processes`` x ``--agents-per-process`` agents each calling get-next (and
   complete, with ``--complete``) over HTTP as fast as they can until ``--claims`` claims are made;
   claims per second, latency, and double hand-outs counted twice: from the agents' own logs and
@@ -262,8 +261,9 @@ class Servers:
                "CASEWORK_DATA_DIR": str(work / "data"), "CASEWORK_DB__URL": url,
                "CASEWORK_SERVE__RUN_PIPELINE": "false", "CASEWORK_OUTBOUND__RUN_SENDER": "false",
                "OMP_THREAD_LIMIT": "1"}
-        if not complete:  # agents only claim: lift the per-agent cap so they can keep claiming
-            env["CASEWORK_QUEUES__MAX_ACTIVE_PER_AGENT"] = str(BIG_CAP)
+        # lift the per-agent cap: agents that only claim keep claiming, and tasks held from earlier
+        # runs on the same data do not refuse the agents that complete
+        env["CASEWORK_QUEUES__MAX_ACTIVE_PER_AGENT"] = str(BIG_CAP)
         self.logs = [open(work / f"serve-{port}.log", "wb") for port in self.ports]  # noqa: SIM115
         self.procs: list[subprocess.Popen[bytes]] = []
         self.spied = profile is not None
