@@ -254,8 +254,7 @@ class Servers:
     """``n`` `casework serve` processes on the bench database (no pipeline, no clock loop), each on
     its own port; under ``py-spy record`` when ``profile`` names a folder."""
 
-    def __init__(self, url: str, work: Path, n: int, *, complete: bool, profile: Path | None,
-                 code: Path | None = None) -> None:
+    def __init__(self, url: str, work: Path, n: int, *, profile: Path | None, code: Path | None = None) -> None:
         self.ports = [free_port() for _ in range(n)]
         env = {**os.environ, **({"PYTHONPATH": str(code)} if code is not None else {}),
                "CASEWORK_DATA_DIR": str(work / "data"), "CASEWORK_DB__URL": url,
@@ -664,7 +663,7 @@ def main() -> None:
     servers: Servers | None = None
     if {"open_loop", "flat_out", "kill", "calendar", "counts"} & set(wanted):
         n = args.servers if args.db == "postgres" else 1
-        servers = Servers(url, args.work, n, complete=args.complete, profile=args.profile, code=args.server_code)
+        servers = Servers(url, args.work, n, profile=args.profile, code=args.server_code)
     try:
         tokens = load_tokens(args.work) if servers is not None else {}
         phases: dict[str, Callable[[], object]] = {
