@@ -50,6 +50,8 @@ app.add_typer(bus_app, name="bus")
 app.add_typer(outbox_app, name="outbox")
 app.add_typer(letters_app, name="letters")
 app.add_typer(casetype_cli.app, name="casetype")
+calendar_app = typer.Typer(help="Business calendars.", no_args_is_help=True)
+app.add_typer(calendar_app, name="calendar")
 
 log = logging.getLogger("casework")
 
@@ -521,6 +523,95 @@ def triage_list(as_json: Annotated[bool, typer.Option("--json")] = False,
         table.add_row(q["item_id"], q["received_at"], q["sender"] or "", q["subject"] or "", q["reason"],
                       ", ".join(q["candidates"]))
     out.print(table)
+
+
+@calendar_app.command("recompute")
+def calendar_recompute(
+    name: Annotated[str, typer.Argument(help="the calendar that changed (its file's name without .yaml)")],
+    batch: Annotated[int, typer.Option(help="clocks per committed batch", min=1, max=100_000)] = 1000,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """After editing a calendar (a holiday added, hours changed): re-compute the due and warning
+    times of its running clocks, in committed batches.  Restart `casework serve` / `casework worker
+    clock` too, so that clocks started from now on use the new calendar."""
+    import time
+
+    from casestore.db import translate_errors
+    from casestore.work.calendar_change import recompute_batch
+    from casestore.work.calendar_config import load_calendars
+    from casestore.work.clocks import calendar_named
+
+    calendar = calendar_named(load_calendars(get_settings().calendars_dir), name)
+    began = time.perf_counter()
+    totals = {"clocks": 0, "moved": 0, "tasks": 0, "batches": 0, "passes": 0}
+    with runtime() as rt, translate_errors():
+        skipped = 1
+        while skipped:  # PostgreSQL skips clocks the engine holds this moment: another pass takes them
+            after, skipped = 0, 0
+            totals["passes"] += 1
+            while True:
+                with rt.sessions() as session, session.begin():
+                    result = recompute_batch(session, calendar_name=name, calendar=calendar, after=after, limit=batch)
+                if result.clocks == 0:
+                    break
+                totals["batches"] += 1
+                totals["clocks"] += result.clocks - result.skipped
+                totals["moved"] += result.moved
+                totals["tasks"] += result.tasks
+                skipped += result.skipped
+                after = result.last_id
+    seconds = round(time.perf_counter() - began, 2)
+    if as_json:
+        _print_json({"calendar": name, **totals, "seconds": seconds})
+    else:
+        out.print(f"calendar {name}: {totals['clocks']} running clock(s) re-computed, {totals['moved']} moved, "
+                  f"{totals['tasks']} task(s) re-timed, in {totals['batches']} batch(es), {seconds}s")
+
+
+@triage_app.command("next")
+def triage_next(as_user: Annotated[str, typer.Option("--as", help="who takes it (a user of the triage team)")],
+                as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Claim the oldest waiting triage item you may see, with a lease; exit code 3 when there is none."""
+    from datetime import timedelta
+
+    from casestore import triage_leases, users
+    from casestore.access import principal_of
+    from casestore.db import translate_errors
+    from casestore.models import utcnow
+
+    with runtime() as rt, translate_errors(), rt.sessions() as session, session.begin():
+        viewer = principal_of(users.get_user(session, name=as_user))
+        claimed = triage_leases.next_item(session, viewer=viewer, team=rt.settings.work.triage_team,
+                                         lease=timedelta(minutes=rt.settings.work.triage_lease_minutes), now=utcnow())
+        row = None if claimed is None else {
+            "item_id": claimed.item.item_id, "subject": claimed.item.subject, "sender": claimed.item.sender,
+            "reason": (claimed.item.decision or {}).get("reason", ""),
+            "lease_expires_at": claimed.lease_expires_at.isoformat(), "lease_version": claimed.lease_version}
+    if as_json:
+        _print_json({"item": row})
+    elif row is None:
+        out.print("nothing waiting in triage")
+    else:
+        out.print(f"{row['item_id']}: {row['subject'] or ''} from {row['sender'] or '?'} ({row['reason']}); "
+                  f"yours until {row['lease_expires_at']}")
+    if row is None:
+        raise typer.Exit(3)
+
+
+@triage_app.command("release")
+def triage_release(item_id: str,
+                   as_user: Annotated[str, typer.Option("--as", help="who holds it")],
+                   reason: Annotated[str, typer.Option(help="why (kept in the audit trail)")] = "") -> None:
+    """Give back a triage item you hold."""
+    from casestore import triage_leases, users
+    from casestore.access import principal_of
+    from casestore.db import translate_errors
+    from casestore.models import utcnow
+
+    with runtime() as rt, translate_errors(), rt.sessions() as session, session.begin():
+        viewer = principal_of(users.get_user(session, name=as_user))
+        triage_leases.release(session, item_id=item_id, viewer=viewer, now=utcnow(), reason=reason)
+    out.print(f"{item_id}: released")
 
 
 @triage_app.command("resolve")

@@ -1,6 +1,7 @@
 """The SLA clock loop as a running thing: every ``CASEWORK_CLOCK__INTERVAL_S`` seconds it fires the
 clocks that are due (``casestore.work.clock_loop.sweep``) and returns tasks whose lease ran out to
-their queues (``casestore.work.queues.reap_expired_leases``), committing each batch.
+their queues (``casestore.work.queues.reap_expired_leases``), committing each batch; then folds the
+queue counts' deltas (``casestore.work.queue_counts.fold``).
 
 ``casework serve`` runs it as a thread on the embedded default; ``casework worker clock`` runs it
 in the foreground (production).  Several may run at once: each clock event still fires once.
@@ -20,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from casestore.db import translate_errors
 from casestore.errors import CaseStoreError
 from casestore.models import utcnow
+from casestore.work import queue_counts
 from casestore.work.clock_loop import sweep
 from casestore.work.queues import reap_expired_leases
 
@@ -31,13 +33,14 @@ class TickResult:
     warned: int = 0
     breached: int = 0
     reaped: int = 0
+    folded: int = 0  # queue-count deltas folded
 
 
 @dataclass
 class ClockLoop:
     sessions: sessionmaker[Session]
     interval_s: float = 5.0
-    batch: int = 1000
+    batch: int = 5000
     stop: threading.Event = field(default_factory=threading.Event)
     last_tick: datetime | None = None
     errors: int = 0
@@ -61,6 +64,8 @@ class ClockLoop:
                 result.reaped += n
                 if n < self.batch:
                     break
+            with self.sessions() as session, session.begin():  # queue counts: deltas into their base
+                result.folded = queue_counts.fold(session)
         self.last_tick = when
         return result
 

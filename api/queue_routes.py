@@ -42,9 +42,9 @@ def next_task(request: Request, user: Worker) -> NextWork:
     """Claim the best waiting task of your teams' queues (urgency, then SLA due time, then age)."""
     rt = get_runtime(request)
     with translate_errors(), rt.sessions() as session, session.begin():
-        task = queues.get_next(session, actor=actor_of(user), now=utcnow(),
-                               max_active=rt.settings.queues.max_active_per_agent)
-        return NextWork(task=queue_reads.task_views(session, [task])[0] if task is not None else None)
+        claimed = queues.next_claim(session, actor=actor_of(user), now=utcnow(),
+                                    max_active=rt.settings.queues.max_active_per_agent)
+        return NextWork(task=queue_reads.claimed_view(claimed) if claimed is not None else None)
 
 
 @router.get("/work/mine", response_model=list[TaskView])

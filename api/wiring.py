@@ -134,7 +134,7 @@ def open_runtime(settings: Settings | None = None, *, migrate: bool = True) -> R
     ``blobs.url`` names: the data directory's files by default, or an S3 bucket)."""
     settings = settings or get_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.db_url)
+    engine = make_engine(settings.db_url, pool_size=settings.db.pool_size, max_overflow=settings.db.max_overflow)
     if migrate:
         upgrade(engine)
     return Runtime(settings=settings, engine=engine, sessions=session_factory(engine),

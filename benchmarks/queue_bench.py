@@ -1,28 +1,42 @@
-"""Work-queue and clock-loop benchmarks: get-next at a million open tasks, agents flat out, a killed
-agent's leases, and the SLA clock loop at a million open clocks.
+"""Work-queue and clock-loop benchmarks over the product path: get-next and complete over HTTP
+against a real `casework serve`, at a million open tasks; a killed agent's leases; the SLA clock loop
+at a million open clocks; a calendar change re-computing running clocks' due times.
 
-    python -m benchmarks.queue_bench --db postgres|sqlite [--phases load,open_loop,flat_out,kill,clock]
-                                     [--tasks 1000000] [--rate 150] [--seconds 30] [--claims 100000]
-                                     [--processes 2] [--agents-per-process 25] [--keep]
+    python -m benchmarks.queue_bench --db postgres|sqlite
+        [--phases load,counts,open_loop,flat_out,kill,clock,calendar] [--tasks 1000000] [--rate 150]
+        [--seconds 30] [--claims 100000] [--processes 2] [--agents-per-process 25] [--servers 1]
+        [--complete] [--profile DIR] [--server-code CHECKOUT]
 
 The data set: one case type with 20 queues (q00..q19, two per team t0..t9); ``--tasks`` open tasks,
 two per case (so tasks/2 cases, each with its work row and two running SLA clocks, c0 and c1, due
-1 h to 30 days ahead); urgency 0-3, 80 % with a due time.  Rows are bulk-loaded (PostgreSQL
-``COPY``, SQLite ``executemany``), not through the services.  Agents are in 4 teams each, so each
-get-next looks at 8 queues, one indexed ``LIMIT 1`` each.
+1 h to 30 days ahead); urgency 0-3, 80 % with a due time; 100 agents (ag000..ag099, each in 4
+teams, so each get-next looks at 8 queues) with bearer tokens.  Rows are bulk-loaded (PostgreSQL
+``COPY``, SQLite ``executemany``), not through the services; everything timed after that goes
+through HTTP.
 
-- ``open_loop``: 100 simulated agents, calls arriving at ``--rate`` per second (Poisson) for
-  ``--seconds``, served by a pool of threads; latency from the arrival (queueing included) to the
-  commit.  The service time (start to commit) is given too.
-- ``flat_out``: ``--processes`` x ``--agents-per-process`` agents each calling get-next
-  and committing as fast as it can until ``--claims`` claims are made; claims per second, latency,
-  and double hand-outs counted twice: from the agents' own logs and from the audit events.
-- ``kill``: an agent process claims 20 tasks of a queue with a 1-minute lease and is SIGKILLed;
-  `casework worker clock` (interval 5 s) must return them within lease + 60 s.
-- ``clock`` (PostgreSQL): a sweep with nothing due (1M open clocks), then 10,000 clocks made due to
-  breach at once, each escalating (urgency +5, open tasks moved to another queue, a notify event),
-  swept in batches of 1,000 with a commit each.
+- ``counts``: ``GET /api/v1/queues`` (every queue's waiting, active, at-risk, breached and oldest
+  waiting) as an agent and as a supervisor.
+- ``open_loop``: ``casework serve`` (``--servers`` processes on PostgreSQL, one on SQLite) and
+  100 simulated agents whose ``POST /api/v1/work/next`` calls arrive at ``--rate`` per second
+  (Poisson) for ``--seconds``; latency from the arrival (client queueing included) to the response.
+  With ``--complete`` each claimed task is then completed (``POST /api/v1/tasks/{id}/complete``),
+  timed separately.  The per-agent cap is raised (agents that only claim keep claiming).
+- ``flat_out``: ``--processes`` x ``--agents-per-process`` agents each calling get-next (and
+  complete, with ``--complete``) over HTTP as fast as they can until ``--claims`` claims are made;
+  claims per second, latency, and double hand-outs counted twice: from the agents' own logs and
+  from the audit events.
+- ``kill``: an agent process claims 20 tasks of a queue with a 1-minute lease over HTTP and is
+  SIGKILLed; `casework worker clock` (interval 5 s) must return them within lease + 60 s.
+- ``clock``: a sweep with nothing due (1M open clocks), then 10,000 clocks made due to breach at
+  once, each escalating (urgency +5, open tasks moved to another queue, a notify event), swept by
+  ``casework worker clock``'s own sweep function in batches with a commit each.
+- ``calendar``: a holiday added to the calendar of the running clocks; the re-computation of
+  their due times in committed batches (``casework calendar recompute``), timed, while an open
+  loop of get-next runs against the server.
 
+``--profile DIR`` runs the server under py-spy (``py-spy record``) and leaves raw stacks in DIR
+(wall time of every thread; with ``QUEUE_BENCH_PROFILE_GIL=1``, only the thread holding the GIL:
+where the server's CPU goes).
 Prints one JSON line per measurement.  The machine may be shared: each line gives the 1-minute
 load average.
 """
@@ -46,12 +60,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.orm import Session, sessionmaker
 
 from casestore.db import json_dumps, make_engine, session_factory, upgrade
-from casestore.work import queues
 from casestore.work.actor import Actor
 from casestore.work.clock_loop import sweep
 from casestore.work.models import NO_DUE
@@ -207,55 +220,181 @@ def load_sqlite(url: str, n_tasks: int) -> None:
     engine.dispose()
 
 
-# -- engines ---------------------------------------------------------------------------------------
+# -- agents, tokens and the server -----------------------------------------------------------------
 
 
-def open_engine(url: str, pool: int) -> Engine:
-    if url.startswith("postgresql"):
-        return create_engine(url, json_serializer=json_dumps, pool_size=pool, max_overflow=0)
-    return make_engine(url)
+def make_agents(url: str, tokens_file: Path) -> None:
+    """Users ag000..ag099 (and ``doomed`` for the kill phase) with one bearer token each."""
+    from casestore import users
+
+    engine = make_engine(url)
+    tokens: dict[str, str] = {}
+    with session_factory(engine)() as s, s.begin():
+        for i in range(100):
+            actor = agent(i)
+            users.add_user(s, name=actor.name, role="agent", teams=actor.teams)
+            tokens[actor.name] = users.create_token(s, name=actor.name)
+        users.add_user(s, name="doomed", role="agent", teams=("tkill",))
+        tokens["doomed"] = users.create_token(s, name="doomed")
+        users.add_user(s, name="sup", role="supervisor", teams=())
+        tokens["sup"] = users.create_token(s, name="sup")
+    engine.dispose()
+    tokens_file.write_text(json.dumps(tokens))
 
 
-def one_get_next(sessions: sessionmaker[Session], actor: Actor) -> int | None:
-    with sessions() as s, s.begin():
-        task = queues.get_next(s, actor=actor, now=NOW, max_active=BIG_CAP)
-        return task.id if task is not None else None
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Servers:
+    """``n`` `casework serve` processes on the bench database (no pipeline, no clock loop), each on
+    its own port; under ``py-spy record`` when ``profile`` names a folder."""
+
+    def __init__(self, url: str, work: Path, n: int, *, profile: Path | None, code: Path | None = None) -> None:
+        self.ports = [free_port() for _ in range(n)]
+        env = {**os.environ, **({"PYTHONPATH": str(code)} if code is not None else {}),
+               "CASEWORK_DATA_DIR": str(work / "data"), "CASEWORK_DB__URL": url,
+               "CASEWORK_SERVE__RUN_PIPELINE": "false", "CASEWORK_OUTBOUND__RUN_SENDER": "false",
+               "OMP_THREAD_LIMIT": "1"}
+        # lift the per-agent cap: agents that only claim keep claiming, and tasks held from earlier
+        # runs on the same data do not refuse the agents that complete
+        env["CASEWORK_QUEUES__MAX_ACTIVE_PER_AGENT"] = str(BIG_CAP)
+        self.logs = [open(work / f"serve-{port}.log", "wb") for port in self.ports]  # noqa: SIM115
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.spied = profile is not None
+        for port, log in zip(self.ports, self.logs, strict=True):
+            cmd = [sys.executable, "-m", "api", "serve", "--host", "127.0.0.1", "--port", str(port)]
+            if profile is not None:
+                profile.mkdir(parents=True, exist_ok=True)
+                spy = str(Path(sys.executable).with_name("py-spy"))
+                gil = ["--gil"] if os.environ.get("QUEUE_BENCH_PROFILE_GIL") else []  # CPU only: the GIL holder
+                cmd = [spy, "record", "-r", "67", *gil, "-f", "raw", "-o", str(profile / f"serve-{port}.txt"), "--",
+                       *cmd]
+            self.procs.append(subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT))
+        for port in self.ports:
+            self._wait(port)
+
+    @staticmethod
+    def _wait(port: int) -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code < 500:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError(f"casework serve on port {port} did not answer /health within 120 s")
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU the server processes (not py-spy) have used so far (Linux /proc)."""
+        total = 0.0
+        for proc in self.procs:
+            pids = [proc.pid]
+            if self.spied:
+                children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children")
+                pids = [int(p) for p in children.read_text().split()] if children.exists() else []
+            for pid in pids:
+                fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return total
+
+    def base(self, k: int) -> str:
+        return f"http://127.0.0.1:{self.ports[k % len(self.ports)]}"
+
+    def close(self) -> None:
+        for proc in self.procs:
+            proc.send_signal(signal.SIGINT if self.spied else signal.SIGTERM)
+        for proc in self.procs:
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for log in self.logs:
+            log.close()
+
+
+class Agent:
+    """One agent's HTTP client (keep-alive) for get-next and complete."""
+
+    def __init__(self, base: str, token: str) -> None:
+        self.client = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60)
+
+    def next(self) -> int | None:
+        response = self.client.post("/api/v1/work/next")
+        response.raise_for_status()
+        task = response.json()["task"]
+        return int(task["id"]) if task is not None else None
+
+    def complete(self, task_id: int) -> None:
+        self.client.post(f"/api/v1/tasks/{task_id}/complete", json={"code": "done"}).raise_for_status()
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def load_tokens(work: Path) -> dict[str, str]:
+    tokens: dict[str, str] = json.loads((work / "tokens.json").read_text())
+    return tokens
 
 
 # -- open loop -------------------------------------------------------------------------------------
 
 
-def open_loop(url: str, db: str, rate: float, seconds: float, threads: int = 12) -> None:
-    engine = open_engine(url, threads + 2)
-    sessions = session_factory(engine)
-    for i in range(3):  # warm the queue index and the connections
-        one_get_next(sessions, agent(i))
+def open_loop(servers: Servers, tokens: dict[str, str], db: str, rate: float, seconds: float, *,
+              complete: bool, threads: int = 16, phase: str = "open_loop",
+              stop: threading.Event | None = None) -> dict[str, Any]:
+    """Poisson arrivals of get-next from 100 agents; each served by a pool of client threads."""
+    agents = [Agent(servers.base(i), tokens[agent(i).name]) for i in range(100)]
+    for i in range(3):  # warm the server's queue index and connections
+        tid = agents[i].next()
+        if complete and tid is not None:
+            agents[i].complete(tid)
     arrivals: stdqueue.Queue[tuple[float, int] | None] = stdqueue.Queue()
     latencies: list[float] = []
     service: list[float] = []
+    completes: list[float] = []
     errors: list[str] = []
     lock = threading.Lock()
+    busy = [threading.Lock() for _ in agents]  # one call at a time per agent, as a person would
 
     def worker() -> None:
         while (job := arrivals.get()) is not None:
             due, who = job
-            start = time.perf_counter()
-            try:
-                one_get_next(sessions, agent(who))
-            except Exception as exc:
-                errors.append(type(exc).__name__)
-            end = time.perf_counter()
+            with busy[who]:
+                start = time.perf_counter()
+                tid = None
+                try:
+                    tid = agents[who].next()
+                except Exception as exc:
+                    errors.append(type(exc).__name__)
+                end = time.perf_counter()
+                done = None
+                if complete and tid is not None:
+                    try:
+                        agents[who].complete(tid)
+                    except Exception as exc:
+                        errors.append("complete:" + type(exc).__name__)
+                    done = time.perf_counter() - end
             with lock:
                 latencies.append(end - due)
                 service.append(end - start)
+                if done is not None:
+                    completes.append(done)
 
     pool = [threading.Thread(target=worker, daemon=True) for _ in range(threads)]
     for t in pool:
         t.start()
+    cpu_before = servers.cpu_seconds()
     rng = random.Random(1)
     began = time.perf_counter()
     at, calls = began, 0
-    while at - began < seconds:
+    while at - began < seconds and not (stop is not None and stop.is_set()):
         at += rng.expovariate(rate)
         delay = at - time.perf_counter()
         if delay > 0:
@@ -267,35 +406,44 @@ def open_loop(url: str, db: str, rate: float, seconds: float, threads: int = 12)
     for t in pool:
         t.join()
     wall = time.perf_counter() - began
-    emit(phase="open_loop", db=db, threads=threads, calls=calls, achieved_per_s=round(calls / wall, 1),
-         errors=len(errors),
-         p50_ms=pct(latencies, 50), p95_ms=pct(latencies, 95), p99_ms=pct(latencies, 99),
-         max_ms=pct(latencies, 100), service_p50_ms=pct(service, 50), service_p95_ms=pct(service, 95),
-         service_p99_ms=pct(service, 99))
-    engine.dispose()
+    server_cpu = servers.cpu_seconds() - cpu_before
+    for a in agents:
+        a.close()
+    result = dict(phase=phase, db=db, servers=len(servers.ports), threads=threads, calls=calls,
+                  achieved_per_s=round(calls / wall, 1), errors=len(errors), error_kinds=sorted(set(errors))[:5],
+                  p50_ms=pct(latencies, 50), p95_ms=pct(latencies, 95), p99_ms=pct(latencies, 99),
+                  max_ms=pct(latencies, 100), service_p50_ms=pct(service, 50), service_p95_ms=pct(service, 95),
+                  complete_p50_ms=pct(completes, 50), complete_p95_ms=pct(completes, 95),
+                  server_cpu_ms_per_call=round(1000 * server_cpu / max(calls, 1), 2))
+    emit(**result)
+    return result
 
 
 # -- flat out --------------------------------------------------------------------------------------
 
 
-def _flat_out_process(url: str, first_agent: int, n_agents: int, claims_each: int, out: str,
-                      start: Any) -> None:
-    engine = open_engine(url, n_agents + 1)
-    sessions = session_factory(engine)
-    one_get_next(sessions, Actor(name="warm", role="agent", teams=()))
+def _flat_out_process(bases: list[str], tokens: dict[str, str], first_agent: int, n_agents: int, claims_each: int,
+                      out: str, complete: bool, start: Any) -> None:
     results: list[tuple[str, int, float]] = []
     lock = threading.Lock()
 
     def run(i: int) -> None:
-        actor = agent(i)
+        name = agent(i).name
+        client = Agent(bases[i % len(bases)], tokens[name])
         mine = []
         for _ in range(claims_each):
             t = time.perf_counter()
             try:
-                tid = one_get_next(sessions, actor)
+                tid = client.next()
             except Exception:  # counted as a failed call
                 tid = -1
-            mine.append((actor.name, tid if tid is not None else 0, time.perf_counter() - t))
+            mine.append((name, tid if tid is not None else 0, time.perf_counter() - t))
+            if complete and tid:
+                try:
+                    client.complete(tid)
+                except Exception:
+                    mine.append((name, -2, 0.0))
+        client.close()
         with lock:
             results.extend(mine)
 
@@ -306,24 +454,27 @@ def _flat_out_process(url: str, first_agent: int, n_agents: int, claims_each: in
     for t in threads:
         t.join()
     Path(out).write_text(json.dumps(results))
-    engine.dispose()
 
 
-def flat_out(url: str, processes: int, per_process: int, claims: int) -> None:
+def flat_out(servers: Servers, tokens: dict[str, str], url: str, processes: int, per_process: int, claims: int, *,
+             complete: bool) -> None:
     ctx = mp.get_context("spawn")
     start = ctx.Event()
     claims_each = -(-claims // (processes * per_process))
+    bases = [servers.base(k) for k in range(len(servers.ports))]
     outs = [tempfile.mktemp(suffix=".json") for _ in range(processes)]
-    procs = [ctx.Process(target=_flat_out_process, args=(url, p * per_process, per_process, claims_each,
-                                                          outs[p], start)) for p in range(processes)]
+    procs = [ctx.Process(target=_flat_out_process, args=(bases, tokens, p * per_process, per_process, claims_each,
+                                                          outs[p], complete, start)) for p in range(processes)]
     for p in procs:
         p.start()
-    time.sleep(8)  # let every process import and connect before the clock starts
+    time.sleep(5)  # let every process import before the clock starts
+    cpu_before = servers.cpu_seconds()
     began = time.perf_counter()
     start.set()
     for p in procs:
         p.join()
     wall = time.perf_counter() - began
+    server_cpu = servers.cpu_seconds() - cpu_before
     rows = [tuple(r) for o in outs for r in json.loads(Path(o).read_text())]
     for o in outs:
         Path(o).unlink()
@@ -337,32 +488,69 @@ def flat_out(url: str, processes: int, per_process: int, claims: int) -> None:
             "GROUP BY 1 HAVING count(*) > 1) d")).scalar()
         audit_claims = conn.execute(text("SELECT count(*) FROM audit_events WHERE action = 'task.claimed'")).scalar()
     engine.dispose()
-    lat = [r[2] for r in rows]
-    emit(phase="flat_out", db=engine.dialect.name, processes=processes, agents=processes * per_process, calls=len(rows),
-         claims=len(ok), failed=sum(1 for r in rows if r[1] < 0), seconds=round(wall, 1),
-         claims_per_s=round(len(ok) / wall, 1), p50_ms=pct(lat, 50), p95_ms=pct(lat, 95), p99_ms=pct(lat, 99),
-         double_handouts_log=len(ids) - len(set(ids)), double_handouts_audit=audit_doubles,
-         claimed_events=audit_claims)
+    lat = [r[2] for r in rows if r[1] != -2]
+    emit(phase="flat_out", db=engine.dialect.name, servers=len(servers.ports), processes=processes,
+         agents=processes * per_process, complete=complete, calls=len(lat), claims=len(ok),
+         failed=sum(1 for r in rows if r[1] == -1), failed_completes=sum(1 for r in rows if r[1] == -2),
+         seconds=round(wall, 1), claims_per_s=round(len(ok) / wall, 1), p50_ms=pct(lat, 50), p95_ms=pct(lat, 95),
+         p99_ms=pct(lat, 99), double_handouts_log=len(ids) - len(set(ids)), double_handouts_audit=audit_doubles,
+         claimed_events=audit_claims, server_cpu_ms_per_call=round(1000 * server_cpu / max(len(rows), 1), 2))
+
+
+# -- queue counts ----------------------------------------------------------------------------------
+
+
+def fold_all(url: str) -> None:
+    """Fold every queue-count delta (the bulk load's triggers wrote one per task)."""
+    from casestore.work import queue_counts
+
+    engine = make_engine(url)
+    began, total = time.perf_counter(), 0
+    while True:
+        with session_factory(engine)() as s, s.begin():
+            n = queue_counts.fold(s, limit=200_000)
+        total += n
+        if n == 0:
+            break
+    engine.dispose()
+    emit(phase="fold", folded=total, seconds=round(time.perf_counter() - began, 1))
+
+
+def counts(servers: Servers, tokens: dict[str, str], db: str, calls: int = 30) -> None:
+    """``GET /api/v1/queues`` (waiting, active, at risk, breached, oldest waiting of each queue) as
+    an agent (8 queues, the cases of 4 teams) and as a supervisor (every queue, every case)."""
+    for who in ("ag000", "sup"):
+        if who not in tokens:
+            continue
+        client = httpx.Client(base_url=servers.base(0), headers={"Authorization": f"Bearer {tokens[who]}"},
+                              timeout=120)
+        times, total = [], 0
+        for _ in range(calls):
+            t = time.perf_counter()
+            response = client.get("/api/v1/queues")
+            response.raise_for_status()
+            times.append(time.perf_counter() - t)
+            total = sum(q["open"] for q in response.json())
+        client.close()
+        emit(phase="counts", db=db, who=who, calls=calls, queues=len(response.json()), open_tasks=total,
+             p50_ms=pct(times, 50), p95_ms=pct(times, 95), max_ms=pct(times, 100))
 
 
 # -- a killed agent --------------------------------------------------------------------------------
 
 
-def _kill_agent(url: str, n: int, ready: Any) -> None:
-    engine = open_engine(url, 2)
-    sessions = session_factory(engine)
-    actor = Actor(name="doomed", role="agent", teams=("tkill",))
+def _kill_agent(base: str, token: str, n: int, ready: Any) -> None:
+    client = Agent(base, token)
     for _ in range(n):
-        with sessions() as s, s.begin():
-            queues.get_next(s, actor=actor, now=datetime.now(UTC), max_active=BIG_CAP)
+        client.next()
     ready.set()
     time.sleep(3600)
 
 
-def kill(url: str, data_dir: Path) -> None:
+def kill(servers: Servers, tokens: dict[str, str], url: str, data_dir: Path) -> None:
     ctx = mp.get_context("spawn")
     ready = ctx.Event()
-    proc = ctx.Process(target=_kill_agent, args=(url, 20, ready))
+    proc = ctx.Process(target=_kill_agent, args=(servers.base(0), tokens["doomed"], 20, ready))
     proc.start()
     ready.wait(120)
     claimed_by = time.monotonic()
@@ -391,10 +579,16 @@ def kill(url: str, data_dir: Path) -> None:
          returned_after_s=round(back_after, 1), within_lease_plus_60=held == 0 and back_after <= 120)
 
 
+def open_engine(url: str, pool: int) -> Engine:
+    if url.startswith("postgresql"):
+        return create_engine(url, json_serializer=json_dumps, pool_size=pool, max_overflow=0)
+    return make_engine(url)
+
+
 # -- the clock loop --------------------------------------------------------------------------------
 
 
-def clock(url: str) -> None:
+def clock(url: str, batch: int = 1000) -> None:
     engine = open_engine(url, 4)
     sessions = session_factory(engine)
     with engine.connect() as conn:
@@ -421,7 +615,7 @@ def clock(url: str) -> None:
     breached = batches = events = 0
     while True:
         with sessions() as s, s.begin():
-            result = sweep(s, now=quiet, limit=1000)
+            result = sweep(s, now=quiet, limit=batch)
         breached += result.breached
         events += result.audit_events
         batches += 1
@@ -431,7 +625,7 @@ def clock(url: str) -> None:
     with engine.connect() as conn:
         moved = conn.execute(text("SELECT count(*) FROM tasks WHERE queue = 'q_escalated' AND case_id % 50 = :k"),
                              {"k": residue}).scalar()
-    emit(phase="clock_breach", db="postgres", breached=breached, batches=batches, audit_events=events,
+    emit(phase="clock_breach", db="postgres", batch=batch, breached=breached, batches=batches, audit_events=events,
          tasks_moved=moved, seconds=round(wall, 2))
     engine.dispose()
 
@@ -439,14 +633,20 @@ def clock(url: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", choices=("postgres", "sqlite"), required=True)
-    parser.add_argument("--phases", default="load,open_loop,flat_out,kill,clock")
+    parser.add_argument("--phases", default="load,counts,open_loop,flat_out,kill,clock,calendar")
     parser.add_argument("--tasks", type=int, default=1_000_000)
     parser.add_argument("--rate", type=float, default=150.0)
     parser.add_argument("--seconds", type=float, default=30.0)
-    parser.add_argument("--threads", type=int, default=12, help="open loop: threads serving the arrivals")
+    parser.add_argument("--threads", type=int, default=16, help="open loop: client threads serving the arrivals")
     parser.add_argument("--claims", type=int, default=100_000)
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--agents-per-process", type=int, default=25)
+    parser.add_argument("--clock-batch", type=int, default=1000, help="clocks per committed sweep batch")
+    parser.add_argument("--servers", type=int, default=1, help="casework serve processes (PostgreSQL)")
+    parser.add_argument("--complete", action="store_true", help="agents complete each task they claim")
+    parser.add_argument("--profile", type=Path, default=None, help="run the servers under py-spy, stacks here")
+    parser.add_argument("--server-code", type=Path, default=None,
+                        help="run the servers from this checkout (say, an older commit's, to compare)")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "casework-queue-bench")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
@@ -454,15 +654,80 @@ def main() -> None:
         url = make_url(PG_ADMIN).set(database=PG_DB).render_as_string(hide_password=False)
     else:
         url = f"sqlite:///{(args.work / 'queues.db').resolve()}"
-    phases: dict[str, Callable[[], None]] = {
-        "load": lambda: (load_postgres if args.db == "postgres" else load_sqlite)(url, args.tasks),
-        "open_loop": lambda: open_loop(url, args.db, args.rate, args.seconds, args.threads),
-        "flat_out": lambda: flat_out(url, args.processes, args.agents_per_process, args.claims),
-        "kill": lambda: kill(url, args.work / "data"),
-        "clock": lambda: clock(url),
-    }
-    for name in args.phases.split(","):
-        phases[name.strip()]()
+    tokens_file = args.work / "tokens.json"
+    wanted = [name.strip() for name in args.phases.split(",")]
+    if "load" in wanted:
+        (load_postgres if args.db == "postgres" else load_sqlite)(url, args.tasks)
+        fold_all(url)
+        make_agents(url, tokens_file)
+    servers: Servers | None = None
+    if {"open_loop", "flat_out", "kill", "calendar", "counts"} & set(wanted):
+        n = args.servers if args.db == "postgres" else 1
+        servers = Servers(url, args.work, n, profile=args.profile, code=args.server_code)
+    try:
+        tokens = load_tokens(args.work) if servers is not None else {}
+        phases: dict[str, Callable[[], object]] = {
+            "load": lambda: None,
+            "open_loop": lambda: open_loop(servers, tokens, args.db, args.rate, args.seconds,  # type: ignore[arg-type]
+                                           complete=args.complete, threads=args.threads),
+            "flat_out": lambda: flat_out(servers, tokens, url, args.processes,  # type: ignore[arg-type]
+                                         args.agents_per_process, args.claims, complete=args.complete),
+            "kill": lambda: kill(servers, tokens, url, args.work / "data"),  # type: ignore[arg-type]
+            "clock": lambda: clock(url, args.clock_batch),
+            "fold": lambda: fold_all(url),
+            "counts": lambda: counts(servers, tokens, args.db),  # type: ignore[arg-type]
+            "calendar": lambda: calendar_change(servers, tokens, url, args.db, args.work),  # type: ignore[arg-type]
+        }
+        for name in wanted:
+            phases[name]()
+    finally:
+        if servers is not None:
+            servers.close()
+
+
+def calendar_change(servers: Servers, tokens: dict[str, str], url: str, db: str, work: Path,
+                    clocks: int = 100_000, rate: float = 150.0) -> None:
+    """``clocks`` running clocks are put on a calendar of their own (``bench_cal``, the default
+    calendar's hours), a holiday is added to it, and `casework calendar recompute bench_cal` runs
+    while get-next arrives at ``rate`` per second against the server."""
+    import shutil
+
+    from casestore.work.calendar_config import SHIPPED_CALENDARS, load_calendars
+
+    folder = work / "calendars"
+    folder.mkdir(exist_ok=True)
+    for path in SHIPPED_CALENDARS.glob("*.yaml"):
+        shutil.copy(path, folder / path.name)
+    holiday = (NOW + timedelta(days=(7 - NOW.weekday()) % 7 + 1)).date()  # a Tuesday ahead
+    base = (folder / "default.yaml").read_text()
+    (folder / "bench_cal.yaml").write_text(base + f"extra_holidays: [{holiday.isoformat()}]\n")
+    load_calendars(folder)  # refuse a broken file before timing anything
+    engine = make_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE sla_clocks SET calendar = 'default' WHERE calendar = 'bench_cal'"))
+        conn.execute(text("UPDATE sla_clocks SET calendar = 'bench_cal', resumed_at = :now, used_seconds = 0 "
+                          "WHERE id IN (SELECT id FROM sla_clocks WHERE state = 'running' ORDER BY id LIMIT :n)"),
+                     {"n": clocks, "now": NOW})
+    engine.dispose()
+    stop = threading.Event()
+    loop: dict[str, Any] = {}
+    runner = threading.Thread(target=lambda: loop.update(open_loop(
+        servers, tokens, db, rate, 3600, complete=False, phase="open_loop_during_calendar", stop=stop)))
+    runner.start()
+    time.sleep(3)
+    env = {**os.environ, "CASEWORK_DATA_DIR": str(work / "data"), "CASEWORK_DB__URL": url,
+           "CASEWORK_WORK__CALENDARS_DIR": str(folder)}
+    began = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "api", "calendar", "recompute", "bench_cal", "--json"],
+                          env=env, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - began
+    stop.set()
+    runner.join()
+    if done.returncode != 0:
+        raise RuntimeError(f"casework calendar recompute failed: {done.stderr[-2000:]}")
+    result = json.loads(done.stdout)
+    emit(phase="calendar_change", db=db, holiday=holiday.isoformat(), wall_s=round(wall, 1), **result,
+         get_next_p95_ms_meanwhile=loop.get("p95_ms"), get_next_p99_ms_meanwhile=loop.get("p99_ms"))
 
 
 if __name__ == "__main__":

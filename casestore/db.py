@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,7 +38,7 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _MIGRATION_LOCK_KEY = 0x6361_7365_776B  # "casewk": one advisory lock for concurrent upgrades
 _SQLITE_BEGIN_MODES = {"DEFERRED", "IMMEDIATE", "EXCLUSIVE"}
-SCHEMA_HEAD = "0011"  # the newest migration's revision (a test checks it against the migrations)
+SCHEMA_HEAD = "0013"  # the newest migration's revision (a test checks it against the migrations)
 
 
 def _json_default(value: object) -> str:
@@ -128,10 +129,41 @@ def _refuse_nul(conn: Any, cursor: Any, statement: str, parameters: Any, context
                            "remove it and try again")
 
 
-def make_engine(url: str, *, echo: bool = False) -> Engine:
+PING_AFTER_IDLE_S = 10.0
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Pessimistic disconnect handling, for connections that sat idle: one that waited in the pool
+    longer than ``PING_AFTER_IDLE_S`` is pinged on checkout, and a dead one is replaced (the server
+    restarted, a firewall dropped it).  SQLAlchemy's ``pool_pre_ping`` pings every checkout: a
+    round trip per transaction, which profiling showed in every get-next of a busy server.  A
+    connection that dies while in use fails that one transaction as ``StoreUnavailable`` (retryable),
+    and SQLAlchemy then drops every pooled connection made before it."""
+
+    @event.listens_for(engine, "checkin")
+    def _idle_from(_dbapi_connection: Any, record: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get("idle_since")
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE_S:
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)
+        except Exception as error:
+            raise exc.DisconnectionError(f"pooled connection dead after idling: {error}") from error
+        if not alive:
+            raise exc.DisconnectionError("pooled connection dead after idling")
+
+
+def make_engine(url: str, *, echo: bool = False, pool_size: int = 5, max_overflow: int = 10) -> Engine:
     """An engine for ``sqlite:///PATH`` or ``postgresql+psycopg://USER@HOST/DB``.
 
-    ``postgresql://`` and ``postgres://`` are taken to mean psycopg 3.
+    ``postgresql://`` and ``postgres://`` are taken to mean psycopg 3.  ``pool_size`` and
+    ``max_overflow`` size PostgreSQL's connection pool: a connection beyond ``pool_size`` is opened
+    for one checkout and closed after it, which costs a new server backend each time (``casework
+    serve`` sizes its pool to its request threads).
     """
     try:
         parsed = make_url(url)
@@ -157,8 +189,10 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     if backend in ("postgresql", "postgres"):
         if parsed.drivername in ("postgresql", "postgres", "postgresql+psycopg2"):
             parsed = parsed.set(drivername="postgresql+psycopg")
-        engine = create_engine(parsed, echo=echo, json_serializer=json_dumps, pool_pre_ping=True)
+        engine = create_engine(parsed, echo=echo, json_serializer=json_dumps,
+                               pool_size=pool_size, max_overflow=max_overflow)
         event.listen(engine, "before_cursor_execute", _refuse_nul)
+        _ping_when_idle(engine)
         return engine
     raise InvalidInput(
         f"unsupported database {backend!r}: use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB"

@@ -300,3 +300,16 @@ class MatchLabel(Base):
     actor: Mapped[str] = mapped_column(String(100))
     reason: Mapped[str] = mapped_column(Text, default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TriageClaim(Base):
+    """Who works a triage item now: a lease like a task's (``casestore.triage_leases``).  A row whose
+    lease ran out is free for the next get-next; resolving the item deletes it."""
+
+    __tablename__ = "triage_claims"
+
+    item_id: Mapped[str] = mapped_column(ForeignKey("items.item_id", ondelete="CASCADE"), primary_key=True)
+    assignee: Mapped[str] = mapped_column(String(100))
+    claimed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    lease_expires_at: Mapped[datetime]
+    lease_version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")  # bumped by every claim

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from casestore import audit
+from casestore import audit, triage_leases
 from casestore.access.policy import (
     Subject,
     check_may_open_case_for,
@@ -65,7 +65,8 @@ def resolve_triage(
     'triage.resolved' (on the case, if any) and one MatchLabel.  ``viewer`` is who resolves it
     (``casestore.access.OPERATOR`` at the command line): NotFound alike for an item, case or
     customer that does not exist and one the viewer may not see or open a case for (the access
-    rules 1, 3 and 4); Conflict if the item is not (or no longer) in triage; InvalidInput for a
+    rules 1, 3 and 4); Conflict if the item is not (or no longer) in triage, or another person holds
+    it (``casestore.triage_leases``: triage is a work queue with leases); InvalidInput for a
     bad action or a missing case_ref.  Flushes, never commits.
     """
     if action not in ACTIONS:
@@ -78,6 +79,7 @@ def resolve_triage(
         raise NotFound(f"no item {item_id!r} (or not visible to you); check the id (casework item show ID)")
     if item.outcome != "triage":
         raise Conflict(f"item {item_id} is not in triage (it is {item.outcome!r}); nothing to resolve")
+    triage_leases.check_free_for(session, item_id=item_id, who=actor, now=utcnow())  # 409 if another holds it
     predicted_outcome, predicted_type = item.outcome, item.doc_type
     new_type = optional("doc_type", doc_type, max_len=100) or item.doc_type
     decision: dict[str, Any] = dict(item.decision or {})

@@ -115,6 +115,17 @@ def resume(clock: SlaClock, *, calendar: BusinessCalendar, now: datetime) -> Non
     schedule(clock, calendar)
 
 
+def reopen(clock: SlaClock, *, calendar: BusinessCalendar, now: datetime, paused: bool) -> None:
+    """A stopped clock counts on from ``now`` with the working time it had used (its case reopened);
+    warnings and breaches it fired stay fired.  Paused at once when the case is in a pause status."""
+    if clock.state != "stopped":
+        raise InvalidInput(f"clock {clock.name} is {clock.state}, not stopped; only a stopped clock reopens")
+    clock.stopped_at = None
+    clock.state = "paused" if paused else "running"
+    clock.resumed_at = None if paused else now
+    schedule(clock, calendar)
+
+
 def stop(clock: SlaClock, *, calendar: BusinessCalendar, now: datetime) -> None:
     """The clock is done: its used time is final; due and warn times stay for the record."""
     if clock.state == "stopped":

@@ -143,6 +143,10 @@ class Clock(_Strict):
     ``start_on`` / ``stop_on`` name engine events: ``case_started``, ``case_closed``,
     ``customer_replied``, ``task:<name>`` (that task completed) or ``stage:<name>`` (that stage
     completed).  The clock pauses while the case status is one of ``pause_in``.
+
+    ``on_reopen``: what a clock the case's close stopped (not one stopped before) does when the case reopens: ``resume``
+    (count on from the working time it had used; a warning or breach already fired stays fired),
+    ``restart`` (a fresh ``duration`` from the reopening) or ``stay_stopped``.
     """
 
     name: str = Field(pattern=NAME_PATTERN)
@@ -152,6 +156,7 @@ class Clock(_Strict):
     start_on: str = "case_started"
     stop_on: tuple[str, ...] = ("case_closed",)
     pause_in: tuple[str, ...] = ("awaiting_customer",)
+    on_reopen: Literal["resume", "restart", "stay_stopped"] = "resume"
 
 
 class EscalationAction(_Strict):

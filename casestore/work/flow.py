@@ -391,6 +391,28 @@ class Run:
                 continue  # running or paused: it started before and counts on
             self.event("clock.started", reason=name, details=self._clock_details(row))
 
+    def reopen_clocks(self, closed_at: datetime | None) -> None:
+        """The case reopened: each clock its close stopped (stopped at ``closed_at``; one stopped
+        before, say by a task, stays stopped) resumes or restarts as its definition's ``on_reopen`` says."""
+        if closed_at is None or all(d.on_reopen == "stay_stopped" for d in self.ct.clocks):
+            return
+        for definition in self.ct.clocks:
+            row = self.clocks.get(definition.name)
+            if (row is None or row.state != "stopped" or definition.on_reopen == "stay_stopped"
+                    or row.stopped_at != closed_at):
+                continue
+            paused = self.work.status in definition.pause_in
+            before = self._clock_state(row)
+            if definition.on_reopen == "restart":
+                clocks.restart(row, definition=definition, calendar=self.calendar(row.calendar), now=self.now,
+                               paused=paused)
+                action = "clock.started"
+            else:
+                clocks.reopen(row, calendar=self.calendar(row.calendar), now=self.now, paused=paused)
+                action = "clock.resumed"
+            self.event(action, reason="case_reopened",
+                       details=self._clock_details(row, before=before, after=self._clock_state(row)))
+
     @staticmethod
     def _clock_state(row: SlaClock) -> dict[str, Any]:
         return {"state": row.state, "used_seconds": row.used_seconds,

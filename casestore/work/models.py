@@ -85,6 +85,8 @@ class WorkTask(Base):
               postgresql_where=text("state = 'active'")),
         Index("ix_tasks_lease", "lease_expires_at", sqlite_where=text("state = 'active'"),
               postgresql_where=text("state = 'active'")),
+        Index("ix_tasks_oldest", "queue", "created_at", sqlite_where=text("state = 'queued'"),
+              postgresql_where=text("state = 'queued'")),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -106,6 +108,9 @@ class WorkTask(Base):
     completed_by: Mapped[str | None] = mapped_column(String(100))
 
 
+_FIRED = "(warned_at IS NOT NULL OR breached_at IS NOT NULL) AND state <> 'stopped'"
+
+
 class SlaClock(Base):
     """One SLA clock of a case.  ``used_seconds`` is the working time used before ``resumed_at``;
     while running, ``due_at = due(resumed_at, budget - used, calendar)``."""
@@ -116,6 +121,9 @@ class SlaClock(Base):
         UniqueConstraint("case_id", "name"),
         Index("ix_sla_clocks_next_fire_at", "next_fire_at",
               sqlite_where=text("next_fire_at IS NOT NULL"), postgresql_where=text("next_fire_at IS NOT NULL")),
+        Index("ix_sla_clocks_warn_at", "warn_at", sqlite_where=text("state = 'running'"),
+              postgresql_where=text("state = 'running'")),
+        Index("ix_sla_clocks_fired", "case_id", sqlite_where=text(_FIRED), postgresql_where=text(_FIRED)),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -148,3 +156,28 @@ class SavedView(Base):
     name: Mapped[str] = mapped_column(String(100))
     filters: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class QueueCount(Base):
+    """Waiting and active tasks of a queue, per case team (``team_key``: the team, '' for an
+    unrestricted case of no team, '~restricted' for a restricted one), as of the last fold.  The
+    deltas since are in ``QueueCountDelta``; triggers of migration 0012 write them."""
+
+    __tablename__ = "queue_counts"
+
+    queue: Mapped[str] = mapped_column(String(63), primary_key=True)
+    team_key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    queued: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    active: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+
+class QueueCountDelta(Base):
+    """One change to a queue's counts, appended by a trigger in the transaction that made it."""
+
+    __tablename__ = "queue_count_deltas"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    queue: Mapped[str] = mapped_column(String(63))
+    team_key: Mapped[str] = mapped_column(String(100))
+    queued: Mapped[int] = mapped_column(Integer)
+    active: Mapped[int] = mapped_column(Integer)

@@ -260,18 +260,21 @@ def reopen_case(session: Session, *, ref: str, actor: Actor, reason: str, calend
 
 def reopen(run: Run, *, reason: str, override: bool) -> None:
     """The reopen transition (shared with new correspondence for a recently closed case): the case
-    is in progress again, at the stage it was closed in; tasks cancelled by the close run again."""
+    is in progress again, at the stage it was closed in; tasks cancelled by the close run again;
+    clocks the close stopped resume or restart as their definitions say (``on_reopen``)."""
     work = run.work
     if work.status != "closed":
         raise Conflict(f"case {run.case.ref} is not closed (it is {work.status}); nothing to reopen")
     before = {"status": work.status, "completion_code": work.completion_code,
               "closed_at": work.closed_at.isoformat() if work.closed_at else None}
+    closed_at = work.closed_at
     work.status, work.completion_code, work.closed_at = "in_progress", None, None
     work.reopened += 1
     run.set_coarse_status("open")
     run.case.updated_at = run.now
     run.event("case.reopened", reason=reason, override=override,
               details={"before": before, "after": {"status": work.status}, "times": work.reopened})
+    run.reopen_clocks(closed_at)
 
 
 def raise_urgency(session: Session, *, ref: str, urgency: int, actor: Actor, reason: str,

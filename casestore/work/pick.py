@@ -7,10 +7,14 @@
    the best of those heads, and its claim, in one statement:
 
    * PostgreSQL: a ``LATERAL`` subquery per queue read ``FOR UPDATE OF t SKIP LOCKED`` (rows another
-     caller is looking at are skipped, never waited for), the best head, and ``UPDATE ... FROM best
-     ... RETURNING``;
+     caller is looking at are skipped, never waited for), the best head, ``UPDATE ... FROM best
+     ... RETURNING``, and in the same statement (data-modifying CTEs) the ``task.claimed`` audit
+     event and the case's reference: one round trip where there were three (profiling ``casework
+     serve`` under the open-loop benchmark showed get-next waiting on round trips, not on the
+     database's work);
    * SQLite: ``UNION ALL`` of the per-queue heads inside ``UPDATE ... WHERE id = (best)``, under the
-     writer lock ``BEGIN IMMEDIATE`` holds.
+     writer lock ``BEGIN IMMEDIATE`` holds; then the audit event and the case's reference (SQLite
+     has no round trips to save).
 
    Both guard the update with ``state = 'queued'``.
 
@@ -24,15 +28,17 @@ PostgreSQL's generic plans).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from typing import Any
 
-from sqlalchemy import BindParameter, Integer, TextClause, TextualSelect, bindparam, column, select, text
+from sqlalchemy import BindParameter, Integer, String, TextualSelect, bindparam, column, select, text
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.selectable import ExecutableReturnsRows
 
-from casestore.models import UTCDateTime
+from casestore import audit
+from casestore.models import Case, UTCDateTime, utcnow
 from casestore.work.actor import Actor
 from casestore.work.models import WorkTask
 from casestore.work.queue_index import QueueInfo, Stamp
@@ -62,10 +68,10 @@ _CLAIM = "state = 'active', assignee = :actor, lease_version = tasks.lease_versi
 _RETURNING = "RETURNING " + ", ".join(f"tasks.{c.name}" for c in WorkTask.__table__.c)
 
 
-def _head(queue: str, visible: bool, *, lock: str = "") -> str:
+def _head(queue: str, visible: bool, *, lock: str = "", hint: str = "") -> str:
     join = " JOIN cases c ON c.id = t.case_id" if visible else ""
     where = f" AND {_VISIBLE}" if visible else ""
-    return (f"SELECT t.id, t.urgency, t.due_at FROM tasks t{join} WHERE t.queue = {queue} AND t.state = 'queued'"
+    return (f"SELECT t.id, t.urgency, t.due_at FROM tasks t{hint}{join} WHERE t.queue = {queue} AND t.state = 'queued'"
             f"{where} ORDER BY {_ORDER} LIMIT 1{lock}")
 
 
@@ -73,50 +79,87 @@ def _datetimes(n: int) -> list[BindParameter[Any]]:
     return [bindparam(f"e{i}", type_=UTCDateTime()) for i in range(n)]
 
 
+_AUDIT = ("INSERT INTO audit_events (at, actor, action, case_id, item_id, reason, details) "
+          "SELECT :at, :actor, 'task.claimed', claimed.case_id, NULL, '', jsonb_build_object("
+          "'task_id', claimed.id, 'task', claimed.name, 'queue', claimed.queue, 'how', 'get_next', "
+          "'lease_version', claimed.lease_version, 'lease_expires_at', best.expires_text) "
+          "FROM claimed JOIN best ON best.id = claimed.id")
+
+
 @cache
 def _claim_pg(n: int, visible: bool) -> ExecutableReturnsRows:
-    values = ", ".join(f"(:q{i}, :e{i})" for i in range(n))
+    values = ", ".join(f"(:q{i}, :e{i}, :x{i})" for i in range(n))
     head = _head("q.name", visible, lock=" FOR UPDATE OF t SKIP LOCKED")
-    sql = (f"WITH q(name, expires) AS (VALUES {values}), "
-           f"best AS (SELECT h.id, q.expires FROM q CROSS JOIN LATERAL ({head}) h "
-           f"ORDER BY h.urgency DESC, h.due_at, h.id LIMIT 1) "
-           f"UPDATE tasks SET {_CLAIM}, lease_expires_at = best.expires FROM best "
-           f"WHERE tasks.id = best.id AND tasks.state = 'queued' {_RETURNING}")
-    return _typed(text(sql), n, visible)
+    sql = (f"WITH q(name, expires, expires_text) AS (VALUES {values}), "
+           f"best AS (SELECT h.id, q.expires, q.expires_text FROM q CROSS JOIN LATERAL ({head}) h "
+           f"ORDER BY h.urgency DESC, h.due_at, h.id LIMIT 1), "
+           f"claimed AS (UPDATE tasks SET {_CLAIM}, lease_expires_at = best.expires FROM best "
+           f"WHERE tasks.id = best.id AND tasks.state = 'queued' {_RETURNING}), "
+           f"logged AS ({_AUDIT}) "
+           "SELECT claimed.*, c.ref AS case_ref, c.case_type AS case_type_name "
+           "FROM claimed JOIN cases c ON c.id = claimed.case_id")
+    params = [*_datetimes(n), bindparam("at", type_=UTCDateTime())]
+    params += [bindparam(f"x{i}", type_=String()) for i in range(n)]
+    if visible:
+        params.append(bindparam("teams", expanding=True))
+    returning = text(sql).bindparams(*params).columns(*WorkTask.__table__.c, column("case_ref", String()),
+                                                      column("case_type_name", String()))
+    return (select(WorkTask, returning.selected_columns.case_ref, returning.selected_columns.case_type_name)
+            .from_statement(returning).execution_options(populate_existing=True))
 
 
 @cache
 def _claim_sqlite(n: int, visible: bool) -> ExecutableReturnsRows:
-    heads = " UNION ALL ".join(f"SELECT * FROM ({_head(f':q{i}', visible)})" for i in range(n))
+    # INDEXED BY: SQLite's planner took ix_tasks_oldest (queue, created_at) for this and sorted the
+    # whole queue per call (measured: 59 get-next in 10 minutes at a million tasks)
+    heads = " UNION ALL ".join(f"SELECT * FROM ({_head(f':q{i}', visible, hint=' INDEXED BY ix_tasks_pick')})"
+                               for i in range(n))
     expires = " ".join(f"WHEN :q{i} THEN :e{i}" for i in range(n))
     sql = (f"UPDATE tasks SET {_CLAIM}, lease_expires_at = CASE queue {expires} END "
            f"WHERE id = (SELECT id FROM ({heads}) ORDER BY urgency DESC, due_at, id LIMIT 1) "
            f"AND state = 'queued' {_RETURNING}")
-    return _typed(text(sql), n, visible)
-
-
-def _typed(stmt: TextClause, n: int, visible: bool) -> ExecutableReturnsRows:
-    """The claim as an ORM statement: its RETURNING row becomes the WorkTask (identity map refreshed)."""
     params = _datetimes(n)
     if visible:
         params.append(bindparam("teams", expanding=True))
-    returning = stmt.bindparams(*params).columns(*WorkTask.__table__.c)
+    returning = text(sql).bindparams(*params).columns(*WorkTask.__table__.c)
     return select(WorkTask).from_statement(returning).execution_options(populate_existing=True)
 
 
+@dataclass(frozen=True)
+class Claimed:
+    """A task get-next claimed, with its case's reference and type (what a view of it shows)."""
+
+    task: WorkTask
+    case_ref: str
+    case_type: str
+
+
 def claim_best(session: Session, *, queues: list[QueueInfo], actor: Actor, visible_teams: tuple[str, ...] | None,
-               now: datetime) -> WorkTask | None:
+               now: datetime) -> Claimed | None:
     """Claim the best queued task of ``queues`` for ``actor`` (only of cases of ``visible_teams``
-    and unrestricted cases of no team, unless None: every case); None when there is none."""
+    and unrestricted cases of no team, unless None: every case), with its ``task.claimed`` audit
+    event; None when there is none."""
     visible = visible_teams is not None
-    dialect = session.get_bind().dialect.name
-    build = _claim_pg if dialect == "postgresql" else _claim_sqlite
-    stmt = build(len(queues), visible)
+    pg = session.get_bind().dialect.name == "postgresql"
+    stmt = (_claim_pg if pg else _claim_sqlite)(len(queues), visible)
     params: dict[str, object] = {"actor": actor.name}
     for i, queue in enumerate(queues):
         params[f"q{i}"] = queue.name
-        params[f"e{i}"] = now + queue.lease
+        params[f"e{i}"] = expires = now + queue.lease
+        if pg:
+            params[f"x{i}"] = expires.isoformat()
     if visible:
         params["teams"] = list(visible_teams or ())
+    if pg:
+        params["at"] = utcnow()
+        row = session.execute(stmt, params).first()
+        return Claimed(row[0], row[1], row[2]) if row is not None else None
     task: WorkTask | None = session.scalars(stmt, params).first()
-    return task
+    if task is None:
+        return None
+    audit.record_many(session, [{
+        "actor": actor.name, "action": "task.claimed", "case_id": task.case_id,
+        "details": {"task_id": task.id, "task": task.name, "queue": task.queue, "how": "get_next",
+                    "lease_version": task.lease_version, "lease_expires_at": task.lease_expires_at}}])
+    ref, case_type = session.execute(select(Case.ref, Case.case_type).where(Case.id == task.case_id)).one()
+    return Claimed(task, ref, case_type)

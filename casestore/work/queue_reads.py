@@ -1,7 +1,9 @@
 """Reading the work queues: task views, a queue's counts, a queue's waiting tasks page by page.
 
-Counts come from two aggregate queries per call, whatever the number of queues: open tasks by
-queue and state, and open tasks of cases with an SLA clock at risk or breached.  A clock is
+Counts read no task rows: waiting and active tasks come from the counts the database keeps
+(``casestore.work.queue_counts``); at-risk and breached from the clocks past their warning alone
+(indexed), joined to their cases' open tasks; the oldest waiting task from one indexed ``LIMIT 1``
+per queue.  At a million tasks the old aggregate over the tasks took 1.2-2.8 s.  A clock is
 *breached* once its due time has passed (or the clock loop marked it), *at risk* once its warning
 moment has passed and it is not breached; stopped clocks count for neither.  Agents see counts of
 the queues their teams work, over the cases they may see; supervisors and admins every queue.
@@ -15,13 +17,15 @@ import json
 from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import and_, case, func, or_, select, text
+from sqlalchemy import ColumnElement, and_, case, func, or_, select, text, union_all
 from sqlalchemy.orm import Session
 
 from casestore.errors import Forbidden, InvalidInput, NotFound
 from casestore.models import Case
+from casestore.work import queue_counts
 from casestore.work.actor import Actor
 from casestore.work.models import NO_DUE, SlaClock, WorkTask
+from casestore.work.pick import Claimed
 from casestore.work.queue_index import QueueInfo, queue_index
 from casestore.work.queue_views import QueueSummary, TaskPage, TaskView
 from casestore.work.queues import ACTIVE, QUEUED
@@ -36,13 +40,22 @@ def task_views(session: Session, tasks: Sequence[WorkTask]) -> list[TaskView]:
     case_ids = {t.case_id for t in tasks}
     refs = {row[0]: (row[1], row[2]) for row in session.execute(
         select(Case.id, Case.ref, Case.case_type).where(Case.id.in_(case_ids)))} if case_ids else {}
-    return [TaskView(
-        id=t.id, case_id=t.case_id, case_ref=refs.get(t.case_id, ("", ""))[0],
-        case_type=refs.get(t.case_id, ("", ""))[1], stage=t.stage, name=t.name, iteration=t.iteration,
+    return [_view(t, *refs.get(t.case_id, ("", ""))) for t in tasks]
+
+
+def claimed_view(claimed: Claimed) -> TaskView:
+    """The view of a task get-next claimed (its case's reference came with the claim)."""
+    return _view(claimed.task, claimed.case_ref, claimed.case_type)
+
+
+def _view(t: WorkTask, case_ref: str, case_type: str) -> TaskView:
+    return TaskView(
+        id=t.id, case_id=t.case_id, case_ref=case_ref,
+        case_type=case_type, stage=t.stage, name=t.name, iteration=t.iteration,
         state=t.state, queue=t.queue, urgency=t.urgency, due_at=None if t.due_at >= NO_DUE else t.due_at,
         created_at=t.created_at, assignee=t.assignee, lease_expires_at=t.lease_expires_at,
         lease_version=t.lease_version,
-    ) for t in tasks]
+    )
 
 
 def task_view(session: Session, *, task_id: int, actor: Actor) -> TaskView:
@@ -88,37 +101,57 @@ def queue_summaries(session: Session, *, actor: Actor, now: datetime,
         return []
     names = [q.name for q in queues]
     clause = visible_case_clause(actor)
-    is_queued = WorkTask.state == "queued"
-    counts = (select(WorkTask.queue, func.count(), func.sum(case((is_queued, 1), else_=0)),
-                     func.min(case((is_queued, WorkTask.created_at), else_=None)))
-              .where(OPEN, WorkTask.queue.in_(names)).group_by(WorkTask.queue))
-    breached = or_(SlaClock.breached_at.is_not(None), and_(SlaClock.state == "running", SlaClock.due_at <= now))
-    warned = or_(SlaClock.warned_at.is_not(None), and_(SlaClock.state == "running", SlaClock.warn_at <= now))
-    clocks = (select(SlaClock.case_id.label("case_id"),
-                     func.max(case((breached, 1), else_=0)).label("breached"),
-                     func.max(case((warned, 1), else_=0)).label("warned"))
-              .where(SlaClock.state != "stopped", warned).group_by(SlaClock.case_id).subquery())
-    risks = (select(WorkTask.queue, func.sum(clocks.c.breached),
-                    func.sum(case((clocks.c.breached == 0, clocks.c.warned), else_=0)))
-             .join(clocks, clocks.c.case_id == WorkTask.case_id)
-             .where(OPEN, WorkTask.queue.in_(names)).group_by(WorkTask.queue))
-    if clause is not None:
-        counts = counts.join(Case, Case.id == WorkTask.case_id).where(clause)
-        risks = risks.join(Case, Case.id == WorkTask.case_id).where(clause)
-    by_queue = {row[0]: row[1:] for row in session.execute(counts)}
-    risk = {row[0]: row[1:] for row in session.execute(risks)}
+    teams = None if clause is None else ([] if actor.disabled else list(actor.teams))
+    by_queue = queue_counts.counts(session, queues=names, teams=teams)
+    risk = _risks(session, names, clause, now)
+    oldest = _oldest_waiting(session, names, clause)
     out = []
     for q in queues:
-        total, waiting, oldest = by_queue.get(q.name, (0, 0, None))
+        got = by_queue.get(q.name)
+        waiting, active = (got.queued, got.active) if got is not None else (0, 0)
         n_breached, n_at_risk = risk.get(q.name, (0, 0))
-        if isinstance(oldest, str):  # SQLite hands back min() of a CASE as text
-            oldest = datetime.fromisoformat(oldest)
         out.append(QueueSummary(
-            queue=q.name, team=q.team, title=q.title, open=int(total or 0), active=int(total or 0) - int(waiting or 0),
-            waiting=int(waiting or 0), at_risk=int(n_at_risk or 0), breached=int(n_breached or 0),
-            oldest_waiting=_utc(oldest),
+            queue=q.name, team=q.team, title=q.title, open=waiting + active, active=active, waiting=waiting,
+            at_risk=n_at_risk, breached=n_breached, oldest_waiting=_utc(oldest.get(q.name)),
         ))
     return out
+
+
+def _risks(session: Session, names: list[str], clause: ColumnElement[bool] | None,
+           now: datetime) -> dict[str, tuple[int, int]]:
+    """(breached, at risk) open tasks per queue, reading only the clocks past their warning: running
+    ones by ``warn_at`` (``ix_sla_clocks_warn_at``) and fired ones by ``ix_sla_clocks_fired``."""
+    breached = or_(SlaClock.breached_at.is_not(None), and_(SlaClock.state == "running", SlaClock.due_at <= now))
+    cols = (SlaClock.case_id.label("case_id"), case((breached, 1), else_=0).label("breached"))
+    past_warning = select(*cols).where(text("sla_clocks.state = 'running'"), SlaClock.warn_at <= now)
+    fired = select(*cols).where(text("(sla_clocks.warned_at IS NOT NULL OR sla_clocks.breached_at IS NOT NULL) "
+                                     "AND sla_clocks.state <> 'stopped'"))
+    either = union_all(past_warning, fired).subquery()
+    per_case = (select(either.c.case_id, func.max(either.c.breached).label("breached"))
+                .group_by(either.c.case_id).subquery())
+    risks = (select(WorkTask.queue, func.sum(per_case.c.breached),
+                    func.sum(case((per_case.c.breached == 0, 1), else_=0)))
+             .join(per_case, per_case.c.case_id == WorkTask.case_id)
+             .where(OPEN, WorkTask.queue.in_(names)).group_by(WorkTask.queue))
+    if clause is not None:
+        risks = risks.join(Case, Case.id == WorkTask.case_id).where(clause)
+    return {row[0]: (int(row[1] or 0), int(row[2] or 0)) for row in session.execute(risks)}
+
+
+def _oldest_waiting(session: Session, names: list[str], clause: ColumnElement[bool] | None) -> dict[str, datetime]:
+    """When each queue's longest-waiting task was created: one indexed ``LIMIT 1`` per queue
+    (``ix_tasks_oldest``), skipping tasks of cases the reader may not see."""
+    heads = []
+    for name in names:
+        head = select(WorkTask.queue, WorkTask.created_at).where(WorkTask.queue == name, QUEUED)
+        if clause is not None:
+            head = head.join(Case, Case.id == WorkTask.case_id).where(clause)
+        heads.append(head.order_by(WorkTask.created_at).limit(1).subquery().select())
+    found: dict[str, datetime] = {}
+    for row in session.execute(union_all(*heads)):
+        value = datetime.fromisoformat(row[1]) if isinstance(row[1], str) else row[1]
+        found[row[0]] = value
+    return found
 
 
 def _utc(value: datetime | None) -> datetime | None:

@@ -97,6 +97,14 @@ def get_next(session: Session, *, actor: Actor, now: datetime, max_active: int =
     """Claim the best queued task of the queues ``actor``'s teams work, skipping tasks of cases
     the actor may not see; None when there is nothing.  Conflict when the actor holds
     ``max_active`` tasks already; Forbidden for a disabled actor.  Two statements (``pick``)."""
+    claimed = next_claim(session, actor=actor, now=now, max_active=max_active)
+    return claimed.task if claimed is not None else None
+
+
+def next_claim(session: Session, *, actor: Actor, now: datetime,
+               max_active: int = DEFAULT_MAX_ACTIVE) -> pick.Claimed | None:
+    """``get_next``, with the claimed task's case reference and type (what its view needs), read by
+    the claim's own statement on PostgreSQL."""
     _check_actor(actor)
     held, stamp = pick.guard(session, actor)
     workable = queue_index(session, stamp).workable_by(actor)
@@ -104,10 +112,13 @@ def get_next(session: Session, *, actor: Actor, now: datetime, max_active: int =
         return None
     _refuse_past_cap(actor, held, max_active)
     teams = None if sees_all_cases(actor) else actor.teams
-    task = pick.claim_best(session, queues=workable, actor=actor, visible_teams=teams, now=now)
-    if task is None:  # nothing waiting (a lost race is impossible under the row locks / writer lock)
+    claimed = pick.claim_best(session, queues=workable, actor=actor, visible_teams=teams, now=now)
+    if claimed is None:  # nothing waiting (a lost race is impossible under the row locks / writer lock)
         return None
-    return _claimed(session, task, actor, "get_next")
+    task = claimed.task
+    log.info("task %d (%s) claimed by %s via get_next, lease until %s", task.id, task.queue, actor.name,
+             task.lease_expires_at)
+    return claimed
 
 
 def _task_for(session: Session, *, task_id: int, actor: Actor) -> WorkTask:

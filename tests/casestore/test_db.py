@@ -104,3 +104,21 @@ def test_sqlite_writers_queue_and_deferred_readers_do_not(tmp_path: Path) -> Non
         writer.close()
     finally:
         engine.dispose()
+
+
+def test_a_pooled_postgres_connection_killed_while_idle_is_replaced_on_checkout(
+        monkeypatch: pytest.MonkeyPatch, _postgres_db: tuple[str, Engine]) -> None:
+    """No ping on every checkout (a round trip per transaction), but an idle connection whose server
+    backend went away is found out and replaced before anyone uses it."""
+    monkeypatch.setattr("casestore.db.PING_AFTER_IDLE_S", 0.0)
+    eng = make_engine(_postgres_db[0], pool_size=1, max_overflow=0)
+    try:
+        with eng.connect() as conn:
+            first = conn.execute(text("SELECT pg_backend_pid()")).scalar()
+        with _postgres_db[1].connect() as admin:
+            assert admin.execute(text("SELECT pg_terminate_backend(:p)"), {"p": first}).scalar() is True
+        with eng.connect() as conn:  # would raise OperationalError on the dead connection without the ping
+            second = conn.execute(text("SELECT pg_backend_pid()")).scalar()
+        assert second != first
+    finally:
+        eng.dispose()

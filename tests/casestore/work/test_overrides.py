@@ -199,3 +199,31 @@ def test_reopen_a_closed_case(session: Session) -> None:
     assert [(t.iteration, t.state) for t in tasks(session, case, "check")] == [(1, "cancelled"), (2, "queued")]
     with pytest.raises(Conflict, match="not closed"):
         overrides.reopen_case(session, ref=case.ref, actor=SUE, reason="again", calendars=CALS, now=T0)
+
+
+REOPENING = case_type(clocks=[
+    {"name": "resolution", "duration": "10h"},                          # on_reopen: resume (the default)
+    {"name": "fresh", "duration": "10h", "on_reopen": "restart"},
+    {"name": "gone", "duration": "10h", "on_reopen": "stay_stopped"},
+    {"name": "first", "duration": "10h", "stop_on": ["task:work", "case_closed"]},  # stopped before the close
+], name="reopening")
+
+
+def test_reopening_a_case_resumes_or_restarts_the_clocks_its_close_stopped(session: Session) -> None:
+    case = start(session, REOPENING)
+    finish(session, case, "work", now=T0 + HOUR)
+    engine.close_case(session, ref=case.ref, code="resolved", actor=ALICE, calendars=CALS, now=T0 + 3 * HOUR)
+    assert {n: clock(session, case, n).state for n in ("resolution", "fresh", "gone", "first")} == dict.fromkeys(
+        ("resolution", "fresh", "gone", "first"), "stopped")
+    overrides.reopen_case(session, ref=case.ref, actor=SUE, reason="customer disagrees", calendars=CALS,
+                          now=T0 + 5 * HOUR)
+    resumed, fresh = clock(session, case, "resolution"), clock(session, case, "fresh")
+    assert (resumed.state, resumed.used_seconds) == ("running", 3 * 3600)
+    assert resumed.due_at == T0 + 5 * HOUR + 7 * HOUR  # 7 of its 10 hours left, counted from the reopening
+    assert resumed.next_fire_at is not None and resumed.stopped_at is None
+    assert (fresh.state, fresh.used_seconds, fresh.due_at) == ("running", 0, T0 + 15 * HOUR)
+    assert clock(session, case, "gone").state == "stopped"
+    assert clock(session, case, "first").state == "stopped"  # its task stopped it before the case closed
+    reopened = [(e.action, e.reason, (e.details or {}).get("clock")) for e in events(session, case)
+                if e.action in ("clock.resumed", "clock.started") and e.reason == "case_reopened"]
+    assert reopened == [("clock.resumed", "case_reopened", "resolution"), ("clock.started", "case_reopened", "fresh")]

@@ -1,0 +1,59 @@
+"""A calendar change re-computes the running clocks on that calendar (and their cases' task order)
+in resumable batches; paused and stopped clocks, and other calendars' clocks, stay as they were."""
+
+from __future__ import annotations
+
+from datetime import date, time, timedelta
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from casestore.work.calendar import BusinessCalendar, due
+from casestore.work.calendar_change import recompute_batch
+from casestore.work.models import SlaClock
+
+from .rows import T0, case, clock, definition, store_definition, task
+
+OFFICE = BusinessCalendar(name="office", timezone="UTC", hours={d: ((time(9), time(17)),) for d in range(5)})
+WITH_HOLIDAY = BusinessCalendar(name="office", timezone="UTC", hours=OFFICE.hours,
+                                extra_holidays=frozenset({date(2026, 3, 3)}))  # the Tuesday after T0
+
+
+def _on_office(session: Session, c: SlaClock, budget: timedelta) -> SlaClock:
+    """Make ``c`` a clock of the office calendar, scheduled as it was before the change."""
+    c.calendar, c.budget_seconds = "office", int(budget.total_seconds())
+    c.due_at = due(T0, budget, OFFICE)
+    c.warn_at = due(T0, budget * c.warn_percent / 100, OFFICE)
+    c.next_fire_at = c.warn_at
+    session.flush()
+    return c
+
+
+def test_adding_a_holiday_moves_running_clocks_and_their_tasks(session: Session) -> None:
+    s = session
+    store_definition(s, definition())
+    one, two, other = case(s), case(s), case(s)
+    a = _on_office(s, clock(s, one), timedelta(hours=16))            # due Tuesday 17:00 -> Wednesday 17:00
+    b = _on_office(s, clock(s, two, name="resolution"), timedelta(hours=4))  # due Monday 13:00: not moved
+    paused = _on_office(s, clock(s, other), timedelta(hours=16))
+    s.execute(update(SlaClock).where(SlaClock.id == paused.id).values(state="paused", due_at=None, warn_at=None,
+                                                                      next_fire_at=None, resumed_at=None))
+    elsewhere = clock(s, other, name="resolution")  # calendar "default": not this one
+    waiting = task(s, one, due_at=a.due_at)
+    before_b, before_elsewhere = b.due_at, elsewhere.due_at
+    s.expire_all()
+
+    first = recompute_batch(s, calendar_name="office", calendar=WITH_HOLIDAY, limit=1)
+    assert (first.clocks, first.moved, first.skipped, first.last_id, first.tasks) == (1, 1, 0, a.id, 1)
+    second = recompute_batch(s, calendar_name="office", calendar=WITH_HOLIDAY, after=first.last_id, limit=1)
+    assert (second.clocks, second.moved, second.last_id) == (1, 0, b.id)
+    assert recompute_batch(s, calendar_name="office", calendar=WITH_HOLIDAY, after=second.last_id).clocks == 0
+    s.expire_all()
+    moved = s.get(SlaClock, a.id)
+    assert moved is not None and moved.due_at == T0.replace(day=4, hour=17)  # Wednesday 17:00, past the holiday
+    assert moved.warn_at == due(T0, timedelta(hours=12), WITH_HOLIDAY) and moved.next_fire_at == moved.warn_at
+    assert s.get(SlaClock, b.id).due_at == before_b  # type: ignore[union-attr]
+    assert s.get(SlaClock, paused.id).due_at is None  # type: ignore[union-attr]
+    assert s.get(SlaClock, elsewhere.id).due_at == before_elsewhere  # type: ignore[union-attr]
+    s.refresh(waiting)
+    assert waiting.due_at == moved.due_at  # get-next's order follows the new due time
