@@ -49,11 +49,12 @@ def _refuse(exc: DefinitionError) -> NoReturn:
 
 
 def _load(folder: Path, calendars: Path | None) -> Definitions:
+    from api.outbound_parts import templates
     from casestore.work.loader import load_definitions
     from casestore.work.problems import DefinitionError
 
-    try:
-        return load_definitions(folder, calendars=_calendars(calendars))
+    try:  # on_complete's templates: those of CASEWORK_OUTBOUND__TEMPLATES_DIR and the shipped ones
+        return load_definitions(folder, calendars=_calendars(calendars), templates=templates(get_settings()))
     except DefinitionError as exc:
         _refuse(exc)
 
@@ -76,12 +77,13 @@ def check(directory: DirArg, calendars: CalendarsOpt = None) -> None:
 @app.command("list")
 def list_types(as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False) -> None:
     """Case types stored (every version) and the files in CASEWORK_WORK__CASE_TYPES_DIR, with versions."""
+    from api.outbound_parts import templates
     from casestore.work.catalogue import catalogue
 
     folder = get_settings().case_types_dir
     calendars = _calendars(None)
     with runtime() as rt, rt.read_sessions() as session:
-        found = catalogue(session, folder=folder, calendars=calendars)
+        found = catalogue(session, folder=folder, calendars=calendars, templates=templates(rt.settings))
     registered = [v.model_dump(mode="json") for v in found.stored]
     files = [{"name": f.name, "version": f.version, "digest": f.digest, "file": f.file, "state": f.state}
              for f in found.files]

@@ -56,11 +56,13 @@ class Runtime:
         stored (a running case keeps the version it started with).  Loading writes in a
         transaction of its own: touch this before opening a write transaction (SQLite has one
         writer)."""
+        from api.outbound_parts import templates
         from casestore.work.setup import load_setup
 
         calendars = self.calendars
         with self.sessions() as session, session.begin():
-            return load_setup(session, case_types_dir=self.settings.case_types_dir, calendars=calendars)
+            return load_setup(session, case_types_dir=self.settings.case_types_dir, calendars=calendars,
+                              templates=templates(self.settings))
 
     @cached_property
     def calendars(self) -> Calendars:

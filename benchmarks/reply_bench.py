@@ -8,11 +8,14 @@ takes from pressing Send to the SMTP server having it.
 - ``send to SMTP``: ``POST /cases/{ref}/reply`` (the web form, a fresh idempotency key each
   time) while the product's sender runs as the thread `casework serve` starts
   (``api.outbound_parts.SenderThread``) against aiosmtpd in this process; the time from the POST
-  to the relay's DATA handler having the message, one reply after another.  The idle sender
-  looks for due messages every ``CASEWORK_OUTBOUND__POLL_S`` (default 1 s): measured with the
-  default and with ``--poll 0.05``.
+  to the relay's DATA handler having the message, one reply after another.  A queued message
+  wakes the idle sender (``casestore.outbound.wakeup``); else it looks for due messages every
+  ``CASEWORK_OUTBOUND__POLL_S`` (default 1 s).  ``--poll`` gives the poll intervals to run with.
+- ``--worker``: the sender runs as its own process, `casework worker sender` (production's way),
+  instead of the thread; the store is whatever ``CASEWORK_DB__URL`` names (PostgreSQL: woken by
+  LISTEN/NOTIFY; SQLite: only the poll).
 
-    python -m benchmarks.reply_bench [--runs 200] [--sends 50]
+    python -m benchmarks.reply_bench [--runs 200] [--sends 50] [--poll 1.0 30] [--worker]
 
 Prints one JSON line per measurement: median and p95 in milliseconds, and the 1-minute load.
 """
@@ -20,8 +23,12 @@ Prints one JSON line per measurement: median and p95 in milliseconds, and the 1-
 from __future__ import annotations
 
 import argparse
+import os
 import re
+import signal
 import socket
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -67,7 +74,25 @@ def free_port() -> int:
         return port
 
 
-def run(runs: int, sends: int, poll_s: float, data_dir: Path, pages: bool) -> None:
+def _worker(settings: Settings, log: Path) -> subprocess.Popen[bytes]:
+    """`casework worker sender` with the benchmark's store and outbound settings; returns once it
+    listens (PostgreSQL) or has started (SQLite)."""
+    o = settings.outbound
+    env = {**os.environ, "CASEWORK_DATA_DIR": str(settings.data_dir), "CASEWORK_OUTBOUND__FROM_ADDRESS": o.from_address,
+           "CASEWORK_OUTBOUND__SMTP_HOST": o.smtp_host, "CASEWORK_OUTBOUND__SMTP_PORT": str(o.smtp_port),
+           "CASEWORK_OUTBOUND__SMTP_SECURITY": o.smtp_security, "CASEWORK_OUTBOUND__POLL_S": str(o.poll_s)}
+    fh = log.open("ab")
+    proc = subprocess.Popen([sys.executable, "-m", "api", "worker", "sender"], env=env, stdout=fh, stderr=fh)
+    ready = "listening for queued messages" if settings.db_url.startswith("postgresql") else "outbox sender started"
+    deadline = time.monotonic() + 120
+    while ready not in log.read_text(errors="replace"):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"the sender worker did not start:\n{log.read_text(errors='replace')[-2000:]}")
+        time.sleep(0.2)
+    return proc
+
+
+def run(runs: int, sends: int, poll_s: float, data_dir: Path, pages: bool, worker: bool = False) -> None:
     arrivals = _Arrivals()
     port = free_port()
     relay = Controller(arrivals, hostname="127.0.0.1", port=port)
@@ -78,6 +103,7 @@ def run(runs: int, sends: int, poll_s: float, data_dir: Path, pages: bool) -> No
     rt = open_runtime(settings)
     stop = threading.Event()
     sender = SenderThread(rt, stop)
+    proc: subprocess.Popen[bytes] | None = None
     try:
         client, csrf = _client(rt, "alice")
         if pages:
@@ -86,7 +112,10 @@ def run(runs: int, sends: int, poll_s: float, data_dir: Path, pages: bool) -> No
                     "step": "template"}
             _measure("reply preview (htmx)", runs, lambda: _check(client.post(
                 f"/cases/{REF}/reply/preview", data=form, headers={"HX-Request": "true"})))
-        sender.start()
+        if worker:
+            proc = _worker(settings, data_dir.parent / "sender.log")
+        else:
+            sender.start()
         times = []
         for n in range(sends + 3):
             marker = uuid.uuid4().hex
@@ -99,10 +128,15 @@ def run(runs: int, sends: int, poll_s: float, data_dir: Path, pages: bool) -> No
             arrived = arrivals.wait(marker)
             if n >= 3:  # the first few warm the sender's connection path and caches
                 times.append((arrived - began) * 1000)
-        _report(f"send to SMTP (poll_s={poll_s})", times)
+        where = "worker process" if worker else "serve's thread"
+        _report(f"send to SMTP ({where}, {settings.db_url.split(':')[0]}, poll_s={poll_s})", times)
     finally:
         stop.set()
-        sender.join(10)
+        if proc is not None:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(60)
+        else:
+            sender.join(10)
         rt.close()
         relay.stop()
 
@@ -117,13 +151,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=200)
     parser.add_argument("--sends", type=int, default=50)
-    parser.add_argument("--poll", type=float, nargs="*", default=[1.0, 0.05])
+    parser.add_argument("--poll", type=float, nargs="*", default=[1.0, 30.0])
+    parser.add_argument("--worker", action="store_true", help="the sender as `casework worker sender`")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp) / "data"
         _seed(data_dir)
         for i, poll_s in enumerate(args.poll):
-            run(args.runs, args.sends, poll_s, data_dir, pages=i == 0)
+            run(args.runs, args.sends, poll_s, data_dir, pages=i == 0 and not args.worker, worker=args.worker)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from casestore import access, audit
 from casestore.errors import Conflict, InvalidInput
 from casestore.models import Case, Item, utcnow
+from casestore.outbound import wakeup
 from casestore.outbound.models import CHANNELS, STATES, OutboundMessage
 from casestore.outbound.schemas import OutboundView
 from casestore.outbound.services import flag_address, get_message, set_state
@@ -126,6 +127,7 @@ def retry_message(session: Session, *, outbound_id: str, actor: str, reason: str
     case = session.get(Case, msg.case_id)
     was = msg.state
     set_state(session, msg, "queued", next_attempt_at=utcnow(), attempts=0, claim_token=None, claimed_until=None)
+    wakeup.queued(session)
     audit.record(session, actor=actor, action="outbound.retried", reason=reason, case=case, item_id=msg.id,
                  details={"outbound_id": msg.id, "was": was})
     return OutboundView.of(msg, case.ref if case else "")

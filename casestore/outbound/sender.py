@@ -35,6 +35,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from casestore.db import translate_errors
@@ -52,6 +53,7 @@ from casestore.outbound.transports import (
     SendUncertain,
     Transport,
 )
+from casestore.outbound.wakeup import Wakeup, listen
 from casestore.search.indexer import index_items
 from casestore.search.port import SearchIndex
 
@@ -102,8 +104,10 @@ def backoff(attempts: int, config: SenderConfig) -> float:
 class Sender:
     def __init__(self, *, sessions: sessionmaker[Session], blobs: BlobStorage, transports: Mapping[str, Transport],
                  config: SenderConfig, search_index: SearchIndex | None = None,
-                 clock: Callable[[], datetime] = utcnow) -> None:
+                 clock: Callable[[], datetime] = utcnow, listen_engine: Engine | None = None) -> None:
         self.sessions = sessions
+        self.wakeup = Wakeup()  # set when a message is queued (casestore.outbound.wakeup)
+        self.listen_engine = listen_engine  # PostgreSQL: LISTEN for other processes' messages
         self.blobs = blobs
         self.transports = dict(transports)
         self.config = config
@@ -253,9 +257,16 @@ class Sender:
     # -- the loop ------------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
-        """Rounds until ``stop`` is set; idle rounds wait ``poll_s``, failed rounds back off."""
+        """Rounds until ``stop`` is set; failed rounds back off.  An idle sender waits up to
+        ``poll_s`` for a wake-up: a message queued in this process, or on PostgreSQL in any
+        process (``listen_engine``: a LISTEN thread runs alongside); see ``wakeup``."""
         pause = self.config.poll_s
         log.info("outbox sender started (batch %d, lease %.0fs)", self.config.batch_size, self.config.claim_lease_s)
+        listener = None
+        if self.listen_engine is not None and self.listen_engine.dialect.name == "postgresql":
+            listener = threading.Thread(target=listen, args=(self.listen_engine, self.wakeup, stop),
+                                        name="outbox-listen", daemon=True)
+            listener.start()
         while not stop.is_set():
             try:
                 report = self.run_once()
@@ -268,5 +279,7 @@ class Sender:
             pause = self.config.poll_s
             self.last_error = None
             if report.claimed < self.config.batch_size:
-                stop.wait(self.config.poll_s)
+                self.wakeup.wait(self.config.poll_s, stop)
+        if listener is not None:
+            listener.join(5)
         log.info("outbox sender stopped")

@@ -29,6 +29,7 @@ from casestore import access, audit
 from casestore.cases import get_case
 from casestore.errors import Conflict, InvalidInput, NotFound
 from casestore.models import Case, Document, Item, utcnow
+from casestore.outbound import wakeup
 from casestore.outbound.drafts import Draft, OutboxPolicy, compose, message_id_for
 from casestore.outbound.errors import RateLimited, RecipientProblem
 from casestore.outbound.models import STATES, FlaggedAddress, OutboundMessage
@@ -150,6 +151,8 @@ def queue_message(session: Session, *, case_ref: str, channel: str, actor: str, 
     except IntegrityError as exc:
         raise Conflict(f"the message could not be queued ({exc.orig}); if it was a retry with the same "
                        "idempotency key, it is queued already") from exc
+    if state == "queued":
+        wakeup.queued(session)
     log.info("outbound %s (%s to %s) %s for case %s by %s", msg.id, msg.channel, msg.recipient, state, case.ref,
              actor)
     return QueuedMessage(msg.id, msg.id, case.ref, msg.channel, msg.state, msg.recipient, duplicate=False)

@@ -104,6 +104,10 @@ class Templates:
                     found.setdefault((parts[0], parts[1]), TemplateInfo(parts[0], parts[1], folder_name))
         return sorted(found.values(), key=lambda t: (t.name, t.channel))
 
+    def template_names(self, *, case_type: str, channel: str) -> set[str]:
+        """The names ``available`` for ``case_type`` on ``channel`` (``casestore.work.outbox_port.KnownTemplates``)."""
+        return {t.name for t in self.available(case_type=case_type, channel=channel)}
+
     def render(self, name: str, *, case_type: str, channel: str, context: Mapping[str, Any]) -> Rendered:
         """The template ``name`` for ``channel`` and the case type, rendered; TemplateProblem if it is
         missing, does not parse, or uses something the context does not have."""

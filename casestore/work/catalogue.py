@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from casestore.work.calendar import BusinessCalendar
 from casestore.work.loader import load_definitions
+from casestore.work.outbox_port import KnownTemplates
 from casestore.work.problems import DefinitionError
 from casestore.work.registry import RegisteredVersion, registered_versions
 
@@ -62,10 +63,11 @@ class Catalogue(BaseModel):
     problems: list[str]  # the configured folder's problems (its files are then not listed)
 
 
-def check_folder(folder: Path, *, calendars: Mapping[str, BusinessCalendar]) -> FolderCheck:
+def check_folder(folder: Path, *, calendars: Mapping[str, BusinessCalendar],
+                 templates: KnownTemplates | None = None) -> FolderCheck:
     """Load and check every definition in ``folder`` against ``calendars``; the store is not touched."""
     try:
-        defs = load_definitions(folder, calendars=calendars)
+        defs = load_definitions(folder, calendars=calendars, templates=templates)
     except DefinitionError as exc:
         return FolderCheck(folder=str(folder), ok=False, types=[], mapping={}, default="",
                            problems=[str(p) for p in exc.problems])
@@ -80,7 +82,8 @@ def check_folder(folder: Path, *, calendars: Mapping[str, BusinessCalendar]) -> 
                        default=defs.mapping.default, problems=[])
 
 
-def catalogue(session: Session, *, folder: Path, calendars: Mapping[str, BusinessCalendar]) -> Catalogue:
+def catalogue(session: Session, *, folder: Path, calendars: Mapping[str, BusinessCalendar],
+              templates: KnownTemplates | None = None) -> Catalogue:
     """Every stored version (marking each name's newest) and the configured folder's files, each
     ``loaded`` (stored with this content), ``not loaded`` or ``changed: bump version``."""
     stored = registered_versions(session)
@@ -88,7 +91,7 @@ def catalogue(session: Session, *, folder: Path, calendars: Mapping[str, Busines
     for v in stored:
         newest[v.name] = max(newest.get(v.name, 0), v.version)
     digests = {(v.name, v.version): v.digest for v in stored}
-    checked = check_folder(folder, calendars=calendars)
+    checked = check_folder(folder, calendars=calendars, templates=templates)
     files = []
     for t in checked.types:
         digest = digests.get((t.name, t.version))

@@ -19,6 +19,9 @@ Each check reports the line of the offending key.  The rules:
 - ``required_if`` only on ``required: false`` tasks; ``status_on_complete``, ``repeat_on`` and
   ``on_complete`` name codes the task allows (``on_complete`` each code once); ``repeat_on``
   needs ``max_repeats`` of at least 2;
+- ``on_complete.send.template`` names a template that exists for the type on that channel (its
+  own folder or ``default``; see ``casestore.outbound.templates``), when the caller passes the
+  known templates (``KnownTemplates``, the ``casestore.work.outbox_port`` port);
 - the review task (``on_customer_reply.review_task``) is enabled by the engine on each customer
   reply, in whatever stage the case is, not when its own stage starts; replies may never come,
   so it is ``required: false``, repeatable (``max_repeats`` >= 2), and has no ``after`` or
@@ -42,6 +45,7 @@ from casestore.work.calendar_config import SHIPPED_CALENDARS, load_calendar_file
 from casestore.work.definitions import CaseType, Task
 from casestore.work.expressions import ConditionError, compile_condition
 from casestore.work.models import WORK_STATUSES
+from casestore.work.outbox_port import KnownTemplates
 from casestore.work.problems import Path_, Problem
 from casestore.work.yaml_lines import YamlDocument
 
@@ -69,8 +73,9 @@ def duration_problem(text: str, calendar: BusinessCalendar | None) -> str | None
 
 class _Checker:
     def __init__(self, ct: CaseType, doc: YamlDocument, file: str,
-                 calendars: Mapping[str, BusinessCalendar] | None) -> None:
+                 calendars: Mapping[str, BusinessCalendar] | None, templates: KnownTemplates | None = None) -> None:
         self.ct = ct
+        self.templates = templates
         self.calendars = calendars
         self.calendar = (calendars or {}).get(ct.calendar) or _syntax_calendar()
         self.doc = doc
@@ -125,6 +130,18 @@ class _Checker:
             return
         self.add(path, f"unknown event {event!r}: use case_started, case_closed, customer_replied, "
                        "task:<task name> or stage:<stage name>")
+
+    def template(self, path: Path_, name: str, channel: str) -> None:
+        if self.templates is None:
+            return
+        known = self.templates.template_names(case_type=self.ct.name, channel=channel)
+        if name not in known:
+            where: Path_ = (*path, "send", "template")
+            self.add(where if where in self.doc.lines else path,
+                     f"on_complete sends template {name!r} on {channel}, but there is no {channel} template "
+                     f"{name!r} for case type {self.ct.name!r}: use one of {', '.join(sorted(known)) or '(none)'} "
+                     f"or add {self.ct.name}/{name}.{channel}.j2 to the templates folder "
+                     "(CASEWORK_OUTBOUND__TEMPLATES_DIR)")
 
     def status(self, path: Path_, status: str) -> None:
         if status not in STATUSES:
@@ -188,6 +205,8 @@ class _Checker:
                 self.add(where_, f"on_complete names code {then.code!r} twice: one message per code (send "
                                  "more by hand from the case)")
             seen_codes.add(then.code)
+            self.template(listed[:-1] if listed in self.doc.lines else (*path, "on_complete"), then.send.template,
+                          then.send.channel)
         if task.repeat_on and task.max_repeats < 2:
             self.add((*path, "repeat_on"), f"task {task.name!r} repeats on {', '.join(task.repeat_on)} but "
                      f"max_repeats is {task.max_repeats}: set max_repeats to 2 or more (or drop repeat_on)")
@@ -331,10 +350,13 @@ def _may_wait_for(task: Task, before: Task) -> bool:
 
 
 def check_case_type(ct: CaseType, doc: YamlDocument, *, file: str, stem: str,
-                    calendars: Mapping[str, BusinessCalendar] | None = None) -> list[Problem]:
+                    calendars: Mapping[str, BusinessCalendar] | None = None,
+                    templates: KnownTemplates | None = None) -> list[Problem]:
     """Every cross-reference problem of one case type, each with the line it is on.
 
     ``calendars``: the calendars that exist (the type's ``calendar`` must be one; its durations are
     parsed on it).  None skips the name check and parses durations on the shipped default calendar.
+    ``templates``: the message templates that exist (each ``on_complete`` must send one of them);
+    None skips that check.
     """
-    return _Checker(ct, doc, file, calendars).run(stem)
+    return _Checker(ct, doc, file, calendars, templates).run(stem)

@@ -36,6 +36,7 @@ from pydantic import BaseModel, ValidationError
 from casestore.work.calendar import BusinessCalendar
 from casestore.work.definition_checks import check_case_type
 from casestore.work.definitions import NAME_PATTERN, CaseType
+from casestore.work.outbox_port import KnownTemplates
 from casestore.work.problems import DefinitionError, Path_, Problem, dotted
 from casestore.work.yaml_lines import YamlDocument, parse_yaml
 
@@ -90,11 +91,15 @@ def digest_of(case_type: CaseType) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
-def load_definitions(directory: Path | str, *, calendars: Mapping[str, BusinessCalendar] | None = None) -> Definitions:
+def load_definitions(directory: Path | str, *, calendars: Mapping[str, BusinessCalendar] | None = None,
+                     templates: KnownTemplates | None = None) -> Definitions:
     """Every case type in ``directory`` and its mapping; ``DefinitionError`` lists every problem.
 
     ``calendars``: the calendars that exist (``calendar_config.load_calendars``): each type's
     ``calendar`` must be one, and its durations are parsed on it.  None skips the name check.
+    ``templates``: the message templates that exist (``on_complete.send`` must name one for the
+    type and channel; the composition root passes ``casestore.outbound.templates.Templates``).
+    None skips that check.
     """
     folder = Path(directory)
     if not folder.is_dir():
@@ -112,7 +117,7 @@ def load_definitions(directory: Path | str, *, calendars: Mapping[str, BusinessC
             continue
         stems[path.stem] = path
         try:
-            loaded = load_case_type_file(path, calendars=calendars)
+            loaded = load_case_type_file(path, calendars=calendars, templates=templates)
         except DefinitionError as exc:
             problems.extend(exc.problems)
             continue
@@ -127,13 +132,14 @@ def load_definitions(directory: Path | str, *, calendars: Mapping[str, BusinessC
     return Definitions(types=types, mapping=mapping)
 
 
-def load_case_types(directory: Path | str, *,
-                    calendars: Mapping[str, BusinessCalendar] | None = None) -> dict[str, LoadedType]:
+def load_case_types(directory: Path | str, *, calendars: Mapping[str, BusinessCalendar] | None = None,
+                    templates: KnownTemplates | None = None) -> dict[str, LoadedType]:
     """The case types of ``directory`` by name (the whole folder is checked, mapping included)."""
-    return load_definitions(directory, calendars=calendars).types
+    return load_definitions(directory, calendars=calendars, templates=templates).types
 
 
-def load_case_type_file(path: Path, *, calendars: Mapping[str, BusinessCalendar] | None = None) -> LoadedType:
+def load_case_type_file(path: Path, *, calendars: Mapping[str, BusinessCalendar] | None = None,
+                        templates: KnownTemplates | None = None) -> LoadedType:
     """One checked definition file; ``DefinitionError`` lists its problems."""
     file = str(path)
     doc = _read_yaml(path)
@@ -151,7 +157,8 @@ def load_case_type_file(path: Path, *, calendars: Mapping[str, BusinessCalendar]
                 if not (e["type"] == "too_short" and any(len(d) > len(e["loc"]) and d[:len(e["loc"])] == e["loc"]
                                                          for d in deeper))]
         raise DefinitionError([_validation_problem(file, doc, e) for e in kept]) from None
-    problems = check_case_type(case_type, doc, file=file, stem=path.stem, calendars=calendars)
+    problems = check_case_type(case_type, doc, file=file, stem=path.stem, calendars=calendars,
+                               templates=templates)
     if problems:
         raise DefinitionError(problems)
     return LoadedType(case_type=case_type, source=path, digest=digest_of(case_type),

@@ -8,7 +8,7 @@ the completion's own transaction, through these two methods.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Protocol
 
 from sqlalchemy.orm import Session
@@ -22,6 +22,15 @@ class OutboxMissing(CaseStoreError):
     (never silently skipped: the completion is refused, nothing is lost)."""
 
     http_status = 500
+
+
+class KnownTemplates(Protocol):
+    """The message templates that exist (``casestore.outbound.templates.Templates`` is one): the
+    definition checks refuse an ``on_complete.send`` naming a template there is none of."""
+
+    def template_names(self, *, case_type: str, channel: str) -> Collection[str]:
+        """The names of the templates a case of ``case_type`` may send on ``channel``."""
+        ...
 
 
 class TaskOutbox(Protocol):

@@ -21,6 +21,7 @@ from casestore.models import Case
 from casestore.work import clocks
 from casestore.work.definitions import CaseType
 from casestore.work.loader import load_definitions
+from casestore.work.outbox_port import KnownTemplates
 from casestore.work.registry import register_all
 
 log = logging.getLogger(__name__)
@@ -57,11 +58,13 @@ class WorkSetup:
         return self.type_named(case.case_type) or self.type_for_doc(case.case_type)
 
 
-def load_setup(session: Session, *, case_types_dir: Path, calendars: clocks.Calendars) -> WorkSetup:
+def load_setup(session: Session, *, case_types_dir: Path, calendars: clocks.Calendars,
+               templates: KnownTemplates | None = None) -> WorkSetup:
     """Load and check the case types against the calendars (``calendar_config.load_calendars``),
+    and the message templates that exist (``templates``: an ``on_complete`` must send one),
     register the types' versions (flushes, the caller commits) and return the setup.
     ``DefinitionError`` names file and line."""
-    definitions = load_definitions(case_types_dir, calendars=calendars)
+    definitions = load_definitions(case_types_dir, calendars=calendars, templates=templates)
     register_all(session, definitions.types)
     types = {name: loaded.case_type for name, loaded in definitions.types.items()}
     log.info("case work: %d case types from %s, %d calendars", len(types), case_types_dir, len(calendars))

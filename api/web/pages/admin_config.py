@@ -20,6 +20,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
+from api.outbound_parts import templates
 from api.web.pages.admin import admin_nav, require_admin
 from api.web.session_auth import Page, runtime_of
 from api.web.templating import render
@@ -70,9 +71,11 @@ def case_types_page(request: Request, page: Page,
                     folder: Annotated[str, Query(max_length=1000)] = "") -> Response:
     require_admin(page)
     rt = runtime_of(request)
+    known = templates(rt.settings)
     with rt.read_sessions() as session:
-        found = catalogue(session, folder=rt.settings.case_types_dir, calendars=rt.calendars)
-    checked: FolderCheck | None = check_folder(Path(folder.strip()), calendars=rt.calendars) if folder.strip() else None
+        found = catalogue(session, folder=rt.settings.case_types_dir, calendars=rt.calendars, templates=known)
+    checked: FolderCheck | None = (check_folder(Path(folder.strip()), calendars=rt.calendars, templates=known)
+                                   if folder.strip() else None)
     return render(request, "admin_case_types.html", {"catalogue": found, "checked": checked, "folder": folder,
                                                      **admin_nav("case_types")}, page=page)
 
@@ -81,7 +84,7 @@ def case_types_page(request: Request, page: Page,
 def calendars_page(request: Request, page: Page) -> Response:
     require_admin(page)
     rt = runtime_of(request)
-    types = check_folder(rt.settings.case_types_dir, calendars=rt.calendars).types
+    types = check_folder(rt.settings.case_types_dir, calendars=rt.calendars, templates=templates(rt.settings)).types
     today = date.today()
     shown = [calendar_shown(name, cal, today=today, used_by=sorted(t.name for t in types if t.calendar == name))
              for name, cal in sorted(rt.calendars.items())]

@@ -85,3 +85,28 @@ def test_load_then_list(db_url: str, tmp_path: Path) -> None:
         engine.dispose()
     assert stored == {(n, 1) for n in ("application", "arrears", "change_of_details", "claim", "general")} | {
         ("complaint", 2)}
+
+
+def test_check_refuses_an_on_complete_template_that_does_not_exist(tmp_path: Path) -> None:
+    """``on_complete.send.template`` is checked against the templates of the type and channel: the
+    shipped ones and those of CASEWORK_OUTBOUND__TEMPLATES_DIR."""
+    folder = tmp_path / "defs"
+    shutil.copytree(SHIPPED_DIR, folder)
+    complaint = folder / "complaint.yaml"
+    text = complaint.read_text()
+    assert text.count("send: {template: outcome, channel: letter}") == 1
+    complaint.write_text(text.replace("send: {template: outcome, channel: letter}",
+                                      "send: {template: final_outcome, channel: letter}"))
+    line = next(n for n, x in enumerate(complaint.read_text().splitlines(), 1) if "final_outcome" in x)
+    env = {"CASEWORK_OUTBOUND__TEMPLATES_DIR": str(tmp_path / "templates")}
+    proc = _run(["check", str(folder)], env)
+    assert proc.returncode == 2, proc.stdout
+    assert proc.stderr.splitlines()[0] == (
+        f"{complaint}:{line}: on_complete sends template 'final_outcome' on letter, but there is no letter template "
+        "'final_outcome' for case type 'complaint': use one of acknowledgement, outcome, request_for_information "
+        "or add complaint/final_outcome.letter.j2 to the templates folder (CASEWORK_OUTBOUND__TEMPLATES_DIR)")
+    # once the configured folder has it for letters, the definition is accepted
+    (tmp_path / "templates" / "complaint").mkdir(parents=True)
+    (tmp_path / "templates" / "complaint" / "final_outcome.letter.j2").write_text("We decided.\n")
+    proc = _run(["check", str(folder)], env)
+    assert proc.returncode == 0, proc.stderr

@@ -318,3 +318,26 @@ def test_files_that_are_not_definitions(tmp_path: Path, content: bytes, fragment
     with pytest.raises(DefinitionError) as info:
         load_case_type_file(path)
     assert any(fragment in p.message for p in info.value.problems), [str(p) for p in info.value.problems]
+
+
+def test_on_complete_templates_are_checked_when_the_known_templates_are_given(tmp_path: Path) -> None:
+    from casestore.outbound.templates import Templates
+
+    text = BASE.replace("          later: awaiting_customer\n",
+                        "          later: awaiting_customer\n        on_complete:\n          - code: later\n"
+                        "            send: {template: chase, channel: email} #<\n")
+    path = _write(tmp_path, "demo.yaml", text)
+    load_case_type_file(path)  # without the known templates (None) the name is not checked
+    with pytest.raises(DefinitionError) as info:
+        load_case_type_file(path, templates=Templates())
+    [problem] = info.value.problems
+    assert problem.line == _marker_line(text) and "no email template 'chase' for case type 'demo'" in problem.message
+    ours = tmp_path / "templates" / "demo"
+    ours.mkdir(parents=True)
+    (ours / "chase.sms.j2").write_text("Please reply.\n")  # the channel counts: an SMS does not do
+    with pytest.raises(DefinitionError):
+        load_case_type_file(path, templates=Templates([tmp_path / "templates"]))
+    (ours / "chase.email.j2").write_text("Subject: Still waiting\n\nPlease reply.\n")
+    assert load_case_type_file(path, templates=Templates([tmp_path / "templates"])).name == "demo"
+    defs = load_definitions(SHIPPED_DIR, calendars=load_calendars(SHIPPED_CALENDARS), templates=Templates())
+    assert set(defs.types) == SHIPPED_TYPES  # the shipped types send shipped templates only
