@@ -239,7 +239,7 @@ def _exercise(env: dict[str, str], data_dir: Path, base: str, twilio_url: str, s
                   "webform")
         return h if all(states.get(n) == "running" for n in wanted) else None
 
-    up = wait_for(connectors_up, 30, "/health with every connector running", log_path)
+    up = wait_for(connectors_up, 90, "/health with every connector running", log_path)
     assert up["status"] == "ok", up
 
     # -- first round: one of each ------------------------------------------------------------
@@ -456,7 +456,7 @@ def start_serve(env: dict[str, str], log_path: Path) -> tuple[subprocess.Popen[b
         except httpx.TransportError:
             return False
 
-    wait_for(healthy, 30, "/health", log_path)
+    wait_for(healthy, 90, "/health", log_path)
     return server, base
 
 

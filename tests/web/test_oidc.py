@@ -26,7 +26,7 @@ from api.settings import OidcSettings, Settings, WebSettings
 from api.wiring import open_runtime
 from casestore import users
 from tests.connectors.conftest import free_port
-from tests.web.conftest import CHROMIUM, CHROMIUM_ARGS, serve_app
+from tests.web.conftest import serve_app
 
 PROVIDER_USERS = [
     {"sub": "u-1", "preferred_username": "olive", "email": "olive@example.com"},
@@ -159,19 +159,16 @@ def test_a_callback_with_a_forged_or_replayed_state_is_refused(site: Site) -> No
         assert answer.status_code == 401 and "did not sign you in" in html.unescape(answer.text)
 
 
-def test_in_a_real_browser(site: Site) -> None:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page: Any = browser.new_page()
-            page.goto(site.url + "/search")
-            assert "/login" in page.url
-            page.click("#oidc-sign-in")
-            page.wait_for_url(site.provider + "/**")
-            page.get_by_role("button", name="u-1").click()
-            page.wait_for_url(site.url + "/search*")
-            assert "olive" in page.content()
-        finally:
-            browser.close()
+def test_in_a_real_browser(site: Site, browser: Any) -> None:
+    context = browser.new_context()  # the package's one Chromium (a second sync Playwright cannot start beside it)
+    try:
+        page: Any = context.new_page()
+        page.goto(site.url + "/search")
+        assert "/login" in page.url
+        page.click("#oidc-sign-in")
+        page.wait_for_url(site.provider + "/**")
+        page.get_by_role("button", name="u-1").click()
+        page.wait_for_url(site.url + "/search*")
+        assert "olive" in page.content()
+    finally:
+        context.close()
