@@ -456,7 +456,12 @@ def start_serve(env: dict[str, str], log_path: Path) -> tuple[subprocess.Popen[b
         except httpx.TransportError:
             return False
 
-    wait_for(healthy, 90, "/health", log_path)
+    try:
+        wait_for(healthy, 90, "/health", log_path)
+    except BaseException:
+        server.kill()  # never leave a serve running behind a failed test
+        server.wait(10)
+        raise
     return server, base
 
 
