@@ -8,7 +8,7 @@ signed-in agent.
 ``--part work``: ``--tasks`` open tasks (default 1,000,000: two per case, 20 queues of 10
 teams, two running SLA clocks per case, bulk-loaded as ``benchmarks.queue_bench`` does), an
 agent of four teams (8 queues, ~400,000 of the tasks) who holds 5 tasks: my work (``/``), a
-queue page and its second page, the supervisor dashboard (every queue), and get-next clicked:
+queue page and its second page, the case list (unfiltered, active by urgency, mine), the supervisor dashboard (every queue), and get-next clicked:
 ``POST /work/next`` and the case page it leads to, one click after another.
 
     python -m benchmarks.workbench_pages [--part timeline|work|all] [--runs 200] [--tasks 1000000]
@@ -150,6 +150,9 @@ def work_pages(runs: int, n_tasks: int) -> None:
         settings = Settings(data_dir=Path(tmp) / "data", queues=QueueSettings(max_active_per_agent=1_000_000))
         rt = open_runtime(settings)
         _load_tasks(rt, n_tasks)
+        from benchmarks.queue_bench import fold_all
+
+        fold_all(settings.db_url)  # the bulk load's triggers wrote one count change per task; serve's clock loop folds
         reader, clicker = agent(0), agent(1)  # four teams each: 8 of the 20 queues
         with rt.sessions() as s, s.begin():
             for who in (reader, clicker):
@@ -165,7 +168,10 @@ def work_pages(runs: int, n_tasks: int) -> None:
         after = re.search(r'href="(/queues/[^"]+\?after=[^"]+)" rel="next"', first)
         assert after, "the queue has a second page"
         pages = {"my work (start page)": "/", f"queue {queue}, first 50": f"/queues/{queue}",
-                 f"queue {queue}, second 50": after.group(1).replace("&amp;", "&")}
+                 f"queue {queue}, second 50": after.group(1).replace("&amp;", "&"),
+                 "case list (/cases), first 50": "/cases",
+                 "case list, active, most urgent first": "/cases?status=active&sort=urgency",
+                 "case list, owned by me": "/cases?owner=me"}
         for name, path in pages.items():
             def ask(path: str = path) -> None:
                 assert client.get(path).status_code == 200, path
