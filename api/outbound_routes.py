@@ -18,6 +18,7 @@ from twilio.request_validator import RequestValidator  # type: ignore[import-unt
 
 from api.auth import Principal, get_runtime, require_roles
 from api.outbound_parts import outbox_policy, templates
+from api.params import MAX_DB_INT, DocumentId
 from api.settings import Settings
 from api.wiring import Runtime
 from casestore import access
@@ -44,12 +45,14 @@ class ReplyRequest(BaseModel):
                              description="the text as edited after the preview; wins over the template")
     to: str | None = Field(default=None, description="email or SMS: another recipient known to the case; default: "
                            "the customer (else whoever wrote in last)")
-    attachments: list[int] = Field(default_factory=list, description="document ids of this case's folder (email)")
+    attachments: list[DocumentId] = Field(default_factory=list, max_length=100,
+                                          description="document ids of this case's folder (email)")
     reply_to_item: str | None = Field(default=None, description="email: the item answered; default: the latest "
                                       "inbound email of the case")
     idempotency_key: str | None = Field(default=None, max_length=150,
                                         description="a key of yours: sending it again queues nothing new")
-    task_id: int | None = Field(default=None, ge=1, description="the open task of this case the reply is sent for "
+    task_id: int | None = Field(default=None, ge=1, le=MAX_DB_INT,
+                                description="the open task of this case the reply is sent for "
                                 "(a task that requires a message to the customer counts it)")
 
 

@@ -24,6 +24,7 @@ from starlette.responses import Response
 
 from api import outbound_routes
 from api.auth import Principal
+from api.params import MAX_DB_INT, DocumentId
 from api.web.pages.work import see_other
 from api.web.refusals import Refusal, attempt, body
 from api.web.session_auth import Page, PageContext, PageError, runtime_of
@@ -123,15 +124,18 @@ Key = Annotated[str, Form(max_length=64, pattern=r"^[A-Za-z0-9_-]*$")]
 
 def _task(value: str) -> int | None:
     try:
-        return int(value) if value.strip() else None
+        chosen = int(value) if value.strip() else None
     except ValueError:
-        raise PageError(422, "Choose a task of this case, or none.") from None
+        chosen = 0
+    if chosen is not None and not 1 <= chosen <= MAX_DB_INT:
+        raise PageError(422, "Choose a task of this case, or none.")
+    return chosen
 
 
 @router.post("/cases/{ref}/reply/preview")
 def preview(request: Request, ref: str, page: Page, channel: ChannelField = "email",
             template: Annotated[str, Form(max_length=100)] = "", subject: Annotated[str, Form(max_length=300)] = "",
-            text: TextField = "", attachments: Annotated[list[int] | None, Form()] = None,
+            text: TextField = "", attachments: Annotated[list[DocumentId] | None, Form()] = None,
             task_id: Annotated[str, Form(max_length=20)] = "", idempotency_key: Key = "",
             step: Annotated[Literal["template", "text"], Form()] = "template") -> Response:
     """The message as it would go now: ``step=template`` renders the chosen template (what was typed
@@ -162,7 +166,7 @@ def preview(request: Request, ref: str, page: Page, channel: ChannelField = "ema
 @router.post("/cases/{ref}/reply")
 def send(request: Request, ref: str, page: Page, channel: ChannelField = "email",
          template: Annotated[str, Form(max_length=100)] = "", subject: Annotated[str, Form(max_length=300)] = "",
-         text: TextField = "", attachments: Annotated[list[int] | None, Form()] = None,
+         text: TextField = "", attachments: Annotated[list[DocumentId] | None, Form()] = None,
          task_id: Annotated[str, Form(max_length=20)] = "", idempotency_key: Key = "") -> Response:
     """Queue the reply in the outbox (the text as edited, else the template as it renders now);
     then back to the case, where the message shows in the timeline with its state."""
