@@ -184,8 +184,8 @@ class SearchSettings(BaseModel):
 
 
 class ServeSettings(BaseModel):
-    host: str = "127.0.0.1"
-    port: int = 8000
+    host: str = Field(default="127.0.0.1", description="address `casework serve` listens on")
+    port: int = Field(default=8000, description="its port")
     drop_dir: str = Field(default="", description="watched drop folder; empty means DATA_DIR/drop")
     drop_poll_s: float = Field(default=1.0, description="how often the drop folder is scanned")
     run_pipeline: bool = Field(

@@ -43,33 +43,35 @@ class ImapAccount(BaseModel):
 
 
 class ImapSettings(BaseModel):
-    enabled: bool = False
-    accounts: list[ImapAccount] = Field(default_factory=list)
+    enabled: bool = Field(default=False, description="poll IMAP mailboxes (in `casework serve`)")
+    accounts: list[ImapAccount] = Field(default_factory=list,
+        description="JSON list of accounts: name, host, port, tls, username, password, folders, after "
+        "(move|flag|delete), move_to, team (README: Connectors)")
     backoff_initial_s: float = Field(default=1.0, description="first reconnect delay; doubles each failure")
-    backoff_max_s: float = 300.0
+    backoff_max_s: float = Field(default=300.0, description="longest reconnect delay")
 
 
 class SmtpSettings(BaseModel):
-    enabled: bool = False
-    host: str = "127.0.0.1"
-    port: int = 2525
+    enabled: bool = Field(default=False, description="receive mail over SMTP (aiosmtpd, in `casework serve`)")
+    host: str = Field(default="127.0.0.1", description="address the SMTP receiver listens on")
+    port: int = Field(default=2525, description="its port")
     domains: list[str] = Field(default_factory=list, description="accept mail for any address at these domains")
     recipients: list[str] = Field(default_factory=list, description="or only these exact addresses")
     max_message_bytes: int = Field(default=25 * 1024 * 1024, description="larger mail is refused with 552")
     hostname: str = Field(default="", description="name in the greeting; empty: the machine's FQDN")
-    team: str = ""
+    team: str = Field(default="", description="team of the cases this mail opens; empty: none")
 
 
 class TwilioSettings(BaseModel):
-    enabled: bool = False
-    account_sid: str = ""
+    enabled: bool = Field(default=False, description="take SMS and MMS from Twilio's webhook")
+    account_sid: str = Field(default="", description="the Twilio account (AC...)")
     auth_token: str = Field(default="", description="validates X-Twilio-Signature and fetches MMS media")
-    path: str = "/webhooks/twilio/sms"
+    path: str = Field(default="/webhooks/twilio/sms", description="where Twilio posts incoming messages")
     public_url: str = Field(default="", description="the exact URL configured at Twilio; empty: the request URL")
     reply: str = Field(default="", description="TwiML <Message> sent back to the sender; empty: no reply")
     from_number: str = Field(default="", description="sender number for outbound SMS")
     api_base_url: str = Field(default="", description="override https://api.twilio.com (tests, proxies)")
-    max_media_bytes: int = 10 * 1024 * 1024
+    max_media_bytes: int = Field(default=10 * 1024 * 1024, description="largest MMS media file fetched")
     media_timeout_s: float = Field(default=20, description="longest one media fetch may take, redirects included")
     media_hosts: list[str] = Field(
         default_factory=lambda: ["api.twilio.com"],
@@ -83,12 +85,13 @@ class TwilioSettings(BaseModel):
 
 
 class FaxSettings(BaseModel):
-    enabled: bool = False
-    path: str = "/webhooks/fax"
+    enabled: bool = Field(default=False, description="take faxes from a signed webhook or a spool folder")
+    path: str = Field(default="/webhooks/fax", description="where the fax provider posts")
     secret: str = Field(default="", description="HMAC-SHA256 key; the webhook refuses every request while empty")
-    signature_header: str = "X-Casework-Signature"
+    signature_header: str = Field(default="X-Casework-Signature",
+        description="header carrying the HMAC-SHA256 of the body")
     media_username: str = Field(default="", description="basic auth for media URLs, if the provider needs it")
-    media_password: str = ""
+    media_password: str = Field(default="", description="with media_username")
     media_url_prefixes: list[str] = Field(
         default_factory=list, description="media URLs must also start with one of these (empty: no prefix rule)")
     media_hosts: list[str] = Field(
@@ -97,11 +100,11 @@ class FaxSettings(BaseModel):
     media_allow_private: bool = Field(
         default=False, description="allow media on private, loopback and link-local addresses and over plain "
         "http (tests and on-premises stand-ins only)")
-    media_timeout_s: float = 30
-    max_bytes: int = 50 * 1024 * 1024
+    media_timeout_s: float = Field(default=30, description="longest one media fetch may take")
+    max_bytes: int = Field(default=50 * 1024 * 1024, description="largest fax accepted")
     spool_dir: str = Field(default="", description="HylaFAX recvq (or gateway attachment) folder; empty: none")
-    poll_s: float = 2.0
-    team: str = ""
+    poll_s: float = Field(default=2.0, description="how often spool_dir is scanned")
+    team: str = Field(default="", description="team of the cases faxes open; empty: none")
 
 
 class WatchedFolder(BaseModel):
@@ -125,8 +128,10 @@ class WatchedFolder(BaseModel):
 
 
 class FolderSettings(BaseModel):
-    enabled: bool = False
-    folders: list[WatchedFolder] = Field(default_factory=list)
+    enabled: bool = Field(default=False, description="watch the folders below (scanners, mailroom shares)")
+    folders: list[WatchedFolder] = Field(default_factory=list,
+        description="JSON list of watched folders: path, channel, team, doc_type, split, completion... (README: "
+        "Connectors)")
 
 
 class DropIntegration(BaseModel):
@@ -147,17 +152,19 @@ class DropIntegration(BaseModel):
 
 
 class DropSettings(BaseModel):
-    enabled: bool = False
-    integrations: list[DropIntegration] = Field(default_factory=list)
+    enabled: bool = Field(default=False, description="take files other systems drop in landing folders")
+    integrations: list[DropIntegration] = Field(default_factory=list,
+        description="JSON list of landing folders: name, path, extensions, filename_pattern, fields (README: "
+        "Connectors)")
 
 
 class CallSettings(BaseModel):
-    enabled: bool = False
+    enabled: bool = Field(default=False, description="take call-record exports (CSV, JSON, JSONL)")
     path: str = Field(default="", description="landing folder for CSV/JSON/JSONL call record exports")
     columns: dict[str, str] = Field(
         default_factory=dict, description="our field -> the export's column, when it is not a known alias")
-    team: str = ""
-    poll_s: float = 1.0
+    team: str = Field(default="", description="team of the cases calls open; empty: none")
+    poll_s: float = Field(default=1.0, description="how often the folder is scanned")
 
 
 class FormField(BaseModel):
@@ -182,15 +189,17 @@ class FormDefinition(BaseModel):
 
 
 class WebformSettings(BaseModel):
-    enabled: bool = False
-    forms: list[FormDefinition] = Field(default_factory=list)
+    enabled: bool = Field(default=False, description="serve the public web forms at /forms/ID")
+    forms: list[FormDefinition] = Field(default_factory=list,
+        description="JSON list of forms: id, title, fields, case_type, team (README: Connectors)")
     secret: str = Field(default="", description="signs CSRF tokens; empty: a random key per process")
     token_ttl_s: int = Field(default=3600, description="a rendered form can be sent within this long")
     rate_limit: int = Field(default=10, description="submissions per client per rate_window_s")
-    rate_window_s: float = 60
-    max_body_bytes: int = 20 * 1024 * 1024
-    max_file_bytes: int = 10 * 1024 * 1024
-    honeypot_field: str = "website"
+    rate_window_s: float = Field(default=60, description="the window of rate_limit (per process)")
+    max_body_bytes: int = Field(default=20 * 1024 * 1024, description="largest submission")
+    max_file_bytes: int = Field(default=10 * 1024 * 1024, description="largest attached file")
+    honeypot_field: str = Field(default="website",
+        description="hidden field a person leaves empty; filled: a bot, dropped")
 
 
 class ConnectorSettings(BaseModel):
