@@ -8,8 +8,9 @@ signed-in agent.
 ``--part work``: ``--tasks`` open tasks (default 1,000,000: two per case, 20 queues of 10
 teams, two running SLA clocks per case, bulk-loaded as ``benchmarks.queue_bench`` does), an
 agent of four teams (8 queues, ~400,000 of the tasks) who holds 5 tasks: my work (``/``), a
-queue page and its second page, the case list (unfiltered, active by urgency, mine), the supervisor dashboard (every queue), and get-next clicked:
-``POST /work/next`` and the case page it leads to, one click after another.
+queue page and its second page, the case list (unfiltered, active by urgency, mine), the
+supervisor dashboard (every queue), and get-next clicked: ``POST /work/next`` and the case page it
+leads to, one click after another.
 
     python -m benchmarks.workbench_pages [--part timeline|work|all] [--runs 200] [--tasks 1000000]
 
