@@ -25,9 +25,12 @@ def flufl_samples() -> Path | None:
     if data.is_dir():
         return data
     cache.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(
-        [sys.executable, "-m", "pip", "download", FLUFL, "--no-binary", ":all:", "--no-deps", "-d", str(cache)],
-        capture_output=True, timeout=120, check=False)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "pip", "download", FLUFL, "--no-binary", ":all:", "--no-deps", "-d", str(cache)],
+            capture_output=True, timeout=120, check=False)
+    except (subprocess.TimeoutExpired, OSError):
+        return None  # no registry here: the test says it skipped
     archives = sorted(cache.glob("flufl_bounce-6.0.0.tar.gz"))
     if done.returncode != 0 or not archives:
         return None
