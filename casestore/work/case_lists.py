@@ -128,14 +128,33 @@ def _conditions(who: Subject, flt: CaseFilter) -> list[ColumnElement[bool]]:
     return conds
 
 
-def _order(sort: str) -> list[Any]:
-    if sort == "opened":
+def _order(flt: CaseFilter) -> list[Any]:
+    if flt.sort == "opened":
         return [Case.opened_at.desc(), Case.id.desc()]
-    if sort == "oldest":
+    if flt.sort == "oldest":
         return [Case.opened_at.asc(), Case.id.asc()]
-    if sort == "urgency":
-        return [func.coalesce(CaseWork.urgency, 0).desc(), Case.updated_at.desc(), Case.id.desc()]
     return [Case.updated_at.desc(), Case.id.desc()]
+
+
+def _rows(session: Session, who: Subject, flt: CaseFilter, *extra: ColumnElement[bool], order: list[Any],
+          offset: int, limit: int) -> list[Any]:
+    stmt = (select(Case, CaseWork).outerjoin(CaseWork, CaseWork.case_id == Case.id)
+            .where(*_conditions(who, flt), *extra).order_by(*order).offset(offset).limit(limit))
+    return list(session.execute(stmt).all())
+
+
+def _urgent_first(session: Session, who: Subject, flt: CaseFilter, offset: int, limit: int) -> list[Any]:
+    """Most urgent first, in two ordered runs: the few raised cases (``ix_case_work_urgent``), then
+    every other case newest first down ``ix_cases_updated_at``.  One query ordering by
+    ``coalesce(urgency, 0)`` sorted every visible case for each page (630 ms at 500,000 cases)."""
+    urgent = _rows(session, who, flt, CaseWork.urgency > 0, offset=0, limit=offset + limit,
+                   order=[CaseWork.urgency.desc(), Case.updated_at.desc(), Case.id.desc()])
+    rows = urgent[offset:]
+    if len(rows) < limit:
+        calm = or_(CaseWork.urgency.is_(None), CaseWork.urgency <= 0)
+        rows += _rows(session, who, flt, calm, offset=max(0, offset - len(urgent)), limit=limit - len(rows),
+                      order=_order(flt))
+    return rows
 
 
 def list_cases(session: Session, who: Subject, flt: CaseFilter, *, cursor: str | None = None,
@@ -143,9 +162,10 @@ def list_cases(session: Session, who: Subject, flt: CaseFilter, *, cursor: str |
     """One page of the cases ``who`` may see that match ``flt``.  InvalidInput for a bad filter or cursor."""
     flt.check()
     offset, limit = _offset(cursor), max(1, min(limit, MAX_PAGE_SIZE))
-    stmt = (select(Case, CaseWork).outerjoin(CaseWork, CaseWork.case_id == Case.id)
-            .where(*_conditions(who, flt)).order_by(*_order(flt.sort)).offset(offset).limit(limit + 1))
-    rows = session.execute(stmt).all()
+    if flt.sort == "urgency":
+        rows = _urgent_first(session, who, flt, offset, limit + 1)
+    else:
+        rows = _rows(session, who, flt, order=_order(flt), offset=offset, limit=limit + 1)
     out = [CaseRow(ref=case.ref, case_type=case.case_type, status=work.status if work else case.status,
                    stage=work.stage if work else None, urgency=work.urgency if work else 0,
                    assignee=work.assignee if work else None, team=case.team, subject=case.subject,

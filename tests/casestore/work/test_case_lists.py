@@ -92,6 +92,35 @@ def test_paging_hands_out_every_case_once(session: Session) -> None:
         case_lists.list_cases(session, SUE, flt, cursor="!!not-ours")
 
 
+def test_most_urgent_first_pages_across_raised_and_calm_cases(session: Session) -> None:
+    """The urgency sort reads raised cases and the rest in two runs; paging must join them seamlessly,
+    in exactly the order one ``ORDER BY coalesce(urgency, 0) DESC, updated_at DESC, id DESC`` gives,
+    with a case that has no work state among the calm ones."""
+    made = [case(session, team="urgent-paging", urgency=u) for u in (0, 3, 0, 7, 3, 0, 1, 0, 0, 7, 0)]
+    bare = Case(ref="T-BARE-URGENCY", case_type="complaint", status="open", subject="imported", team="urgent-paging")
+    session.add(bare)
+    session.flush()
+    urgency = {c.ref: session.get_one(CaseWork, c.id).urgency for c in made} | {bare.ref: 0}
+    expected = [c.ref for c in sorted([*made, bare], key=lambda c: (urgency[c.ref], c.updated_at, c.id),
+                                      reverse=True)]
+    flt = case_lists.parse_filter({"team": "urgent-paging", "sort": "urgency"})
+    for size in (1, 2, 3, 5, 12, 50):
+        seen: list[str] = []
+        cursor = None
+        while True:
+            page = case_lists.list_cases(session, SUE, flt, cursor=cursor, limit=size)
+            seen += [row.ref for row in page.cases]
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+        assert seen == expected, size
+    mine = made[1]
+    session.get_one(CaseWork, mine.id).assignee = "alice"
+    session.get_one(CaseWork, made[0].id).assignee = "alice"
+    session.flush()
+    assert _refs(session, SUE, owner="alice", team="urgent-paging", sort="urgency") == [mine.ref, made[0].ref]
+
+
 def test_saved_views_belong_to_their_owner(session: Session) -> None:
     users.add_user(session, name="alice", role="agent", teams=["complaints"])
     users.add_user(session, name="bob", role="agent", teams=["claims"])
