@@ -22,6 +22,7 @@ class MatchInput:
     is_bounce: bool = False
     is_auto_reply: bool = False
     is_bulk: bool = False
+    spam_verdict: str | None = None  # a mail filter upstream called it spam ("X-Spam-Flag: YES")
     doc_type_hint: str | None = None
     sender_name: str | None = None  # display name of From, a form's name field
     sender_field: str | None = None  # email: "sender" or "reply-to" when From was unusable

@@ -18,8 +18,10 @@ scores, the rule that fired, candidates):
 3. a customer identified without a reference (score >= ``identify_threshold``, ahead of the
    next by ``customer_margin``): exactly one open case of a fitting type -> attach; several ->
    triage, ranked; none -> a new case for that customer;
-4. a weakly identified or ambiguous customer, nothing readable -> triage; bulk or list mail
-   from an unknown sender -> noise;
+4. a weakly identified or ambiguous customer, nothing readable -> triage; bulk or list mail,
+   or mail a filter on the way in judged spam (``X-Spam-Flag: YES`` and the like), from an
+   unknown sender -> noise (a known customer's mail is never dropped for a spam verdict; the
+   verdict stays in the evidence);
 5. a new request from a new person: a new case, only when the item says who wrote and how to
    reach them (``classify.writer``: the sender, or a name with an email, phone or postcode);
    the writer goes with the decision, for the file stage to keep as a prospect customer.
@@ -106,6 +108,8 @@ class Matcher:
         evidence["sender"] = {"email": item.sender_email, "phone": item.sender_phone, "name": item.sender_name}
         if item.sender_field not in (None, "from"):
             evidence["sender"]["from_header"] = f"From unusable; sender taken from {item.sender_field.title()}"
+        if item.spam_verdict:
+            evidence["spam_verdict"] = item.spam_verdict
         metadata = {k: v for k, v in (("case_ref", item.meta_case_ref), ("customer_id", item.meta_customer_id),
                                       ("account_number", item.meta_account_number)) if v}
         if metadata:
@@ -250,6 +254,9 @@ class Matcher:
         if item.is_bulk:
             return result("noise", "bulk or mailing-list mail (List-Id, List-Unsubscribe or Precedence) from a "
                                    "sender we do not know: nobody to answer, so no case", "bulk or list mail")
+        if item.spam_verdict:
+            return result("noise", f"spam by the receiving mail filter's verdict ({item.spam_verdict}) from a "
+                                   "sender we do not know: no case", "spam verdict")
         if not item.text.strip() and not item.subject.strip():
             return result("triage", "nothing readable identifies a customer or a case", "no readable content")
         writer = find_writer(sender_email=item.sender_email, sender_phone=item.sender_phone,

@@ -89,6 +89,8 @@ class EmailHeaders(_Frozen):
     is_auto_reply: bool = False
     is_bulk: bool = False
     original_message_id: str | None = Field(default=None, description="for bounces/auto-replies")
+    spam_verdict: str | None = Field(default=None, description="a mail filter's spam verdict found in the headers, "
+                                     "e.g. 'X-Spam-Flag: YES'")
 
 
 class ExtractedItem(RawItem):

@@ -182,6 +182,7 @@ def match_input(item: ExtractedItem) -> MatchInput:
         is_bounce=bool(email and email.is_bounce),
         is_auto_reply=bool(email and email.is_auto_reply),
         is_bulk=bool(email and email.is_bulk),
+        spam_verdict=email.spam_verdict if email else None,
         doc_type_hint=item.metadata.get("doc_type"),
         sender_name=(email.from_name if email else None) or item.metadata.get("sender_name"),
         sender_field=email.sender_field if email else None,

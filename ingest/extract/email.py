@@ -374,6 +374,7 @@ def email_headers(msg: Message, body: str, fallback: str | None) -> EmailHeaders
         is_auto_reply=flags.is_auto_reply,
         is_bulk=flags.is_bulk,
         original_message_id=flags.original_message_id,
+        spam_verdict=flags.spam_verdict,
     )
 
 

@@ -1,4 +1,5 @@
-"""Is this email automatic: a bounce (DSN), an auto-reply (RFC 3834, out-of-office), or bulk mail?"""
+"""Is this email automatic: a bounce (DSN), an auto-reply (RFC 3834, out-of-office), or bulk mail?
+And did a mail filter on the way in call it spam (``spam_verdict``)?"""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import re
 from dataclasses import dataclass
 from email.message import Message
 
-from ingest.extract.email_headers import header_text, message_ids, raw_header
+from ingest.extract.email_headers import header_text, message_ids, raw_header, raw_headers
 
 _DAEMONS = {"mailer-daemon", "postmaster", "mailerdaemon", "mail-daemon", "mdaemon", "poostmaster"}
 _DAEMON_NAMES = re.compile(
@@ -73,6 +74,34 @@ class Flags:
     is_auto_reply: bool
     is_bulk: bool
     original_message_id: str | None
+    spam_verdict: str | None = None
+
+
+# What the common mail filters write when they judge a message spam, as ``(header, pattern)``:
+# SpamAssassin (X-Spam-Flag, X-Spam-Status), rspamd's milter (X-Spam, X-Rspamd-Action), Microsoft
+# 365 / Exchange Online Protection (spam confidence level 5-9; the spam filter verdict SFV:SPM),
+# Barracuda.  Only "spam" verdicts count: a header saying "no" is ignored, so a sender cannot talk
+# its way in, and one claiming "yes" only sends its own mail to noise.
+_SPAM_HEADERS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("X-Spam-Flag", re.compile(r"^\s*yes\b", re.I)),
+    ("X-Spam-Status", re.compile(r"^\s*yes\b", re.I)),
+    ("X-Spam", re.compile(r"^\s*(yes|true)\b", re.I)),
+    ("X-Rspamd-Action", re.compile(r"^\s*(reject|add header|rewrite subject)\b", re.I)),
+    ("X-MS-Exchange-Organization-SCL", re.compile(r"^\s*[5-9]\s*$")),
+    ("X-Forefront-Antispam-Report", re.compile(r"(^|;)\s*SFV:SPM\s*(;|$)", re.I)),
+    ("X-Barracuda-Spam-Status", re.compile(r"^\s*yes\b", re.I)),
+)
+
+
+def spam_verdict(msg: Message) -> str | None:
+    """The first spam verdict a mail filter wrote into the headers, as ``"Header: value"`` for the
+    evidence (value shortened), or None."""
+    for name, says_spam in _SPAM_HEADERS:
+        for value in raw_headers(msg, name):
+            flat = " ".join(value.split())
+            if says_spam.search(flat):
+                return f"{name}: {flat[:80]}"
+    return None
 
 
 def _report_type(msg: Message) -> str | None:
@@ -197,4 +226,5 @@ def classify(msg: Message, *, from_addr: str | None, from_name: str | None, subj
         original = replied[0] if replied else None
     if not (is_bounce or is_auto_reply):
         original = None
-    return Flags(is_bounce=is_bounce, is_auto_reply=is_auto_reply, is_bulk=is_bulk, original_message_id=original)
+    return Flags(is_bounce=is_bounce, is_auto_reply=is_auto_reply, is_bulk=is_bulk, original_message_id=original,
+                 spam_verdict=spam_verdict(msg))
