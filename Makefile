@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.setup-stamp
 NODE_STAMP := node_modules/.setup-stamp
-APT_PACKAGES := tesseract-ocr tesseract-ocr-eng dovecot-imapd chromium fonts-dejavu-core
+APT_PACKAGES := tesseract-ocr tesseract-ocr-eng dovecot-imapd chromium fonts-dejavu-core spamd
 PYTEST_ARGS ?=
 
 .PHONY: setup system-packages run test lint bench clean-data help

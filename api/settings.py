@@ -157,6 +157,19 @@ class MatchSettings(BaseModel):
         return MatchConfig(**values)
 
 
+class SpamSettings(BaseModel):
+    """A content spam check by SpamAssassin's spamd for mail that would open a case for a stranger
+    (see ingest/spam.py).  Verdicts a mail filter already wrote into the headers count without it."""
+
+    spamd: str = Field(default="", description="spamd's host:port (e.g. 127.0.0.1:783); empty: no content check")
+    timeout_s: float = Field(default=10.0, gt=0, description="seconds to wait for spamd per message; after "
+                             "that the mail keeps its decision (fail open) and the evidence says so")
+    min_score: float | None = Field(default=None, description="score that makes spam; unset: spamd's own "
+                                    "required score (5.0 by default)")
+    max_bytes: int = Field(default=512 * 1024, gt=0, description="larger mail is not scored (spamc's default)")
+    concurrency: int = Field(default=4, ge=1, description="checks of one batch in flight at once")
+
+
 class SearchSettings(BaseModel):
     url: str = Field(
         default="tantivy:",
@@ -368,6 +381,7 @@ class Settings(BaseSettings):
     worker: WorkerSettings = WorkerSettings()
     extract: ExtractLimits = ExtractLimits()
     match: MatchSettings = MatchSettings()
+    spam: SpamSettings = SpamSettings()
     serve: ServeSettings = ServeSettings()
     metrics: MetricsSettings = MetricsSettings()
     log: LogSettings = LogSettings()

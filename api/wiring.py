@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from casestore.outbound.task_outbox import OutboxForTasks
     from casestore.work.clocks import Calendars
     from casestore.work.setup import WorkSetup
+    from ingest.spam import SpamdCheck
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +120,18 @@ class Runtime:
             batch_size=w.batch_size, extract_batch_size=w.extract_batch_size, file_batch_size=w.file_batch_size,
             search_index=self.search_index if with_search else None,
             work=InboundWork(self.work) if with_search else None,
+            spam=self.spam_check(),
         )
+
+    def spam_check(self) -> SpamdCheck | None:
+        """spamd for the classify stage, when ``CASEWORK_SPAM__SPAMD`` names one."""
+        spam = self.settings.spam
+        if not spam.spamd:
+            return None
+        from ingest.spam import SpamdCheck  # aiospamc: ~0.6 s to import, only when configured
+
+        return SpamdCheck(address=spam.spamd, blobs=self.blobs, timeout_s=spam.timeout_s, min_score=spam.min_score,
+                          max_bytes=spam.max_bytes, concurrency=spam.concurrency)
 
     def close(self) -> None:
         for bus in self._closers:

@@ -11,12 +11,13 @@ Each stage is idempotent on ``item_id``:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import threading
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -30,6 +31,7 @@ from casestore.search import outbox as search_outbox
 from casestore.search.outbox import OutboxDrainer
 from casestore.search.port import SearchIndex
 from classify.lookup import MemoLookup
+from classify.match_types import MatchResult
 from classify.matcher import Matcher, MatchInput
 from classify.writer import Writer
 from ingest.blobs import BlobStore
@@ -52,6 +54,9 @@ from ingest.messages import (
     RawItem,
 )
 from ingest.worker import Output, RetryPolicy, Worker
+
+if TYPE_CHECKING:
+    from ingest.spam import SpamdCheck  # aiospamc is imported only when spamd is configured
 
 log = logging.getLogger(__name__)
 
@@ -138,28 +143,54 @@ class ClassifyStage:
     batched = True
     linger_s = 0.0
 
-    def __init__(self, *, matcher: Matcher, sessions: sessionmaker[Session]) -> None:
+    def __init__(self, *, matcher: Matcher, sessions: sessionmaker[Session], spam: SpamdCheck | None = None) -> None:
         self.matcher = matcher
         self.sessions = sessions
+        self.spam = spam  # spamd, asked only about mail that would open a case for a stranger
 
     def prepare(self, messages: Sequence[ExtractedItem]) -> None:
         pass
 
     def handle_batch(self, messages: Sequence[ExtractedItem]) -> list[Output]:
-        out: list[Output] = []
+        results: list[MatchResult] = []
         with self.sessions() as session:
             lookup = MemoLookup(StoreLookup(session))  # one snapshot per batch: ask each question once
             for item in messages:
                 with about(item_id=item.item_id):
-                    result = self.matcher.decide(match_input(item), lookup)
-                decision = Decision(
-                    outcome=result.outcome,
-                    case_ref=result.case_ref, customer_id=result.customer_id, doc_type=result.doc_type,
-                    case_type=result.case_type, reason=result.reason, evidence=result.evidence,
-                    candidates=result.candidates, prospect=prospect_of(result.writer),
-                )
-                classified = ClassifiedItem(**item.model_dump(), decision=decision)
-                out.append((TOPIC_CLASSIFIED, item.item_id, classified))
+                    results.append(self.matcher.decide(match_input(item), lookup))
+        if self.spam is not None:
+            results = self._spam_checked(messages, results)
+        out: list[Output] = []
+        for item, result in zip(messages, results, strict=True):
+            decision = Decision(
+                outcome=result.outcome,
+                case_ref=result.case_ref, customer_id=result.customer_id, doc_type=result.doc_type,
+                case_type=result.case_type, reason=result.reason, evidence=result.evidence,
+                candidates=result.candidates, prospect=prospect_of(result.writer),
+            )
+            classified = ClassifiedItem(**item.model_dump(), decision=decision)
+            out.append((TOPIC_CLASSIFIED, item.item_id, classified))
+        return out
+
+    def _spam_checked(self, messages: Sequence[ExtractedItem], results: list[MatchResult]) -> list[MatchResult]:
+        """Mail about to open a case for someone unknown is scored by spamd; spam becomes noise."""
+        assert self.spam is not None
+        asking = [i for i, (item, r) in enumerate(zip(messages, results, strict=True))
+                  if r.outcome == "new_case" and r.customer_id is None and item.email is not None
+                  and not item.email.spam_verdict]
+        answers = self.spam.check([messages[i] for i in asking])
+        out = list(results)
+        for i, answer in zip(asking, answers, strict=True):
+            evidence = {**results[i].evidence,
+                        "spam_check": {"score": answer.score, "error": answer.error, "verdict": answer.verdict}}
+            if answer.verdict:
+                evidence["spam_verdict"] = answer.verdict
+                evidence["rule"] = "spam verdict"
+                out[i] = MatchResult(outcome="noise", reason=f"spam by content ({answer.verdict}) from a sender we "
+                                                              "do not know: no case", evidence=evidence,
+                                     doc_type=results[i].doc_type)
+            else:
+                out[i] = dataclasses.replace(results[i], evidence=evidence)
         return out
 
 
@@ -326,6 +357,7 @@ class PipelineParts:
     file_batch_size: int = 500
     search_index: SearchIndex | None = None
     work: WorkHooks | None = None  # the file stage's case-work hooks (definitions loaded once per process)
+    spam: SpamdCheck | None = None  # the classify stage's content spam check (``CASEWORK_SPAM__SPAMD``)
 
 
 def record_dead_letter(sessions: sessionmaker[Session], letter: DeadLetter) -> None:
@@ -345,7 +377,7 @@ def make_stage(name: str, parts: PipelineParts, *, stop: threading.Event | None 
     if name == "extract":
         return ExtractStage(blobs=parts.blobs, limits=parts.limits, sessions=parts.read_sessions, stop=stop)
     if name == "classify":
-        return ClassifyStage(matcher=parts.matcher, sessions=parts.read_sessions)
+        return ClassifyStage(matcher=parts.matcher, sessions=parts.read_sessions, spam=parts.spam)
     if name == "file":
         return FileStage(sessions=parts.sessions, search_index=parts.search_index, work=parts.work)
     raise ValueError(f"unknown stage {name!r}: choose extract, classify or file")
