@@ -55,6 +55,7 @@ from casestore.outbound.transports import (
     Transport,
 )
 from casestore.outbound.wakeup import Wakeup, listen
+from casestore.rounds import exponential_backoff
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ class RoundReport:
 
 
 def backoff(attempts: int, config: SenderConfig) -> float:
-    return float(min(config.backoff_initial_s * 2 ** max(attempts - 1, 0), config.backoff_max_s))
+    return exponential_backoff(attempts, config.backoff_initial_s, config.backoff_max_s)
 
 
 class Sender:

@@ -49,6 +49,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from casestore.db import translate_errors
 from casestore.errors import CaseStoreError
 from casestore.models import Case, Customer, utcnow
+from casestore.rounds import exponential_backoff, repeat_rounds
 from casestore.search.models import SearchOutboxEntry
 from casestore.search.port import SearchIndex
 from casestore.search.store_docs import IN_CHUNK, documents_for_index
@@ -161,7 +162,7 @@ class OutboxDrainer:
         self._lock = threading.Lock()
 
     def backoff(self, attempts: int) -> float:
-        return float(min(self.backoff_initial_s * 2 ** max(attempts - 1, 0), self.backoff_max_s))
+        return exponential_backoff(attempts, self.backoff_initial_s, self.backoff_max_s)
 
     def paused(self) -> bool:
         return self.paused_until is not None and self.clock() < self.paused_until
@@ -287,17 +288,12 @@ class OutboxLoop:
 
     def run(self) -> None:
         log.info("search outbox loop running: every %.1fs, rows older than %.0fs", self.poll_s, self.grace_s)
-        while not self.stop.is_set():
-            try:
-                self.drainer.drain_all(min_age_s=self.grace_s, stop=self.stop)
-            except CaseStoreError as exc:
-                self.errors += 1
-                log.warning("search outbox loop: %s; trying again in %.1fs", exc, self.poll_s)
-            except Exception:
-                self.errors += 1
-                log.exception("search outbox loop: a round failed; trying again in %.1fs", self.poll_s)
-            self.stop.wait(self.poll_s)
+        repeat_rounds(lambda: self.drainer.drain_all(min_age_s=self.grace_s, stop=self.stop), stop=self.stop,
+                      interval_s=self.poll_s, name="search outbox loop", on_error=self._failed)
         log.info("search outbox loop stopped")
+
+    def _failed(self, exc: BaseException) -> None:
+        self.errors += 1
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self.run, name="search-outbox", daemon=True)
