@@ -97,26 +97,25 @@ def open_when_space(data_dir: Path, open_fn: Callable[[], T], *, host: str, port
     stop = stop or threading.Event()
     where = existing_ancestor(data_dir)
     said = False
-    with _stop_on_signals(stop):
-        while True:
-            if has_space(data_dir):
-                try:
-                    opened = open_fn()
-                except Exception:
-                    if has_space(data_dir):
-                        raise
-                else:
-                    if said:
-                        log.warning("space at %s again (%d bytes free): casework serve starts taking work", where,
-                                    free_bytes(data_dir))
-                    return opened
-            message = f"disk full at {where}: casework serve takes no work until space is freed there"
-            if not said:
-                log.error("%s (%d bytes free; checking every %.0f s)", message, free_bytes(data_dir), poll_s)
-                said = True
-            with _answering(host, port, message):
-                while not stop.wait(poll_s) and not has_space(data_dir):
-                    pass
-            if stop.is_set():
-                log.info("casework serve stopped while waiting for space at %s", where)
-                return None
+    while True:
+        if has_space(data_dir):
+            try:
+                opened = open_fn()
+            except Exception:
+                if has_space(data_dir):
+                    raise
+            else:
+                if said:
+                    log.warning("space at %s again (%d bytes free): casework serve starts taking work", where,
+                                free_bytes(data_dir))
+                return opened
+        message = f"disk full at {where}: casework serve takes no work until space is freed there"
+        if not said:
+            log.error("%s (%d bytes free; checking every %.0f s)", message, free_bytes(data_dir), poll_s)
+            said = True
+        with _stop_on_signals(stop), _answering(host, port, message):  # only while waiting: a stop ends the wait
+            while not stop.wait(poll_s) and not has_space(data_dir):
+                pass
+        if stop.is_set():
+            log.info("casework serve stopped while waiting for space at %s", where)
+            return None

@@ -91,3 +91,26 @@ def test_serve_started_on_a_full_disk_waits_for_space_then_takes_work(tmp_path: 
     text = log.read_text(errors="replace")
     assert text.count("disk full at") == 1 and "Traceback" not in text
     assert "casework serve starts taking work" in text
+
+
+def test_sigterm_while_waiting_for_space_ends_serve_cleanly(tmp_path: Path, small_fs: Path) -> None:  # noqa: F811
+    data = small_fs / "data"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CASEWORK_")}
+    env.update(CASEWORK_DATA_DIR=str(data), CASEWORK_WORKER__STAGE_PROCESSES="threads")
+    fill(small_fs, 0)  # not even the data directory can be made
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        server = subprocess.Popen([*CASEWORK, "serve", "--port", str(port)], env=env, stdout=out,
+                                  stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        _wait(lambda: (got := _health(port)) is not None and got.status_code == 503, "serve answering 503", log)
+        os.killpg(server.pid, signal.SIGTERM)  # to the group, as a supervisor sends it
+        assert server.wait(30) == 0
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait(10)
+    text = log.read_text(errors="replace")
+    assert text.count("disk full at") == 1 and "Traceback" not in text
+    assert "stopped while waiting for space" in text
