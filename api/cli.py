@@ -113,7 +113,9 @@ def _import(kind: str, path: Path, as_json: bool) -> None:
     fn: Callable[..., Any] = importer.import_customers if kind == "customers" else importer.import_cases
     if not path.is_file():
         _fail(f"{path} is not a file: give a CSV or JSON Lines file of {kind}")
-    index_error = ""
+    from api.search_follow import UPDATED, index_now
+    from casestore.search import outbox as search_outbox
+
     with runtime() as rt:
         setup = rt.work if kind == "cases" else None  # loaded (and stored) before the import's transaction
         with rt.sessions() as session, session.begin():
@@ -124,17 +126,12 @@ def _import(kind: str, path: Path, as_json: bool) -> None:
                     s, case=case, setup=setup, stage=stage))
             else:
                 report = fn(session, path)
-        if report.visibility_changed or report.renamed_customers:
-            from casestore.search.indexer import reindex_cases, reindex_customers
-
-            try:
-                with rt.read_sessions() as session:  # who may see them, or the name they are found by, changed
-                    n = reindex_cases(session, rt.search_index, report.visibility_changed)
-                    n += reindex_customers(session, rt.search_index, report.renamed_customers)
-                log.info("re-indexed %d documents (%d cases changed team or status, %d customers renamed)", n,
-                         len(report.visibility_changed), len(report.renamed_customers))
-            except Exception as exc:  # the import is committed; the index must be repaired by hand
-                index_error = str(exc)
+            # who may see them, or the name they are found by, changed: search follows, with the import
+            search_outbox.enqueue(session, case_refs=report.visibility_changed,
+                                  customer_ids=report.renamed_customers)
+            outbox_ids = search_outbox.written_in(session)
+        search = index_now(rt, outbox_ids, what=f"import {kind} ({len(report.visibility_changed)} cases changed "
+                                                f"team or status, {len(report.renamed_customers)} customers renamed)")
     errors = [{"line": e.line, "reason": e.reason} for e in report.errors]
     if as_json:
         _print_json({"created": report.created, "updated": report.updated, "errors": errors})
@@ -142,9 +139,9 @@ def _import(kind: str, path: Path, as_json: bool) -> None:
         out.print(f"{kind}: {report.created} created, {report.updated} updated, {len(errors)} rejected")
         for e in errors:
             err.print(f"  line {e['line']}: {e['reason']}", highlight=False)
-    if index_error:
-        _fail(f"imported, but the search index was not updated ({index_error}): run `casework reindex` so "
-              "search shows these cases to the right teams", 3)
+    if search != UPDATED:  # committed with the import: `casework serve` writes it when the index is back
+        err.print(f"imported; search is not updated yet: {search} (by `casework serve`; or run "
+                  "`casework reindex`)", highlight=False)
     if errors:
         raise typer.Exit(1)
 
@@ -631,20 +628,21 @@ def triage_resolve(
     chosen = [a for a, on in (("attach", attach is not None), ("new_case", new_case), ("noise", noise)) if on]
     if len(chosen) != 1:
         _fail("give exactly one of --attach REF, --new-case or --noise", 2)
-    from casestore.search.indexer import index_items
+    from api.search_follow import UPDATED, index_now
+    from casestore.search import outbox as search_outbox
 
     with runtime() as rt:
         with rt.sessions() as session, session.begin():
             res = triage.resolve_triage(session, item_id=item_id, action=chosen[0], case_ref=attach,
                                         viewer=access.OPERATOR, actor=actor, reason=reason, customer_id=customer,
                                         doc_type=doc_type)
-        try:
-            with rt.read_sessions() as session:  # search must see it where it now is (its case's team)
-                index_items(session, rt.search_index, [res.item_id])
-        except Exception as exc:  # the resolution is committed; the index must be repaired by hand
-            out.print(f"{res.item_id}: {res.outcome} {res.case_ref or ''} ({res.doc_type})")
-            _fail(f"resolved, but the search index was not updated ({exc}): run `casework reindex`", 3)
+            # search must see it where it now is (its case's team): with the resolution
+            outbox_ids = search_outbox.enqueue(session, item_ids=[res.item_id])
+        search = index_now(rt, outbox_ids, what=f"triage {res.item_id} resolved")
     out.print(f"{res.item_id}: {res.outcome} {res.case_ref or ''} ({res.doc_type})")
+    if search != UPDATED:
+        err.print(f"search is not updated yet: {search} (by `casework serve`; or run `casework reindex`)",
+                  highlight=False)
 
 
 @train_app.command("doctype")

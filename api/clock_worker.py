@@ -19,8 +19,8 @@ from datetime import datetime
 from sqlalchemy.orm import Session, sessionmaker
 
 from casestore.db import translate_errors
-from casestore.errors import CaseStoreError
 from casestore.models import utcnow
+from casestore.rounds import repeat_rounds
 from casestore.work import queue_counts
 from casestore.work.clock_loop import sweep
 from casestore.work.queues import reap_expired_leases
@@ -72,18 +72,12 @@ class ClockLoop:
     def run(self) -> None:
         """Tick until ``stop`` is set."""
         log.info("clock loop running: a sweep every %.1fs, batches of %d", self.interval_s, self.batch)
-        while True:
-            try:
-                self.tick()
-            except CaseStoreError as exc:
-                self.errors += 1
-                log.warning("clock loop: %s; trying again in %.1fs", exc, self.interval_s)
-            except Exception:
-                self.errors += 1
-                log.exception("clock loop: a tick failed; trying again in %.1fs", self.interval_s)
-            if self.stop.wait(self.interval_s):
-                break
+        repeat_rounds(self.tick, stop=self.stop, interval_s=self.interval_s, name="clock loop",
+                      on_error=self._failed)
         log.info("clock loop stopped")
+
+    def _failed(self, exc: BaseException) -> None:
+        self.errors += 1
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self.run, name="clock-loop", daemon=True)

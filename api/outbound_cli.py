@@ -18,9 +18,10 @@ from rich.table import Table
 from api.cli_support import fail as _fail
 from api.cli_support import out, runtime
 from api.outbound_parts import outbox_policy, templates
+from api.search_follow import index_now
 from casestore.outbound import operations, services
 from casestore.outbound.schemas import DraftView, FlaggedView, OutboundView
-from casestore.search.indexer import index_items
+from casestore.search import outbox as search_outbox
 
 
 def _print_json(obj: Any) -> None:
@@ -105,12 +106,8 @@ def case_reply(
             return
         with rt.sessions() as session, session.begin():
             queued = services.queue_message(session, **args, task_id=task)
-        search = "updated"
-        try:
-            with rt.read_sessions() as session:
-                index_items(session, rt.search_index, [queued.item_id])
-        except Exception as exc:  # queued; the sender indexes it again when it sends it
-            search = f"not updated now ({type(exc).__name__}); the sender indexes it when it sends it"
+            outbox_ids = search_outbox.written_in(session)
+        search = index_now(rt, outbox_ids, what=f"outbound {queued.item_id}")
     if as_json:
         _print_json({"id": queued.id, "item_id": queued.item_id, "case_ref": queued.case_ref,
                      "channel": queued.channel, "state": queued.state, "to": queued.recipient,

@@ -54,7 +54,7 @@ def make_sender(rt: Runtime) -> Sender:
                           backoff_initial_s=o.backoff_initial_s, backoff_max_s=o.backoff_max_s, poll_s=o.poll_s,
                           letter_font=find_font(o.letter_font))
     return Sender(sessions=rt.sessions, blobs=rt.blobs, transports=transports(rt.settings), config=config,
-                  search_index=rt.search_index, listen_engine=rt.engine)
+                  listen_engine=rt.engine)
 
 
 class SenderThread:

@@ -19,14 +19,14 @@ from twilio.request_validator import RequestValidator  # type: ignore[import-unt
 from api.auth import Principal, get_runtime, require_roles
 from api.outbound_parts import outbox_policy, templates
 from api.params import MAX_DB_INT, DocumentId
+from api.search_follow import index_now
 from api.settings import Settings
-from api.wiring import Runtime
 from casestore import access
 from casestore.outbound import operations, services
 from casestore.outbound.schemas import DraftView, OutboundView, QueuedView
 from casestore.outbound.templates import Templates
 from casestore.outbound.transports import status_callback_for
-from casestore.search.indexer import index_items
+from casestore.search import outbox as search_outbox
 from connectors.http_body import form_of, read_limited, refuse
 
 log = logging.getLogger(__name__)
@@ -106,20 +106,10 @@ def send_reply(request: Request, ref: str, body: ReplyRequest, user: Agent) -> Q
             templates=templates_for(request), template=body.template, fields=body.fields, subject=body.subject,
             body=body.body, to=body.to, attachments=body.attachments, reply_to_item=body.reply_to_item, viewer=user,
             idempotency_key=key, task_id=body.task_id)
+        outbox_ids = search_outbox.written_in(session)
     return QueuedView(id=queued.id, item_id=queued.item_id, case_ref=queued.case_ref, channel=queued.channel,
                       state=queued.state, to=queued.recipient, duplicate=queued.duplicate,
-                      search_index=index_now(rt, queued.item_id))
-
-
-def index_now(rt: Runtime, item_id: str) -> str:
-    """Index a queued message's folder entry at once (search shows it before it is sent)."""
-    try:
-        with rt.read_sessions() as session:
-            index_items(session, rt.search_index, [item_id])
-        return "updated"
-    except Exception as exc:  # queued and committed; the sender indexes it again when it sends
-        log.error("outbound %s queued but not indexed for search now: %s", item_id, exc)
-        return f"not updated now ({type(exc).__name__}); the sender indexes it when it sends it"
+                      search_index=index_now(rt, outbox_ids, what=f"outbound {queued.item_id}"))
 
 
 @router.get("/api/v1/cases/{ref}/replies", response_model=list[OutboundView])

@@ -13,6 +13,7 @@ from uvicorn.config import LOGGING_CONFIG
 
 from api.app import create_app
 from api.clock_worker import ClockLoop
+from api.disk_wait import open_when_space
 from api.log_setup import uvicorn_log_config
 from api.metrics import serve_metrics
 from api.outbound_parts import SenderThread
@@ -33,7 +34,9 @@ def _exit_cleanly(signum: int, frame: object) -> None:
 
 def run_server(settings: Settings, *, host: str, port: int) -> None:
     logging.getLogger().setLevel(logging.INFO)
-    rt = open_runtime(settings)
+    rt = open_when_space(settings.data_dir, lambda: open_runtime(settings), host=host, port=port)
+    if rt is None:  # stopped while the disk was full
+        return
     runner: PipelineRunner | StageProcesses | None = None
     if settings.serve.run_pipeline and settings.is_embedded_bus:
         if settings.worker.stage_processes == "threads":

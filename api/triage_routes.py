@@ -15,6 +15,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from api.auth import Principal, get_runtime, require_roles
+from api.search_follow import index_now
 from casestore import triage, triage_leases
 from casestore.db import translate_errors
 from casestore.models import utcnow
@@ -102,13 +103,6 @@ def resolve(request: Request, item_id: str, body: Resolve, user: Agent) -> dict[
                                     viewer=user, actor=user.name, reason=body.reason, customer_id=body.customer_id,
                                     doc_type=body.doc_type, case_type=body.case_type)
         outbox_ids = search_outbox.enqueue(session, item_ids=[res.item_id])  # search must follow: with the change
-    search = "updated"
-    try:  # search must now show it only to its case's teams
-        done = rt.search_drainer.drain(ids=outbox_ids)
-        if done.rows < len(outbox_ids):
-            search = "waiting: the index is not taking updates now; it is updated when it is back"
-    except Exception as exc:  # the resolution and its outbox row are committed: a later drain indexes it
-        log.warning("triage %s resolved; its search update waits in the outbox (%s)", res.item_id, exc)
-        search = f"waiting ({type(exc).__name__}): updated when the index is back"
+    search = index_now(rt, outbox_ids, what=f"triage {res.item_id} resolved")  # shown only to its case's teams
     return {"item_id": res.item_id, "outcome": res.outcome, "case_ref": res.case_ref, "doc_type": res.doc_type,
             "label_id": res.label_id, "search_index": search}

@@ -19,7 +19,7 @@ import typer
 from pydantic import BaseModel
 from sqlalchemy.orm import Session
 
-from api.cli_support import out, runtime
+from api.cli_support import err, out, runtime
 
 OptionalAs = Annotated[str | None, typer.Option("--as", help="the user acting (default: the console operator)")]
 AsJson = Annotated[bool, typer.Option("--json", help="print JSON")]
@@ -43,8 +43,19 @@ def _show(view: BaseModel, as_json: bool, line: str) -> None:
         out.print(line, highlight=False)
 
 
+def _search_follows(rt: Any, outbox_ids: list[int], *, what: str) -> None:
+    """A status change (or a task's message) reaches search now, or when the index is back."""
+    from api.search_follow import UPDATED, index_now
+
+    search = index_now(rt, outbox_ids, what=what)
+    if search != UPDATED:
+        err.print(f"search is not updated yet: {search} (by `casework serve`; or run `casework reindex`)",
+                  highlight=False)
+
+
 def _task(as_json: bool, change: Callable[[Session, Any], Any]) -> None:
     """Run ``change(session, calendars)`` on a task; print the task."""
+    from casestore.search import outbox as search_outbox
     from casestore.work.views import task_view_of
 
     with runtime() as rt:
@@ -52,6 +63,8 @@ def _task(as_json: bool, change: Callable[[Session, Any], Any]) -> None:
         with rt.sessions() as session, session.begin():
             task = change(session, calendars)
             view = task_view_of(session, task=task)
+            outbox_ids = search_outbox.written_in(session)
+        _search_follows(rt, outbox_ids, what=f"task {view.id}")
     missing = f"  missing: {', '.join(view.missing)}" if view.missing and view.state != "completed" else ""
     _show(view, as_json, f"task {view.id} {view.name} #{view.iteration}: {view.state}"
                          f"{' ' + view.completion_code if view.completion_code else ''}"
@@ -61,6 +74,7 @@ def _task(as_json: bool, change: Callable[[Session, Any], Any]) -> None:
 def _case(ref: str, as_json: bool, change: Callable[[Session, Any], Any]) -> None:
     """Run ``change(session, calendars)`` on a case; print its work."""
     from casestore.cases import get_case
+    from casestore.search import outbox as search_outbox
     from casestore.work.views import work_view
 
     with runtime() as rt:
@@ -68,6 +82,8 @@ def _case(ref: str, as_json: bool, change: Callable[[Session, Any], Any]) -> Non
         with rt.sessions() as session, session.begin():
             change(session, calendars)
             view = work_view(session, case=get_case(session, ref=ref))
+            outbox_ids = search_outbox.written_in(session)
+        _search_follows(rt, outbox_ids, what=f"case {ref}")
     assert view is not None
     stuck = f"  stuck: {'; '.join(view.stuck)}" if view.stuck else ""
     _show(view, as_json, f"{ref}: {view.case_type} v{view.version}, stage {view.stage or '(all done)'}, "

@@ -23,11 +23,10 @@ from api.auth import Principal, get_runtime, require_roles
 from api.params import LeaseVersion, TaskId
 from api.params import Urgency as UrgencyValue
 from api.queue_routes import actor_of
-from api.wiring import Runtime
-from casestore.cases import find_case, get_case
+from api.search_follow import index_now
+from casestore.cases import get_case
 from casestore.db import translate_errors
-from casestore.models import Case
-from casestore.search.indexer import update_case_in_index
+from casestore.search import outbox as search_outbox
 from casestore.work import engine, overrides
 from casestore.work.clocks import Calendars
 from casestore.work.models import SlaClock, WorkTask
@@ -106,51 +105,28 @@ def _case_work(session: Session, ref: str) -> CaseWorkView:
     return view
 
 
-def _case_status(session: Session, ref: str) -> tuple[str, str] | None:
-    """(ref, coarse status) of the case, or None if there is no such case."""
-    case = find_case(session, ref=ref)
-    return (case.ref, case.status) if case is not None else None
-
-
-def _task_case_status(session: Session, task_id: int) -> tuple[str, str] | None:
-    task = session.get(WorkTask, task_id)
-    case = session.get(Case, task.case_id) if task is not None else None
-    return (case.ref, case.status) if case is not None else None
-
-
-def _search_follows(rt: Runtime, before: tuple[str, str] | None, after: tuple[str, str] | None) -> None:
-    """After the commit: search shows the case's new coarse status (open, pending, closed)."""
-    if before is None or after is None or before == after:
-        return
-    try:
-        with rt.read_sessions() as session:
-            update_case_in_index(session, rt.search_index, case_ref=after[0])
-    except Exception as exc:  # the change is committed; the index can be repaired by `casework reindex`
-        log.error("case %s changed status but the search index was not updated: %s; run `casework reindex`",
-                  after[0], exc)
-
-
 def _work_after(request: Request, ref: str, change: Callable[[Session, Calendars], object]) -> CaseWorkView:
-    """One transaction: ``change``, then the case's work view."""
+    """One transaction: ``change``, then the case's work view; then search follows a status change
+    (the work engine wrote its outbox row in the transaction)."""
     rt = get_runtime(request)
     calendars = rt.calendars  # loaded once per process
     with translate_errors(), rt.sessions() as session, session.begin():
-        before = _case_status(session, ref)
         change(session, calendars)
-        view, after = _case_work(session, ref), _case_status(session, ref)
-    _search_follows(rt, before, after)
+        view = _case_work(session, ref)
+        outbox_ids = search_outbox.written_in(session)
+    index_now(rt, outbox_ids, what=f"case {ref}")
     return view
 
 
 def _task_after(request: Request, task_id: TaskId, change: Callable[[Session, Calendars], WorkTask]) -> CaseTaskView:
-    """One transaction: ``change`` a task, then its view."""
+    """One transaction: ``change`` a task, then its view; then search follows (completing the last
+    task can close the case; a task's message is a new folder entry)."""
     rt = get_runtime(request)
     calendars = rt.calendars
     with translate_errors(), rt.sessions() as session, session.begin():
-        before = _task_case_status(session, task_id)
         view = task_view_of(session, task=change(session, calendars))
-        after = _task_case_status(session, task_id)
-    _search_follows(rt, before, after)
+        outbox_ids = search_outbox.written_in(session)
+    index_now(rt, outbox_ids, what=f"task {task_id}")
     return view
 
 

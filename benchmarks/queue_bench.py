@@ -201,14 +201,25 @@ def load_sqlite(url: str, n_tasks: int) -> None:
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     engine = make_engine(url)
     upgrade(engine)
+    seconds = bulk_load_sqlite(engine, n_tasks, clocks=False)
+    emit(phase="load", db="sqlite", tasks=n_tasks, seconds=round(seconds, 1))
+    engine.dispose()
+
+
+def bulk_load_sqlite(engine: Engine, n_tasks: int, *, clocks: bool) -> float:
+    """The data set (cases, their work and tasks; with ``clocks`` their two SLA clocks too) into a
+    migrated SQLite store in one transaction of ``executemany``, then ANALYZE; the seconds it took."""
     store_definition(engine)
     began = time.perf_counter()
+    cases, work, tasks, sla_clocks = _rows(n_tasks)
+    tables = [("cases", cases), ("case_work", work), ("tasks", tasks)]
+    if clocks:
+        tables.append(("sla_clocks", sla_clocks))
     raw = engine.raw_connection()
     try:
         cur = raw.cursor()
         cur.execute("BEGIN")
-        cases, work, tasks, _ = _rows(n_tasks)
-        for table, rows in (("cases", cases), ("case_work", work), ("tasks", tasks)):
+        for table, rows in tables:
             marks = ", ".join("?" for _ in COLUMNS[table].split(","))
             cur.executemany(f"INSERT INTO {table} ({COLUMNS[table]}) VALUES ({marks})",
                             ([v.isoformat(sep=" ") if isinstance(v, datetime) else v for v in r] for r in rows))
@@ -216,8 +227,7 @@ def load_sqlite(url: str, n_tasks: int) -> None:
         cur.execute("ANALYZE")
     finally:
         raw.close()
-    emit(phase="load", db="sqlite", tasks=n_tasks, seconds=round(time.perf_counter() - began, 1))
-    engine.dispose()
+    return time.perf_counter() - began
 
 
 # -- agents, tokens and the server -----------------------------------------------------------------

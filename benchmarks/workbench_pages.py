@@ -124,23 +124,10 @@ def timeline_pages(runs: int) -> None:
 
 def _load_tasks(rt: Runtime, n_tasks: int) -> None:
     """The queue benchmark's data set (cases, work, tasks and their two clocks), bulk-loaded."""
-    from benchmarks.queue_bench import COLUMNS, _rows, store_definition
+    from benchmarks.queue_bench import bulk_load_sqlite
 
-    store_definition(rt.engine)
-    began = time.perf_counter()
-    raw = rt.engine.raw_connection()
-    try:
-        cur = raw.cursor()
-        cur.execute("BEGIN")
-        for table, rows in zip(("cases", "case_work", "tasks", "sla_clocks"), _rows(n_tasks), strict=True):
-            marks = ", ".join("?" for _ in COLUMNS[table].split(","))
-            cur.executemany(f"INSERT INTO {table} ({COLUMNS[table]}) VALUES ({marks})",
-                            ([v.isoformat(sep=" ") if isinstance(v, datetime) else v for v in r] for r in rows))
-        cur.execute("COMMIT")
-        cur.execute("ANALYZE")
-    finally:
-        raw.close()
-    print(json.dumps({"phase": "load", "tasks": n_tasks, "seconds": round(time.perf_counter() - began, 1),
+    seconds = bulk_load_sqlite(rt.engine, n_tasks, clocks=True)
+    print(json.dumps({"phase": "load", "tasks": n_tasks, "seconds": round(seconds, 1),
                       "load_1m": round(os.getloadavg()[0], 1)}), flush=True)
 
 

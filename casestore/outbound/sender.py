@@ -1,8 +1,9 @@
 """The sender loop: delivers what the outbox holds, with retries and backoff.
 
 One round (``run_once``): take back the claims of senders that stopped (``outbox.reconcile``),
-claim a batch of due messages, hand each to its transport, record the outcome, and index the
-batch's folder entries for search.  ``run`` repeats rounds until told to stop; a round that
+claim a batch of due messages, hand each to its transport, and record the outcome.  Search has
+the folder entries from their queueing (a search outbox row written with each message); sending
+changes nothing search holds.  ``run`` repeats rounds until told to stop; a round that
 fails (the database is down) is repeated after a growing pause.
 
 What is promised, and how (the claim and ``committing`` are explained in ``outbox``):
@@ -54,8 +55,7 @@ from casestore.outbound.transports import (
     Transport,
 )
 from casestore.outbound.wakeup import Wakeup, listen
-from casestore.search.indexer import index_items
-from casestore.search.port import SearchIndex
+from casestore.rounds import exponential_backoff
 
 log = logging.getLogger(__name__)
 
@@ -98,12 +98,12 @@ class RoundReport:
 
 
 def backoff(attempts: int, config: SenderConfig) -> float:
-    return float(min(config.backoff_initial_s * 2 ** max(attempts - 1, 0), config.backoff_max_s))
+    return exponential_backoff(attempts, config.backoff_initial_s, config.backoff_max_s)
 
 
 class Sender:
     def __init__(self, *, sessions: sessionmaker[Session], blobs: BlobStorage, transports: Mapping[str, Transport],
-                 config: SenderConfig, search_index: SearchIndex | None = None,
+                 config: SenderConfig,
                  clock: Callable[[], datetime] = utcnow, listen_engine: Engine | None = None) -> None:
         self.sessions = sessions
         self.wakeup = Wakeup()  # set when a message is queued (casestore.outbound.wakeup)
@@ -111,7 +111,6 @@ class Sender:
         self.blobs = blobs
         self.transports = dict(transports)
         self.config = config
-        self.search_index = search_index
         self.clock = clock
         self.rounds = 0
         self.last_error: str | None = None
@@ -133,13 +132,6 @@ class Sender:
         finally:
             for transport in self.transports.values():
                 transport.close()
-        if claimed and self.search_index is not None:
-            try:
-                with self.sessions() as session:
-                    index_items(session, self.search_index, [m.id for m in claimed])
-            except Exception as exc:  # the sends are recorded; search catches up on the next reindex
-                log.error("outbox: %d messages recorded but not indexed for search (%s); run `casework reindex`",
-                          len(claimed), exc)
         self.rounds += 1
         return report
 

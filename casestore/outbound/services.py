@@ -2,11 +2,14 @@
 
 ``queue_message`` is the one way a message enters the outbox.  It writes, in the caller's
 transaction and nowhere else: the outbox row, the message's folder entry (an ``items`` row with
-``direction='out'`` and one document), and an audit event ``outbound.queued``.  So whatever asks
-for a message (an agent pressing Send, a task completed with a code that sends the outcome
-letter) either commits together with its message or not at all, and the sender only ever sees
-committed messages.  After the commit the caller indexes ``QueuedMessage.item_id`` for search
-(the sender indexes what it sends too, so a missed index write is repaired).
+``direction='out'`` and one document), a search outbox row for that entry, and an audit event
+``outbound.queued``.  So whatever asks for a message (an agent pressing Send, a task completed
+with a code that sends the outcome letter) either commits together with its message or not at
+all, and the sender only ever sees committed messages.  After the commit the caller drains the
+search outbox rows it wrote (``casestore.search.outbox.written_in``) so search shows the entry at
+once; if the index is down they wait in the outbox and reach it when it is back.  Sending
+changes nothing search holds (state and the sent file are not indexed), so the sender does not
+write to the index.
 
 Retries of the same request are safe when the caller passes ``idempotency_key`` (a task's
 completion: ``task:<id>:outcome``): the existing message is returned, nothing is written.
@@ -34,6 +37,7 @@ from casestore.outbound.drafts import Draft, OutboxPolicy, compose, message_id_f
 from casestore.outbound.errors import RateLimited, RecipientProblem
 from casestore.outbound.models import STATES, FlaggedAddress, OutboundMessage
 from casestore.outbound.templates import Templates
+from casestore.search import outbox as search_outbox
 from casestore.validation import no_nul
 from casestore.work.models import WorkTask  # outbound may read work's tables; work never imports outbound
 
@@ -45,7 +49,7 @@ RATE_WINDOW = timedelta(hours=24)
 @dataclass(frozen=True)
 class QueuedMessage:
     id: str
-    item_id: str  # index this for search after the commit
+    item_id: str  # its folder entry (the search outbox row for it is written with it)
     case_ref: str
     channel: str
     state: str
@@ -207,6 +211,7 @@ def _insert(session: Session, *, case: Case, draft: Draft, outbound_id: str, act
                          title=no_nul(title or draft.channel), filename=None, content_type="text/plain; charset=utf-8",
                          blob_sha256=None, text=no_nul(draft.body), fields={}, error=None, created_at=now))
     case.updated_at = now
+    search_outbox.enqueue(session, item_ids=[outbound_id])  # search shows it from this commit (or when back)
     details: dict[str, Any] = {"outbound_id": outbound_id, "channel": draft.channel, "to": draft.recipient,
                                "template": draft.template, "automatic": automatic}
     if task_id is not None:

@@ -1,11 +1,11 @@
 """Keeping the search index in step with the case store.
 
-- ``index_items``: the file stage calls it after each committed batch, with every item id of the
-  batch (duplicates too: a redelivered batch then repairs an index write that failed).
-- ``reindex_cases``: after cases' status, team, restriction or customer changed (``casework
-  import cases`` re-indexes the cases whose visibility it changed).
-- ``reindex_customers``: the same for renamed customers' cases (``casework import customers``).
-- ``update_case_in_index``: the same for one case, through the index's own update.
+Changes after a commit reach the index through the search outbox (``casestore.search.outbox``):
+the file stage, triage, case status changes, outbound messages and imports write its rows in
+their own transaction.  What is here writes to the index directly:
+
+- ``index_items`` / ``update_case_in_index``: one direct write for these items or this case (no
+  retry if it fails; product code uses the outbox instead; kept for tools and tests).
 - ``reindex``: rebuild from the store in document id order, in batches (one index commit or
   bulk request per batch), resumable: the last committed document id goes to a checkpoint file
   after every batch, and a run that finds the file carries on after that id.  At the end it
@@ -27,7 +27,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from casestore.cases import get_case
-from casestore.models import Case, Customer, Document
+from casestore.models import Document
 from casestore.search import outbox as search_outbox
 from casestore.search.legacy_import import ImportReport, import_documents
 from casestore.search.port import CaseUpdate, SearchIndex
@@ -36,7 +36,7 @@ from casestore.search.store_docs import Checkpoint, documents_for_index, documen
 log = logging.getLogger(__name__)
 
 __all__ = ["ImportReport", "ReindexReport", "documents_for_index", "import_documents", "index_items", "reindex",
-           "reindex_cases", "reindex_customers", "update_case_in_index"]
+           "update_case_in_index"]
 
 Progress = Callable[[int, int], None]  # (done, total)
 INDEX_CHUNK = 1000
@@ -48,27 +48,6 @@ def index_items(session: Session, index: SearchIndex, item_ids: Sequence[str]) -
     for start in range(0, len(docs), INDEX_CHUNK):
         index.index(docs[start:start + INDEX_CHUNK])
     return len(docs)
-
-
-def reindex_cases(session: Session, index: SearchIndex, case_refs: Sequence[str]) -> int:
-    """Re-index every document of these cases from the store (after their team, status,
-    restriction or customer changed: an import, a correction); how many documents were written."""
-    written = 0
-    for ref in dict.fromkeys(case_refs):
-        docs = documents_for_index(session, case_ref=ref)
-        for start in range(0, len(docs), INDEX_CHUNK):
-            index.index(docs[start:start + INDEX_CHUNK])
-        written += len(docs)
-    return written
-
-
-def reindex_customers(session: Session, index: SearchIndex, customer_ids: Sequence[str]) -> int:
-    """Re-index the documents of these customers' cases (after a rename: search by name)."""
-    refs: list[str] = []
-    for start in range(0, len(customer_ids), 500):
-        refs.extend(session.scalars(select(Case.ref).join(Customer, Case.customer_id == Customer.id)
-                                    .where(Customer.customer_id.in_(customer_ids[start:start + 500]))))
-    return reindex_cases(session, index, refs)
 
 
 def update_case_in_index(session: Session, index: SearchIndex, *, case_ref: str) -> int:

@@ -6,6 +6,13 @@ row exists exactly when the change does.  ``OutboxDrainer.drain`` then reads due
 their documents from the store (the store is the truth: a row says *what* to refresh, never
 the values), writes them to the index and deletes the rows.
 
+Rows are written by: the file stage (filed items, cases a reply reopened or moved), triage
+resolution, the work engine whenever a case's coarse status changes (``Run.set_coarse_status``:
+routes, web pages, the work CLI), the outbound queue (a reply's folder entry, from an agent or a
+task), and ``casework import customers|cases`` (cases whose team, status or customer's name
+changed).  Nothing else writes to the index but ``casework reindex`` and the legacy document
+import (``casework import documents``, resumable from its own checkpoint).
+
 - The file stage drains the rows of its batch right after its commit (search sees a filed item
   at once, as before), and then up to one batch of rows left over from earlier failures.
 - ``casework serve`` runs ``OutboxLoop``, a thread that drains rows older than ``grace_s``
@@ -41,7 +48,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from casestore.db import translate_errors
 from casestore.errors import CaseStoreError
-from casestore.models import utcnow
+from casestore.models import Case, Customer, utcnow
+from casestore.rounds import exponential_backoff, repeat_rounds
 from casestore.search.models import SearchOutboxEntry
 from casestore.search.port import SearchIndex
 from casestore.search.store_docs import IN_CHUNK, documents_for_index
@@ -52,8 +60,17 @@ INDEX_CHUNK = 1000
 MAX_ERROR_CHARS = 2000
 
 
-def enqueue(session: Session, *, item_ids: Sequence[str] = (), case_refs: Sequence[str] = ()) -> list[int]:
-    """Outbox rows for these items and cases, in the caller's transaction; their ids."""
+_WRITTEN = "search_outbox_ids"  # session.info key: the rows this session wrote (``written_in``)
+
+
+def enqueue(session: Session, *, item_ids: Sequence[str] = (), case_refs: Sequence[str] = (),
+            customer_ids: Sequence[str] = ()) -> list[int]:
+    """Outbox rows for these items, these cases and every case of these customers (CRM ids: after
+    a rename, search finds the documents by the new name), in the caller's transaction; their ids.
+    The ids are also kept for ``written_in``, so a caller that did not write them itself (a work
+    service, the outbound queue) can drain them after its commit."""
+    if customer_ids:
+        case_refs = [*case_refs, *_case_refs_of_customers(session, customer_ids)]
     now = utcnow()
     rows = [{"item_id": i, "case_ref": None, "created_at": now, "next_attempt_at": now, "attempts": 0}
             for i in dict.fromkeys(item_ids)]
@@ -66,7 +83,23 @@ def enqueue(session: Session, *, item_ids: Sequence[str] = (), case_refs: Sequen
         result = session.execute(insert(SearchOutboxEntry).returning(SearchOutboxEntry.id),
                                  rows[start:start + IN_CHUNK])
         ids.extend(int(i) for i in result.scalars())
+    session.info.setdefault(_WRITTEN, []).extend(ids)
     return ids
+
+
+def written_in(session: Session) -> list[int]:
+    """The ids of the rows ``enqueue`` wrote through this session since the last call (then
+    forgotten): what the caller drains right after its commit."""
+    return list(session.info.pop(_WRITTEN, []))
+
+
+def _case_refs_of_customers(session: Session, customer_ids: Sequence[str]) -> list[str]:
+    refs: list[str] = []
+    unique = list(dict.fromkeys(customer_ids))
+    for start in range(0, len(unique), IN_CHUNK):
+        refs.extend(session.scalars(select(Case.ref).join(Customer, Case.customer_id == Customer.id)
+                                    .where(Customer.customer_id.in_(unique[start:start + IN_CHUNK]))))
+    return refs
 
 
 @dataclass(frozen=True)
@@ -129,7 +162,7 @@ class OutboxDrainer:
         self._lock = threading.Lock()
 
     def backoff(self, attempts: int) -> float:
-        return float(min(self.backoff_initial_s * 2 ** max(attempts - 1, 0), self.backoff_max_s))
+        return exponential_backoff(attempts, self.backoff_initial_s, self.backoff_max_s)
 
     def paused(self) -> bool:
         return self.paused_until is not None and self.clock() < self.paused_until
@@ -255,17 +288,12 @@ class OutboxLoop:
 
     def run(self) -> None:
         log.info("search outbox loop running: every %.1fs, rows older than %.0fs", self.poll_s, self.grace_s)
-        while not self.stop.is_set():
-            try:
-                self.drainer.drain_all(min_age_s=self.grace_s, stop=self.stop)
-            except CaseStoreError as exc:
-                self.errors += 1
-                log.warning("search outbox loop: %s; trying again in %.1fs", exc, self.poll_s)
-            except Exception:
-                self.errors += 1
-                log.exception("search outbox loop: a round failed; trying again in %.1fs", self.poll_s)
-            self.stop.wait(self.poll_s)
+        repeat_rounds(lambda: self.drainer.drain_all(min_age_s=self.grace_s, stop=self.stop), stop=self.stop,
+                      interval_s=self.poll_s, name="search outbox loop", on_error=self._failed)
         log.info("search outbox loop stopped")
+
+    def _failed(self, exc: BaseException) -> None:
+        self.errors += 1
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self.run, name="search-outbox", daemon=True)

@@ -41,6 +41,7 @@ from casestore import audit
 from casestore.audit import NewEvent
 from casestore.errors import CaseStoreError, NotFound
 from casestore.models import Case, Item, User
+from casestore.search import outbox as search_outbox
 from casestore.work import clocks
 from casestore.work.actor import Actor
 from casestore.work.calendar import BusinessCalendar
@@ -341,11 +342,16 @@ class Run:
         return True
 
     def set_coarse_status(self, status: str) -> None:
-        """The case's own open / pending / closed (search facets and older readers use it)."""
+        """The case's own open / pending / closed (search facets and older readers use it).  Search
+        follows through its outbox, in this transaction: a batch's owner (the file stage) enqueues
+        the batch's changed cases at its end; anything else (a route, the CLI, the clock loop)
+        here, and drains ``search_outbox.written_in(session)`` after its commit."""
         if self.case.status != status:
             self.case.status = status
             if self.batch is not None:
                 self.batch.status_changed.add(self.case.ref)
+            else:
+                search_outbox.enqueue(self.session, case_refs=[self.case.ref])
 
     # -- clocks --------------------------------------------------------------------------------
 

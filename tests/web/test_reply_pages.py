@@ -50,7 +50,7 @@ def run_sender(wb: Workbench, relay: Relay) -> Any:
     transports = {"email": SmtpTransport(SmtpConfig(host="127.0.0.1", port=relay.port, security="none",
                                                     timeout_s=10))}
     sender = Sender(sessions=wb.rt.sessions, blobs=wb.rt.blobs, transports=transports,
-                    config=SenderConfig(letter_font=find_font("")), search_index=wb.rt.search_index)
+                    config=SenderConfig(letter_font=find_font("")))
     return sender.run_once()
 
 

@@ -28,6 +28,7 @@ from casestore.outbound.transports import (
     TwilioConfig,
     TwilioTransport,
 )
+from casestore.search.outbox import OutboxDrainer
 from casestore.search.port import SearchQuery, Viewer
 from casestore.search.tantivy_index import TantivyIndex
 from ingest.blobs import FileBlobStore
@@ -93,7 +94,7 @@ def message(sessions: sessionmaker[Session], outbound_id: str) -> OutboundMessag
 
 def sender(sessions: sessionmaker[Session], blobs: FileBlobStore, *, relay: Relay | None = None,
            port: int | None = None, clock: Clock | None = None, twilio_url: str = "",
-           index: TantivyIndex | None = None, **config: object) -> Sender:
+           **config: object) -> Sender:
     """A sender whose clock is ``AHEAD`` of now unless ``clock`` is given."""
     transports: dict[str, Transport] = {
         "email": SmtpTransport(SmtpConfig(host="127.0.0.1", port=relay.port if relay else (port or 1),
@@ -103,7 +104,7 @@ def sender(sessions: sessionmaker[Session], blobs: FileBlobStore, *, relay: Rela
                                             status_callback_url="https://cw.example/webhooks/twilio/status")),
     }
     cfg = SenderConfig(**{"backoff_initial_s": 60.0, "claim_lease_s": 120.0, **config})  # type: ignore[arg-type]
-    return Sender(sessions=sessions, blobs=blobs, transports=transports, config=cfg, search_index=index,
+    return Sender(sessions=sessions, blobs=blobs, transports=transports, config=cfg,
                   clock=clock or Clock(datetime.now(UTC) + AHEAD))
 
 
@@ -122,7 +123,7 @@ def test_an_email_reaches_the_relay_threaded_and_what_went_is_filed_and_indexed(
     outbound_id = queue(store, attachments=[attach])
     index = TantivyIndex(tmp_path / "index", heap_bytes=50_000_000, threads=1)
     try:
-        report = sender(store, blobs, relay=relay, index=index).run_once()
+        report = sender(store, blobs, relay=relay).run_once()
         assert (report.claimed, report.sent) == (1, 1)
         [mail] = relay.messages()
         msg = message(store, outbound_id)
@@ -140,6 +141,8 @@ def test_an_email_reaches_the_relay_threaded_and_what_went_is_filed_and_indexed(
             with blobs.open(item.blob_sha256 or "") as fh:
                 assert f"Message-ID: {msg.message_id}".encode() in fh.read()
         assert audit_actions(store, outbound_id) == ["outbound.queued", "outbound.sent"]
+        # search has it from its queueing: the outbox row written with it (what `casework serve` drains)
+        assert OutboxDrainer(store, index).drain().documents == 1
         hits = index.search(SearchQuery(text="opened case", channels=("email",)), Viewer(role="admin")).hits
         assert [h.item_id for h in hits] == [outbound_id]
     finally:
