@@ -5,6 +5,7 @@ and the stages report the restarts the outage caused."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +34,11 @@ def proxied_pg(_postgres: Any) -> Iterator[tuple[str, TcpGate]]:
     yield parsed.set(port=proxy.port).render_as_string(hide_password=False), proxy
     proxy.shut()
     _postgres.drop(url)
+
+
+def restarts(runner: PipelineRunner) -> int:
+    """The stages' restarts so far, as ``states()`` reports them ("restarted 2x; last: ...")."""
+    return sum(int(m.group(1)) for state in runner.states().values() for m in re.finditer(r"restarted (\d+)x", state))
 
 
 def email(n: int) -> bytes:
@@ -64,7 +70,10 @@ def test_a_database_outage_mid_run_loses_nothing_and_dead_letters_nothing(
             time.sleep(0.1)
         proxy.shut()
         publish_raw(rt.bus, raws[20:])  # more arrives while the database is down
-        time.sleep(4)  # several retries' worth of outage
+        deadline = time.monotonic() + 60  # several retries' worth of outage (was a fixed 4 s sleep)
+        while restarts(runner) < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert restarts(runner) >= 3, runner.states()
         assert runner.alive(), "a stage thread died of the outage"
         proxy.open()
         deadline = time.monotonic() + 90
