@@ -6,7 +6,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.setup-stamp
 NODE_STAMP := node_modules/.setup-stamp
 APT_PACKAGES := tesseract-ocr tesseract-ocr-eng dovecot-imapd chromium fonts-dejavu-core spamd
-PYTEST_ARGS ?=
+# `make test` spreads the tests over 4 pytest-xdist workers (many tests wait on subprocesses, a
+# browser or a broker rather than compute, so 4 beat 2 even on 2 cores); tests that share a
+# module-scoped fixture stay together (tests/conftest.py). Serially, for debugging:
+# `make test PYTEST_ARGS="-p no:xdist"` (or "-n 0"); one file: PYTEST_ARGS="-p no:xdist tests/api/test_app.py".
+PYTEST_ARGS ?= -n 4 --dist loadgroup
 
 .PHONY: setup system-packages run test lint bench clean-data help
 

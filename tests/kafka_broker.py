@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.ports import free_port
+
 KAFKA_TEST_OPTS = {"session_timeout_ms": 6000, "heartbeat_interval_ms": 2000, "bootstrap_timeout_ms": 10000}
 
 
@@ -42,9 +44,7 @@ def _tansu_binary(scratch: Path) -> Path:
 
 
 def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_port()
 
 
 def _accepts(port: int) -> bool:

@@ -11,7 +11,6 @@ the output names the request.
 from __future__ import annotations
 
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -27,6 +26,7 @@ from api.app import create_app
 from api.settings import Settings
 from api.wiring import Runtime, open_runtime
 from casestore import cases, customers, users
+from tests.ports import free_port
 
 EXAMPLES_PER_ROUTE = 10
 ADMIN_PATHS = "^/api/v1/admin/"
@@ -41,9 +41,7 @@ SCHEMATHESIS = str(Path(sys.executable).with_name("schemathesis"))
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_port()
 
 
 @pytest.fixture

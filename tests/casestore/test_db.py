@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
@@ -9,6 +8,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from casestore.db import make_engine, session_factory, translate_errors
 from casestore.errors import InvalidInput, StoreUnavailable
+from tests.ports import free_port
 
 
 def test_sqlite_pragmas(tmp_path: Path) -> None:
@@ -59,9 +59,7 @@ def test_unsupported_urls(url: str) -> None:
 
 @pytest.mark.postgres
 def test_unreachable_postgres_is_store_unavailable() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # nothing listens here once the socket closes
+    port = free_port()  # nothing listens here
     engine = make_engine(f"postgresql+psycopg://postgres@127.0.0.1:{port}/none?connect_timeout=2")
     try:
         with pytest.raises(StoreUnavailable) as info, translate_errors(), engine.connect():

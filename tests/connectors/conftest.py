@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,6 +12,7 @@ from connectors.metrics import Registry
 from ingest.blobs import FileBlobStore
 from ingest.bus.sqlite_log import SqliteBus
 from ingest.messages import TOPIC_RAW, RawItem, decode
+from tests.ports import free_port  # noqa: F401 - imported from here by other test modules
 
 
 @pytest.fixture
@@ -53,7 +53,3 @@ def wait_until(check: Callable[[], bool], timeout: float = 10.0, what: str = "co
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])

@@ -25,10 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, bindparam, create_engine, text
+from sqlalchemy import Engine, create_engine
 
 from benchmarks.pipeline_throughput import make_emails
 from tests.e2e.test_serve_signals import wait_empty
+from tests.filed_once import assert_filed_once
 from tests.kafka_broker import running_broker
 
 CASEWORK = [sys.executable, "-m", "api"]
@@ -62,23 +63,14 @@ def finish(proc: subprocess.Popen[str], timeout: float = 180) -> tuple[int, str,
     return proc.returncode, out, err
 
 
-def assert_filed_once(engine: Engine, report: dict[str, Any]) -> None:
-    """Every file of the run filed, each item once with one document and one filing event."""
+def assert_report_filed_once(engine: Engine, report: dict[str, Any], *, only: bool = False) -> None:
+    """Every file of the run filed, each item once with one document and one filing event (``only``:
+    and nothing else in the store)."""
     assert report["failed"] == 0, [r for r in report["results"] if r["outcome"] not in FILED][:3]
     assert sum(report[k] for k in FILED) == ITEMS
-    ids = sorted({r["item_id"] for r in report["results"]})
+    ids = {r["item_id"] for r in report["results"]}
     assert len(ids) == ITEMS
-    with engine.connect() as conn:
-        def per_item(sql: str) -> dict[str, int]:
-            rows = conn.execute(text(sql).bindparams(bindparam("ids", expanding=True)), {"ids": ids})
-            return {str(i): int(n) for i, n in rows}
-        items = per_item("SELECT item_id, count(*) FROM items WHERE item_id IN :ids GROUP BY item_id")
-        docs = per_item("SELECT item_id, count(*) FROM documents WHERE item_id IN :ids GROUP BY item_id")
-        filed = per_item("SELECT item_id, count(*) FROM audit_events WHERE action = 'item.filed' "
-                         "AND item_id IN :ids GROUP BY item_id")
-    assert items == dict.fromkeys(ids, 1)
-    assert docs == dict.fromkeys(ids, 1), "a document filed twice (or missing)"
-    assert filed == dict.fromkeys(ids, 1), "an item filed twice (or not at all)"
+    assert_filed_once(engine, ids, only=only)
 
 
 def emails(tmp_path: Path, name: str) -> Path:
@@ -118,7 +110,7 @@ def _rerun_embedded(env: dict[str, str], folder: Path, crashed_pid: int, case: s
     assert code == 0, err[-3000:]
     engine = create_engine(f"sqlite:///{env['CASEWORK_DATA_DIR']}/casework.db")
     try:
-        assert_filed_once(engine, json.loads(out))
+        assert_report_filed_once(engine, json.loads(out), only=True)
     finally:
         engine.dispose()
     record_figure(shape="embedded", case=case, items=ITEMS, recovery_s=round(seconds, 1))
@@ -308,7 +300,7 @@ def test_kafka_kill_9_of_a_worker_at_a_boundary_then_restart_files_each_item_onc
     seconds = time.perf_counter() - died
     assert code == 0, err[-3000:] + _worker_log(prod, stage)
     wait_caught_up(prod)
-    assert_filed_once(prod.engine, json.loads(out))
+    assert_report_filed_once(prod.engine, json.loads(out))
     record_figure(shape="kafka+postgres", case=f"{stage} {fault}", items=ITEMS, recovery_s=round(seconds, 1))
 
 
@@ -325,7 +317,7 @@ def test_kafka_kill_9_of_ingest_after_the_blob_write_then_rerun_files_each_item_
     started = time.perf_counter()
     code, out, err = finish(ingest(production.env, folder))
     assert code == 0, err[-3000:]
-    assert_filed_once(production.engine, json.loads(out))
+    assert_report_filed_once(production.engine, json.loads(out))
     record_figure(shape="kafka+postgres", case="ingest after_blob_write:1", items=ITEMS,
                   recovery_s=round(time.perf_counter() - started, 1))
 
@@ -355,7 +347,7 @@ def test_kafka_sigterm_to_the_workers_group_then_restart_files_each_item_once(
         prod.start(stage, ready=False)
     code, out, err = finish(run)
     assert code == 0, err[-3000:]
-    assert_filed_once(prod.engine, json.loads(out))
+    assert_report_filed_once(prod.engine, json.loads(out))
     record_figure(shape="kafka+postgres", case="SIGTERM to the workers' group", items=ITEMS,
                   recovery_s=round(time.perf_counter() - stopped, 1))
 

@@ -26,9 +26,9 @@ NOT_YET_READABLE: dict[str, str] = {}
 pytestmark = pytest.mark.skipif(not FILES, reason=f"corpus not found at {CORPUS}")
 
 
-@pytest.fixture(scope="module")
-def blobs(tmp_path_factory: pytest.TempPathFactory) -> FileBlobStore:
-    return FileBlobStore(tmp_path_factory.mktemp("blobs"))
+@pytest.fixture
+def blobs(tmp_path: Path) -> FileBlobStore:
+    return FileBlobStore(tmp_path / "blobs")  # per test: cheap, and the tests can spread over xdist workers
 
 
 @pytest.mark.parametrize("path", FILES, ids=[f"{p.parent.name}/{p.name}" for p in FILES])

@@ -54,9 +54,9 @@ PEOPLE_AND_LISTS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def blobs(tmp_path_factory: pytest.TempPathFactory) -> FileBlobStore:
-    return FileBlobStore(tmp_path_factory.mktemp("blobs"))
+@pytest.fixture
+def blobs(tmp_path: Path) -> FileBlobStore:
+    return FileBlobStore(tmp_path / "blobs")  # per test: cheap, and the tests can spread over xdist workers
 
 
 def read(name: str, blobs: FileBlobStore, **limits: int) -> Extraction:

@@ -18,9 +18,9 @@ CORPUS = next((p for p in (_ROOT.parent / "shared" / "corpus", _ROOT.parent.pare
                if p.is_dir()), _ROOT.parent / "shared" / "corpus")
 
 
-@pytest.fixture(scope="module")
-def blobs(tmp_path_factory: pytest.TempPathFactory) -> FileBlobStore:
-    return FileBlobStore(tmp_path_factory.mktemp("blobs"))
+@pytest.fixture
+def blobs(tmp_path: Path) -> FileBlobStore:
+    return FileBlobStore(tmp_path / "blobs")  # per test: cheap, and the tests can spread over xdist workers
 
 
 def read(raw: bytes, blobs: FileBlobStore, name: str = "m.eml") -> Extraction:

@@ -31,6 +31,7 @@ from ingest.pipeline import ClassifyStage, FileStage
 from ingest.spam import SpamdCheck, parse_address
 from tests.classify.mailroom import Expected, MailItem, extract_item
 from tests.classify.mailroom_render import email_bytes
+from tests.ports import free_port
 
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "email"
 OFFER = ("Dear friend,\n\nYou have been chosen to receive USD 4,500,000.00 in unclaimed funds. Reply with your "
@@ -122,18 +123,12 @@ SPAMD = shutil.which("spamd") or ("/usr/sbin/spamd" if Path("/usr/sbin/spamd").e
 GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def spamd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real SpamAssassin daemon on a free loopback port, network tests off (-L): no DNS lists."""
     if SPAMD is None:
         pytest.fail("spamd is missing: `make setup` installs the Debian package spamd")
-    port = _free_port()
+    port = free_port()
     home = tmp_path_factory.mktemp("spamd")
     args = [SPAMD, "-L", f"--listen=127.0.0.1:{port}", "--min-children=1", "--max-children=2",
             "--nouser-config", f"--pidfile={home / 'spamd.pid'}", "-s", "stderr"]
@@ -191,7 +186,7 @@ def test_spamd_is_not_asked_about_known_customers_or_replies(sessions: sessionma
 
 
 def test_an_unreachable_spamd_keeps_the_decision_and_says_so(sessions: sessionmaker[Session], tmp_path: Path) -> None:
-    port = _free_port()  # nothing listens there
+    port = free_port()  # nothing listens there
     item = _run(sessions, [_mail("lost", sender="Pat Lee <pat.lee@web.example>", body=f"Hi\n{GTUBE}")],
                 tmp_path, spamd=f"127.0.0.1:{port}")[0]
     assert item.decision.outcome == "new_case"
