@@ -149,9 +149,11 @@ class ClassifyStage:
         out: list[Output] = []
         with self.sessions() as session:
             lookup = MemoLookup(StoreLookup(session))  # one snapshot per batch: ask each question once
-            for item in messages:
+            inputs = [match_input(item) for item in messages]
+            found = self.matcher.prefetch(inputs, lookup)  # the batch's references and senders: one query each
+            for item, given, entities in zip(messages, inputs, found, strict=True):
                 with about(item_id=item.item_id):
-                    result = self.matcher.decide(match_input(item), lookup)
+                    result = self.matcher.decide(given, lookup, entities)
                 decision = Decision(
                     outcome=result.outcome,
                     case_ref=result.case_ref, customer_id=result.customer_id, doc_type=result.doc_type,
