@@ -70,10 +70,6 @@ class Matcher:
         self.config = config or MatchConfig()
         self.classifier = classifier or DocTypeClassifier(min_model_score=self.config.doc_type_model_min)
 
-    def decide(self, item: MatchInput, lookup: CaseLookup, entities: Entities | None = None) -> MatchResult:
-        """The outcome for ``item``; ``entities``: what ``prefetch`` found in it, if it ran."""
-        return self._decide(item, lookup, entities)
-
     def prefetch(self, items: Sequence[MatchInput], lookup: MemoLookup) -> list[Entities | None]:
         """Ask a batch's look-ups together before deciding its items one by one: the case
         references and e-mail addresses the items carry are fetched in one query each when the
@@ -100,7 +96,8 @@ class Matcher:
     def _entities(self, item: MatchInput) -> Entities:
         return find_entities(f"{item.subject}\n{item.text}", self.config.entity_config())
 
-    def _decide(self, item: MatchInput, lookup: CaseLookup, found: Entities | None) -> MatchResult:
+    def decide(self, item: MatchInput, lookup: CaseLookup, found: Entities | None = None) -> MatchResult:
+        """The outcome for ``item``; ``found``: its entities, as ``prefetch`` returned them, if it ran."""
         cfg = self.config
         guess = self.classifier.classify(item.subject, item.text)
         doc_type = item.doc_type_hint or guess.doc_type
