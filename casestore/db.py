@@ -21,11 +21,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import Engine, create_engine, event, exc, text
+from sqlalchemy import ARRAY, ColumnElement, Engine, any_, create_engine, event, exc, literal, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.types import TypeEngine
 
 from casestore.errors import InvalidInput, StoreDiskFull, StoreUnavailable
 
@@ -312,3 +313,15 @@ def translate_errors() -> Iterator[None]:
             f"the case store is unavailable or busy ({type(orig).__name__}: {str(orig).strip()[:200]}); "
             "retry later, and check the database is running if it persists"
         ) from e
+
+
+def in_values(session: Session, column: Any, values: list[Any],
+              item_type: TypeEngine[Any]) -> ColumnElement[bool]:
+    """``column IN (values)``; on PostgreSQL ``column = ANY(:array)``: one bound array instead of
+    one parameter per value.  A 500-value IN list is rendered, then parsed again by psycopg, on
+    every call (the statement differs with the list's length, so neither SQLAlchemy's nor
+    psycopg's cache holds it): that cost more CPU than PostgreSQL took to run the query.
+    ``item_type`` is the array's element type (``String()``, ``Integer()``)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return cast(ColumnElement[bool], column == any_(literal(values, ARRAY(item_type))))
+    return cast(ColumnElement[bool], column.in_(values))

@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NamedTuple, Protocol
 
-from sqlalchemy import func, insert, or_, select
+from sqlalchemy import String, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from casestore import audit
 from casestore.cases import get_case, open_case
 from casestore.customers import prospect_customer
+from casestore.db import in_values
 from casestore.errors import Conflict, InvalidInput, NotFound
 from casestore.models import OUTCOMES, AuditEvent, Case, Document, Item, ItemFailure, utcnow
 from casestore.validation import as_utc, no_nul
@@ -311,7 +312,7 @@ def outcomes(session: Session, *, item_ids: Sequence[str]) -> dict[str, dict[str
         rows = session.execute(
             select(Item.item_id, Item.outcome, Item.doc_type, Case.ref)
             .outerjoin(Case, Item.case_id == Case.id)
-            .where(Item.item_id.in_(chunk))
+            .where(in_values(session, Item.item_id, chunk, String()))
         )
         for item_id, outcome, doc_type, ref in rows:
             result[item_id] = {"outcome": outcome, "case_ref": ref, "doc_type": doc_type, "error": None}
@@ -321,7 +322,7 @@ def outcomes(session: Session, *, item_ids: Sequence[str]) -> dict[str, dict[str
         failures = session.execute(
             select(ItemFailure.item_id, ItemFailure.error_class, ItemFailure.message, ItemFailure.failed_at,
                    ItemFailure.id)
-            .where(ItemFailure.item_id.in_(missing))
+            .where(in_values(session, ItemFailure.item_id, missing, String()))
             .order_by(ItemFailure.id)
         )
         for failed_id, error_class, message, failed_at, failure_id in failures:  # the last one per item wins

@@ -68,6 +68,19 @@ _CASE_BY_REF = (
     .where(_cases.c.ref == bindparam("ref"))
 )
 
+# The batch forms (``cases_by_refs``, ``customers_by_emails``): an expanding IN, rendered once
+# per distinct length; a classify batch asks each of them once.
+BATCH_CHUNK = 500
+_CASES_BY_REFS = (
+    select(_cases.c.ref, _customers.c.customer_id, _cases.c.case_type, _cases.c.status)
+    .select_from(_cases.outerjoin(_customers, _cases.c.customer_id == _customers.c.id))
+    .where(_cases.c.ref.in_(bindparam("refs", expanding=True)))
+)
+_CUSTOMERS_BY_EMAILS = (
+    select(*_CUSTOMER_COLUMNS, _customers.c.email.label("asked"))
+    .where(_customers.c.email.in_(bindparam("emails", expanding=True))).order_by(_customers.c.id)
+)
+
 
 def _customer_row(row: Sequence[Any]) -> CustomerInfo:
     return CustomerInfo(*row[1:])
@@ -109,6 +122,29 @@ class StoreLookup:
             for row in connection.execute(_CUSTOMER_BY_NAME_WORD, {"value": words[0]}):
                 found.setdefault(row[1], _customer_row(row))
         return list(found.values())
+
+    def cases_by_refs(self, refs: Sequence[str]) -> dict[str, CaseInfo | None]:
+        """``case_by_ref`` for each of ``refs`` in one query: every ref given is a key."""
+        wanted = {ref: ref.strip() for ref in refs}
+        found: dict[str, CaseInfo] = {}
+        values = sorted(set(wanted.values()))
+        for start in range(0, len(values), BATCH_CHUNK):
+            rows = self._session.connection().execute(_CASES_BY_REFS, {"refs": values[start:start + BATCH_CHUNK]})
+            found.update((row[0], CaseInfo(*row)) for row in rows)
+        return {ref: found.get(stripped) for ref, stripped in wanted.items()}
+
+    def customers_by_emails(self, emails: Sequence[str]) -> dict[str, list[CustomerInfo]]:
+        """``find_customers(email=e)`` for each of ``emails`` in one query: every address given is a
+        key; its customers in the order ``find_customers`` gives them (by id)."""
+        wanted = {email: (text_or_none(email) or "").lower() or None for email in emails}
+        by_email: dict[str, list[CustomerInfo]] = {}
+        values = sorted({v for v in wanted.values() if v is not None})
+        for start in range(0, len(values), BATCH_CHUNK):
+            rows = self._session.connection().execute(_CUSTOMERS_BY_EMAILS,
+                                                      {"emails": values[start:start + BATCH_CHUNK]})
+            for row in rows:  # ordered by id
+                by_email.setdefault(row[-1], []).append(_customer_row(row[:-1]))
+        return {email: list(by_email.get(value, [])) if value is not None else [] for email, value in wanted.items()}
 
     def customer(self, customer_id: str) -> CustomerInfo | None:
         """The customer with this CRM id, or None."""

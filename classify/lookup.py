@@ -5,8 +5,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Protocol, TypeVar, cast
+from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol, TypeVar, cast, runtime_checkable
 
 T = TypeVar("T")
 
@@ -75,6 +75,19 @@ class CaseLookup(Protocol):
         ...
 
 
+@runtime_checkable
+class BatchCaseLookup(Protocol):
+    """What a store may offer beyond ``CaseLookup``: several of its questions in one query each."""
+
+    def cases_by_refs(self, refs: Sequence[str]) -> Mapping[str, CaseView | None]:
+        """``case_by_ref`` for each of ``refs``: every ref given is a key (None where no case has it)."""
+        ...
+
+    def customers_by_emails(self, emails: Sequence[str]) -> Mapping[str, Sequence[CustomerView]]:
+        """``find_customers(email=e)`` for each of ``emails``: every address given is a key."""
+        ...
+
+
 class MemoLookup:
     """A ``CaseLookup`` that asks the wrapped one each question once.
 
@@ -91,6 +104,25 @@ class MemoLookup:
         if key not in self._memo:
             self._memo[key] = ask()
         return cast(T, self._memo[key])
+
+    def prefetch(self, *, case_refs: Sequence[str] = (), emails: Sequence[str] = ()) -> None:
+        """Answer ``case_by_ref`` for ``case_refs`` and ``find_customers(email=...)`` for ``emails``
+        ahead, one query each, when the wrapped lookup offers ``BatchCaseLookup``; otherwise
+        nothing (each question is then asked when it comes, as before)."""
+        if not isinstance(self.inner, BatchCaseLookup):
+            return
+        refs = [r for r in dict.fromkeys(case_refs) if ("case_by_ref", r) not in self._memo]
+        if refs:
+            for ref, case in self.inner.cases_by_refs(refs).items():
+                self._memo[("case_by_ref", ref)] = case
+        addresses = [e for e in dict.fromkeys(emails) if self._email_key(e) not in self._memo]
+        if addresses:
+            for email, customers in self.inner.customers_by_emails(addresses).items():
+                self._memo[self._email_key(email)] = tuple(customers)
+
+    @staticmethod
+    def _email_key(email: str) -> tuple[object, ...]:
+        return ("find_customers", email, None, None, None, None)  # the key find_customers(email=...) asks
 
     def case_by_ref(self, ref: str) -> CaseView | None:
         return self._ask(("case_by_ref", ref), lambda: self.inner.case_by_ref(ref))

@@ -31,6 +31,7 @@ scores, the rule that fired, candidates):
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,7 +39,7 @@ from classify.agreement import record_agreement
 from classify.customers import CustomerMatch, resolve_customers
 from classify.doctype import DocTypeClassifier
 from classify.entities import Entities, find_entities
-from classify.lookup import CaseLookup, CaseView
+from classify.lookup import CaseLookup, CaseView, MemoLookup
 from classify.match_types import MatchConfig, MatchInput, MatchResult
 from classify.writer import find_writer
 
@@ -71,7 +72,34 @@ class Matcher:
         self.config = config or MatchConfig()
         self.classifier = classifier or DocTypeClassifier(min_model_score=self.config.doc_type_model_min)
 
-    def decide(self, item: MatchInput, lookup: CaseLookup) -> MatchResult:
+    def prefetch(self, items: Sequence[MatchInput], lookup: MemoLookup) -> list[Entities | None]:
+        """Ask a batch's look-ups together before deciding its items one by one: the case
+        references and e-mail addresses the items carry are fetched in one query each when the
+        store can (``MemoLookup.prefetch``) instead of a round trip per item.  Returns each item's
+        entities (None for automatic mail, decided without them) to pass to ``decide``, so they
+        are found once; the decisions are those ``decide`` makes without a prefetch."""
+        found = [None if self._automatic(item) else self._entities(item) for item in items]
+        refs = [item.meta_case_ref for item in items if item.meta_case_ref]
+        emails = [item.sender_email for item in items if item.sender_email]
+        for entities in found:
+            if entities is not None:
+                refs.extend(e.value for e in entities.case_refs if e.confidence >= self.config.min_ref_confidence)
+                emails.extend(e.value for e in entities.emails)
+        lookup.prefetch(case_refs=refs, emails=emails)
+        return found
+
+    @staticmethod
+    def _automatic(item: MatchInput) -> bool:
+        """Bounces, auto-replies, delivery reports: noise, decided without entities."""
+        return item.is_bounce or item.is_auto_reply or (bool(_AUTOMATIC_SUBJECT.match(item.subject or ""))
+                                                        and not (item.channel == "email"
+                                                                 and _BOUNCE_SUBJECT.match(item.subject or "")))
+
+    def _entities(self, item: MatchInput) -> Entities:
+        return find_entities(f"{item.subject}\n{item.text}", self.config.entity_config())
+
+    def decide(self, item: MatchInput, lookup: CaseLookup, found: Entities | None = None) -> MatchResult:
+        """The outcome for ``item``; ``found``: its entities, as ``prefetch`` returned them, if it ran."""
         cfg = self.config
         guess = self.classifier.classify(item.subject, item.text)
         doc_type = item.doc_type_hint or guess.doc_type
@@ -97,7 +125,7 @@ class Matcher:
                                    "feed a case", "automatic mail")
 
         full_text = f"{item.subject}\n{item.text}"
-        entities = find_entities(full_text, cfg.entity_config())
+        entities = found if found is not None else find_entities(full_text, cfg.entity_config())
         evidence["entities"] = entities.as_evidence()
         declared = item.meta_customer_id if item.trusted_metadata else None
         customers = resolve_customers(

@@ -155,9 +155,11 @@ class ClassifyStage:
         results: list[MatchResult] = []
         with self.sessions() as session:
             lookup = MemoLookup(StoreLookup(session))  # one snapshot per batch: ask each question once
-            for item in messages:
+            inputs = [match_input(item) for item in messages]
+            found = self.matcher.prefetch(inputs, lookup)  # the batch's references and senders: one query each
+            for item, given, entities in zip(messages, inputs, found, strict=True):
                 with about(item_id=item.item_id):
-                    results.append(self.matcher.decide(match_input(item), lookup))
+                    results.append(self.matcher.decide(given, lookup, entities))
         if self.spam is not None:
             results = self._spam_checked(messages, results)
         out: list[Output] = []

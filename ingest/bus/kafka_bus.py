@@ -45,6 +45,9 @@ class KafkaBus:
       assignment and rebalancing are Kafka's (``session_timeout_ms``, ``heartbeat_interval_ms``).
 
     The producer and the admin client are created on first use and shared by all threads.
+    kafka-python's own client metrics are off (``metrics_enabled=False``): nothing reads them
+    (casework's series are its own, ``ingest.stage_metrics`` and ``ingest.bus.lag``), and
+    recording them cost CPU on every record and request (issue 13's cost per item).
     """
 
     def __init__(
@@ -105,7 +108,7 @@ class KafkaBus:
                     # per partition instead of one each (``flush`` sends at once, so no record waits
                     # for the linger: every publisher flushes); kafka-python's default is 0.
                     self._producer = KafkaProducer(**self._common(), acks="all", linger_ms=PRODUCER_LINGER_MS,
-                                                   batch_size=PRODUCER_BATCH_BYTES)
+                                                   batch_size=PRODUCER_BATCH_BYTES, metrics_enabled=False)
             return self._producer
 
     def _admin_client(self) -> Any:
@@ -180,6 +183,7 @@ class KafkaBus:
                 session_timeout_ms=self.session_timeout_ms,
                 heartbeat_interval_ms=self.heartbeat_interval_ms,
                 max_poll_interval_ms=self.max_poll_interval_ms,
+                metrics_enabled=False,
             )
         consumer = KafkaBusConsumer(self, client, group=group)
         self._consumers.add(consumer)
