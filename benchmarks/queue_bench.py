@@ -70,7 +70,7 @@ from casestore.work.clock_loop import sweep
 from casestore.work.models import NO_DUE
 
 PG_ADMIN = os.environ.get("CASEWORK_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-PG_DB = "casework_bench_queues"
+PG_DB = os.environ.get("QUEUE_BENCH_PG_DB", "casework_bench_queues")  # helpers sharing a server: own name
 TEAMS = 10
 QUEUES = [f"q{k:02d}" for k in range(20)]
 KILL_QUEUE, KILL_TASKS = "q_kill", 200
@@ -207,8 +207,8 @@ def load_sqlite(url: str, n_tasks: int) -> None:
     try:
         cur = raw.cursor()
         cur.execute("BEGIN")
-        cases, work, tasks, _ = _rows(n_tasks)
-        for table, rows in (("cases", cases), ("case_work", work), ("tasks", tasks)):
+        cases, work, tasks, clocks_ = _rows(n_tasks)
+        for table, rows in (("cases", cases), ("case_work", work), ("tasks", tasks), ("sla_clocks", clocks_)):
             marks = ", ".join("?" for _ in COLUMNS[table].split(","))
             cur.executemany(f"INSERT INTO {table} ({COLUMNS[table]}) VALUES ({marks})",
                             ([v.isoformat(sep=" ") if isinstance(v, datetime) else v for v in r] for r in rows))
@@ -588,7 +588,24 @@ def open_engine(url: str, pool: int) -> Engine:
 # -- the clock loop --------------------------------------------------------------------------------
 
 
+def _backend_pid(engine: Engine) -> int:
+    """The PostgreSQL server process of the engine's one pooled connection (0 on SQLite)."""
+    if engine.dialect.name != "postgresql":
+        return 0
+    with engine.connect() as conn:
+        return int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
+
+def _pid_cpu(pid: int) -> float:
+    """User + system CPU seconds of a local process (/proc); 0 when there is none."""
+    if not pid:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def clock(url: str, batch: int = 1000) -> None:
+    db = "postgres" if url.startswith("postgresql") else "sqlite"
     engine = open_engine(url, 4)
     sessions = session_factory(engine)
     with engine.connect() as conn:
@@ -601,7 +618,7 @@ def clock(url: str, batch: int = 1000) -> None:
         with sessions() as s, s.begin():
             assert sweep(s, now=quiet, limit=1000).clocks == 0
         times.append(time.perf_counter() - t)
-    emit(phase="clock_idle", db="postgres", open_clocks=open_clocks, sweeps=len(times),
+    emit(phase="clock_idle", db=db, open_clocks=open_clocks, sweeps=len(times),
          p50_ms=pct(times, 50), p95_ms=pct(times, 95), max_ms=pct(times, 100))
     residue = int(time.time()) % 50  # cases not escalated by an earlier run of this phase, very likely
     with engine.begin() as conn:
@@ -611,7 +628,11 @@ def clock(url: str, batch: int = 1000) -> None:
             {"w": quiet - timedelta(hours=1), "d": quiet - timedelta(seconds=1), "k": residue})
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("ANALYZE sla_clocks"))
-    began = time.perf_counter()
+    engine.dispose()
+    engine = open_engine(url, 1)  # one connection: its server process's CPU is the database's share
+    sessions = session_factory(engine)
+    backend = _backend_pid(engine)
+    began, cpu, db_cpu = time.perf_counter(), time.process_time(), _pid_cpu(backend)
     breached = batches = events = 0
     while True:
         with sessions() as s, s.begin():
@@ -621,12 +642,13 @@ def clock(url: str, batch: int = 1000) -> None:
         batches += 1
         if not result.more:
             break
-    wall = time.perf_counter() - began
+    wall, cpu, db_cpu = time.perf_counter() - began, time.process_time() - cpu, _pid_cpu(backend) - db_cpu
     with engine.connect() as conn:
         moved = conn.execute(text("SELECT count(*) FROM tasks WHERE queue = 'q_escalated' AND case_id % 50 = :k"),
                              {"k": residue}).scalar()
-    emit(phase="clock_breach", db="postgres", batch=batch, breached=breached, batches=batches, audit_events=events,
-         tasks_moved=moved, seconds=round(wall, 2))
+    emit(phase="clock_breach", db=db, batch=batch, breached=breached, batches=batches, audit_events=events,
+         tasks_moved=moved, seconds=round(wall, 2), client_cpu_s=round(cpu, 2),
+         db_cpu_s=round(db_cpu, 2) if backend else None)
     engine.dispose()
 
 
