@@ -543,7 +543,7 @@ def calendar_recompute(
     import time
 
     from casestore.db import translate_errors
-    from casestore.work.calendar_change import Moments, recompute_batch
+    from casestore.work.calendar_change import Moments, plan_batch, write_batch
     from casestore.work.calendar_config import load_calendars
     from casestore.work.clocks import calendar_named
 
@@ -557,9 +557,11 @@ def calendar_recompute(
             after, skipped = 0, 0
             totals["passes"] += 1
             while True:
-                with rt.sessions() as session, session.begin():
-                    result = recompute_batch(session, calendar_name=name, calendar=calendar, after=after, limit=batch,
-                                             moments=moments)
+                with rt.read_sessions() as session, session.begin():  # reading and computing: no locks held
+                    plan = plan_batch(session, calendar_name=name, calendar=calendar, after=after, limit=batch,
+                                      moments=moments)
+                with rt.sessions() as session, session.begin():  # a short write: get-next never waits long
+                    result = write_batch(session, plan)
                 if result.clocks == 0:
                     break
                 totals["batches"] += 1
