@@ -61,13 +61,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
 from casestore.db import json_dumps, make_engine, session_factory, upgrade
 from casestore.work.actor import Actor
 from casestore.work.clock_loop import sweep
-from casestore.work.models import NO_DUE
+from casestore.work.models import NO_DUE, SlaClock
 
 PG_ADMIN = os.environ.get("CASEWORK_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 PG_DB = os.environ.get("QUEUE_BENCH_PG_DB", "casework_bench_queues")  # helpers sharing a server: own name
@@ -610,7 +610,7 @@ def clock(url: str, batch: int = 1000) -> None:
     sessions = session_factory(engine)
     with engine.connect() as conn:
         open_clocks = conn.execute(text("SELECT count(*) FROM sla_clocks WHERE state = 'running'")).scalar()
-        first = conn.execute(text("SELECT min(next_fire_at) FROM sla_clocks")).scalar()
+        first = conn.execute(select(func.min(SlaClock.next_fire_at))).scalar()  # typed: SQLite keeps text
     quiet = first - timedelta(seconds=1)  # a moment at which nothing is due (the data may be hours old)
     times = []
     for _ in range(50):
@@ -664,6 +664,8 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--agents-per-process", type=int, default=25)
     parser.add_argument("--clock-batch", type=int, default=1000, help="clocks per committed sweep batch")
+    parser.add_argument("--calendar-clocks", type=int, default=1_000_000, help="clocks the calendar change moves")
+    parser.add_argument("--calendar-batch", type=int, default=5000, help="clocks per committed recompute batch")
     parser.add_argument("--servers", type=int, default=1, help="casework serve processes (PostgreSQL)")
     parser.add_argument("--complete", action="store_true", help="agents complete each task they claim")
     parser.add_argument("--profile", type=Path, default=None, help="run the servers under py-spy, stacks here")
@@ -698,7 +700,9 @@ def main() -> None:
             "clock": lambda: clock(url, args.clock_batch),
             "fold": lambda: fold_all(url),
             "counts": lambda: counts(servers, tokens, args.db),  # type: ignore[arg-type]
-            "calendar": lambda: calendar_change(servers, tokens, url, args.db, args.work),  # type: ignore[arg-type]
+            "calendar": lambda: calendar_change(servers, tokens, url, args.db, args.work,  # type: ignore[arg-type]
+                                                clocks=args.calendar_clocks, rate=args.rate,
+                                                batch=args.calendar_batch),
         }
         for name in wanted:
             phases[name]()
@@ -708,10 +712,11 @@ def main() -> None:
 
 
 def calendar_change(servers: Servers, tokens: dict[str, str], url: str, db: str, work: Path,
-                    clocks: int = 100_000, rate: float = 150.0) -> None:
+                    clocks: int = 1_000_000, rate: float = 150.0, batch: int = 5000) -> None:
     """``clocks`` running clocks are put on a calendar of their own (``bench_cal``, the default
-    calendar's hours), a holiday is added to it, and `casework calendar recompute bench_cal` runs
-    while get-next arrives at ``rate`` per second against the server."""
+    calendar's hours, started over the last day), a holiday is added to it, and `casework calendar
+    recompute bench_cal` runs while get-next arrives at ``rate`` per second against the server;
+    get-next is timed for 20 s before, at the same rate, to compare."""
     import shutil
 
     from casestore.work.calendar_config import SHIPPED_CALENDARS, load_calendars
@@ -725,12 +730,21 @@ def calendar_change(servers: Servers, tokens: dict[str, str], url: str, db: str,
     (folder / "bench_cal.yaml").write_text(base + f"extra_holidays: [{holiday.isoformat()}]\n")
     load_calendars(folder)  # refuse a broken file before timing anything
     engine = make_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text("UPDATE sla_clocks SET calendar = 'default' WHERE calendar = 'bench_cal'"))
-        conn.execute(text("UPDATE sla_clocks SET calendar = 'bench_cal', resumed_at = :now, used_seconds = 0 "
-                          "WHERE id IN (SELECT id FROM sla_clocks WHERE state = 'running' ORDER BY id LIMIT :n)"),
-                     {"n": clocks, "now": NOW})
+    # started over the last day, one second apart (86,400 distinct starts, as real clocks have)
+    started = ("CAST(:now AS timestamptz) - (id % 86400) * interval '1 second'" if db == "postgres"
+               else "strftime('%Y-%m-%d %H:%M:%f', :now, '-' || (id % 86400) || ' seconds')")
+    chosen = "SELECT id FROM sla_clocks WHERE state = 'running' ORDER BY id LIMIT :n"
+    with engine.begin() as conn:  # one pass over the chosen clocks (a million-row UPDATE is minutes under load)
+        conn.execute(text(f"UPDATE sla_clocks SET calendar = 'default' WHERE calendar = 'bench_cal' "
+                          f"AND id NOT IN ({chosen})"), {"n": clocks})
+        # due times as they were before the holiday (a run before this one may have moved them already)
+        conn.execute(text(f"UPDATE sla_clocks SET calendar = 'bench_cal', resumed_at = {started}, used_seconds = 0, "
+                          f"due_at = :far, warn_at = :far, next_fire_at = :far WHERE id IN ({chosen})"),
+                     {"n": clocks, "now": NOW, "far": NOW + timedelta(days=400)})
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("ANALYZE sla_clocks"))
     engine.dispose()
+    baseline = open_loop(servers, tokens, db, rate, 20, complete=False, phase="open_loop_before_calendar")
     stop = threading.Event()
     loop: dict[str, Any] = {}
     runner = threading.Thread(target=lambda: loop.update(open_loop(
@@ -740,7 +754,8 @@ def calendar_change(servers: Servers, tokens: dict[str, str], url: str, db: str,
     env = {**os.environ, "CASEWORK_DATA_DIR": str(work / "data"), "CASEWORK_DB__URL": url,
            "CASEWORK_WORK__CALENDARS_DIR": str(folder)}
     began = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "api", "calendar", "recompute", "bench_cal", "--json"],
+    done = subprocess.run([sys.executable, "-m", "api", "calendar", "recompute", "bench_cal", "--json",
+                           "--batch", str(batch)],
                           env=env, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - began
     stop.set()
@@ -749,7 +764,8 @@ def calendar_change(servers: Servers, tokens: dict[str, str], url: str, db: str,
         raise RuntimeError(f"casework calendar recompute failed: {done.stderr[-2000:]}")
     result = json.loads(done.stdout)
     emit(phase="calendar_change", db=db, holiday=holiday.isoformat(), wall_s=round(wall, 1), **result,
-         get_next_p95_ms_meanwhile=loop.get("p95_ms"), get_next_p99_ms_meanwhile=loop.get("p99_ms"))
+         get_next_rate=rate, get_next_p95_ms_meanwhile=loop.get("p95_ms"), get_next_p99_ms_meanwhile=loop.get("p99_ms"),
+         get_next_p95_ms_before=(baseline or {}).get("p95_ms"), get_next_p99_ms_before=(baseline or {}).get("p99_ms"))
 
 
 if __name__ == "__main__":

@@ -173,10 +173,21 @@ _SQLITE_WRITE = text(
              bindparam("resumed", type_=UTCDateTime()))
 
 
+_PG_RETIME = text(
+    "UPDATE tasks AS t SET due_at = e.due_at FROM ("
+    "SELECT k.case_id, coalesce(min(c.due_at), CAST(:none AS timestamptz)) AS due_at "
+    "FROM unnest(CAST(:cases AS integer[])) AS k(case_id) "
+    "LEFT JOIN sla_clocks AS c ON c.case_id = k.case_id AND c.state = 'running' GROUP BY k.case_id) AS e "
+    "WHERE t.case_id = e.case_id AND t.state IN ('queued', 'active') AND t.due_at IS DISTINCT FROM e.due_at")
+
+
 def _retime_tasks(session: Session, case_ids: list[int], pg: bool) -> int:
     """Open tasks of these cases take the earliest running due time of their case (get-next's order)."""
     if not case_ids:
         return 0
+    if pg:  # the earliest due time once per case, not twice per task
+        result = session.execute(_PG_RETIME, {"cases": case_ids, "none": NO_DUE})
+        return int(getattr(result, "rowcount", 0) or 0)
     earliest = (select(func.coalesce(func.min(SlaClock.due_at), NO_DUE))
                 .where(SlaClock.case_id == _TASKS.c.case_id, text("sla_clocks.state = 'running'"))
                 .scalar_subquery())
