@@ -309,13 +309,18 @@ def worker(stage: Annotated[str, typer.Argument(
         _run_sender()
         return
     with runtime() as rt:
+        from api.config_watch import start_watch
+
         runner = PipelineRunner(rt.pipeline_parts(with_search=stage == "file"), stages=[stage])
         signal.signal(signal.SIGTERM, lambda *_: runner.stop.set())
         signal.signal(signal.SIGINT, lambda *_: runner.stop.set())
         runner.start()
+        watch = start_watch(rt) if stage == "file" else None  # new case types and calendars without a restart
         while not runner.stop.wait(0.5):
             if not runner.alive():
                 _fail(f"stage {stage} stopped: {runner.errors[-1] if runner.errors else 'unknown error'}")
+        if watch is not None:
+            watch.close()
         runner.close()
 
 
@@ -525,20 +530,22 @@ def triage_list(as_json: Annotated[bool, typer.Option("--json")] = False,
 @calendar_app.command("recompute")
 def calendar_recompute(
     name: Annotated[str, typer.Argument(help="the calendar that changed (its file's name without .yaml)")],
-    batch: Annotated[int, typer.Option(help="clocks per committed batch", min=1, max=100_000)] = 1000,
+    batch: Annotated[int, typer.Option(help="clocks per committed batch", min=1, max=100_000)] = 5000,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """After editing a calendar (a holiday added, hours changed): re-compute the due and warning
-    times of its running clocks, in committed batches.  Restart `casework serve` / `casework worker
-    clock` too, so that clocks started from now on use the new calendar."""
+    times of its running clocks, in committed batches.  A running `casework serve` (and file-stage
+    worker) loads the changed calendar by itself within CASEWORK_WORK__RELOAD_CHECK_S seconds, so
+    clocks started from then on use it."""
     import time
 
     from casestore.db import translate_errors
-    from casestore.work.calendar_change import recompute_batch
+    from casestore.work.calendar_change import Moments, plan_batch, write_batch
     from casestore.work.calendar_config import load_calendars
     from casestore.work.clocks import calendar_named
 
     calendar = calendar_named(load_calendars(get_settings().calendars_dir), name)
+    moments = Moments(calendar)  # clocks that started together are computed once
     began = time.perf_counter()
     totals = {"clocks": 0, "moved": 0, "tasks": 0, "batches": 0, "passes": 0}
     with runtime() as rt, translate_errors():
@@ -547,8 +554,11 @@ def calendar_recompute(
             after, skipped = 0, 0
             totals["passes"] += 1
             while True:
-                with rt.sessions() as session, session.begin():
-                    result = recompute_batch(session, calendar_name=name, calendar=calendar, after=after, limit=batch)
+                with rt.read_sessions() as session, session.begin():  # reading and computing: no locks held
+                    plan = plan_batch(session, calendar_name=name, calendar=calendar, after=after, limit=batch,
+                                      moments=moments)
+                with rt.sessions() as session, session.begin():  # a short write: get-next never waits long
+                    result = write_batch(session, plan)
                 if result.clocks == 0:
                     break
                 totals["batches"] += 1

@@ -7,6 +7,11 @@ queue counts' deltas (``casestore.work.queue_counts.fold``).
 in the foreground (production).  Several may run at once: each clock event still fires once.
 A store that is down or busy is logged and tried again at the next tick; so is any other error
 (an escalation must not stop for good because one batch failed).
+
+It holds no configuration, so a changed case type or calendar needs no restart here: escalations
+come from each case's stored definition (by version and digest, ``clock_loop.case_types``), and
+the moments to fire at are in the clock rows (a calendar change moves them: `casework calendar
+recompute`).  `casework serve` and the file stage reload theirs (``api.config_watch``).
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from uvicorn.config import LOGGING_CONFIG
 
 from api.app import create_app
 from api.clock_worker import ClockLoop
+from api.config_watch import start_watch
 from api.disk_wait import open_when_space
 from api.log_setup import uvicorn_log_config
 from api.metrics import serve_metrics
@@ -66,6 +67,7 @@ def run_server(settings: Settings, *, host: str, port: int) -> None:
             extra["search_outbox_loop"] = search_loop.state()
         return extra
 
+    watch = start_watch(rt, stop)  # calendars and case types changed while serving: loaded again
     app = create_app(rt, health_extra=health_extra)
     if settings.metrics.port:  # the same series as /metrics, without a token, for Prometheus
         serve_metrics(app.state.metrics_registry, host=settings.metrics.host, port=settings.metrics.port)
@@ -115,6 +117,8 @@ def run_server(settings: Settings, *, host: str, port: int) -> None:
             runner.close()
         if clock_loop is not None:
             clock_loop.close()
+        if watch is not None:
+            watch.close()
         watcher_thread.join(5)
         if sender is not None:
             sender.join(30)

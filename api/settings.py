@@ -272,6 +272,9 @@ class WorkSettings(BaseModel):
         default="", description="folder of business calendars (<name>.yaml per calendar); empty means the "
         "calendars shipped with casework (casestore/work/shipped/calendars)",
     )
+    reload_check_s: float = Field(default=5.0, ge=0, le=3600, description="how often a running `casework serve` "
+                                  "or file stage looks for changed calendars or case types (files in the two folders, "
+                                  "versions in the store) and loads them without a restart; 0: never")
     triage_team: str = Field(default="triage", min_length=1, max_length=100, description="the team that works "
                              "the triage queue (get-next for triage items; supervisors and admins may too)")
     triage_lease_minutes: int = Field(default=30, ge=1, le=24 * 60, description="how long a triage item claimed "

@@ -32,6 +32,7 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
+from api.config_watch import start_watch
 from api.log_setup import configure_logging
 from api.metrics import child_metrics_dir, forget_child_metrics_dir
 from api.settings import Settings
@@ -88,6 +89,7 @@ def _stage_main(settings: Settings, stage: str, stop: Any, log_level: int, cpu: 
                 return
     runner = PipelineRunner(parts, stages=[stage], pause_log_level=pause_log_level)
     runner.start()
+    watch = start_watch(rt) if stage == "file" else None  # the file stage starts cases: new types, calendars
     try:
         while not stopping.wait(0.2):
             paused[slot] = 1 if runner.disk_full() else 0
@@ -100,6 +102,8 @@ def _stage_main(settings: Settings, stage: str, stop: Any, log_level: int, cpu: 
             if not runner.alive():
                 raise SystemExit(f"stage {stage} stopped: {runner.errors[-1] if runner.errors else 'unknown'}")
     finally:
+        if watch is not None:
+            watch.close()
         runner.close()
         rt.close()
         usage = resource.getrusage(resource.RUSAGE_SELF)

@@ -72,6 +72,22 @@ class Runtime:
 
         return load_calendars(self.settings.calendars_dir)
 
+    def reload_work(self) -> None:
+        """Load the calendars and case types again (a calendar or a definition changed) and use them
+        from now on: requests read ``calendars`` and ``work`` anew, the file stage at its next batch.
+        A folder that no longer loads raises (``CalendarError``, ``DefinitionError``) and the
+        running configuration stays."""
+        from api.outbound_parts import templates
+        from casestore.work.calendar_config import load_calendars
+        from casestore.work.setup import load_setup
+
+        calendars = load_calendars(self.settings.calendars_dir)
+        with self.sessions() as session, session.begin():
+            setup = load_setup(session, case_types_dir=self.settings.case_types_dir, calendars=calendars,
+                               templates=templates(self.settings))
+        self.__dict__["calendars"] = calendars  # what the cached properties return from now on
+        self.__dict__["work"] = setup
+
     @cached_property
     def task_outbox(self) -> OutboxForTasks:
         """The outbox the work engine queues a task's messages in (``on_complete.send``) and asks
@@ -119,7 +135,7 @@ class Runtime:
                               backoff_max_s=w.backoff_max_s),
             batch_size=w.batch_size, extract_batch_size=w.extract_batch_size, file_batch_size=w.file_batch_size,
             search_index=self.search_index if with_search else None,
-            work=InboundWork(self.work) if with_search else None,
+            work=InboundWork(self.work, current=lambda: self.work) if with_search else None,
             spam=self.spam_check(),
         )
 

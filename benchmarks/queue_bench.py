@@ -61,16 +61,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
 from casestore.db import json_dumps, make_engine, session_factory, upgrade
 from casestore.work.actor import Actor
 from casestore.work.clock_loop import sweep
-from casestore.work.models import NO_DUE
+from casestore.work.models import NO_DUE, SlaClock
 
 PG_ADMIN = os.environ.get("CASEWORK_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-PG_DB = "casework_bench_queues"
+PG_DB = os.environ.get("QUEUE_BENCH_PG_DB", "casework_bench_queues")  # helpers sharing a server: own name
 TEAMS = 10
 QUEUES = [f"q{k:02d}" for k in range(20)]
 KILL_QUEUE, KILL_TASKS = "q_kill", 200
@@ -201,7 +201,7 @@ def load_sqlite(url: str, n_tasks: int) -> None:
         Path(f"{path}{suffix}").unlink(missing_ok=True)
     engine = make_engine(url)
     upgrade(engine)
-    seconds = bulk_load_sqlite(engine, n_tasks, clocks=False)
+    seconds = bulk_load_sqlite(engine, n_tasks, clocks=True)  # the clock phase runs on SQLite too
     emit(phase="load", db="sqlite", tasks=n_tasks, seconds=round(seconds, 1))
     engine.dispose()
 
@@ -598,12 +598,29 @@ def open_engine(url: str, pool: int) -> Engine:
 # -- the clock loop --------------------------------------------------------------------------------
 
 
+def _backend_pid(engine: Engine) -> int:
+    """The PostgreSQL server process of the engine's one pooled connection (0 on SQLite)."""
+    if engine.dialect.name != "postgresql":
+        return 0
+    with engine.connect() as conn:
+        return int(conn.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
+
+def _pid_cpu(pid: int) -> float:
+    """User + system CPU seconds of a local process (/proc); 0 when there is none."""
+    if not pid:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def clock(url: str, batch: int = 1000) -> None:
+    db = "postgres" if url.startswith("postgresql") else "sqlite"
     engine = open_engine(url, 4)
     sessions = session_factory(engine)
     with engine.connect() as conn:
         open_clocks = conn.execute(text("SELECT count(*) FROM sla_clocks WHERE state = 'running'")).scalar()
-        first = conn.execute(text("SELECT min(next_fire_at) FROM sla_clocks")).scalar()
+        first = conn.execute(select(func.min(SlaClock.next_fire_at))).scalar()  # typed: SQLite keeps text
     quiet = first - timedelta(seconds=1)  # a moment at which nothing is due (the data may be hours old)
     times = []
     for _ in range(50):
@@ -611,7 +628,7 @@ def clock(url: str, batch: int = 1000) -> None:
         with sessions() as s, s.begin():
             assert sweep(s, now=quiet, limit=1000).clocks == 0
         times.append(time.perf_counter() - t)
-    emit(phase="clock_idle", db="postgres", open_clocks=open_clocks, sweeps=len(times),
+    emit(phase="clock_idle", db=db, open_clocks=open_clocks, sweeps=len(times),
          p50_ms=pct(times, 50), p95_ms=pct(times, 95), max_ms=pct(times, 100))
     residue = int(time.time()) % 50  # cases not escalated by an earlier run of this phase, very likely
     with engine.begin() as conn:
@@ -621,7 +638,11 @@ def clock(url: str, batch: int = 1000) -> None:
             {"w": quiet - timedelta(hours=1), "d": quiet - timedelta(seconds=1), "k": residue})
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("ANALYZE sla_clocks"))
-    began = time.perf_counter()
+    engine.dispose()
+    engine = open_engine(url, 1)  # one connection: its server process's CPU is the database's share
+    sessions = session_factory(engine)
+    backend = _backend_pid(engine)
+    began, cpu, db_cpu = time.perf_counter(), time.process_time(), _pid_cpu(backend)
     breached = batches = events = 0
     while True:
         with sessions() as s, s.begin():
@@ -631,12 +652,13 @@ def clock(url: str, batch: int = 1000) -> None:
         batches += 1
         if not result.more:
             break
-    wall = time.perf_counter() - began
+    wall, cpu, db_cpu = time.perf_counter() - began, time.process_time() - cpu, _pid_cpu(backend) - db_cpu
     with engine.connect() as conn:
         moved = conn.execute(text("SELECT count(*) FROM tasks WHERE queue = 'q_escalated' AND case_id % 50 = :k"),
                              {"k": residue}).scalar()
-    emit(phase="clock_breach", db="postgres", batch=batch, breached=breached, batches=batches, audit_events=events,
-         tasks_moved=moved, seconds=round(wall, 2))
+    emit(phase="clock_breach", db=db, batch=batch, breached=breached, batches=batches, audit_events=events,
+         tasks_moved=moved, seconds=round(wall, 2), client_cpu_s=round(cpu, 2),
+         db_cpu_s=round(db_cpu, 2) if backend else None)
     engine.dispose()
 
 
@@ -652,6 +674,8 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--agents-per-process", type=int, default=25)
     parser.add_argument("--clock-batch", type=int, default=1000, help="clocks per committed sweep batch")
+    parser.add_argument("--calendar-clocks", type=int, default=1_000_000, help="clocks the calendar change moves")
+    parser.add_argument("--calendar-batch", type=int, default=5000, help="clocks per committed recompute batch")
     parser.add_argument("--servers", type=int, default=1, help="casework serve processes (PostgreSQL)")
     parser.add_argument("--complete", action="store_true", help="agents complete each task they claim")
     parser.add_argument("--profile", type=Path, default=None, help="run the servers under py-spy, stacks here")
@@ -686,7 +710,9 @@ def main() -> None:
             "clock": lambda: clock(url, args.clock_batch),
             "fold": lambda: fold_all(url),
             "counts": lambda: counts(servers, tokens, args.db),  # type: ignore[arg-type]
-            "calendar": lambda: calendar_change(servers, tokens, url, args.db, args.work),  # type: ignore[arg-type]
+            "calendar": lambda: calendar_change(servers, tokens, url, args.db, args.work,  # type: ignore[arg-type]
+                                                clocks=args.calendar_clocks, rate=args.rate,
+                                                batch=args.calendar_batch),
         }
         for name in wanted:
             phases[name]()
@@ -696,10 +722,11 @@ def main() -> None:
 
 
 def calendar_change(servers: Servers, tokens: dict[str, str], url: str, db: str, work: Path,
-                    clocks: int = 100_000, rate: float = 150.0) -> None:
+                    clocks: int = 1_000_000, rate: float = 150.0, batch: int = 5000) -> None:
     """``clocks`` running clocks are put on a calendar of their own (``bench_cal``, the default
-    calendar's hours), a holiday is added to it, and `casework calendar recompute bench_cal` runs
-    while get-next arrives at ``rate`` per second against the server."""
+    calendar's hours, started over the last day), a holiday is added to it, and `casework calendar
+    recompute bench_cal` runs while get-next arrives at ``rate`` per second against the server;
+    get-next is timed for 20 s before, at the same rate, to compare."""
     import shutil
 
     from casestore.work.calendar_config import SHIPPED_CALENDARS, load_calendars
@@ -713,12 +740,23 @@ def calendar_change(servers: Servers, tokens: dict[str, str], url: str, db: str,
     (folder / "bench_cal.yaml").write_text(base + f"extra_holidays: [{holiday.isoformat()}]\n")
     load_calendars(folder)  # refuse a broken file before timing anything
     engine = make_engine(url)
-    with engine.begin() as conn:
-        conn.execute(text("UPDATE sla_clocks SET calendar = 'default' WHERE calendar = 'bench_cal'"))
-        conn.execute(text("UPDATE sla_clocks SET calendar = 'bench_cal', resumed_at = :now, used_seconds = 0 "
-                          "WHERE id IN (SELECT id FROM sla_clocks WHERE state = 'running' ORDER BY id LIMIT :n)"),
-                     {"n": clocks, "now": NOW})
+    # started over the last day, one second apart (86,400 distinct starts, as real clocks have)
+    started = ("CAST(:now AS timestamptz) - (id % 86400) * interval '1 second'" if db == "postgres"
+               else "strftime('%Y-%m-%d %H:%M:%f', :now, '-' || (id % 86400) || ' seconds')")
+    chosen = "SELECT id FROM sla_clocks WHERE state = 'running' ORDER BY id LIMIT :n"
+    with engine.begin() as conn:  # one pass over the chosen clocks (a million-row UPDATE is minutes under load)
+        cut = conn.execute(text(f"SELECT max(id) FROM ({chosen}) x"), {"n": clocks}).scalar() or 0
+        # not NOT IN (chosen): a million ids do not fit work_mem, and PostgreSQL then scans them per row
+        conn.execute(text("UPDATE sla_clocks SET calendar = 'default' WHERE calendar = 'bench_cal' "
+                          "AND (id > :cut OR state <> 'running')"), {"cut": cut})
+        # due times as they were before the holiday (a run before this one may have moved them already)
+        conn.execute(text(f"UPDATE sla_clocks SET calendar = 'bench_cal', resumed_at = {started}, used_seconds = 0, "
+                          f"due_at = :far, warn_at = :far, next_fire_at = :far WHERE id IN ({chosen})"),
+                     {"n": clocks, "now": NOW, "far": NOW + timedelta(days=400)})
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("ANALYZE sla_clocks"))
     engine.dispose()
+    baseline = open_loop(servers, tokens, db, rate, 20, complete=False, phase="open_loop_before_calendar")
     stop = threading.Event()
     loop: dict[str, Any] = {}
     runner = threading.Thread(target=lambda: loop.update(open_loop(
@@ -728,7 +766,8 @@ def calendar_change(servers: Servers, tokens: dict[str, str], url: str, db: str,
     env = {**os.environ, "CASEWORK_DATA_DIR": str(work / "data"), "CASEWORK_DB__URL": url,
            "CASEWORK_WORK__CALENDARS_DIR": str(folder)}
     began = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "api", "calendar", "recompute", "bench_cal", "--json"],
+    done = subprocess.run([sys.executable, "-m", "api", "calendar", "recompute", "bench_cal", "--json",
+                           "--batch", str(batch)],
                           env=env, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - began
     stop.set()
@@ -737,7 +776,8 @@ def calendar_change(servers: Servers, tokens: dict[str, str], url: str, db: str,
         raise RuntimeError(f"casework calendar recompute failed: {done.stderr[-2000:]}")
     result = json.loads(done.stdout)
     emit(phase="calendar_change", db=db, holiday=holiday.isoformat(), wall_s=round(wall, 1), **result,
-         get_next_p95_ms_meanwhile=loop.get("p95_ms"), get_next_p99_ms_meanwhile=loop.get("p99_ms"))
+         get_next_rate=rate, get_next_p95_ms_meanwhile=loop.get("p95_ms"), get_next_p99_ms_meanwhile=loop.get("p99_ms"),
+         get_next_p95_ms_before=(baseline or {}).get("p95_ms"), get_next_p99_ms_before=(baseline or {}).get("p99_ms"))
 
 
 if __name__ == "__main__":

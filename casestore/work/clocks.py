@@ -62,13 +62,19 @@ def next_fire(clock: SlaClock) -> datetime | None:
     return None
 
 
+def moments(resumed_at: datetime, used_seconds: int, budget_seconds: int, warn_percent: int,
+            calendar: BusinessCalendar) -> tuple[datetime, datetime]:
+    """(due, warn) of a clock running since ``resumed_at`` with ``used_seconds`` used before."""
+    warn_budget = budget_seconds * warn_percent // 100
+    return (due(resumed_at, timedelta(seconds=max(0, budget_seconds - used_seconds)), calendar),
+            due(resumed_at, timedelta(seconds=max(0, warn_budget - used_seconds)), calendar))
+
+
 def schedule(clock: SlaClock, calendar: BusinessCalendar) -> None:
     """Recompute ``due_at``, ``warn_at`` and ``next_fire_at`` from the clock's budget and use."""
     if clock.state == "running" and clock.resumed_at is not None:
-        used = clock.used_seconds
-        warn_budget = clock.budget_seconds * clock.warn_percent // 100
-        clock.due_at = due(clock.resumed_at, timedelta(seconds=max(0, clock.budget_seconds - used)), calendar)
-        clock.warn_at = due(clock.resumed_at, timedelta(seconds=max(0, warn_budget - used)), calendar)
+        clock.due_at, clock.warn_at = moments(clock.resumed_at, clock.used_seconds, clock.budget_seconds,
+                                              clock.warn_percent, calendar)
     elif clock.state == "paused":
         clock.due_at = clock.warn_at = None
     clock.next_fire_at = next_fire(clock)

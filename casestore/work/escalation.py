@@ -12,7 +12,8 @@ by set, so escalating ten thousand clocks is a handful of statements, not ten th
   the outbox read).
 
 Each change writes one audit event (``case.urgency_raised``, ``task.moved``, ``task.unassigned``,
-``sla.notify``), by ``system``, with the clock and the event in its details.  Tasks are locked
+``sla.notify``), by ``system``, with the clock and the event in its details; the events are
+``INSERT ... SELECT`` statements over the rows they are about, written before those rows change.  Tasks are locked
 (PostgreSQL ``FOR UPDATE``) while they are read and changed, so an agent's concurrent claim or
 completion is either before or after, never lost.
 """
@@ -23,6 +24,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Hashable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal, TypeVar, cast
 
 from sqlalchemy import ColumnElement, Integer, Table, any_, literal, select, text, update
@@ -30,7 +32,6 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from casestore import audit
-from casestore.audit import NewEvent
 from casestore.work.definitions import CaseType, EscalationAction
 from casestore.work.models import CaseWork, WorkTask
 
@@ -50,16 +51,15 @@ class Escalations:
     urgency: dict[int, int] = field(default_factory=lambda: defaultdict(int))  # case -> raise by
     moves: dict[int, str] = field(default_factory=dict)  # case -> queue
     unassign: set[int] = field(default_factory=set)
-    why: dict[int, dict[str, Any]] = field(default_factory=dict)  # case -> the clock event behind it
-    events: list[NewEvent] = field(default_factory=list)
+    why: dict[int, tuple[str, SlaEvent]] = field(default_factory=dict)  # case -> the clock event behind it
+    notify: list[tuple[str, str, SlaEvent, int]] = field(default_factory=list)  # (role, clock, event, case)
 
     def add(self, case_type: CaseType, *, case_id: int, clock: str, on: SlaEvent) -> int:
         """Collect the actions ``case_type`` names for this clock event; how many."""
         actions: list[EscalationAction] = [a for rule in case_type.escalations if rule.clock == clock and rule.on == on
                                            for a in rule.actions]
-        cause = {"clock": clock, "event": on}
         for action in actions:
-            self.why[case_id] = cause
+            self.why[case_id] = (clock, on)
             if action.raise_urgency:
                 self.urgency[case_id] += action.raise_urgency
             if action.move_to_queue:
@@ -67,69 +67,79 @@ class Escalations:
             if action.unassign:
                 self.unassign.add(case_id)
             if action.notify_role:
-                self.events.append({"actor": "system", "action": "sla.notify", "case_id": case_id,
-                                    "details": {"role": action.notify_role, **cause}})
+                self.notify.append((action.notify_role, clock, on, case_id))
         return len(actions)
 
-    def apply(self, session: Session) -> int:
+    def apply(self, session: Session, *, now: datetime) -> int:
         """Apply what was collected; returns how many audit events it wrote.  Statements are one
-        per group of cases that get the same change (typically a handful per batch)."""
-        raised = {c: n for c, n in self.urgency.items() if n}
+        per group of cases that get the same change (typically a handful per batch); the audit
+        events are written by ``INSERT ... SELECT`` (``audit.record_select``), never row by row."""
         pg = session.get_bind().dialect.name == "postgresql"
+        written = 0
+        for (role, clock, on), cases in _groups((c, (r, k, e)) for r, k, e, c in self.notify):
+            for round_ in _rounds(cases):  # a case named twice for the same role is notified twice
+                written += audit.record_select(
+                    session, action="sla.notify", at=now, case_id=_CASE_WORK.c.case_id,
+                    rows=select(_CASE_WORK.c.case_id).where(in_ids(_CASE_WORK.c.case_id, round_, pg)),
+                    details={"role": role, "clock": clock, "event": on})
+        raised = {c: n for c, n in self.urgency.items() if n}
         for n, cases in _groups(raised.items()):
             session.execute(update(_CASE_WORK).where(in_ids(_CASE_WORK.c.case_id, cases, pg))
                             .values(urgency=_CASE_WORK.c.urgency + n))
-        for c, n in raised.items():
-            self.events.append({"actor": "system", "action": "case.urgency_raised", "case_id": c,
-                                "details": {"by": n, **self.why[c]}})
+        for (n, (clock, on)), cases in _groups((c, (n, self.why[c])) for c, n in raised.items()):
+            written += audit.record_select(
+                session, action="case.urgency_raised", at=now, case_id=_CASE_WORK.c.case_id,
+                rows=select(_CASE_WORK.c.case_id).where(in_ids(_CASE_WORK.c.case_id, cases, pg)),
+                details={"by": n, "clock": clock, "event": on})
         touched = set(raised) | set(self.moves) | self.unassign
         if touched:
-            self._update_tasks(session, touched, raised=set(raised))
-        return audit.record_many(session, self.events)
+            written += self._update_tasks(session, touched, raised=set(raised), now=now)
+        return written
 
-    def _update_tasks(self, session: Session, case_ids: set[int], *, raised: set[int]) -> None:
-        lock = session.get_bind().dialect.name == "postgresql"
-        stmt = (select(WorkTask.id, WorkTask.case_id, WorkTask.state, WorkTask.queue, WorkTask.assignee,
-                       WorkTask.lease_version, WorkTask.name)
-                .where(_OPEN, in_ids(WorkTask.case_id, sorted(case_ids), lock)).order_by(WorkTask.id))
-        if lock:  # agents' claims and completions of these tasks wait for this batch, or it for them
-            stmt = stmt.with_for_update()
-        tasks = session.execute(stmt).all()
-        for tid, case_id, state, queue, assignee, lease_version, name in tasks:
-            cause = self.why.get(case_id, {})
-            new_queue = self.moves.get(case_id, queue)
-            if new_queue != queue:
-                self.events.append({"actor": "system", "action": "task.moved", "case_id": case_id,
-                                    "details": {"task_id": tid, "task": name, "from": queue, "to": new_queue,
-                                                **cause}})
-            if case_id in self.unassign and state == "active":
-                self.events.append({"actor": "system", "action": "task.unassigned", "case_id": case_id,
-                                    "details": {"task_id": tid, "task": name, "queue": new_queue,
-                                                "assignee": assignee, "lease_version": lease_version, **cause}})
-        ids = [t[0] for t in tasks]
-        if not ids:
-            return
+    def _update_tasks(self, session: Session, case_ids: set[int], *, raised: set[int], now: datetime) -> int:
         pg = session.get_bind().dialect.name == "postgresql"
+        stmt = select(WorkTask.id).where(_OPEN, in_ids(WorkTask.case_id, sorted(case_ids), pg)).order_by(WorkTask.id)
+        if pg:  # agents' claims and completions of these tasks wait for this batch, or it for them
+            stmt = stmt.with_for_update()
+        ids = list(session.scalars(stmt))
+        if not ids:
+            return 0
         chosen = in_ids(_TASKS.c.id, ids, pg)  # the rows read (and locked) above, nothing that opened since
-        case_urgency = (select(_CASE_WORK.c.urgency).where(_CASE_WORK.c.case_id == _TASKS.c.case_id)
-                        .scalar_subquery())
+        t = _TASKS.c
+        written = 0
+        # the events first, from the rows as they are (the queue a task moves from)
+        moved = ((c, (q, self.why[c])) for c, q in self.moves.items() if c in case_ids)
+        for (target, (clock, on)), cases in _groups(moved):
+            written += audit.record_select(
+                session, action="task.moved", at=now, case_id=t.case_id,
+                rows=select(t.id).where(chosen, in_ids(t.case_id, cases, pg), t.queue != target),
+                details={"task_id": t.id, "task": t.name, "from": t.queue, "to": target, "clock": clock, "event": on})
+        unassigned = ((c, (self.moves.get(c), self.why[c])) for c in self.unassign if c in case_ids)
+        for (to_queue, (clock, on)), cases in _groups(unassigned):
+            written += audit.record_select(
+                session, action="task.unassigned", at=now, case_id=t.case_id,
+                rows=select(t.id).where(chosen, in_ids(t.case_id, cases, pg), text("tasks.state = 'active'")),
+                details={"task_id": t.id, "task": t.name, "queue": to_queue if to_queue is not None else t.queue,
+                         "assignee": t.assignee, "lease_version": t.lease_version, "clock": clock, "event": on})
+        case_urgency = (select(_CASE_WORK.c.urgency).where(_CASE_WORK.c.case_id == t.case_id).scalar_subquery())
         change = ((case_id, (self.moves.get(case_id), case_id in raised)) for case_id in sorted(case_ids))
-        for (target, raise_), cases in _groups(change):  # one new row version per task: queue and urgency at once
+        for (new_queue, raise_), cases in _groups(change):  # one new row version per task: queue and urgency at once
             values: dict[str, Any] = {}
-            if target is not None:
-                values["queue"] = target
+            if new_queue is not None:
+                values["queue"] = new_queue
             if raise_:  # open tasks carry their case's urgency (get-next's order)
                 values["urgency"] = case_urgency
             if values:
-                session.execute(update(_TASKS).where(chosen, in_ids(_TASKS.c.case_id, cases, pg)).values(**values))
+                session.execute(update(_TASKS).where(chosen, in_ids(t.case_id, cases, pg)).values(**values))
         if self.unassign:
-            session.execute(update(_TASKS).where(chosen, in_ids(_TASKS.c.case_id, sorted(self.unassign), pg),
+            session.execute(update(_TASKS).where(chosen, in_ids(t.case_id, sorted(self.unassign), pg),
                                                  text("tasks.state = 'active'"))
                             .values(state="queued", assignee=None, lease_expires_at=None))
         for obj in list(session.identity_map.values()):  # loaded copies are stale now
             if isinstance(obj, WorkTask | CaseWork) and obj.case_id in case_ids:
                 session.expire(obj)
         log.info("escalation: %d open task(s) of %d case(s) updated", len(ids), len(case_ids))
+        return written
 
 
 def in_ids(col: Any, ids: list[int], pg: bool) -> ColumnElement[bool]:
@@ -140,8 +150,21 @@ def in_ids(col: Any, ids: list[int], pg: bool) -> ColumnElement[bool]:
     return cast(ColumnElement[bool], col.in_(ids))
 
 
+def _rounds(cases: list[int]) -> list[list[int]]:
+    """Split a list with repeats into lists without: each case once per round."""
+    rounds: list[list[int]] = []
+    seen: dict[int, int] = defaultdict(int)
+    for case_id in cases:
+        k = seen[case_id]
+        seen[case_id] += 1
+        if k == len(rounds):
+            rounds.append([])
+        rounds[k].append(case_id)
+    return rounds
+
+
 def _groups(pairs: Iterable[tuple[int, _V]]) -> list[tuple[_V, list[int]]]:
-    """(value, cases) for each distinct value of (case, value) pairs."""
+    """(value, cases) for each distinct value of (case, value) pairs (a case repeated stays repeated)."""
     grouped: dict[_V, list[int]] = defaultdict(list)
     for case_id, value in pairs:
         grouped[value].append(case_id)

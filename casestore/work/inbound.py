@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from sqlalchemy import select
@@ -51,8 +51,9 @@ class Runs:
     loaded once, in a few queries for the whole batch (``prefetch``), and later items of the
     same case see what earlier ones changed.  Cleared when the session's transaction changes."""
 
-    def __init__(self, setup: WorkSetup) -> None:
+    def __init__(self, setup: WorkSetup, *, current: Callable[[], WorkSetup] | None = None) -> None:
         self.setup = setup
+        self.current = current  # where a reloaded setup comes from; taken at each new transaction
         self._transaction: object | None = None
         self._runs: dict[int, Run] = {}
         self.batch = Batch()  # the new rows and audit events of every run of the batch, in order
@@ -62,6 +63,8 @@ class Runs:
         transaction = session.get_transaction()
         if transaction is not self._transaction:
             self._transaction, self._runs, self.batch, self.linked = transaction, {}, Batch(), {}
+            if self.current is not None:  # a batch works with one setup from start to end
+                self.setup = self.current()
         return self._runs
 
     def begin(self, session: Session) -> None:
@@ -275,12 +278,22 @@ def _open_linked(session: Session, *, old: Case, item_id: str, doc_type: str | N
 
 
 class InboundWork:
-    """The file stage's work hooks (``casestore.items.WorkHooks``) over one ``WorkSetup``."""
+    """The file stage's work hooks (``casestore.items.WorkHooks``) over one ``WorkSetup``, or over
+    the newest one ``current`` gives (read at the start of each transaction: calendars and case
+    types reloaded while the process runs apply from the next batch on)."""
 
-    def __init__(self, setup: WorkSetup, *, actor: Actor = SYSTEM) -> None:
-        self.setup = setup
+    def __init__(self, setup: WorkSetup, *, actor: Actor = SYSTEM,
+                 current: Callable[[], WorkSetup] | None = None) -> None:
         self.actor = actor
-        self.runs = Runs(setup)
+        self.runs = Runs(setup, current=current)
+
+    @property
+    def setup(self) -> WorkSetup:
+        return self.runs.setup
+
+    def _setup(self, session: Session) -> WorkSetup:
+        self.runs.begin(session)
+        return self.runs.setup
 
     def prepare(self, session: Session, *, cases: Sequence[Case]) -> None:
         self.runs.prefetch(session, cases, actor=self.actor, now=utcnow())
@@ -295,10 +308,10 @@ class InboundWork:
         return refs
 
     def new_case(self, session: Session, *, case: Case, item_id: str, doc_type: str, channel: str) -> None:
-        on_new_case(session, case=case, doc_type=doc_type, channel=channel, setup=self.setup, actor=self.actor,
-                    runs=self.runs)
+        on_new_case(session, case=case, doc_type=doc_type, channel=channel, setup=self._setup(session),
+                    actor=self.actor, runs=self.runs)
 
     def attached(self, session: Session, *, case: Case, item_id: str, doc_type: str,
                  channel: str) -> tuple[Case, bool]:
-        return on_attached(session, case=case, item_id=item_id, setup=self.setup, doc_type=doc_type,
+        return on_attached(session, case=case, item_id=item_id, setup=self._setup(session), doc_type=doc_type,
                            channel=channel, actor=self.actor, runs=self.runs)

@@ -57,3 +57,28 @@ def test_adding_a_holiday_moves_running_clocks_and_their_tasks(session: Session)
     assert s.get(SlaClock, elsewhere.id).due_at == before_elsewhere  # type: ignore[union-attr]
     s.refresh(waiting)
     assert waiting.due_at == moved.due_at  # get-next's order follows the new due time
+
+
+def test_a_clock_the_engine_changed_after_the_plan_is_left_as_the_engine_wrote_it(session: Session) -> None:
+    """The moments are computed without locks (``plan_batch``); the write (``write_batch``) takes
+    only clocks whose start and use are still the planned ones."""
+    from casestore.work.calendar_change import plan_batch, write_batch
+
+    s = session
+    store_definition(s, definition())
+    one, two = case(s), case(s)
+    kept = _on_office(s, clock(s, one), timedelta(hours=16))
+    resumed = _on_office(s, clock(s, two), timedelta(hours=16))
+    kept.warned_at = T0  # its warning fired: the next moment to fire is the due time
+    s.flush()
+    plan = plan_batch(s, calendar_name="office", calendar=WITH_HOLIDAY)
+    assert [row[0] for row in plan.changed] == [kept.id, resumed.id]
+    s.execute(update(SlaClock).where(SlaClock.id == resumed.id).values(resumed_at=T0 + timedelta(hours=1),
+                                                                        used_seconds=3600))  # paused and resumed
+    result = write_batch(s, plan)
+    assert (result.clocks, result.moved, result.skipped) == (2, 1, 0)
+    s.expire_all()
+    written, left = s.get(SlaClock, kept.id), s.get(SlaClock, resumed.id)
+    assert written is not None and written.due_at == T0.replace(day=4, hour=17)
+    assert written.next_fire_at == written.due_at, "warned already: the due time is next"
+    assert left is not None and left.due_at == due(T0, timedelta(hours=16), OFFICE), "not overwritten"

@@ -4,7 +4,7 @@ sweepers or a restart in between."""
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -209,3 +209,31 @@ def test_the_sweep_leaves_a_case_the_engine_holds_for_the_next_sweep(engine: Eng
         assert sweep(s, now=WARN).warned == 1, "the held case's clock fires at the next sweep"
     with sessions() as s:
         assert {c.case_id for c in s.scalars(select(SlaClock)) if c.warned_at is not None} == {busy, free}
+
+
+def test_the_events_the_database_writes_carry_the_same_details(s: Session) -> None:
+    """The sweep's audit events are INSERT ... SELECT statements with details built by the
+    database: each names the clock, the moment (ISO 8601, UTC), the task and its queues."""
+    c = case(s)
+    sla = clock(s, c)
+    waiting, held = task(s, c), task(s, c)
+    queues.claim(s, task_id=held.id, actor=agent("bob"), now=T0)
+    sweep(s, now=DUE + timedelta(hours=6))
+    events = {(e.action, e.details.get("task_id")): e for e in s.scalars(select(AuditEvent))
+              if e.action.startswith(("sla.", "case.", "task.moved", "task.unassigned"))}
+    breached = events[("sla.breached", None)]
+    assert breached.case_id == c.id and breached.actor == "system" and breached.reason == ""
+    assert breached.details["clock"] == "first_response" and breached.details["clock_id"] == sla.id
+    assert breached.details["escalation_actions"] == 2
+    assert datetime.fromisoformat(breached.details["due_at"]) == DUE
+    assert datetime.fromisoformat(breached.details["warn_at"]) == WARN
+    assert events[("case.urgency_raised", None)].details == {"by": 30, "clock": "first_response", "event": "breach"}
+    for t in (waiting, held):
+        assert events[("task.moved", t.id)].details == {
+            "task_id": t.id, "task": t.name, "from": "complaints", "to": "complaints_senior",
+            "clock": "first_response", "event": "breach"}
+    assert events[("task.unassigned", held.id)].details == {
+        "task_id": held.id, "task": held.name, "queue": "complaints_senior", "assignee": "bob",
+        "lease_version": held.lease_version, "clock": "first_response", "event": "breach"}
+    assert ("task.unassigned", waiting.id) not in events
+    assert len({e.at for e in events.values()}) == 1, "one moment for the whole batch"
