@@ -7,14 +7,16 @@ Unlike the entity finders, which must find identifiers anywhere without knowing 
 are, this searches for *known* values, so labels and layout do not matter:
 
 * account number: letters and digits compared without separators (``2214 2500``,
-  ``22-14-25-00``), OCR look-alikes accepted in either direction (O/0, I/l/1, S/5, B/8, Z/2,
+  ``22-14-25-00``, or broken over two lines), OCR look-alikes accepted in either direction (O/0, I/l/1, S/5, B/8, Z/2,
   G/6); the digit run of a prefixed number (``104233`` for ``ACC-104233``) when it has six
   digits or more;
 * email address (case-insensitive) and phone number (national significant digits, any
-  separators, with or without the country code or trunk zero);
+  separators or one line break, OCR look-alikes, with or without the country code or trunk zero);
 * surname (one OCR edit allowed from five letters) next to the first name or its initial
-  (``George Green``, ``G. Green``, ``Mr G Green``, ``GREEN, George``), to the postcode
-  (spacing, case and look-alikes tolerated) or to the first line of the address.
+  (``George Green``, ``G. Green``, ``Mr G Green``, ``GREEN, George``, or the first name at the
+  end of one line and the surname on the next), to the postcode (spacing, a line break, case and
+  look-alikes tolerated) or to the first line of the address.  Digits that OCR reads for
+  letters inside a name (``Wi1s0n``) are read back as letters.
 
 A first name alone, a postcode alone or a surname alone never agrees.
 """
@@ -43,9 +45,12 @@ for _ch in "OoDQIli|!SsBZzGbgqT":
     _DIGIT_LOOKALIKES[_d] = _DIGIT_LOOKALIKES.get(_d, "") + _ch
 _LETTER_LOOKALIKES = {"O": "0", "D": "0", "Q": "0", "I": "1l|", "L": "1", "S": "5", "B": "8", "Z": "2", "G": "6",
                       "T": "7"}
-_SEP = r"[ \t./-]?"
+_BREAK = r"[ \t]*\r?\n[ \t]*"  # a value carried over to the next line (a narrow cell, a wrapped line)
+_SEP = rf"(?:[ \t./-]|-?{_BREAK})?"
 _TITLES = frozenset({"mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "dame", "rev"})
-_WORD = re.compile(r"[A-Za-z][A-Za-z'\u2019]*(?:-[A-Za-z][A-Za-z'\u2019]*)*\.?")
+# A word of a name; digits that OCR reads for letters may stand inside it (``Wi1s0n``).
+_WORD = re.compile(r"[A-Za-z][A-Za-z0-9'\u2019]*(?:-[A-Za-z][A-Za-z0-9'\u2019]*)*\.?")
+_DIGIT_TO_LETTER = str.maketrans({"0": "o", "1": "l", "5": "s", "8": "b", "6": "g", "2": "z"})
 _EDGE_L = r"(?<![A-Za-z0-9])"
 _EDGE_R = r"(?![A-Za-z0-9])"
 
@@ -83,7 +88,7 @@ def _postcode_agrees(postcode: str, text: str) -> bool:
     if len(compact) < 5:
         return False
     outward, inward = compact[:-3], compact[-3:]
-    pattern = (_EDGE_L + "".join(_char_class(c) for c in outward) + r"[ \t]{0,2}"
+    pattern = (_EDGE_L + "".join(_char_class(c) for c in outward) + rf"(?:[ \t]{{0,2}}|{_BREAK})"
                + "".join(_char_class(c) for c in inward) + _EDGE_R)
     return re.search(pattern, text) is not None
 
@@ -101,14 +106,14 @@ def _phone_agrees(phone: str, text: str, region: str) -> bool:
     nsn = phonenumbers.national_significant_number(number)
     if len(nsn) < 7:
         return False
-    body = r"[ \t().-]{0,2}".join(nsn)
+    body = rf"(?:[ \t().-]{{0,2}}|{_BREAK})".join(_char_class(d) for d in nsn)  # OCR look-alikes, wraps
     prefix = rf"(?:\+?{number.country_code}[ \t().-]{{0,2}}(?:\(0\)[ \t]?)?|0[ \t().-]{{0,2}})?"
     return re.search(r"(?<!\d)" + prefix + body + r"(?!\d)", text) is not None
 
 
 def _same_word(known: str, seen: str) -> bool:
     """Names compared case-insensitively, one OCR edit (or two letters swapped) allowed from five letters."""
-    a, b = known.lower(), seen.lower().rstrip(".")
+    a, b = known.lower(), seen.lower().rstrip(".").translate(_DIGIT_TO_LETTER)
     if len(a) >= 5:
         return OSA.distance(a, b, score_cutoff=1) <= 1
     return a == b
@@ -123,8 +128,9 @@ def _name_parts(name: str) -> tuple[str, str] | None:
 
 def _surname_hits(surname: str, text: str) -> list[tuple[list[str], list[str]]]:
     """Where the surname is written as a name (capitalised or in capitals): the words before it
-    and after it on the same line (up to three each, nothing but spaces between them; a comma
-    right after the surname is kept as a word, for ``GREEN, George``)."""
+    and after it (up to three each, nothing but spaces between them; a comma right after the
+    surname is kept as a word, for ``GREEN, George``).  One line break may stand among the words
+    before it: a name broken over two lines of a narrow cell (``Applicant Nigel`` / ``Atkinson``)."""
     words = [(m.start(), m.end(), m.group(0)) for m in _WORD.finditer(text)]
     hits = []
     for i, (_, end, word) in enumerate(words):
@@ -133,7 +139,13 @@ def _surname_hits(surname: str, text: str) -> list[tuple[list[str], list[str]]]:
             continue
         before: list[str] = []
         j = i
-        while j > 0 and len(before) < 3 and re.fullmatch(r"[ \t]+", text[words[j - 1][1]:words[j][0]]):
+        breaks = 0
+        while j > 0 and len(before) < 3:
+            gap = text[words[j - 1][1]:words[j][0]]
+            if not re.fullmatch(r"[ \t]+", gap):
+                if breaks or not re.fullmatch(_BREAK, gap):
+                    break
+                breaks += 1
             j -= 1
             before.insert(0, words[j][2])
         after: list[str] = []
