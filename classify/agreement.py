@@ -130,7 +130,8 @@ def _surname_hits(surname: str, text: str) -> list[tuple[list[str], list[str]]]:
     """Where the surname is written as a name (capitalised or in capitals): the words before it
     and after it (up to three each, nothing but spaces between them; a comma right after the
     surname is kept as a word, for ``GREEN, George``).  One line break may stand among the words
-    before it: a name broken over two lines of a narrow cell (``Applicant Nigel`` / ``Atkinson``)."""
+    before it when the surname ends its line: a name broken over two lines of a narrow cell
+    (``Applicant Nigel`` / ``Atkinson``)."""
     words = [(m.start(), m.end(), m.group(0)) for m in _WORD.finditer(text)]
     hits = []
     for i, (_, end, word) in enumerate(words):
@@ -139,13 +140,14 @@ def _surname_hits(surname: str, text: str) -> list[tuple[list[str], list[str]]]:
             continue
         before: list[str] = []
         j = i
-        breaks = 0
+        # a break only when the surname ends its line, as a wrapped value does ("Green Lane is closed" does not)
+        may_break = re.match(r"[ \t.,]*(?:\r?\n|$)", text[end:]) is not None
         while j > 0 and len(before) < 3:
             gap = text[words[j - 1][1]:words[j][0]]
             if not re.fullmatch(r"[ \t]+", gap):
-                if breaks or not re.fullmatch(_BREAK, gap):
+                if not may_break or not re.fullmatch(_BREAK, gap):
                     break
-                breaks += 1
+                may_break = False
             j -= 1
             before.insert(0, words[j][2])
         after: list[str] = []
