@@ -15,7 +15,9 @@ document (HTML only, as web-form mailers send it) from an address the CRM does n
 
 Every positive quotes one of the customer's own cases beside one to three of that customer's own
 details; the negatives (one in four) quote a real case with somebody else's details (a new
-person, another known customer, the case customer's first name with another surname).  The
+person, another known customer, the case customer's first name with another surname, or near
+misses: the case customer's surname under another first name beside their account and phone
+numbers with one digit changed).  The
 store is filled the way a new user does it: ``casework import customers`` and ``casework import
 cases`` from CSV files, then ``casework ingest DIR --json``.  Prints one JSON object: attach
 precision and recall overall and per layout, what the negatives became, and the seconds.
@@ -220,6 +222,13 @@ def address_block(c: Customer, rng: random.Random) -> list[tuple[str, str]]:
     return [("name", name), ("address", c.street), ("town", c.town), ("postcode", c.postcode)]
 
 
+def _one_digit_off(value: str, rng: random.Random) -> str:
+    spots = [i for i, ch in enumerate(value) if ch.isdigit()]
+    i = rng.choice(spots[1:] or spots)
+    other = rng.choice([d for d in "0123456789" if d != value[i] and _OCR_SWAPS.get(d) is None])
+    return value[:i] + other + value[i + 1:]
+
+
 def make_docs(customers: list[Customer], fake: Faker, rng: random.Random, n: int) -> list[Doc]:
     docs: list[Doc] = []
     for i in range(n):
@@ -244,12 +253,15 @@ def make_docs(customers: list[Customer], fake: Faker, rng: random.Random, n: int
                 pairs = address_block(c, rng)
             kinds: tuple[str, ...] = ("address_block",)
         elif negative:
-            who = rng.choice(["stranger", "other", "first_name"])
-            if who == "stranger":
-                fresh = Customer("x", _plain_name(fake), fake.email(), f"07{rng.randint(100, 999)} "
+            who = rng.choice(["stranger", "other", "first_name", "near"])
+            if who == "near":  # one digit off the account and phone, the surname under another first name
+                pairs = [("name", f"{fake.first_name()} {c.last}"), ("account", _one_digit_off(c.account, rng)),
+                         ("phone", _one_digit_off(c.phone, rng))]
+            elif who == "stranger":
+                person = Customer("x", _plain_name(fake), fake.email(), f"07{rng.randint(100, 999)} "
                                  f"{rng.randint(100_000, 999_999)}", fake.street_address(), fake.city(),
                                  fake.postcode(), f"{rng.randint(10_000_000, 99_999_999)}")
-                pairs = details_of(fresh, rng.sample(list(DETAIL_KINDS), k=2))
+                pairs = details_of(person, rng.sample(list(DETAIL_KINDS), k=2))
             elif who == "other":
                 o = rng.choice([x for x in customers if x is not c])
                 pairs = details_of(o, rng.sample(list(DETAIL_KINDS), k=2))
