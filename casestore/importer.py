@@ -10,6 +10,7 @@ files have a header naming the columns (any order, case-insensitive):
 
 Each customer written is reconciled with the prospects (``P-...``, people who wrote before the
 CRM knew them) it matches: merged, or linked for a person to decide (``casestore.prospects``).
+When no prospect is live as the import starts, the rows skip that look-up.
 
 ``import_cases`` takes an ``on_case`` hook, called for every case written (new or updated) with
 its ``stage`` column: the CLI passes the work domain's, which gives each case its work once
@@ -36,7 +37,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
-from casestore import audit
+from casestore import audit, prospects
 from casestore.cases import upsert_case
 from casestore.customers import upsert_customer
 from casestore.errors import CaseStoreError, InvalidInput
@@ -201,7 +202,7 @@ def _import(
     return report
 
 
-def _write_customer(session: Session, row: Row, report: ImportReport) -> bool:
+def _write_customer(session: Session, row: Row, report: ImportReport, *, reconcile: bool = True) -> bool:
     cid = (row.get("customer_id") or "").strip()
     before = session.scalar(select(Customer.name).where(Customer.customer_id == cid)) if cid else None
     customer, created = upsert_customer(
@@ -217,6 +218,8 @@ def _write_customer(session: Session, row: Row, report: ImportReport) -> bool:
     )
     if before is not None and customer.name != before:
         report.renamed_customers.append(customer.customer_id)
+    if not reconcile:
+        return created
     session.flush()
     done = reconcile_prospects(session, customer=customer, actor="import")
     report.prospects_merged.extend(done.merged)
@@ -259,7 +262,11 @@ def _write_case(session: Session, row: Row, report: ImportReport, on_case: CaseH
 
 def import_customers(session: Session, path: Path) -> ImportReport:
     """Upsert customers by ``customer_id``; one summary audit event 'customer.imported'."""
-    report = _import(session, path, ("customer_id", "name"), _write_customer)
+    # no live prospect when the import starts: no row needs the look-up (one written meanwhile by
+    # the pipeline is found by the next import, or merged by a person)
+    reconcile = prospects.any_live(session)
+    report = _import(session, path, ("customer_id", "name"),
+                     lambda s, row, rep: _write_customer(s, row, rep, reconcile=reconcile))
     audit.record(
         session, actor="import", action="customer.imported", reason=f"imported from {path.name}",
         details={"file": str(path), "created": report.created, "updated": report.updated,

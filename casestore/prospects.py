@@ -69,6 +69,13 @@ def names_agree(prospect_name: str | None, crm_name: str) -> bool:
     return not words or words <= _words(crm_name)
 
 
+def any_live(session: Session) -> bool:
+    """Whether any prospect is waiting to meet the CRM (an import skips the look-ups when none is)."""
+    return session.scalar(select(Customer.id).where(
+        Customer.customer_id.startswith(PROSPECT_PREFIX, autoescape=True), Customer.merged_into_id.is_(None))
+        .limit(1)) is not None
+
+
 def _live_prospects(session: Session, customer: Customer) -> list[tuple[Customer, str]]:
     """Live prospects sharing the customer's email or phone, each with what matched."""
     clauses = []
