@@ -48,8 +48,10 @@ _LETTER_LOOKALIKES = {"O": "0", "D": "0", "Q": "0", "I": "1l|", "L": "1", "S": "
 _BREAK = r"[ \t]*\r?\n[ \t]*"  # a value carried over to the next line (a narrow cell, a wrapped line)
 _SEP = rf"(?:[ \t./-]|-?{_BREAK})?"
 _TITLES = frozenset({"mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "dame", "rev"})
-# A word of a name; digits that OCR reads for letters may stand inside it (``Wi1s0n``).
-_WORD = re.compile(r"[A-Za-z][A-Za-z0-9'\u2019]*(?:-[A-Za-z][A-Za-z0-9'\u2019]*)*\.?")
+# A word of a name; digits that OCR reads for letters may stand inside it (``Wi1s0n``) and at its
+# start before a letter (``0liver``).
+_WORD = re.compile(r"(?:[A-Za-z]|[0158](?=[A-Za-z]))[A-Za-z0-9'\u2019]*(?:-[A-Za-z][A-Za-z0-9'\u2019]*)*\.?")
+_LEADING_DIGIT_TO_LETTER = str.maketrans({"0": "O", "1": "I", "5": "S", "8": "B"})
 _DIGIT_TO_LETTER = str.maketrans({"0": "o", "1": "l", "5": "s", "8": "b", "6": "g", "2": "z"})
 _EDGE_L = r"(?<![A-Za-z0-9])"
 _EDGE_R = r"(?![A-Za-z0-9])"
@@ -119,6 +121,14 @@ def _same_word(known: str, seen: str) -> bool:
     return a == b
 
 
+def _nearer_first(seen: str, first: str, surname: str) -> bool:
+    """``seen`` reads as the first name rather than the surname (both compared as ``_same_word``)."""
+    if not first or first.lower() == surname.lower():
+        return False
+    b = seen.lower().translate(_DIGIT_TO_LETTER)
+    return bool(OSA.distance(first.lower(), b) < OSA.distance(surname.lower(), b))
+
+
 def _name_parts(name: str) -> tuple[str, str] | None:
     words = [w for w in re.findall(r"[A-Za-z][A-Za-z'\u2019-]*", name) if w.lower() not in _TITLES]
     if len(words) < 2:
@@ -126,17 +136,24 @@ def _name_parts(name: str) -> tuple[str, str] | None:
     return words[0], words[-1]
 
 
-def _surname_hits(surname: str, text: str) -> list[tuple[list[str], list[str]]]:
+def _as_letters(word: str) -> str:
+    """A name word with OCR digits read back as letters (a capital at the start: ``0liver``)."""
+    return word[:1].translate(_LEADING_DIGIT_TO_LETTER) + word[1:]
+
+
+def _surname_hits(surname: str, text: str, first: str = "") -> list[tuple[list[str], list[str]]]:
     """Where the surname is written as a name (capitalised or in capitals): the words before it
     and after it (up to three each, nothing but spaces between them; a comma right after the
     surname is kept as a word, for ``GREEN, George``).  One line break may stand among the words
     before it when the surname ends its line: a name broken over two lines of a narrow cell
-    (``Applicant Nigel`` / ``Atkinson``)."""
+    (``Applicant Nigel`` / ``Atkinson``).  A word nearer to the first name than to the surname
+    is the first name (``Robert`` is not one OCR edit from ``Roberts`` when the customer is
+    Robert Roberts)."""
     words = [(m.start(), m.end(), m.group(0)) for m in _WORD.finditer(text)]
     hits = []
     for i, (_, end, word) in enumerate(words):
-        bare = word.rstrip(".")
-        if not bare[:1].isupper() or not _same_word(surname, bare):
+        bare = _as_letters(word.rstrip("."))
+        if not bare[:1].isupper() or not _same_word(surname, bare) or _nearer_first(bare, first, surname):
             continue
         before: list[str] = []
         j = i
@@ -211,7 +228,7 @@ def record_agreement(customer: CustomerView, text: str, *, phone_region: str = "
     parts = _name_parts(customer.name or "")
     if parts is not None:
         first, surname = parts
-        hits = _surname_hits(surname, text)
+        hits = _surname_hits(surname, text, first)
         if hits:
             if customer.postcode and _postcode_agrees(customer.postcode, text):
                 signals.append("name_postcode")
