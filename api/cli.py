@@ -134,9 +134,15 @@ def _import(kind: str, path: Path, as_json: bool) -> None:
                                                 f"team or status, {len(report.renamed_customers)} customers renamed)")
     errors = [{"line": e.line, "reason": e.reason} for e in report.errors]
     if as_json:
-        _print_json({"created": report.created, "updated": report.updated, "errors": errors})
+        body: dict[str, Any] = {"created": report.created, "updated": report.updated, "errors": errors}
+        if kind == "customers":
+            body.update(prospects_merged=report.prospects_merged, prospects_to_review=report.prospects_to_review)
+        _print_json(body)
     else:
         out.print(f"{kind}: {report.created} created, {report.updated} updated, {len(errors)} rejected")
+        if report.prospects_merged or report.prospects_to_review:
+            out.print(f"prospects: {len(report.prospects_merged)} merged into their CRM customer, "
+                      f"{len(report.prospects_to_review)} to review (casework customer reviews)")
         for e in errors:
             err.print(f"  line {e['line']}: {e['reason']}", highlight=False)
     if search != UPDATED:  # committed with the import: `casework serve` writes it when the index is back
@@ -702,9 +708,10 @@ def train_doctype(
 
 
 def _register_more_commands() -> None:
-    from api import outbound_cli, search_cli, setup_cli, user_cli
+    from api import customer_cli, outbound_cli, search_cli, setup_cli, user_cli
 
     outbound_cli.register(case_app, outbox_app, letters_app)
+    customer_cli.register(app)
 
     app.command("setup")(setup_cli.setup)
     app.command("search")(search_cli.search)

@@ -16,6 +16,7 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -28,6 +29,7 @@ from api.cli_support import fail as _fail
 from api.wiring import Runtime
 from casestore import access
 from casestore.search import indexer
+from casestore.search.factory import open_search_index
 from casestore.search.port import SearchIndex, SearchQuery, Viewer
 
 OPERATOR = Viewer(role=access.OPERATOR.role)  # the CLI is run by whoever administers the machine: sees everything
@@ -45,6 +47,20 @@ def _progress(label: str, show: bool) -> Progress:
                     console=err, disable=not show)
 
 
+def _day(value: str | None, name: str, *, end: bool) -> datetime | None:
+    """An ISO date (or date-time) option; a bare date as an end bound includes that day."""
+    if not value:
+        return None
+    try:
+        if len(value) == 10:
+            day = date.fromisoformat(value)
+            return datetime.combine(day + timedelta(days=1) if end else day, time(), tzinfo=UTC)
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        _fail(f"{name} {value!r} is not an ISO date: write 2024-03-31")
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
 def search(
     query: Annotated[str, typer.Argument(help='words, "phrases", AND/OR/NOT, -word')],
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
@@ -53,17 +69,22 @@ def search(
     doc_type: Annotated[list[str] | None, typer.Option(help="only this document type; repeatable")] = None,
     sort: Annotated[str, typer.Option(help="relevance or date")] = "relevance",
     fuzzy: Annotated[bool, typer.Option(help="tolerate typos and OCR noise")] = False,
+    dated_from: Annotated[str | None, typer.Option(help="sent or scanned on or after (ISO date)")] = None,
+    dated_to: Annotated[str | None, typer.Option(help="sent or scanned on or before (ISO date)")] = None,
 ) -> None:
     """Search every document's text, title and customer."""
     with _runtime() as (_rt, index):
         result = index.search(SearchQuery(text=query, limit=limit, channels=tuple(channel or ()),
                                           doc_types=tuple(doc_type or ()), sort=sort,  # type: ignore[arg-type]
-                                          fuzzy=fuzzy), OPERATOR)
+                                          fuzzy=fuzzy, dated_from=_day(dated_from, "--dated-from", end=False),
+                                          dated_to=_day(dated_to, "--dated-to", end=True)), OPERATOR)
     if as_json:
         body: dict[str, Any] = {
             "total": result.total,
             "hits": [{"document_id": h.document_id, "item_id": h.item_id, "case_ref": h.case_ref, "title": h.title,
                       "snippet": h.snippet, "score": h.score, "received_at": h.received_at.isoformat(),
+                      "sent_at": h.sent_at.isoformat() if h.sent_at else None,
+                      "captured_at": h.captured_at.isoformat() if h.captured_at else None,
                       "channel": h.channel, "doc_type": h.doc_type} for h in result.hits],
             "facets": result.facets,
             "next_cursor": result.next_cursor,
@@ -81,13 +102,22 @@ def search(
 def reindex(
     batch: Annotated[int, typer.Option(min=1, help="documents per index commit / bulk request")] = 5000,
 ) -> None:
-    """Rebuild the search index from the case store; resumes where an interrupted run stopped."""
-    with _runtime() as (rt, index):
+    """Rebuild the search index from the case store; resumes where an interrupted run stopped.
+
+    Also the upgrade step after a search schema change: an index of an older schema version is
+    recreated empty and filled again (``SearchIndexOutdated`` names this command).
+    """
+    with runtime() as rt:
         checkpoint = rt.settings.data_dir / "reindex.checkpoint.json"
+        index = open_search_index(rt.settings.search.url, rt.settings.data_dir, rt.settings.search.access(),
+                                  rebuild=True)
+        if getattr(index, "rebuilt", False):  # an interrupted run's checkpoint names documents now gone
+            checkpoint.unlink(missing_ok=True)
         with _progress("reindexing", err.is_terminal) as progress:
             task = progress.add_task("reindex", total=None)
             report = indexer.reindex(rt.sessions, index, batch=batch, checkpoint_path=checkpoint,
                                      progress=lambda done, total: progress.update(task, completed=done, total=total))
+        index.close()
     resumed = f" (resumed after document {report.resumed_after})" if report.resumed_after is not None else ""
     out.print(f"indexed {report.indexed} document(s) in {report.seconds:.1f}s{resumed}")
 

@@ -33,6 +33,8 @@ class SearchHitOut(BaseModel):
     snippet: str
     score: float | None
     received_at: datetime
+    sent_at: datetime | None = None  # the email's own Date header
+    captured_at: datetime | None = None  # a scan's capture time, as the scanner recorded it
     channel: str
     doc_type: str
 
@@ -83,6 +85,10 @@ def search(
     case_ref: Annotated[str | None, Query()] = None,
     date_from: Annotated[str | None, Query(description="received on or after (ISO date or date-time)")] = None,
     date_to: Annotated[str | None, Query(description="received before; a bare date includes that day")] = None,
+    dated_from: Annotated[str | None, Query(description="the item's own date (an email's Date header, a scan's "
+                                                        "capture time) on or after (ISO date or date-time)")] = None,
+    dated_to: Annotated[str | None, Query(description="the item's own date before; a bare date includes that "
+                                                      "day")] = None,
     sort: Annotated[Literal["relevance", "date"], Query()] = "relevance",
     fuzzy: Annotated[bool, Query(description="tolerate typos and OCR noise")] = False,
     like: Annotated[int | None, Query(ge=1, le=MAX_DOCUMENT_ID,
@@ -94,6 +100,7 @@ def search(
         text=q, channels=_many(channel), doc_types=_many(doc_type), case_statuses=_many(case_status),
         customer_id=customer or None, case_ref=case_ref or None,
         date_from=_bound(date_from, "date_from", end=False), date_to=_bound(date_to, "date_to", end=True),
+        dated_from=_bound(dated_from, "dated_from", end=False), dated_to=_bound(dated_to, "dated_to", end=True),
         fuzzy=fuzzy, sort=sort, limit=limit, cursor=cursor or None, like_document_id=like,
     )
     result = index.search(query, Viewer(role=user.role, teams=user.teams, disabled=user.disabled))
@@ -111,7 +118,8 @@ def search(
         "total": result.total - (len(result.hits) - len(hits)),
         "hits": [
             {"document_id": h.document_id, "item_id": h.item_id, "case_ref": h.case_ref, "title": h.title,
-             "snippet": h.snippet, "score": h.score, "received_at": h.received_at, "channel": h.channel,
+             "snippet": h.snippet, "score": h.score, "received_at": h.received_at, "sent_at": h.sent_at,
+             "captured_at": h.captured_at, "channel": h.channel,
              "doc_type": h.doc_type}
             for h in hits
         ],

@@ -133,8 +133,9 @@ def prospect_customer(
     An existing customer with the same email address, else phone number, else name and postcode
     is theirs (kept for an earlier item of theirs, or imported since); otherwise a *prospect*
     customer is created from what the item said, with CRM id ``P-`` and ``key`` (the item id's
-    first 12 hex digits), so the next item from them is matched to them.  A CRM import does not
-    merge a prospect into the CRM's customer: that is a person's decision (not built yet).
+    first 12 hex digits), so the next item from them is matched to them.  A CRM import that
+    brings them later merges the prospect into the CRM's customer, or links the two for a
+    person to decide (``casestore.prospects``).
     """
     try:
         clean_email = normalise_email(email)

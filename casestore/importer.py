@@ -8,6 +8,10 @@ files have a header naming the columns (any order, case-insensitive):
 - cases: ``ref,customer_id,case_type,status,opened_at,subject`` and optionally ``team`` and
   ``stage`` (the stage of its case type the case is at; default the first)
 
+Each customer written is reconciled with the prospects (``P-...``, people who wrote before the
+CRM knew them) it matches: merged, or linked for a person to decide (``casestore.prospects``).
+When no prospect is live as the import starts, the rows skip that look-up.
+
 ``import_cases`` takes an ``on_case`` hook, called for every case written (new or updated) with
 its ``stage`` column: the CLI passes the work domain's, which gives each case its work once
 (casestore's domains do not import ``work``).
@@ -33,11 +37,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session
 
-from casestore import audit
+from casestore import audit, prospects
 from casestore.cases import upsert_case
 from casestore.customers import upsert_customer
 from casestore.errors import CaseStoreError, InvalidInput
 from casestore.models import Case, Customer
+from casestore.prospects import reconcile_prospects
 from casestore.validation import parse_datetime, text_or_none
 
 log = logging.getLogger(__name__)
@@ -65,6 +70,8 @@ class ImportReport:
     # documents must follow (who may see them in search)
     visibility_changed: list[str] = field(default_factory=list)
     renamed_customers: list[str] = field(default_factory=list)  # their documents carry the old name
+    prospects_merged: list[str] = field(default_factory=list)  # prospects (P-...) merged into an imported customer
+    prospects_to_review: list[str] = field(default_factory=list)  # prospects linked to one for a person to decide
 
 
 @dataclass(frozen=True)
@@ -195,7 +202,7 @@ def _import(
     return report
 
 
-def _write_customer(session: Session, row: Row, report: ImportReport) -> bool:
+def _write_customer(session: Session, row: Row, report: ImportReport, *, reconcile: bool = True) -> bool:
     cid = (row.get("customer_id") or "").strip()
     before = session.scalar(select(Customer.name).where(Customer.customer_id == cid)) if cid else None
     customer, created = upsert_customer(
@@ -211,6 +218,13 @@ def _write_customer(session: Session, row: Row, report: ImportReport) -> bool:
     )
     if before is not None and customer.name != before:
         report.renamed_customers.append(customer.customer_id)
+    if not reconcile:
+        return created
+    session.flush()
+    done = reconcile_prospects(session, customer=customer, actor="import")
+    report.prospects_merged.extend(done.merged)
+    report.prospects_to_review.extend(done.to_review)
+    report.visibility_changed.extend(done.moved_cases)  # their indexed documents name the prospect
     return created
 
 
@@ -248,11 +262,16 @@ def _write_case(session: Session, row: Row, report: ImportReport, on_case: CaseH
 
 def import_customers(session: Session, path: Path) -> ImportReport:
     """Upsert customers by ``customer_id``; one summary audit event 'customer.imported'."""
-    report = _import(session, path, ("customer_id", "name"), _write_customer)
+    # no live prospect when the import starts: no row needs the look-up (one written meanwhile by
+    # the pipeline is found by the next import, or merged by a person)
+    reconcile = prospects.any_live(session)
+    report = _import(session, path, ("customer_id", "name"),
+                     lambda s, row, rep: _write_customer(s, row, rep, reconcile=reconcile))
     audit.record(
         session, actor="import", action="customer.imported", reason=f"imported from {path.name}",
         details={"file": str(path), "created": report.created, "updated": report.updated,
-                 "errors": len(report.errors)},
+                 "errors": len(report.errors), "prospects_merged": report.prospects_merged,
+                 "prospects_to_review": report.prospects_to_review},
     )
     return report
 

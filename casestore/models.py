@@ -99,6 +99,28 @@ class Customer(Base):
     account_number: Mapped[str | None] = mapped_column(String(64), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # a prospect retired into the CRM's customer (casestore.prospects); None for every live customer
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
+
+
+class ProspectLink(Base):
+    """A prospect customer (``P-...``) that a CRM customer's email or phone matched, and what
+    became of it: ``merged`` (automatically, or by a person), ``review`` (a person decides),
+    ``dismissed`` (a person said they are not the same).  One row per pair: re-imports find it."""
+
+    __tablename__ = "prospect_links"
+    __table_args__ = (UniqueConstraint("prospect_id", "customer_id"),
+                      CheckConstraint("state IN ('merged', 'review', 'dismissed')", name="state"),
+                      Index("ix_prospect_links_state", "state"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    prospect_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id", ondelete="CASCADE"))
+    matched_on: Mapped[str] = mapped_column(String(32))  # email | phone | email_name_differs
+    state: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    decided_at: Mapped[datetime | None]
+    decided_by: Mapped[str | None] = mapped_column(String(100))
 
 
 NAME_WORD_MAX = 100

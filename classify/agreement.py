@@ -7,14 +7,16 @@ Unlike the entity finders, which must find identifiers anywhere without knowing 
 are, this searches for *known* values, so labels and layout do not matter:
 
 * account number: letters and digits compared without separators (``2214 2500``,
-  ``22-14-25-00``), OCR look-alikes accepted in either direction (O/0, I/l/1, S/5, B/8, Z/2,
+  ``22-14-25-00``, or broken over two lines), OCR look-alikes accepted in either direction (O/0, I/l/1, S/5, B/8, Z/2,
   G/6); the digit run of a prefixed number (``104233`` for ``ACC-104233``) when it has six
   digits or more;
 * email address (case-insensitive) and phone number (national significant digits, any
-  separators, with or without the country code or trunk zero);
+  separators or one line break, OCR look-alikes, with or without the country code or trunk zero);
 * surname (one OCR edit allowed from five letters) next to the first name or its initial
-  (``George Green``, ``G. Green``, ``Mr G Green``, ``GREEN, George``), to the postcode
-  (spacing, case and look-alikes tolerated) or to the first line of the address.
+  (``George Green``, ``G. Green``, ``Mr G Green``, ``GREEN, George``, or the first name at the
+  end of one line and the surname on the next), to the postcode (spacing, a line break, case and
+  look-alikes tolerated) or to the first line of the address.  Digits that OCR reads for
+  letters inside a name (``Wi1s0n``) are read back as letters.
 
 A first name alone, a postcode alone or a surname alone never agrees.
 """
@@ -43,9 +45,14 @@ for _ch in "OoDQIli|!SsBZzGbgqT":
     _DIGIT_LOOKALIKES[_d] = _DIGIT_LOOKALIKES.get(_d, "") + _ch
 _LETTER_LOOKALIKES = {"O": "0", "D": "0", "Q": "0", "I": "1l|", "L": "1", "S": "5", "B": "8", "Z": "2", "G": "6",
                       "T": "7"}
-_SEP = r"[ \t./-]?"
+_BREAK = r"[ \t]*\r?\n[ \t]*"  # a value carried over to the next line (a narrow cell, a wrapped line)
+_SEP = rf"(?:[ \t./-]|-?{_BREAK})?"
 _TITLES = frozenset({"mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "dame", "rev"})
-_WORD = re.compile(r"[A-Za-z][A-Za-z'\u2019]*(?:-[A-Za-z][A-Za-z'\u2019]*)*\.?")
+# A word of a name; digits that OCR reads for letters may stand inside it (``Wi1s0n``) and at its
+# start before a letter (``0liver``).
+_WORD = re.compile(r"(?:[A-Za-z]|[0158](?=[A-Za-z]))[A-Za-z0-9'\u2019]*(?:-[A-Za-z][A-Za-z0-9'\u2019]*)*\.?")
+_LEADING_DIGIT_TO_LETTER = str.maketrans({"0": "O", "1": "I", "5": "S", "8": "B"})
+_DIGIT_TO_LETTER = str.maketrans({"0": "o", "1": "l", "5": "s", "8": "b", "6": "g", "2": "z"})
 _EDGE_L = r"(?<![A-Za-z0-9])"
 _EDGE_R = r"(?![A-Za-z0-9])"
 
@@ -83,7 +90,7 @@ def _postcode_agrees(postcode: str, text: str) -> bool:
     if len(compact) < 5:
         return False
     outward, inward = compact[:-3], compact[-3:]
-    pattern = (_EDGE_L + "".join(_char_class(c) for c in outward) + r"[ \t]{0,2}"
+    pattern = (_EDGE_L + "".join(_char_class(c) for c in outward) + rf"(?:[ \t]{{0,2}}|{_BREAK})"
                + "".join(_char_class(c) for c in inward) + _EDGE_R)
     return re.search(pattern, text) is not None
 
@@ -101,17 +108,25 @@ def _phone_agrees(phone: str, text: str, region: str) -> bool:
     nsn = phonenumbers.national_significant_number(number)
     if len(nsn) < 7:
         return False
-    body = r"[ \t().-]{0,2}".join(nsn)
+    body = rf"(?:[ \t().-]{{0,2}}|{_BREAK})".join(_char_class(d) for d in nsn)  # OCR look-alikes, wraps
     prefix = rf"(?:\+?{number.country_code}[ \t().-]{{0,2}}(?:\(0\)[ \t]?)?|0[ \t().-]{{0,2}})?"
     return re.search(r"(?<!\d)" + prefix + body + r"(?!\d)", text) is not None
 
 
 def _same_word(known: str, seen: str) -> bool:
     """Names compared case-insensitively, one OCR edit (or two letters swapped) allowed from five letters."""
-    a, b = known.lower(), seen.lower().rstrip(".")
+    a, b = known.lower(), seen.lower().rstrip(".").translate(_DIGIT_TO_LETTER)
     if len(a) >= 5:
         return OSA.distance(a, b, score_cutoff=1) <= 1
     return a == b
+
+
+def _nearer_first(seen: str, first: str, surname: str) -> bool:
+    """``seen`` reads as the first name rather than the surname (both compared as ``_same_word``)."""
+    if not first or first.lower() == surname.lower():
+        return False
+    b = seen.lower().translate(_DIGIT_TO_LETTER)
+    return bool(OSA.distance(first.lower(), b) < OSA.distance(surname.lower(), b))
 
 
 def _name_parts(name: str) -> tuple[str, str] | None:
@@ -121,19 +136,35 @@ def _name_parts(name: str) -> tuple[str, str] | None:
     return words[0], words[-1]
 
 
-def _surname_hits(surname: str, text: str) -> list[tuple[list[str], list[str]]]:
+def _as_letters(word: str) -> str:
+    """A name word with OCR digits read back as letters (a capital at the start: ``0liver``)."""
+    return word[:1].translate(_LEADING_DIGIT_TO_LETTER) + word[1:]
+
+
+def _surname_hits(surname: str, text: str, first: str = "") -> list[tuple[list[str], list[str]]]:
     """Where the surname is written as a name (capitalised or in capitals): the words before it
-    and after it on the same line (up to three each, nothing but spaces between them; a comma
-    right after the surname is kept as a word, for ``GREEN, George``)."""
+    and after it (up to three each, nothing but spaces between them; a comma right after the
+    surname is kept as a word, for ``GREEN, George``).  One line break may stand among the words
+    before it when the surname ends its line: a name broken over two lines of a narrow cell
+    (``Applicant Nigel`` / ``Atkinson``).  A word nearer to the first name than to the surname
+    is the first name (``Robert`` is not one OCR edit from ``Roberts`` when the customer is
+    Robert Roberts)."""
     words = [(m.start(), m.end(), m.group(0)) for m in _WORD.finditer(text)]
     hits = []
     for i, (_, end, word) in enumerate(words):
-        bare = word.rstrip(".")
-        if not bare[:1].isupper() or not _same_word(surname, bare):
+        bare = _as_letters(word.rstrip("."))
+        if not bare[:1].isupper() or not _same_word(surname, bare) or _nearer_first(bare, first, surname):
             continue
         before: list[str] = []
         j = i
-        while j > 0 and len(before) < 3 and re.fullmatch(r"[ \t]+", text[words[j - 1][1]:words[j][0]]):
+        # a break only when the surname ends its line, as a wrapped value does ("Green Lane is closed" does not)
+        may_break = re.match(r"[ \t.,]*(?:\r?\n|$)", text[end:]) is not None
+        while j > 0 and len(before) < 3:
+            gap = text[words[j - 1][1]:words[j][0]]
+            if not re.fullmatch(r"[ \t]+", gap):
+                if not may_break or not re.fullmatch(_BREAK, gap):
+                    break
+                may_break = False
             j -= 1
             before.insert(0, words[j][2])
         after: list[str] = []
@@ -197,7 +228,7 @@ def record_agreement(customer: CustomerView, text: str, *, phone_region: str = "
     parts = _name_parts(customer.name or "")
     if parts is not None:
         first, surname = parts
-        hits = _surname_hits(surname, text)
+        hits = _surname_hits(surname, text, first)
         if hits:
             if customer.postcode and _postcode_agrees(customer.postcode, text):
                 signals.append("name_postcode")

@@ -5,6 +5,10 @@ Look-alike letters in digit positions are undone; the check character then confi
 reading.  When it does not, every reference one or two edits away that the check character
 accepts is returned as a lower-confidence candidate: the matcher keeps only candidates that
 exist in the store and agree with the sender or the content.
+
+A reference wrapped after one of its hyphens (a narrow table cell: ``CM-2024-`` then ``300141``
+on the next line) is read whole: the references are searched in ``unwrap_after_hyphens(text)``,
+which has the same length, so positions still point into the text.
 """
 
 from __future__ import annotations
@@ -26,6 +30,15 @@ _SEP = r"\s?[-\u2010-\u2015~]\s?"
 _LEGACY_OCR_TOKEN = re.compile(rf"(?<![A-Za-z0-9])([A-Z]{{2,4}}-)([{DIGITISH}-]{{6,20}})")
 
 
+_WRAPPED_AFTER_HYPHEN = re.compile(r"(?<=[A-Za-z0-9]-)([ \t]*\r?\n[ \t]*)([A-Za-z0-9]+)")
+
+
+def unwrap_after_hyphens(text: str) -> str:
+    """``text`` with each word continued on the next line after a hyphen pulled up to that hyphen
+    (the line break and spaces move after it): same length, other positions unchanged."""
+    return _WRAPPED_AFTER_HYPHEN.sub(lambda m: m.group(2) + m.group(1), text)
+
+
 @lru_cache(maxsize=16)
 def _own_ref_regex(prefix: str) -> re.Pattern[str]:
     p = re.escape(prefix)
@@ -40,6 +53,7 @@ def find_case_refs(text: str, *, own_prefix: str = "CW", legacy_pattern: str = D
     Roles: ``exact``, ``ocr`` (look-alike letters undone, check agrees), ``repaired`` (one or two
     edits to satisfy the check character), ``legacy`` and ``legacy-ocr``.
     """
+    text = unwrap_after_hyphens(text)
     found: dict[str, Entity] = {}
     own_spans: list[tuple[int, int]] = []
     for m in _own_ref_regex(own_prefix).finditer(text):

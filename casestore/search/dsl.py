@@ -13,6 +13,7 @@ from typing import Any
 
 from casestore.search.port import (
     FACET_FIELDS,
+    SCHEMA_VERSION,
     SNIPPET_CHARS,
     Hit,
     IndexedDoc,
@@ -60,12 +61,16 @@ INDEX_BODY: dict[str, Any] = {
             "restricted": {"type": "boolean"},
             "received_at": {"type": "date"},
             "received_ts": {"type": "long"},
+            "sent_at": {"type": "date"},
+            "captured_at": {"type": "date"},
         },
+        "_meta": {"casework_schema_version": SCHEMA_VERSION},
     },
 }
+ADDED_IN: dict[int, tuple[str, ...]] = {2: ("sent_at", "captured_at")}  # fields each schema version added
 
 SOURCE_FIELDS = ["document_id", "item_id", "case_ref", "customer_id", "title", "channel", "doc_type",
-                 "case_status", "received_at"]
+                 "case_status", "received_at", "sent_at", "captured_at"]
 
 
 def source(d: IndexedDoc) -> dict[str, Any]:
@@ -75,6 +80,8 @@ def source(d: IndexedDoc) -> dict[str, Any]:
         "channel": d.channel, "doc_type": d.doc_type, "case_status": d.case_status, "teams": list(d.teams),
         "acl": acl_tokens(d.teams, d.restricted), "restricted": d.restricted,
         "received_at": _iso(d.received_at), "received_ts": epoch_seconds(d.received_at),
+        "sent_at": _iso(d.sent_at) if d.sent_at else None,
+        "captured_at": _iso(d.captured_at) if d.captured_at else None,
     }
 
 
@@ -141,6 +148,14 @@ def filters(q: SearchQuery, acl: list[str] | None) -> list[dict[str, Any]]:
         if q.date_to is not None:
             bounds["lt"] = _iso(q.date_to)
         out.append({"range": {"received_at": bounds}})
+    if q.dated_from is not None or q.dated_to is not None:
+        own: dict[str, str] = {}
+        if q.dated_from is not None:
+            own["gte"] = _iso(q.dated_from)
+        if q.dated_to is not None:
+            own["lt"] = _iso(q.dated_to)
+        out.append({"bool": {"should": [{"range": {"sent_at": own}}, {"range": {"captured_at": own}}],
+                             "minimum_should_match": 1}})
     return out
 
 
@@ -184,6 +199,10 @@ def parse_facets(body: dict[str, Any]) -> dict[str, dict[str, int]]:
     }
 
 
+def _maybe_date(value: Any) -> datetime | None:
+    return None if value in (None, "") else _parse_date(value)
+
+
 def _parse_date(value: Any) -> datetime:
     try:
         parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
@@ -205,5 +224,6 @@ def parse_hit(raw: dict[str, Any], *, with_score: bool, with_snippet: bool) -> H
         score=float(score) if with_score and score is not None else None,
         received_at=_parse_date(src.get("received_at")), channel=str(src.get("channel") or ""),
         doc_type=str(src.get("doc_type") or ""), case_status=src.get("case_status"),
-        customer_id=src.get("customer_id"),
+        customer_id=src.get("customer_id"), sent_at=_maybe_date(src.get("sent_at")),
+        captured_at=_maybe_date(src.get("captured_at")),
     )

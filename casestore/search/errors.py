@@ -24,3 +24,15 @@ class InvalidSearch(SearchError):
     """The query, filter or cursor is unusable; fix the request."""
 
     http_status = 422
+
+
+class SearchIndexOutdated(SearchError):
+    """The index was written with an older schema than this casework writes; run ``casework reindex``.
+
+    Not retryable on its own: a worker that meets it waits as for an outage (the index cannot take
+    writes until an operator rebuilds it), so nothing is dead-lettered meanwhile.
+    """
+
+    outage = True
+    http_status = 503
+    exit_code = 78  # EX_CONFIG: the installation needs a step before it can run

@@ -57,15 +57,20 @@ def _server_url(scheme: str, netloc: str) -> tuple[str, str]:
     return f"{transport or 'http'}://{netloc}", base
 
 
-def open_search_index(url: str, data_dir: Path, access: ServerAccess | None = None) -> SearchIndex:
-    """The index ``url`` points at; see the module docstring for the forms."""
+def open_search_index(url: str, data_dir: Path, access: ServerAccess | None = None, *,
+                      rebuild: bool = False) -> SearchIndex:
+    """The index ``url`` points at; see the module docstring for the forms.
+
+    ``rebuild`` (``casework reindex``): an index of an older schema version is recreated empty
+    instead of refused (Tantivy) or upgraded in place (servers).
+    """
     parts = urlsplit(url.strip() or DEFAULT_URL)
     scheme = parts.scheme.lower()
     if scheme == "tantivy":
         from casestore.search.tantivy_index import TantivyIndex
 
         path = Path(unquote(parts.path)) if parts.path not in ("", "/") else data_dir / "index"
-        return TantivyIndex(path)
+        return TantivyIndex(path, rebuild=rebuild)
     if scheme.split("+")[0] in ("opensearch", "elasticsearch"):
         if not parts.hostname:
             raise InvalidSearch(f"search URL {url!r} has no host: write {scheme}://host:9200")
@@ -75,10 +80,10 @@ def open_search_index(url: str, data_dir: Path, access: ServerAccess | None = No
         if base == "opensearch":
             from casestore.search.opensearch_index import OpenSearchIndex
 
-            return OpenSearchIndex(http_url, index=name, **client_args)
+            return OpenSearchIndex(http_url, index=name, rebuild=rebuild, **client_args)
         from casestore.search.elasticsearch_index import ElasticsearchIndex
 
-        return ElasticsearchIndex(http_url, index=name, **client_args)
+        return ElasticsearchIndex(http_url, index=name, rebuild=rebuild, **client_args)
     raise InvalidSearch(
         f"unsupported search URL {url!r}: use tantivy:, opensearch://host:9200 or elasticsearch://host:9200"
     )

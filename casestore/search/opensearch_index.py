@@ -20,8 +20,9 @@ def _bulk(client: Any, actions: Iterable[dict[str, Any]], refresh: bool) -> tupl
 class OpenSearchIndex(ServerIndex):
     product = "OpenSearch server"
 
-    def __init__(self, url: str, *, index: str = DEFAULT_INDEX, timeout_s: float = 30.0, **client_args: Any) -> None:
+    def __init__(self, url: str, *, index: str = DEFAULT_INDEX, timeout_s: float = 30.0, rebuild: bool = False,
+                 **client_args: Any) -> None:
         client = OpenSearch(hosts=[url], timeout=timeout_s, **client_args)
         super().__init__(client, index=index, bulk_fn=_bulk,
                          unavailable=(OSConnectionError, ConnectionTimeout),
-                         failed=(TransportError, OpenSearchException))
+                         failed=(TransportError, OpenSearchException), rebuild=rebuild)

@@ -25,6 +25,14 @@ the same contract tests.  Semantics every adapter keeps:
 * Free text: words are ANDed; ``OR``, ``AND``, ``NOT``/``-word``, parentheses and "quoted
   phrases" (see ``querytext``).  Words match the stemmed title, text and customer name;
   quoted phrases match the exact (unstemmed) sub-fields of title and text.
+* The item's own date: ``sent_at`` (an email's Date header) and ``captured_at`` (a scan's capture
+  time as the scanner recorded it) are indexed beside ``received_at`` (when casework got it).
+  ``dated_from``/``dated_to`` keep documents whose own date (either of the two) falls in the
+  range; documents without one are left out when the filter is set.
+* Schema: ``SCHEMA_VERSION`` names the fields and analysis the adapters write.  An index written
+  with an older version is brought up to date by ``casework reindex`` (Tantivy cannot add fields
+  to an index: until then it refuses to open with ``SearchIndexOutdated``; the servers take the
+  new fields into their mapping at once, and the reindex fills them for older documents).
 * Sorting: relevance (score, then document id) or date (newest first, then document id).
   ``next_cursor`` continues after the last hit, past 10,000 hits.
 """
@@ -44,6 +52,7 @@ from typing import Any, Literal, Protocol
 from casestore.access.policy import SEES_ALL_CASES
 from casestore.search.errors import InvalidSearch
 
+SCHEMA_VERSION = 2  # 2: sent_at and captured_at (issue 11); 1: the first schema
 FACET_FIELDS = ("channel", "doc_type", "case_status")
 SEES_ALL_ROLES = SEES_ALL_CASES  # the index's ACL expresses casestore.access rule 1
 PUBLIC_ACL = "public"
@@ -72,6 +81,8 @@ class IndexedDoc:
     case_status: str | None
     teams: tuple[str, ...] = ()  # empty: no team, visible to all unless restricted
     restricted: bool = False
+    sent_at: datetime | None = None  # an email's own Date header
+    captured_at: datetime | None = None  # a scan's capture time, as the scanner recorded it
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +134,8 @@ class SearchQuery:
     case_ref: str | None = None
     date_from: datetime | None = None  # received_at >= date_from
     date_to: datetime | None = None  # received_at < date_to
+    dated_from: datetime | None = None  # the item's own date (sent_at or captured_at) >= dated_from
+    dated_to: datetime | None = None  # ... < dated_to
     fuzzy: bool = False  # words within an edit distance (0 up to 2 letters, 1 up to 5, else 2)
     sort: Sort = "relevance"
     limit: int = 20
@@ -136,6 +149,8 @@ class SearchQuery:
             raise InvalidSearch(f"sort must be relevance or date, not {self.sort!r}")
         if not 0 <= self.limit <= MAX_LIMIT:
             raise InvalidSearch(f"limit must be between 0 and {MAX_LIMIT}, not {self.limit}")
+        if self.dated_from is not None and self.dated_to is not None and self.dated_from >= self.dated_to:
+            raise InvalidSearch("dated_from must be before dated_to")
         if self.like_document_id is not None and not 1 <= self.like_document_id <= MAX_DOCUMENT_ID:
             raise InvalidSearch(
                 f"like must be a document id between 1 and {MAX_DOCUMENT_ID}, not {self.like_document_id}"
@@ -156,6 +171,8 @@ class Hit:
     doc_type: str
     case_status: str | None
     customer_id: str | None
+    sent_at: datetime | None = None
+    captured_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,13 @@ inside the first ``RESULT_WINDOW`` hits and ``search_after`` on (_score, documen
 Every write is one bulk request per call (``helpers.bulk`` splits above 500 actions); outside
 ``bulk()`` it refreshes so what was written is searchable on return, inside it refreshes once
 at the end.
+
+Schema versions: the mapping's ``_meta.casework_schema_version`` says which fields the index was
+made with (none: version 1).  Opening an older index adds the fields of the later versions to its
+mapping (an additive change every server takes without a rebuild) and records the new version;
+documents indexed before carry the new fields only after ``casework reindex``.  A server that
+refuses the change raises ``SearchIndexOutdated``; ``rebuild=True`` (``casework reindex``)
+recreates an older index from scratch instead.
 """
 
 from __future__ import annotations
@@ -17,8 +24,9 @@ from contextlib import contextmanager
 from typing import Any
 
 from casestore.search import dsl
-from casestore.search.errors import SearchError, SearchUnavailable
+from casestore.search.errors import SearchError, SearchIndexOutdated, SearchUnavailable
 from casestore.search.port import (
+    SCHEMA_VERSION,
     CaseUpdate,
     IndexedDoc,
     SearchQuery,
@@ -46,17 +54,59 @@ class ServerIndex:
     product = "search server"
 
     def __init__(self, client: Any, *, index: str = DEFAULT_INDEX, bulk_fn: BulkFn,
-                 unavailable: tuple[type[BaseException], ...], failed: tuple[type[BaseException], ...]) -> None:
+                 unavailable: tuple[type[BaseException], ...], failed: tuple[type[BaseException], ...],
+                 rebuild: bool = False) -> None:
         self.client = client
         self.name = index
         self._bulk_fn = bulk_fn
         self._unavailable = unavailable
         self._failed = failed
         self._bulk_depth = 0
+        self.rebuilt = False  # True: an outdated index was recreated empty (the caller refills it)
         with self._errors("create the index"):
             if not self.client.indices.exists(index=self.name):
                 self.client.indices.create(index=self.name, body=dsl.INDEX_BODY)
                 log.info("created %s index %s", self.product, self.name)
+                return
+        found = self.schema_version()
+        if found >= SCHEMA_VERSION:
+            return
+        if rebuild:
+            log.warning("%s index %s: schema version %d, recreating it as version %d", self.product, self.name,
+                        found, SCHEMA_VERSION)
+            self.clear()
+            self.rebuilt = True
+            return
+        self._upgrade_mapping(found)
+
+    def schema_version(self) -> int:
+        """The casework schema version recorded in the index's mapping (1 when none is recorded)."""
+        with self._errors("read the index mapping"):
+            body = self.client.indices.get_mapping(index=self.name)
+        entry: dict[str, Any] = body.get(self.name) or next(iter(body.values()), {})
+        mappings: dict[str, Any] = entry.get("mappings") or {}
+        try:
+            return int((mappings.get("_meta") or {}).get("casework_schema_version", 1))
+        except (TypeError, ValueError):
+            return 1
+
+    def _upgrade_mapping(self, found: int) -> None:
+        """Add the fields of the schema versions after ``found`` to the mapping (see the module docstring)."""
+        props = dsl.INDEX_BODY["mappings"]["properties"]
+        added = {name: props[name] for version, names in dsl.ADDED_IN.items() if version > found for name in names}
+        try:
+            with self._errors("add the new fields to the index mapping"):
+                self.client.indices.put_mapping(index=self.name, body={
+                    "properties": added, "_meta": dsl.INDEX_BODY["mappings"]["_meta"]})
+        except SearchUnavailable:
+            raise
+        except SearchError as e:
+            raise SearchIndexOutdated(
+                f"the {self.product} index {self.name} has schema version {found} and refused the fields of version "
+                f"{SCHEMA_VERSION} ({e}): run `casework reindex` to rebuild it from the store") from e
+        log.warning("%s index %s: added %s to the mapping (schema version %d -> %d); run `casework reindex` so "
+                    "documents indexed before carry them", self.product, self.name, ", ".join(added), found,
+                    SCHEMA_VERSION)
 
     @contextmanager
     def _errors(self, doing: str) -> Iterator[None]:

@@ -6,6 +6,7 @@ import json
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ def documents_query() -> Select[Any]:
     return (
         select(Document.id, Document.item_id, Document.title, func.substr(Document.text, 1, MAX_TEXT_CHARS),
                Item.channel, Item.doc_type, Item.received_at, Case.ref, Case.status, Case.team, Case.restricted,
-               Customer.customer_id, Customer.name)
+               Customer.customer_id, Customer.name, Item.meta)
         .join(Item, Document.item_id == Item.item_id)
         .outerjoin(Case, Document.case_id == Case.id)
         .outerjoin(Customer, Case.customer_id == Customer.id)
@@ -32,13 +33,25 @@ def documents_query() -> Select[Any]:
 
 def to_indexed(row: Any) -> IndexedDoc:
     (document_id, item_id, title, text, channel, doc_type, received_at, ref, status, team, restricted,
-     customer_id, customer_name) = row
+     customer_id, customer_name, meta) = row
     return IndexedDoc(
         document_id=int(document_id), item_id=item_id, case_ref=ref, customer_id=customer_id,
         customer_name=customer_name, title=title or "", text=text or "", channel=channel, doc_type=doc_type,
         received_at=received_at, case_status=status, teams=(team,) if team else (),
-        restricted=bool(restricted),
+        restricted=bool(restricted), sent_at=own_date(meta, "sent_at"), captured_at=own_date(meta, "captured_at"),
     )
+
+
+def own_date(meta: Any, key: str) -> datetime | None:
+    """An ISO date-time the pipeline kept in the item's metadata (``sent_at``, ``captured_at``), or None."""
+    value = meta.get(key) if isinstance(meta, dict) else None
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def chunks(values: Sequence[Any]) -> Iterator[list[Any]]:

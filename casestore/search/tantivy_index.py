@@ -16,8 +16,10 @@ commit) and commits of other processes shortly after (Tantivy watches the index'
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -28,9 +30,10 @@ from typing import Any
 import tantivy
 
 from casestore.search import tantivy_query as tq
-from casestore.search.errors import SearchError, SearchUnavailable
+from casestore.search.errors import SearchError, SearchIndexOutdated, SearchUnavailable
 from casestore.search.port import (
     FACET_FIELDS,
+    SCHEMA_VERSION,
     SNIPPET_CHARS,
     CaseUpdate,
     Hit,
@@ -49,7 +52,8 @@ from casestore.search.querytext import parse, positive_words
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+VERSION_FILE = "casework-schema.json"  # {"schema_version": N}; an index without it was written by version 1
+_TANTIVY_FILE = re.compile(r"\.tantivy-\w+\.lock|[0-9a-f]{32}(\.\d+)?\.\w+")  # locks; segment files
 _LOCK_RETRY_S = 0.2
 _UPDATE_PAGE = 1000
 # Indexing threads of the writer: half the cores, at most 2.  One Python thread feeds the writer
@@ -77,6 +81,8 @@ def build_schema() -> tantivy.Schema:
     sb.add_boolean_field("restricted", stored=True, indexed=True)
     sb.add_date_field("received_at", stored=True, indexed=True, fast=True)
     sb.add_unsigned_field("date_key", stored=False, indexed=True, fast=True)
+    sb.add_date_field("sent_at", stored=True, indexed=True, fast=True)
+    sb.add_date_field("captured_at", stored=True, indexed=True, fast=True)
     return sb.build()
 
 
@@ -94,17 +100,35 @@ class TantivyIndex:
     """``SearchIndex`` on Tantivy; see the module docstring."""
 
     def __init__(self, path: Path, *, heap_bytes: int = 128_000_000, threads: int = DEFAULT_WRITER_THREADS,
-                 lock_timeout_s: float = 30.0) -> None:
+                 lock_timeout_s: float = 30.0, rebuild: bool = False) -> None:
+        """Open (or create) the index in ``path``.
+
+        An index written with an older ``SCHEMA_VERSION`` raises ``SearchIndexOutdated``, unless
+        ``rebuild`` (``casework reindex``): then its files are removed and an empty index of the
+        current schema takes their place, for the caller to fill from the store.
+        """
         self.path = Path(path)
         self.path.mkdir(parents=True, exist_ok=True)
         self.schema = build_schema()
+        self.rebuilt = False  # True: an outdated index was removed for a rebuild (the caller refills it)
+        found = self._version_on_disk()
+        if found is not None and found != SCHEMA_VERSION:
+            if not rebuild:
+                raise SearchIndexOutdated(
+                    f"the search index in {self.path} has schema version {found}; this casework writes version "
+                    f"{SCHEMA_VERSION}: run `casework reindex` to rebuild it from the store")
+            log.warning("search index %s: schema version %d, rebuilding as version %d", self.path, found,
+                        SCHEMA_VERSION)
+            self._remove_index_files()
+            self.rebuilt = True
         try:
             self._index = tantivy.Index(self.schema, path=str(self.path), reuse=True)
         except ValueError as e:
             raise SearchError(
                 f"the search index in {self.path} was written with another schema ({e}); "
-                "delete that directory and run `casework reindex`"
+                "run `casework reindex` to rebuild it from the store"
             ) from e
+        (self.path / VERSION_FILE).write_text(json.dumps({"schema_version": SCHEMA_VERSION}), encoding="utf-8")
         tq.register_analyzers(self._index)
         self.heap_bytes = heap_bytes
         self.threads = threads
@@ -113,6 +137,23 @@ class TantivyIndex:
         self._writer: tantivy.IndexWriter | None = None
         self._bulk_depth = 0
         self._max_id = 0  # in bulk(): no document in the index has a larger document_id
+
+    def _version_on_disk(self) -> int | None:
+        """The schema version of the index in ``path``; None when there is no index yet."""
+        marker = self.path / VERSION_FILE
+        if marker.is_file():
+            try:
+                return int(json.loads(marker.read_text(encoding="utf-8"))["schema_version"])
+            except (ValueError, KeyError, TypeError):
+                return 0  # unreadable: treat as outdated
+        return 1 if (self.path / "meta.json").is_file() else None
+
+    def _remove_index_files(self) -> None:
+        """Remove Tantivy's files (segments, meta, locks) from ``path``; leave anything else alone."""
+        for entry in self.path.iterdir():
+            if entry.is_file() and (entry.name in ("meta.json", ".managed.json", VERSION_FILE)
+                                    or _TANTIVY_FILE.fullmatch(entry.name)):
+                entry.unlink()
 
     # -- writing ---------------------------------------------------------------------------------
 
@@ -189,7 +230,7 @@ class TantivyIndex:
             "received_at": d.received_at,
             "date_key": date_key(epoch_seconds(d.received_at), d.document_id),
         }
-        for name in ("case_ref", "customer_id", "customer_name", "case_status"):
+        for name in ("case_ref", "customer_id", "customer_name", "case_status", "sent_at", "captured_at"):
             value = getattr(d, name)
             if value is not None:
                 values[name] = value
@@ -253,6 +294,7 @@ class TantivyIndex:
             document_id=d.document_id, item_id=d.item_id, case_ref=d.case_ref, customer_id=u.customer_id,
             customer_name=u.customer_name, title=d.title, text=d.text, channel=d.channel, doc_type=d.doc_type,
             received_at=d.received_at, case_status=u.case_status, teams=u.teams, restricted=u.restricted,
+            sent_at=d.sent_at, captured_at=d.captured_at,
         )
 
     # -- reading ---------------------------------------------------------------------------------

@@ -130,9 +130,17 @@ def filters(schema: tantivy.Schema, q: SearchQuery, acl: list[str] | None) -> li
     if q.case_ref:
         out.append(Query.term_query(schema, "case_ref", q.case_ref))
     if q.date_from is not None or q.date_to is not None:
-        out.append(Query.range_query(schema, "received_at", tantivy.FieldType.Date, lower_bound=q.date_from,
-                                     upper_bound=q.date_to, include_lower=True, include_upper=False))
+        out.append(_date_range(schema, "received_at", q.date_from, q.date_to))
+    if q.dated_from is not None or q.dated_to is not None:
+        out.append(_any([_date_range(schema, name, q.dated_from, q.dated_to) for name in ("sent_at", "captured_at")])
+                   or Query.empty_query())
     return out
+
+
+def _date_range(schema: tantivy.Schema, field: str, lower: datetime | None, upper: datetime | None) -> Query:
+    """``lower <= field < upper``; a missing bound is open (Tantivy wants an open side inclusive)."""
+    return Query.range_query(schema, field, tantivy.FieldType.Date, lower_bound=lower, upper_bound=upper,
+                             include_lower=True, include_upper=upper is None)
 
 
 def combine(main: Query | None, filter_queries: Sequence[Query]) -> Query:
@@ -192,9 +200,13 @@ def _str(doc: tantivy.Document, name: str) -> str | None:
 
 
 def _date(doc: tantivy.Document) -> datetime:
-    value = doc.get_first("received_at")
+    return _maybe_date(doc, "received_at") or datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _maybe_date(doc: tantivy.Document, name: str) -> datetime | None:
+    value = doc.get_first(name)
     if not isinstance(value, datetime):
-        return datetime(1970, 1, 1, tzinfo=UTC)
+        return None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
@@ -204,6 +216,7 @@ def hit(doc: tantivy.Document, *, score: float | None, snippet: str) -> Hit:
         case_ref=_str(doc, "case_ref"), title=_str(doc, "title") or "", snippet=snippet, score=score,
         received_at=_date(doc), channel=_str(doc, "channel") or "", doc_type=_str(doc, "doc_type") or "",
         case_status=_str(doc, "case_status"), customer_id=_str(doc, "customer_id"),
+        sent_at=_maybe_date(doc, "sent_at"), captured_at=_maybe_date(doc, "captured_at"),
     )
 
 
@@ -215,5 +228,6 @@ def indexed_doc(doc: tantivy.Document) -> IndexedDoc:
         customer_name=_str(doc, "customer_name"), title=_str(doc, "title") or "", text=_str(doc, "text") or "",
         channel=_str(doc, "channel") or "", doc_type=_str(doc, "doc_type") or "", received_at=_date(doc),
         case_status=_str(doc, "case_status"), teams=tuple(str(t) for t in doc.get_all("teams")),
-        restricted=bool(doc.get_first("restricted")),
+        restricted=bool(doc.get_first("restricted")), sent_at=_maybe_date(doc, "sent_at"),
+        captured_at=_maybe_date(doc, "captured_at"),
     )

@@ -14,7 +14,7 @@ from casestore.models import AuditEvent, Base
 TABLES = {"customers", "cases", "items", "documents", "notes", "audit_events", "item_failures", "users",
           "api_tokens", "ref_sequences", "customer_name_words", "case_type_versions", "case_work", "tasks",
           "sla_clocks", "user_passwords", "web_sessions",
-          "login_failures", "outbound_messages", "flagged_addresses", "search_outbox"}
+          "login_failures", "outbound_messages", "flagged_addresses", "search_outbox", "prospect_links"}
 EXPRESSION_INDEXES = ("ix_tasks_pick",)
 
 
@@ -23,7 +23,7 @@ def test_upgrade_from_nothing_then_again_is_a_no_op(blank_db_url: str) -> None:
     try:
         assert schema_revision(engine) is None
         upgrade(engine)
-        assert schema_revision(engine) == head_revision() == SCHEMA_HEAD == "0014"
+        assert schema_revision(engine) == head_revision() == SCHEMA_HEAD == "0015"
         tables = set(inspect(engine).get_table_names())
         assert tables >= TABLES
         upgrade(engine)

@@ -47,6 +47,15 @@ def test_legacy_reference_with_ocr_letters() -> None:
     assert [(r.value, r.role) for r in refs] == [("CM-2025-004817", "legacy-ocr")]
 
 
+def test_a_reference_wrapped_after_a_hyphen_is_read_whole() -> None:
+    # as pdfium reads a narrow table cell Chromium printed (benchmarks/unseen_forms.py)
+    text = f"File ref CM-2024-\n300141\nCase no. {GOOD[:8]}\n{GOOD[8:]}\nApplicant Rhys"
+    refs = find_case_refs(text)
+    assert [r.value for r in refs] == ["CM-2024-300141", GOOD]
+    assert text[refs[0].start:refs[0].start + 8] == "CM-2024-"  # positions still point into the text
+    assert [r.value for r in find_case_refs("CM-2024-\n\n300141 and CM-2024-300141x")] == []  # a blank line ends it
+
+
 def test_no_own_reference_inside_a_longer_word() -> None:
     assert find_case_refs(f"X{GOOD} and {GOOD}X", legacy_pattern="") == []
 

@@ -42,6 +42,43 @@ def test_the_customers_own_details_agree_in_any_layout(text: str, signal: str) -
     assert signal in record_agreement(GREEN, text)
 
 
+# Text as pdfium reads it from forms Chromium printed (benchmarks/unseen_forms.py): values wrapped in
+# narrow table cells, and OCR-ish look-alikes typed into the values.
+@pytest.mark.parametrize(("text", "signal"), [
+    ("Billing account 2214\n2500\nFurther to our call", "account_number"),
+    ("Contract\nnumber\n22142-\n500", "account_number"),
+    ("Applicant George\nGreen\nPost Code EX18\n5TG", "name_postcode"),
+    ("Applicant George\nGreen\nPhone (day)", "full_name"),
+    ("Contact number\n07911\n123456", "content_phone"),
+    ("Phone (day): 07911 l23456", "content_phone"),  # l for 1
+    ("Policyholder: GREEN, Ge0rge\nPostal code: EXl8 5TG", "full_name"),  # a digit for a letter is read back
+    ("Applicant: Ge0rge Gr8en\nPostal code: EXl8 5TG", "name_postcode"),
+    ("Account holder GEORGE\nGREEN\nStreet address 14 Mill\nRoad", "name_address"),
+])
+def test_values_wrapped_or_misread_still_agree(text: str, signal: str) -> None:
+    assert signal in record_agreement(GREEN, text)
+
+
+def test_a_surname_read_through_a_leading_ocr_digit() -> None:
+    oliver = CustomerInfo(customer_id="C-9", name="Lynne Oliver", email=None, phone=None, postcode="NR9 7DL",
+                          account_number=None)
+    assert "full_name" in record_agreement(oliver, "File ref: CM-2024-300890\nApplicant: Lynne 0liver")
+
+
+def test_the_first_name_is_not_taken_for_a_surname_one_letter_longer() -> None:
+    # found by benchmarks/unseen_forms.py seed 13: "Robert Cole" beside Robert Roberts's postcode
+    roberts = CustomerInfo(customer_id="C-8", name="Robert Roberts", email=None, phone=None, postcode="NR9Y 7DL",
+                           account_number=None)
+    assert record_agreement(roberts, "File ref CM-2024-301281 Full name Robert Cole\nPost Code NR9Y 7DL") == []
+    assert "name_postcode" in record_agreement(roberts, "Full name Robert Roberts\nPost Code NR9Y 7DL")
+    assert "name_postcode" in record_agreement(roberts, "Full name R. Robrets\nPost Code NR9Y 7DL")
+
+
+def test_a_first_name_ending_one_line_is_not_joined_to_a_surname_that_goes_on() -> None:
+    assert "full_name" not in record_agreement(GREEN, "Dear George\nGreen Lane is closed again.")
+    assert "full_name" not in record_agreement(GREEN, "George\nand\nGreen")  # only the line right before
+
+
 @pytest.mark.parametrize("text", [
     "Hello, I ask about the case of my neighbour George.",  # first name alone
     "Postcode: EX18 5TG",  # postcode alone

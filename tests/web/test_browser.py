@@ -101,6 +101,28 @@ def test_search_with_a_facet(people: People, workbench: Workbench) -> None:
     page.close()
 
 
+def test_search_by_the_date_the_mail_was_sent(people: People, workbench: Workbench) -> None:
+    """The "sent or scanned" range filters on the item's own date (the emails' Date header is
+    2026-03-02; the PDF upload has none), typed into labelled date boxes and sent with Enter."""
+    page = people.page("alice")
+    page.goto("/search?q=noise")
+    hits = page.locator("ol.hits > li")
+    everything = [hits.nth(i).inner_text() for i in range(hits.count())]
+    assert any(" file " in f" {t} " for t in everything), everything  # the PDF is there before the filter
+    page.get_by_label("from", exact=True).fill("2026-03-02")
+    page.get_by_label("to", exact=True).fill("2026-03-02")
+    page.get_by_label("to", exact=True).press("Enter")
+    page.wait_for_url(re.compile(r".*dated_from=2026-03-02.*dated_to=2026-03-02.*"))
+    texts = [hits.nth(i).inner_text() for i in range(hits.count())]
+    assert texts and all("sent 2026-03-02 09:30" in t for t in texts), texts
+    assert len(texts) < len(everything)
+    page.get_by_label("to", exact=True).fill("2026-03-01")
+    page.get_by_label("to", exact=True).press("Enter")
+    page.wait_for_url(re.compile(r".*dated_to=2026-03-01.*"))
+    assert hits.count() == 0
+    page.close()
+
+
 def test_triage_attach_with_the_keyboard(people: People, workbench: Workbench) -> None:
     page = people.page("alice")
     page.goto("/")

@@ -1,4 +1,5 @@
-"""``/search``: the query box, facets as links, highlighted snippets and cursor paging.
+"""``/search``: the query box, facets as links, highlighted snippets and cursor paging; a "sent or
+scanned" date range (the item's own date: an email's Date header, a scan's capture time).
 
 The page runs the REST route's own function (``api.search_routes.search``): the same query
 model, the same index filter and the same check of every hit against the store, so a page can
@@ -28,6 +29,7 @@ router = APIRouter(include_in_schema=False)
 PAGE_SIZE = 20
 FACETS = {"channel": "Channel", "doc_type": "Type", "case_status": "Case status"}
 DATES = {"": "Any time", "1": "Today", "7": "Last 7 days", "30": "Last 30 days", "365": "Last year"}
+_DAY = r"^(|\d{4}-\d{2}-\d{2})$"  # what <input type="date"> sends: YYYY-MM-DD, or nothing
 _HIGHLIGHT = re.compile(r"</?b>")
 
 
@@ -59,10 +61,12 @@ def search_page(
     case_status: Annotated[str, Query(max_length=20)] = "",
     days: Annotated[str, Query(pattern="^(|1|7|30|365)$")] = "",
     sort: Annotated[str, Query(pattern="^(relevance|date)$")] = "relevance",
+    dated_from: Annotated[str, Query(pattern=_DAY, description="sent or scanned on or after")] = "",
+    dated_to: Annotated[str, Query(pattern=_DAY, description="sent or scanned on or before")] = "",
     cursor: Annotated[str | None, Query(max_length=2000)] = None,
 ) -> Response:
     params = {"q": q, "channel": channel, "doc_type": doc_type, "case_status": case_status, "days": days,
-              "sort": sort}
+              "sort": sort, "dated_from": dated_from, "dated_to": dated_to}
     result: dict[str, Any] | None = None
     error = ""
     items: list[ItemHit] = []
@@ -70,14 +74,15 @@ def search_page(
         with runtime_of(request).read_sessions() as session:
             items = [hit for hit, case in find_items(session, text=q)
                      if may_see_item(session, page.user, hit.item_id, case)]
-    searched = bool(q.strip() or channel or doc_type or case_status or days)
+    searched = bool(q.strip() or channel or doc_type or case_status or days or dated_from or dated_to)
     if searched:
         try:
             result = search_routes.search(
                 request, runtime_of(request).search_index, page.user, q=q, limit=PAGE_SIZE, cursor=cursor,
                 channel=[channel] if channel else None, doc_type=[doc_type] if doc_type else None,
                 case_status=[case_status] if case_status else None, customer=None, case_ref=None,
-                date_from=_since(days), date_to=None, sort=sort,  # type: ignore[arg-type]
+                date_from=_since(days), date_to=None, dated_from=dated_from or None, dated_to=dated_to or None,
+                sort=sort,  # type: ignore[arg-type]
                 fuzzy=False, like=None)
         except HTTPException as exc:
             error = str(exc.detail)
