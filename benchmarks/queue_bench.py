@@ -70,7 +70,7 @@ from casestore.work.clock_loop import sweep
 from casestore.work.models import NO_DUE
 
 PG_ADMIN = os.environ.get("CASEWORK_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-PG_DB = "casework_bench_queues"
+PG_DB = os.environ.get("QUEUE_BENCH_PG_DB", "casework_bench_queues")  # a helper names its own
 TEAMS = 10
 QUEUES = [f"q{k:02d}" for k in range(20)]
 KILL_QUEUE, KILL_TASKS = "q_kill", 200
