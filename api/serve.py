@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import signal
-import sys
 import threading
 from typing import Any
 
@@ -34,7 +33,6 @@ def _exit_cleanly(signum: int, frame: object) -> None:
 
 def run_server(settings: Settings, *, host: str, port: int) -> None:
     logging.getLogger().setLevel(logging.INFO)
-    sys.setswitchinterval(settings.serve.switch_interval_ms / 1000)
     rt = open_runtime(settings)
     runner: PipelineRunner | StageProcesses | None = None
     if settings.serve.run_pipeline and settings.is_embedded_bus:

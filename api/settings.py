@@ -191,12 +191,6 @@ class ServeSettings(BaseModel):
     run_pipeline: bool = Field(
         default=True, description="run every pipeline stage inside `casework serve` (embedded default)"
     )
-    switch_interval_ms: float = Field(
-        default=5.0, gt=0, le=100,
-        description="Python's GIL switch interval in `casework serve` (sys.setswitchinterval; Python's default "
-        "5 ms). A request thread back from the database waits up to this long for the GIL while another thread "
-        "runs Python, once per round trip; smaller trades some CPU for shorter waits",
-    )
     trusted_proxies: list[str] = Field(
         default_factory=list,
         description="addresses or CIDR networks of the reverse proxies in front of casework; only a request "
