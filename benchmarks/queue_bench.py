@@ -274,7 +274,10 @@ class Servers:
                 gil = ["--gil"] if os.environ.get("QUEUE_BENCH_PROFILE_GIL") else []  # CPU only: the GIL holder
                 cmd = [spy, "record", "-r", "67", *gil, "-f", "raw", "-o", str(profile / f"serve-{port}.txt"), "--",
                        *cmd]
-            self.procs.append(subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT))
+            # cwd: `python -m` puts the working directory first on sys.path, ahead of PYTHONPATH, so a
+            # server started from a checkout would run that checkout's code whatever --server-code says
+            self.procs.append(subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                               cwd=str(code) if code is not None else None))
         for port in self.ports:
             self._wait(port)
 
