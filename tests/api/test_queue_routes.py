@@ -217,7 +217,7 @@ def test_get_next_over_http_is_three_statements_on_postgresql_and_four_on_sqlite
     seen: list[tuple[str, bool]] = []
 
     def record(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        autocommit = bool(getattr(conn.connection.dbapi_connection, "autocommit", False))
+        autocommit = pg and bool(conn.connection.dbapi_connection.autocommit)  # psycopg's own flag
         seen.append((statement.split()[0].upper(), autocommit))
 
     event.listen(rt.engine, "before_cursor_execute", record)
