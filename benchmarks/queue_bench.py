@@ -37,6 +37,8 @@ through HTTP.
 ``--profile DIR`` runs the server under py-spy (``py-spy record``) and leaves raw stacks in DIR
 (wall time of every thread; with ``QUEUE_BENCH_PROFILE_GIL=1``, only the thread holding the GIL:
 where the server's CPU goes).
+The PostgreSQL database is ``casework_bench_queues`` unless ``QUEUE_BENCH_PG_DB`` names another (a
+helper sharing the server keeps its own); ``load`` drops and re-creates it.
 Prints one JSON line per measurement.  The machine may be shared: each line gives the 1-minute
 load average.
 """
