@@ -36,7 +36,7 @@ def get_runtime(request: Request) -> Runtime:
 def authenticate_token(rt: Runtime, token: str) -> Principal | None:
     """The principal a live bearer token belongs to, or None (unknown, revoked, expired, user
     disabled).  A pure read (the body-limit middleware calls it before a body is read)."""
-    with rt.read_sessions() as session:
+    with rt.statement_sessions() as session:
         check = users.check_token(session, token=token)
         return principal_of(check.user) if check.user is not None else None
 
@@ -64,7 +64,7 @@ def current_user(
     if credentials is None or credentials.scheme.lower() != "bearer":
         raise _unauthorized("missing bearer token: send 'Authorization: Bearer <token from casework token create>'")
     rt = get_runtime(request)
-    with rt.read_sessions() as session:  # a pure read: no write lock per request
+    with rt.statement_sessions() as session:  # one statement: no write lock, no transaction round trips
         check = users.check_token(session, token=credentials.credentials)
         if check.user is None or check.token_id is None:
             if check.problem == "expired" and check.expires_at is not None:
@@ -80,7 +80,8 @@ def current_user(
 
 
 def require_roles(*roles: str) -> object:
-    def check(user: Annotated[Principal, Depends(current_user)]) -> Principal:
+    # async: a pure check, run on the event loop (a sync dependency costs a threadpool round trip)
+    async def check(user: Annotated[Principal, Depends(current_user)]) -> Principal:
         if user.role not in roles:
             raise HTTPException(status.HTTP_403_FORBIDDEN,
                                 f"role {user.role} may not do this; needs one of: {', '.join(roles)}")

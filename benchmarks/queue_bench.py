@@ -37,6 +37,8 @@ through HTTP.
 ``--profile DIR`` runs the server under py-spy (``py-spy record``) and leaves raw stacks in DIR
 (wall time of every thread; with ``QUEUE_BENCH_PROFILE_GIL=1``, only the thread holding the GIL:
 where the server's CPU goes).
+The PostgreSQL database is ``casework_bench_queues`` unless ``QUEUE_BENCH_PG_DB`` names another (a
+helper sharing the server keeps its own); ``load`` drops and re-creates it.
 Prints one JSON line per measurement.  The machine may be shared: each line gives the 1-minute
 load average.
 """
@@ -284,7 +286,10 @@ class Servers:
                 gil = ["--gil"] if os.environ.get("QUEUE_BENCH_PROFILE_GIL") else []  # CPU only: the GIL holder
                 cmd = [spy, "record", "-r", "67", *gil, "-f", "raw", "-o", str(profile / f"serve-{port}.txt"), "--",
                        *cmd]
-            self.procs.append(subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT))
+            # cwd: `python -m` puts the working directory first on sys.path, ahead of PYTHONPATH, so a
+            # server started from a checkout would run that checkout's code whatever --server-code says
+            self.procs.append(subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                               cwd=str(code) if code is not None else None))
         for port in self.ports:
             self._wait(port)
 

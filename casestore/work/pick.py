@@ -13,8 +13,9 @@
      serve`` under the open-loop benchmark showed get-next waiting on round trips, not on the
      database's work);
    * SQLite: ``UNION ALL`` of the per-queue heads inside ``UPDATE ... WHERE id = (best)``, under the
-     writer lock ``BEGIN IMMEDIATE`` holds; then the audit event and the case's reference (SQLite
-     has no round trips to save).
+     writer lock ``BEGIN IMMEDIATE`` holds, returning the case's reference too; then the audit
+     event.  No round trips to save, but every statement gives up the GIL and must win it back
+     while this transaction holds the writer lock that every other get-next waits for.
 
    Both guard the update with ``state = 'queued'``.
 
@@ -38,7 +39,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.selectable import ExecutableReturnsRows
 
 from casestore import audit
-from casestore.models import Case, UTCDateTime, utcnow
+from casestore.models import UTCDateTime, utcnow
 from casestore.work.actor import Actor
 from casestore.work.models import WorkTask
 from casestore.work.queue_index import QueueInfo, Stamp
@@ -115,14 +116,19 @@ def _claim_sqlite(n: int, visible: bool) -> ExecutableReturnsRows:
     heads = " UNION ALL ".join(f"SELECT * FROM ({_head(f':q{i}', visible, hint=' INDEXED BY ix_tasks_pick')})"
                                for i in range(n))
     expires = " ".join(f"WHEN :q{i} THEN :e{i}" for i in range(n))
+    # the case's reference and type come back with the claim (subqueries in RETURNING): one
+    # statement fewer while this transaction holds the writer lock
     sql = (f"UPDATE tasks SET {_CLAIM}, lease_expires_at = CASE queue {expires} END "
            f"WHERE id = (SELECT id FROM ({heads}) ORDER BY urgency DESC, due_at, id LIMIT 1) "
-           f"AND state = 'queued' {_RETURNING}")
+           f"AND state = 'queued' {_RETURNING}, (SELECT c.ref FROM cases c WHERE c.id = tasks.case_id) AS case_ref, "
+           "(SELECT c.case_type FROM cases c WHERE c.id = tasks.case_id) AS case_type_name")
     params = _datetimes(n)
     if visible:
         params.append(bindparam("teams", expanding=True))
-    returning = text(sql).bindparams(*params).columns(*WorkTask.__table__.c)
-    return select(WorkTask).from_statement(returning).execution_options(populate_existing=True)
+    returning = text(sql).bindparams(*params).columns(*WorkTask.__table__.c, column("case_ref", String()),
+                                                      column("case_type_name", String()))
+    return (select(WorkTask, returning.selected_columns.case_ref, returning.selected_columns.case_type_name)
+            .from_statement(returning).execution_options(populate_existing=True))
 
 
 @dataclass(frozen=True)
@@ -152,14 +158,13 @@ def claim_best(session: Session, *, queues: list[QueueInfo], actor: Actor, visib
         params["teams"] = list(visible_teams or ())
     if pg:
         params["at"] = utcnow()
-        row = session.execute(stmt, params).first()
-        return Claimed(row[0], row[1], row[2]) if row is not None else None
-    task: WorkTask | None = session.scalars(stmt, params).first()
-    if task is None:
+    row = session.execute(stmt, params).first()
+    if row is None:
         return None
-    audit.record_many(session, [{
-        "actor": actor.name, "action": "task.claimed", "case_id": task.case_id,
-        "details": {"task_id": task.id, "task": task.name, "queue": task.queue, "how": "get_next",
-                    "lease_version": task.lease_version, "lease_expires_at": task.lease_expires_at}}])
-    ref, case_type = session.execute(select(Case.ref, Case.case_type).where(Case.id == task.case_id)).one()
+    task, ref, case_type = row[0], row[1], row[2]
+    if not pg:
+        audit.record_many(session, [{
+            "actor": actor.name, "action": "task.claimed", "case_id": task.case_id,
+            "details": {"task_id": task.id, "task": task.name, "queue": task.queue, "how": "get_next",
+                        "lease_version": task.lease_version, "lease_expires_at": task.lease_expires_at}}])
     return Claimed(task, ref, case_type)

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -200,3 +201,32 @@ def test_casework_worker_clock_escalates_and_stops_on_sigterm(rt: Runtime, db_ur
     with rt.read_sessions() as s:
         actions = [e.action for e in s.scalars(select(AuditEvent).where(AuditEvent.case_id == c.id))]
     assert actions == ["sla.warned", "sla.breached", "sla.notify", "case.urgency_raised"]
+
+
+def test_get_next_over_http_is_three_statements_on_postgresql_and_four_on_sqlite(rt: Runtime) -> None:
+    """What one get-next costs in statements (each a round trip on PostgreSQL, and on either store a
+    wait to win the GIL back): the token check (on PostgreSQL in autocommit: no BEGIN and ROLLBACK
+    around it), the cap guard, the claim (with its audit event and case reference on PostgreSQL),
+    and on SQLite the audit event.  Profiling ``casework serve`` showed get-next waiting on these."""
+    from sqlalchemy import event
+
+    client = TestClient(create_app(rt))
+    alice = token(rt, "alice")
+    assert client.post("/api/v1/work/next", headers=alice).status_code == 200  # warm: definitions, route state
+    pg = rt.engine.dialect.name == "postgresql"
+    seen: list[tuple[str, bool]] = []
+
+    def record(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        autocommit = pg and bool(conn.connection.dbapi_connection.autocommit)  # psycopg's own flag
+        seen.append((statement.split()[0].upper(), autocommit))
+
+    event.listen(rt.engine, "before_cursor_execute", record)
+    try:
+        claimed = client.post("/api/v1/work/next", headers=alice).json()["task"]
+    finally:
+        event.remove(rt.engine, "before_cursor_execute", record)
+    assert claimed is not None and claimed["case_ref"].startswith("T-")
+    seen = [s for s in seen if s[0] != "BEGIN"]  # SQLite's own BEGINs (DEFERRED, IMMEDIATE): no round trip
+    assert len(seen) == (3 if pg else 4), seen
+    assert seen[0] == ("SELECT", pg), "the token check: one autocommit statement on PostgreSQL"
+    assert not any(autocommit for _, autocommit in seen[1:]), "the claim runs in one transaction"

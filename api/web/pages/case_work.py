@@ -106,7 +106,7 @@ def complete(request: Request, task_id: int, page: Page,
     held = queue_routes.my_work(request, page.user)
     if held:
         return see_other(request, case_link(held[0].case_ref, held[0].id, done="completed_next"))
-    following = attempt(lambda: queue_routes.next_task(request, page.user))
+    following = attempt(lambda: queue_routes.next_work(runtime_of(request), queue_routes.actor_of(page.user)))
     if isinstance(following, Refusal) or following.task is None:
         return see_other(request, case_link(ref, done="completed_none"))
     return see_other(request, case_link(following.task.case_ref, following.task.id, done="completed_next"))

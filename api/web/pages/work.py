@@ -95,7 +95,7 @@ def _start_with(request: Request, page: PageContext, refusal: Refusal) -> Respon
 def get_next(request: Request, page: Page) -> Response:
     """Claim the next task (``POST /api/v1/work/next``) and open its case; nothing waiting: back
     to the start page, saying so."""
-    got = attempt(lambda: queue_routes.next_task(request, page.user))
+    got = attempt(lambda: queue_routes.next_work(runtime_of(request), queue_routes.actor_of(page.user)))
     if isinstance(got, Refusal):
         return _start_with(request, page, got)
     if got.task is None:
