@@ -169,7 +169,10 @@ def searcher_process(base: str, tokens: tuple[str, str, str], seconds: float, se
 
             async def searcher() -> None:
                 while time.monotonic() < end:
-                    times.append(await w.search(client))
+                    try:
+                        times.append(await w.search(client))
+                    except httpx.TransportError:  # counted as a very slow search, not a crash
+                        times.append(float("inf"))
 
             await asyncio.gather(*(searcher() for _ in range(searchers)))
         return times
@@ -181,6 +184,7 @@ async def under_load(w: Workload, tokens: tuple[str, str, str], seconds: float, 
                      server_pid: int) -> None:
     limits = httpx.Limits(max_connections=uploaders + 8)
     uploads: list[float] = []
+    errors = 0
     load_start = load()
     cpu_start = tree_cpu(server_pid)
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
@@ -189,8 +193,12 @@ async def under_load(w: Workload, tokens: tuple[str, str, str], seconds: float, 
             end = time.monotonic() + seconds
 
             async def uploader() -> None:
+                nonlocal errors
                 while time.monotonic() < end:
-                    uploads.append(await w.upload(client))
+                    try:
+                        uploads.append(await w.upload(client))
+                    except httpx.TransportError:  # a kept-alive connection the server closed as it was reused
+                        errors += 1
 
             started = time.monotonic()
             searching = asyncio.wrap_future(pool.submit(searcher_process, w.base, tokens, seconds, searchers))
@@ -200,7 +208,7 @@ async def under_load(w: Workload, tokens: tuple[str, str, str], seconds: float, 
             cpu_end = tree_cpu(server_pid)
             indexed = await w.indexed(client)
     emit(phase="load", seconds=round(wall, 1), uploaders=uploaders, searchers=searchers,
-         uploads=len(uploads), uploads_per_s=round(len(uploads) / wall, 1),
+         uploads=len(uploads), upload_transport_errors=errors, uploads_per_s=round(len(uploads) / wall, 1),
          upload_p50_ms=pct(uploads, 50), upload_p95_ms=pct(uploads, 95),
          searches=len(searches), search_p50_ms=pct(searches, 50), search_p95_ms=pct(searches, 95),
          search_p99_ms=pct(searches, 99), searchable_at_end=indexed, load_start=load_start, load_end=load(),
