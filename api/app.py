@@ -25,7 +25,7 @@ from api.outbound_routes import status_router
 from api.queue_routes import router as queue_router
 from api.search_routes import router as search_router
 from api.triage_routes import router as triage_router
-from api.upload_intake import GroupPublisher
+from api.upload_intake import GroupPublisher, UploadAdmission, release_upload_slot
 from api.web import install_workbench
 from api.web.session_auth import COOKIE as SESSION_COOKIE
 from api.web.session_auth import session_may_post
@@ -77,6 +77,8 @@ def create_app(rt: Runtime, *, health_extra: Any = None) -> FastAPI:
                        session_cookie=SESSION_COOKIE, check_session=lambda c, csrf: session_may_post(rt, c, csrf),
                        rules=[BodyRule("/api/v1/items", MAX_UPLOAD_BYTES + 1024 * 1024),
                               BodyRule("/api/", MAX_API_BODY_BYTES)])
+    # outermost: an upload waiting for its slot has not been authenticated or read yet (api.upload_intake)
+    app.add_middleware(UploadAdmission, path="/api/v1/items", slots=rt.settings.serve.upload_slots)
     app.state.health_extra = health_extra
     app.state.last_use = LastUseBuffer(interval_s=rt.settings.auth.last_used_flush_s)  # see api.auth
 
@@ -208,6 +210,7 @@ def create_app(rt: Runtime, *, health_extra: Any = None) -> FastAPI:
 
         async with upload_slots:  # a few at a time: more only queue for the bus and crowd out searches
             raw, duplicate = await run_in_threadpool(store)
+        release_upload_slot(request.scope)  # the next upload may be read while this one waits for the bus
         if not duplicate:
             await publisher.publish(raw)  # with the other uploads waiting: one bus commit (api.upload_intake)
         return ItemAccepted(item_id=raw.item_id, idempotency_key=raw.idempotency_key, duplicate=duplicate,

@@ -61,6 +61,9 @@ class IngestReport:
         return {**self.counts(), "seconds": round(self.seconds, 3), "results": [r.as_dict() for r in self.results]}
 
 
+COMMIT_WAIT_S = 1.0  # the longest wait for a stage's commit before the store is read anyway
+
+
 def _settled(info: dict[str, Any] | None, failure_floor: int) -> bool:
     """Filed, or failed in this run: a failure recorded after the run began (by id, not by clock:
     a worker's clock may run behind this machine's)."""
@@ -116,8 +119,13 @@ def run_ingest(
     try:
         outcomes: dict[str, dict[str, Any]] = {}
         deadline = time.monotonic() + timeout
+        # Polling the store 20 times a second cost more CPU than the stages' own work on a long OCR run
+        # (issue 15.10); with the stages as threads here, their commits say when to look.
+        committed = runner.committed if isinstance(runner, PipelineRunner) else None
         while pending:
             window = list(itertools.islice(pending, POLL_WINDOW))  # not all 100,000 ids on every poll
+            if committed is not None:
+                committed.clear()  # a batch committed from here on wakes the wait below
             with rt.read_sessions() as session:
                 found = item_service.outcomes(session, item_ids=window)
             settled = 0
@@ -137,7 +145,10 @@ def run_ingest(
                 timed_out = True
                 break
             if settled < len(window):  # a whole window done: look at the next at once
-                time.sleep(0.05 if len(pending) < 50 else 0.25)
+                if committed is not None:  # stages in this process: look again when one commits a batch
+                    committed.wait(COMMIT_WAIT_S)
+                else:
+                    time.sleep(0.05 if len(pending) < 50 else 0.25)
     finally:
         if runner is not None:
             runner.close()

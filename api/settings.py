@@ -204,6 +204,10 @@ class ServeSettings(BaseModel):
     run_pipeline: bool = Field(
         default=True, description="run every pipeline stage inside `casework serve` (embedded default)"
     )
+    upload_slots: int = Field(
+        default=4, ge=1, description="uploads (POST /api/v1/items) read and stored at once by the API; the rest "
+        "wait unread for a slot, so searches and pages never queue behind a crowd of uploads",
+    )
     trusted_proxies: list[str] = Field(
         default_factory=list,
         description="addresses or CIDR networks of the reverse proxies in front of casework; only a request "

@@ -9,7 +9,8 @@ in the store.  Then, all over HTTP with httpx:
 
 1. seed: ``--seed-docs`` uploads of ~100-word text documents (20 at a time), waited for until
    search finds them all;
-2. ``idle``: 200 searches one after another, nothing else running;
+2. ``idle``: 200 searches one after another, nothing else running, then 200 uploads one after
+   another (the API process's CPU per search and per upload: steadier than times on a busy machine);
 3. ``load``: for ``--seconds``, ``--uploaders`` clients upload without pause (each waits for
    its answer, then sends the next) while ``--searchers`` clients, in a process of their own,
    search without pause: 1-3
@@ -148,13 +149,20 @@ async def seed(w: Workload, n: int, uploaders: int) -> None:
         emit(phase="seed", docs=n, seconds=round(time.monotonic() - started, 1), searchable=found)
 
 
-async def idle(w: Workload, n: int) -> None:
+async def idle(w: Workload, n: int, server_pid: int) -> None:
     async with httpx.AsyncClient(timeout=60) as client:
         for _ in range(10):
             await w.search(client)  # warm
+        cpu_start = cpu_seconds(server_pid)
         times = [await w.search(client) for _ in range(n)]
+        cpu_searches = cpu_seconds(server_pid) - cpu_start
+        cpu_start = cpu_seconds(server_pid)
+        for _ in range(n):
+            await w.upload(client)
+        cpu_uploads = cpu_seconds(server_pid) - cpu_start
     emit(phase="idle", searches=n, search_p50_ms=pct(times, 50), search_p95_ms=pct(times, 95),
-         search_p99_ms=pct(times, 99), load=load())
+         search_p99_ms=pct(times, 99), api_cpu_ms_per_search=round(cpu_searches / n * 1000, 2),
+         api_cpu_ms_per_upload=round(cpu_uploads / n * 1000, 2), load=load())
 
 
 def searcher_process(base: str, tokens: tuple[str, str, str], seconds: float, searchers: int) -> list[float]:
@@ -169,7 +177,10 @@ def searcher_process(base: str, tokens: tuple[str, str, str], seconds: float, se
 
             async def searcher() -> None:
                 while time.monotonic() < end:
-                    times.append(await w.search(client))
+                    try:
+                        times.append(await w.search(client))
+                    except httpx.TransportError:  # counted as a very slow search, not a crash
+                        times.append(float("inf"))
 
             await asyncio.gather(*(searcher() for _ in range(searchers)))
         return times
@@ -181,6 +192,7 @@ async def under_load(w: Workload, tokens: tuple[str, str, str], seconds: float, 
                      server_pid: int) -> None:
     limits = httpx.Limits(max_connections=uploaders + 8)
     uploads: list[float] = []
+    errors = 0
     load_start = load()
     cpu_start = tree_cpu(server_pid)
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
@@ -189,8 +201,12 @@ async def under_load(w: Workload, tokens: tuple[str, str, str], seconds: float, 
             end = time.monotonic() + seconds
 
             async def uploader() -> None:
+                nonlocal errors
                 while time.monotonic() < end:
-                    uploads.append(await w.upload(client))
+                    try:
+                        uploads.append(await w.upload(client))
+                    except httpx.TransportError:  # a kept-alive connection the server closed as it was reused
+                        errors += 1
 
             started = time.monotonic()
             searching = asyncio.wrap_future(pool.submit(searcher_process, w.base, tokens, seconds, searchers))
@@ -200,12 +216,14 @@ async def under_load(w: Workload, tokens: tuple[str, str, str], seconds: float, 
             cpu_end = tree_cpu(server_pid)
             indexed = await w.indexed(client)
     emit(phase="load", seconds=round(wall, 1), uploaders=uploaders, searchers=searchers,
-         uploads=len(uploads), uploads_per_s=round(len(uploads) / wall, 1),
+         uploads=len(uploads), upload_transport_errors=errors, uploads_per_s=round(len(uploads) / wall, 1),
          upload_p50_ms=pct(uploads, 50), upload_p95_ms=pct(uploads, 95),
          searches=len(searches), search_p50_ms=pct(searches, 50), search_p95_ms=pct(searches, 95),
          search_p99_ms=pct(searches, 99), searchable_at_end=indexed, load_start=load_start, load_end=load(),
          api_cpu_s=round(cpu_end["api"] - cpu_start["api"], 1),
-         stages_cpu_s=round(cpu_end["stages"] - cpu_start["stages"], 1))
+         stages_cpu_s=round(cpu_end["stages"] - cpu_start["stages"], 1),
+         api_cpu_ms_per_request=round((cpu_end["api"] - cpu_start["api"]) / max(1, len(uploads) + len(searches))
+                                      * 1000, 2))
 
 
 def cpu_seconds(pid: int) -> float:
@@ -275,7 +293,7 @@ def main() -> None:
         wait_up(base, proc)
         w = Workload(base, tokens, vocabulary())
         asyncio.run(seed(w, args.seed_docs, args.uploaders))
-        asyncio.run(idle(w, 200))
+        asyncio.run(idle(w, 200, proc.pid))
         if args.py_spy:
             mode = "--gil" if args.py_spy_gil else "--idle"
             spy = subprocess.Popen([shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy")),

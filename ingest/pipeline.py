@@ -394,13 +394,14 @@ class PipelineRunner:
     def __init__(self, parts: PipelineParts, *, stages: Sequence[str] = STAGES, group_prefix: str = "casework",
                  pause_log_level: int = logging.WARNING) -> None:
         self.stop = threading.Event()
+        self.committed = threading.Event()  # set after any stage commits a batch: outcomes may have changed
         self.workers = [
             Worker(bus=parts.bus, handler=make_stage(name, parts, stop=self.stop), group=f"{group_prefix}.{name}",
                    retry=parts.retry, stop=self.stop,
                    batch_size={"extract": parts.extract_batch_size, "file": parts.file_batch_size}.get(
                        name, parts.batch_size),
                    on_dead=lambda letter: record_dead_letter(parts.sessions, letter), guard=translate_errors,
-                   pause_log_level=pause_log_level)
+                   pause_log_level=pause_log_level, on_commit=self.committed.set)
             for name in stages
         ]
         self.threads: list[threading.Thread] = []

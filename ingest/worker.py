@@ -89,8 +89,10 @@ class Worker:
         stop: threading.Event | None = None,
         guard: Callable[[], AbstractContextManager[None]] = contextlib.nullcontext,
         pause_log_level: int = logging.WARNING,
+        on_commit: Callable[[], None] | None = None,
     ) -> None:
         self.bus = bus
+        self.on_commit = on_commit  # told after each committed batch (a waiter may look for outcomes)
         self.handler = handler
         self.group = group
         self.retry = retry or RetryPolicy()
@@ -209,6 +211,8 @@ class Worker:
         if outputs:
             fault_point("after_publish")
         consumer.commit(records)
+        if self.on_commit is not None:
+            self.on_commit()
         self.processed += len(records)
         self.cpu_seconds += time.thread_time() - started
         self.series.items.inc(len(records))

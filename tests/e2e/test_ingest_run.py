@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from api.ingest_run import CHUNK_FILES, run_ingest
+from api.ingest_run import CHUNK_FILES, COMMIT_WAIT_S, run_ingest
 from api.settings import Settings
 from api.wiring import Runtime, open_runtime
 from casestore import items
@@ -54,3 +56,35 @@ def test_a_folder_larger_than_a_chunk_gives_every_file_one_result(tmp_path: Path
     with runtime.read_sessions() as session:
         known = items.outcomes(session, item_ids=[r.item_id for r in report.results if r.item_id])
     assert len(known) == n, "the duplicate file is the same item, filed once"
+
+
+SCAN = Path(__file__).resolve().parents[2].parent / "shared" / "corpus" / "scans" / \
+    "libtiffnet__CCITT_1_slerexe_business_letter_g4.tif"
+
+
+@pytest.mark.skipif(not SCAN.is_file(), reason=f"corpus scan not found at {SCAN}")
+def test_outcomes_are_looked_for_when_a_stage_commits_not_20_times_a_second(
+        tmp_path: Path, runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 15.10: the wait for outcomes polled the store every 50 ms, which on a long OCR run cost
+    more CPU than the stages' own work. With the stages as threads, a look follows a stage's commit
+    (or a second without one)."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "scan.tif").write_bytes(SCAN.read_bytes())  # OCR: a second or more
+    (inbox / "mail.eml").write_bytes(MAIL)
+    real = items.outcomes
+    looks = 0
+
+    def counted(session: object, *, item_ids: list[str]) -> dict[str, dict[str, object]]:
+        nonlocal looks
+        if sys._getframe(1).f_code.co_name == "run_ingest":  # the wait's looks, not the stages' own reads
+            looks += 1
+        return real(session, item_ids=item_ids)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(items, "outcomes", counted)
+    started = time.monotonic()
+    report = run_ingest(runtime, [inbox], timeout=300)
+    seconds = time.monotonic() - started
+    assert all(r.outcome not in (None, "failed") for r in report.results), report.as_dict()
+    batches = 3 * len(report.results)  # at most one commit per item and stage
+    assert looks <= batches + seconds / COMMIT_WAIT_S + 3, (looks, seconds)
