@@ -7,10 +7,10 @@ STAMP := $(VENV)/.setup-stamp
 NODE_STAMP := node_modules/.setup-stamp
 APT_PACKAGES := tesseract-ocr tesseract-ocr-eng dovecot-imapd chromium fonts-dejavu-core spamd
 # `make test` spreads the tests over 4 pytest-xdist workers (many tests wait on subprocesses, a
-# browser or a broker rather than compute, so 4 beat 2 even on 2 cores); tests that share a
-# module-scoped fixture stay together (tests/conftest.py). Serially, for debugging:
+# browser or a broker rather than compute, so 4 beat 2 even on 2 cores); a test file runs whole on
+# one worker, so tests sharing a module- or package-scoped fixture keep their order. Serially, for debugging:
 # `make test PYTEST_ARGS="-p no:xdist"` (or "-n 0"); one file: PYTEST_ARGS="-p no:xdist tests/api/test_app.py".
-PYTEST_ARGS ?= -n 4 --dist loadgroup
+PYTEST_ARGS ?= -n 4 --dist loadfile
 
 .PHONY: setup system-packages run test lint bench clean-data help
 

@@ -155,29 +155,3 @@ def session(engine: Engine) -> Iterator[Session]:
 @pytest.fixture
 def sessions(engine: Engine) -> sessionmaker[Session]:
     return session_factory(engine)
-
-
-# -- pytest-xdist (`make test` runs `-n 4 --dist loadgroup`) -------------------------------------------
-#
-# Under `--dist loadgroup` every test is sent to whichever worker is free, except tests with an
-# ``xdist_group`` mark: a group runs on one worker, in collection order.  Each worker is a pytest
-# session of its own (its own session fixtures: PostgreSQL database, Tansu broker, moto, SQLite
-# template, basetemp), so a module-, class- or package-scoped fixture would be set up again on
-# each worker that got one of the module's tests, and tests that share such a fixture may build
-# on each other's state.  So the tests of a module that use one are kept together: the module
-# is its own group (unless its tests name a group themselves).  `-p no:xdist` or `-n 0` runs the
-# suite serially, as before.
-
-_SHARED_SCOPES = {"class", "module", "package"}
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which turns the group marks into node ids
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        if item.get_closest_marker("xdist_group") is not None:
-            continue
-        fixtureinfo = getattr(item, "_fixtureinfo", None)
-        if fixtureinfo is None:
-            continue
-        if any(d.scope in _SHARED_SCOPES for defs in fixtureinfo.name2fixturedefs.values() for d in defs):
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
