@@ -16,7 +16,7 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,6 +26,7 @@ from rich.table import Table
 
 from api.cli_support import err, out, runtime
 from api.cli_support import fail as _fail
+from api.params import date_bound
 from api.wiring import Runtime
 from casestore import access
 from casestore.search import indexer
@@ -48,17 +49,10 @@ def _progress(label: str, show: bool) -> Progress:
 
 
 def _day(value: str | None, name: str, *, end: bool) -> datetime | None:
-    """An ISO date (or date-time) option; a bare date as an end bound includes that day."""
-    if not value:
-        return None
     try:
-        if len(value) == 10:
-            day = date.fromisoformat(value)
-            return datetime.combine(day + timedelta(days=1) if end else day, time(), tzinfo=UTC)
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return date_bound(value, end=end)
     except ValueError:
         _fail(f"{name} {value!r} is not an ISO date: write 2024-03-31")
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def search(

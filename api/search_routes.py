@@ -8,13 +8,14 @@ search is for people working cases.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel
 
 from api.auth import Principal, current_user
+from api.params import date_bound
 from casestore import access
 from casestore.search.port import MAX_DOCUMENT_ID, MAX_LIMIT, SearchIndex, SearchQuery, Viewer
 
@@ -52,17 +53,10 @@ def get_search_index(request: Request) -> SearchIndex:
 
 
 def _bound(value: str | None, name: str, *, end: bool) -> datetime | None:
-    """ISO date or date-time; a bare date as ``date_to`` includes that whole day."""
-    if not value:
-        return None
     try:
-        if len(value) == 10:
-            day = date.fromisoformat(value)
-            return datetime.combine(day + timedelta(days=1) if end else day, time(), tzinfo=UTC)
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return date_bound(value, end=end)
     except ValueError:
         raise HTTPException(422, f"{name} {value!r} is not ISO 8601 (2024-03-31 or 2024-03-31T14:05:00Z)") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _many(values: list[str] | None) -> tuple[str, ...]:

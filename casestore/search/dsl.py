@@ -85,6 +85,16 @@ def source(d: IndexedDoc) -> dict[str, Any]:
     }
 
 
+def _between(start: datetime | None, end: datetime | None) -> dict[str, str]:
+    """A range query's bounds: from ``start`` (inclusive) to ``end`` (exclusive)."""
+    bounds: dict[str, str] = {}
+    if start is not None:
+        bounds["gte"] = _iso(start)
+    if end is not None:
+        bounds["lt"] = _iso(end)
+    return bounds
+
+
 def _iso(value: datetime) -> str:
     aware = value if value.tzinfo else value.replace(tzinfo=UTC)
     return aware.astimezone(UTC).isoformat()
@@ -142,18 +152,9 @@ def filters(q: SearchQuery, acl: list[str] | None) -> list[dict[str, Any]]:
     if q.case_ref:
         out.append({"term": {"case_ref": q.case_ref}})
     if q.date_from is not None or q.date_to is not None:
-        bounds: dict[str, str] = {}
-        if q.date_from is not None:
-            bounds["gte"] = _iso(q.date_from)
-        if q.date_to is not None:
-            bounds["lt"] = _iso(q.date_to)
-        out.append({"range": {"received_at": bounds}})
+        out.append({"range": {"received_at": _between(q.date_from, q.date_to)}})
     if q.dated_from is not None or q.dated_to is not None:
-        own: dict[str, str] = {}
-        if q.dated_from is not None:
-            own["gte"] = _iso(q.dated_from)
-        if q.dated_to is not None:
-            own["lt"] = _iso(q.dated_to)
+        own = _between(q.dated_from, q.dated_to)
         out.append({"bool": {"should": [{"range": {"sent_at": own}}, {"range": {"captured_at": own}}],
                              "minimum_should_match": 1}})
     return out
