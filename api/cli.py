@@ -125,7 +125,7 @@ def _import(kind: str, path: Path, as_json: bool) -> None:
                 report = fn(session, path, on_case=lambda s, case, stage: start_imported(
                     s, case=case, setup=setup, stage=stage))
             else:
-                report = fn(session, path)
+                report = fn(session, path, phone_region=rt.settings.match.phone_region)
             # who may see them, or the name they are found by, changed: search follows, with the import
             search_outbox.enqueue(session, case_refs=report.visibility_changed,
                                   customer_ids=report.renamed_customers)

@@ -202,7 +202,8 @@ def _import(
     return report
 
 
-def _write_customer(session: Session, row: Row, report: ImportReport, *, reconcile: bool = True) -> bool:
+def _write_customer(session: Session, row: Row, report: ImportReport, *, reconcile: bool = True,
+                    phone_region: str = "GB") -> bool:
     cid = (row.get("customer_id") or "").strip()
     before = session.scalar(select(Customer.name).where(Customer.customer_id == cid)) if cid else None
     customer, created = upsert_customer(
@@ -221,7 +222,7 @@ def _write_customer(session: Session, row: Row, report: ImportReport, *, reconci
     if not reconcile:
         return created
     session.flush()
-    done = reconcile_prospects(session, customer=customer, actor="import")
+    done = reconcile_prospects(session, customer=customer, actor="import", phone_region=phone_region)
     report.prospects_merged.extend(done.merged)
     report.prospects_to_review.extend(done.to_review)
     report.visibility_changed.extend(done.moved_cases)  # their indexed documents name the prospect
@@ -260,13 +261,15 @@ def _write_case(session: Session, row: Row, report: ImportReport, on_case: CaseH
     return created
 
 
-def import_customers(session: Session, path: Path) -> ImportReport:
-    """Upsert customers by ``customer_id``; one summary audit event 'customer.imported'."""
+def import_customers(session: Session, path: Path, *, phone_region: str = "GB") -> ImportReport:
+    """Upsert customers by ``customer_id``; one summary audit event 'customer.imported'.
+    ``phone_region``: where numbers written without +country are (prospects matched by phone)."""
     # no live prospect when the import starts: no row needs the look-up (one written meanwhile by
     # the pipeline is found by the next import, or merged by a person)
     reconcile = prospects.any_live(session)
     report = _import(session, path, ("customer_id", "name"),
-                     lambda s, row, rep: _write_customer(s, row, rep, reconcile=reconcile))
+                     lambda s, row, rep: _write_customer(s, row, rep, reconcile=reconcile,
+                                                         phone_region=phone_region))
     audit.record(
         session, actor="import", action="customer.imported", reason=f"imported from {path.name}",
         details={"file": str(path), "created": report.created, "updated": report.updated,

@@ -36,6 +36,7 @@ from casestore import audit
 from casestore.customers import PROSPECT_PREFIX, get_customer
 from casestore.errors import Conflict, InvalidInput
 from casestore.models import Case, Customer, ProspectLink, utcnow
+from casestore.validation import phone_equivalents
 
 log = logging.getLogger(__name__)
 
@@ -76,13 +77,15 @@ def any_live(session: Session) -> bool:
         .limit(1)) is not None
 
 
-def _live_prospects(session: Session, customer: Customer) -> list[tuple[Customer, str]]:
-    """Live prospects sharing the customer's email or phone, each with what matched."""
+def _live_prospects(session: Session, customer: Customer, phone_region: str) -> list[tuple[Customer, str]]:
+    """Live prospects sharing the customer's email or phone (written nationally or
+    internationally: ``07911...`` is ``+447911...`` in ``phone_region``), each with what matched."""
     clauses = []
     if customer.email:
         clauses.append(Customer.email == customer.email)
     if customer.phone_normalised:
-        clauses.append(Customer.phone_normalised == customer.phone_normalised)
+        clauses.append(Customer.phone_normalised.in_(phone_equivalents(customer.phone_normalised,
+                                                                       region=phone_region)))
     if not clauses:
         return []
     found = session.scalars(select(Customer).where(
@@ -97,12 +100,13 @@ def _live_prospects(session: Session, customer: Customer) -> list[tuple[Customer
     return out
 
 
-def reconcile_prospects(session: Session, *, customer: Customer, actor: str = "import") -> Reconciled:
+def reconcile_prospects(session: Session, *, customer: Customer, actor: str = "import",
+                        phone_region: str = "GB") -> Reconciled:
     """Merge or link the live prospects this CRM customer matches (see the module docstring)."""
     done = Reconciled()
     if is_prospect(customer) or customer.merged_into_id is not None:
         return done
-    for prospect, matched_on in _live_prospects(session, customer):
+    for prospect, matched_on in _live_prospects(session, customer, phone_region):
         link = session.scalar(select(ProspectLink).where(ProspectLink.prospect_id == prospect.id,
                                                          ProspectLink.customer_id == customer.id))
         if link is not None:  # decided before (review or dismissed): a re-import changes nothing

@@ -95,6 +95,30 @@ def normalise_phone(value: str | None) -> str | None:
     return ("+" + digits if international else digits)[:32]
 
 
+def phone_equivalents(normalised: str, *, region: str = "GB") -> list[str]:
+    """The stored forms (``normalise_phone``) that name the same line as ``normalised``.
+
+    The store keeps a number as it was written: ``+447911123456`` from an SMS, ``07911123456``
+    from a CRM export.  For a number of ``region`` (``CASEWORK_MATCH__PHONE_REGION``) both forms
+    are returned, so a look-up by one finds the other; anything ``phonenumbers`` cannot read is
+    returned as given.
+    """
+    import phonenumbers  # only the prospect reconciliation needs it; keeps the import of this module light
+
+    out = [normalised]
+    try:
+        number = phonenumbers.parse(normalised, region)
+    except phonenumbers.NumberParseException:
+        return out
+    if number.country_code != phonenumbers.country_code_for_region(region):
+        return out
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    national = "".join(ch for ch in phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
+                       if ch.isdigit())
+    out.extend(v for v in (e164, national) if v and v not in out)
+    return out
+
+
 def normalise_postcode(value: str | None) -> str | None:
     """Upper case without spaces: ``sw1a 1aa`` gives ``SW1A1AA``."""
     cleaned = text_or_none(value)

@@ -141,3 +141,28 @@ def test_cli_import_merges_and_reindexes_the_moved_case(tmp_path: Path, monkeypa
         assert listed.exit_code == 0 and json.loads(listed.stdout) == []
     finally:
         get_settings.cache_clear()
+
+
+def test_a_number_written_internationally_meets_its_national_form(session: Session, tmp_path: Path) -> None:
+    """An SMS arrives from +44 7911 123456; the CRM has 07911 123456: the same line, a review."""
+    by_sms, ref = _prospect(session, "abab", name="", phone="+44 7911 123456")
+    other, _ = _prospect(session, "cdcd", name="", phone="+1 202 555 0143")  # the same digits abroad are not
+    report = _import(session, tmp_path, "C-9,Sam Poe,,07911 123456,,,\nC-10,Ann Lee,,0044 (0)7911 123456,,,\n")
+    assert report.prospects_merged == []
+    assert report.prospects_to_review == [by_sms.customer_id, by_sms.customer_id]
+    found = {(r.prospect_id, r.customer_id, r.matched_on) for r in prospects.open_reviews(session)}
+    assert found == {(by_sms.customer_id, "C-9", "phone"), (by_sms.customer_id, "C-10", "phone")}
+    assert other.customer_id not in {r.prospect_id for r in prospects.open_reviews(session)}
+    # a number in another region: written nationally it is a different number
+    us_report = importer.import_customers(session, _csv(tmp_path, "C-11,Jo Bloggs,,2025550143,,,\n"))
+    assert us_report.prospects_to_review == []
+    us_report = importer.import_customers(session, _csv(tmp_path, "C-12,Jo Bloggs,,2025550143,,,\n"),
+                                          phone_region="US")
+    assert us_report.prospects_to_review == [other.customer_id]
+    assert ref
+
+
+def _csv(tmp_path: Path, rows: str) -> Path:
+    path = tmp_path / "crm2.csv"
+    path.write_text(HEADER + rows, encoding="utf-8")
+    return path
