@@ -133,6 +133,10 @@ def _text_of(part: Message, data: bytes, ctype: str, fallback_charset: str | Non
     return text
 
 
+_STUB_WORDS = 40  # a plain alternative this short may be a stub (_Walker._stub_beside_html)
+_STUB_NEW_WORDS = 15  # ... when the HTML has at least this many words it lacks
+
+
 class _Walker:
     """Walks the MIME tree once: body texts of the top-level message, and a flat list of attachments."""
 
@@ -223,11 +227,14 @@ class _Walker:
         ))
 
     def _alternative(self, children: list[Message], level: int, body: list[str] | None) -> None:
+        """The plain-text alternative is read, unless it is empty or a stub that only points at
+        the HTML ("This message is in HTML format; see below", "View it in your browser"), which
+        holds what the sender wrote: then the richer alternative is read instead."""
         plain = [c for c in children if c.get_content_type() == "text/plain" and not c.is_multipart()]
         chosen: Message | None = None
         if body is not None and plain:
             text = _text_of(plain[0], _payload_bytes(plain[0]), "text/plain", self.fallback)
-            if text.strip():
+            if text.strip() and not self._stub_beside_html(text, children):
                 body.append(text)
                 chosen = plain[0]
         for child in reversed(children):
@@ -237,6 +244,25 @@ class _Walker:
         for child in children:
             if child is not chosen and child.is_multipart():
                 self.walk(child, level + 1, None)  # attachments inside the other alternatives
+
+    def _stub_beside_html(self, plain: str, children: list[Message]) -> bool:
+        """True when ``plain`` is short and an HTML alternative says mostly other things.
+
+        Mail clients derive the plain part from the HTML, so most of the HTML's words are in it; a
+        form mailer or a marketing tool writes a line or two instead ("see the form below").  A
+        stub: under ``_STUB_WORDS`` words, while the HTML has at least ``_STUB_NEW_WORDS`` distinct
+        words the plain part lacks, more than half of its own.  Only a short plain part is
+        compared, so an ordinary message's HTML is never converted."""
+        if len(plain.split()) >= _STUB_WORDS:
+            return False
+        html = next((c for c in children if c.get_content_type() == "text/html" and not c.is_multipart()), None)
+        if html is None:
+            return False
+        said = {w.casefold() for w in re.findall(r"\w+", plain)}
+        html_words = {w.casefold() for w in re.findall(r"\w+", _text_of(html, _payload_bytes(html), "text/html",
+                                                                       self.fallback))}
+        new = html_words - said
+        return len(new) >= _STUB_NEW_WORDS and 2 * len(new) > len(html_words)
 
     def _forward(self, part: Message, level: int) -> None:
         inner = part.get_payload(0)

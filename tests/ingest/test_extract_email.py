@@ -246,6 +246,33 @@ def test_html_only_email_and_unknown_charset(tmp_path: Path) -> None:
     assert result.parts[0].text == "Café & crème"
 
 
+def _alternative_mail(plain: str, html: str) -> bytes:
+    return (
+        "From: forms@council.example\nTo: cases@example.org\nSubject: Form submission\nMessage-ID: <f@x>\n"
+        "MIME-Version: 1.0\nContent-Type: multipart/alternative; boundary=B\n\n"
+        f"--B\nContent-Type: text/plain; charset=utf-8\n\n{plain}\n"
+        f"--B\nContent-Type: text/html; charset=utf-8\n\n{html}\n--B--\n"
+    ).encode()
+
+
+def test_a_plain_stub_beside_the_html_is_not_taken_for_the_message(tmp_path: Path) -> None:
+    rows = "".join(f"<tr><td>{k}</td><td>{v}</td></tr>" for k, v in [
+        ("Name", "Mary Ellen Carter"), ("Reference", "CASE-2024-000123"), ("Postcode", "SW1A 1AA"),
+        ("Phone", "07700 900123"), ("Complaint", "The repair visit booked for 3 May never happened and "
+                                                "nobody rang to rearrange it, so I lost a day's pay waiting in")])
+    html = f"<html><body><p>A form was submitted on our website.</p><table>{rows}</table></body></html>"
+    stub = _extract(_alternative_mail("This message is in HTML format. See the form below.", html),
+                    FileBlobStore(tmp_path))
+    assert "CASE-2024-000123" in stub.parts[0].text and "Mary Ellen Carter" in stub.parts[0].text
+    assert "HTML format" not in stub.parts[0].text
+    # a short message whose plain part a mail client wrote from the HTML is read from the plain part
+    plain = "Please ring me about CASE-2024-000123 tomorrow morning, I am in from nine. Jo"
+    html = ("<div dir='ltr'><p>Please ring me about <b>CASE-2024-000123</b> tomorrow morning, I am in from "
+            "nine.</p><p>Jo</p><p style='color:grey'>Sent from my phone, please excuse typos</p></div>")
+    kept = _extract(_alternative_mail(plain, html), FileBlobStore(tmp_path))
+    assert kept.parts[0].text.strip() == plain and kept.parts[0].content_type == "text/plain"
+
+
 def test_uuencoded_file_in_plain_body(tmp_path: Path) -> None:
     import binascii
 
