@@ -54,21 +54,15 @@ def merge(
     actor: Annotated[str, typer.Option(help="who decided (kept in the audit trail)")] = "operator",
 ) -> None:
     """Merge a prospect into a CRM customer: their cases move to the customer, the prospect retires."""
-    from api.search_follow import UPDATED, index_now
-    from casestore.prospects import merge_prospect
-    from casestore.search import outbox as search_outbox
+    from api import customer_ops
 
     with runtime() as rt:
-        with rt.sessions() as session, session.begin():
-            moved = merge_prospect(session, prospect_id=prospect, customer_id=customer, actor=actor, reason=reason)
-            # their indexed documents name the prospect: search follows, in the merge's transaction
-            search_outbox.enqueue(session, case_refs=moved)
-            outbox_ids = search_outbox.written_in(session)
-        search = index_now(rt, outbox_ids, what=f"prospect {prospect} merged into {customer}")
+        done = customer_ops.merge(rt, prospect=prospect, customer=customer, actor=actor, reason=reason)
+    moved = done.moved
     out.print(f"{prospect} merged into {customer}: {len(moved)} case(s) moved" + (f" ({', '.join(moved)})"
                                                                                if moved else ""))
-    if search != UPDATED:
-        out.print(f"search is not updated yet ({search})")
+    if not done.search_updated:
+        out.print(f"search is not updated yet ({done.search})")
 
 
 @customer_app.command("dismiss")
@@ -78,8 +72,8 @@ def dismiss(
     actor: Annotated[str, typer.Option(help="who decided (kept in the audit trail)")] = "operator",
 ) -> None:
     """Record that a prospect is not this CRM customer (the review closes; a re-import keeps it closed)."""
-    from casestore.prospects import dismiss_link
+    from api import customer_ops
 
-    with runtime() as rt, rt.sessions() as session, session.begin():
-        dismiss_link(session, prospect_id=prospect, customer_id=customer, actor=actor)
+    with runtime() as rt:
+        customer_ops.dismiss(rt, prospect=prospect, customer=customer, actor=actor)
     err.print(f"{prospect} is not {customer}: review closed")

@@ -29,7 +29,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from casestore import audit
@@ -211,6 +211,14 @@ class Review:
     customer_name: str
     matched_on: str
     cases: list[str]
+
+
+def review_count(session: Session) -> int:
+    """How many prospect/customer pairs wait for a person (all teams: the page filters what it lists)."""
+    prospect = Customer.__table__.alias("p")
+    return int(session.scalar(
+        select(func.count()).select_from(ProspectLink).join(prospect, prospect.c.id == ProspectLink.prospect_id)
+        .where(ProspectLink.state == "review", prospect.c.merged_into_id.is_(None))) or 0)
 
 
 def open_reviews(session: Session) -> list[Review]:

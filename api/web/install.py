@@ -13,6 +13,7 @@ from api.web.pages import (
     admin_tokens,
     case_work,
     cases,
+    customers,
     documents,
     home,
     mailroom,
@@ -34,7 +35,7 @@ def install_workbench(app: FastAPI) -> None:
     mount_assets(app, settings.web.assets_dir)
     app.state.queue_counts = CountsCache(settings.web.queue_counts_max_age_s)
     for module in (signin, home, work, cases, case_work, reply, mailroom, documents, search, triage, ops, supervisor,
-                   admin, admin_tokens, admin_config):
+                   customers, admin, admin_tokens, admin_config):
         app.include_router(module.router)
     install_oidc(app, settings.web.oidc)  # /login/oidc when a provider is configured
 

@@ -32,6 +32,9 @@ NOTICES = {
     "outbound_confirmed": "The message is recorded as sent.",
     "letter_printed": "The letter is marked printed.",
     "letter_posted": "The letter is marked posted.",
+    "prospect_merged": ("The prospect was merged: their cases now belong to the customer; the reason is in each "
+                        "case's timeline."),
+    "prospect_dismissed": "Recorded as not the same person; later imports keep it so.",
 }
 
 
