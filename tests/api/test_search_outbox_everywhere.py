@@ -11,9 +11,8 @@ refused, open ones cut) while the changes are made; the store is SQLite and Post
 from __future__ import annotations
 
 import os
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,6 +32,7 @@ from casestore.work.inbound import start_imported
 from ingest.messages import ClassifiedItem, Decision, Part
 from ingest.pipeline import FileStage
 from tests.api.conftest import JANE_CASE, SAM_CASE, bearer, two_team_runtime
+from tests.connectors.conftest import wait_until
 from tests.e2e.test_cli_pipeline import run
 from tests.tcp_gate import TcpGate
 
@@ -98,15 +98,6 @@ def _pending(rt: Runtime) -> int:
         return outbox.depth(session).pending
 
 
-def _wait(predicate: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{what} within {timeout:.0f} s")
-
-
 def test_changes_made_while_the_index_is_down_reach_it_when_it_is_back(world: World, tmp_path: Path) -> None:
     rt = world.rt
     setup = rt.work  # loaded (and stored) before the transaction
@@ -144,7 +135,7 @@ def test_changes_made_while_the_index_is_down_reach_it_when_it_is_back(world: Wo
     loop = OutboxLoop(rt.search_drainer, poll_s=0.05, grace_s=0.0)
     loop.start()
     try:
-        _wait(lambda: _pending(rt) == 0, "the search outbox drained")
+        wait_until(lambda: _pending(rt) == 0, timeout=60, what="the search outbox drained")
     finally:
         loop.close()
     [out] = _hits(rt, ADMIN, text="quokka")

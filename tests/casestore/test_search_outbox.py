@@ -8,7 +8,6 @@ lock), and OpenSearch (osmem-server) cut off behind a TCP gate.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -29,6 +28,7 @@ from casestore.search.port import SearchIndex, SearchQuery, Viewer
 from casestore.search.tantivy_index import TantivyIndex
 from ingest.messages import ClassifiedItem, Decision, Part
 from ingest.pipeline import FileStage
+from tests.connectors.conftest import wait_until
 from tests.tcp_gate import TcpGate
 
 ADMIN = Viewer(role="admin")
@@ -103,15 +103,6 @@ def _hits(index: SearchIndex) -> list[int]:
     return sorted(h.document_id for h in found.hits)
 
 
-def _wait(predicate: object, what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():  # type: ignore[operator]
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{what} within {timeout:.0f} s")
-
-
 def test_filing_during_an_index_outage_is_indexed_when_it_returns(sessions: sessionmaker[Session],
                                                                   outage: Outage) -> None:
     _seed(sessions)
@@ -135,7 +126,7 @@ def test_filing_during_an_index_outage_is_indexed_when_it_returns(sessions: sess
     loop = OutboxLoop(OutboxDrainer(sessions, outage.index), poll_s=0.05, grace_s=0.0)  # what `casework serve` runs
     loop.start()
     try:
-        _wait(lambda: _depth(sessions).pending == 0, "the outbox drained")
+        wait_until(lambda: _depth(sessions).pending == 0, timeout=30, what="the outbox drained")
     finally:
         loop.close()
     hits = _hits(outage.index)
