@@ -9,20 +9,23 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from api.stage_processes import StageProcesses
 from api.wiring import Runtime
 from casestore import items as item_service
 from casestore.db import translate_errors
 from ingest.errors import BadInput, DiskFull
 from ingest.intake import check_channel, describe_raw_item, expand_paths, infer_channel, printable, publish_raw
-from ingest.messages import Channel, RawItem
-from ingest.pipeline import FILED_OUTCOMES, PipelineRunner
+from ingest.messages import FILED_OUTCOMES, Channel, RawItem
+
+if TYPE_CHECKING:  # the stages run here only on the embedded bus; on Kafka this publishes and waits
+    from api.stage_processes import StageProcesses
+    from ingest.pipeline import PipelineRunner
 
 log = logging.getLogger(__name__)
 
@@ -92,10 +95,15 @@ def run_ingest(
     with rt.read_sessions() as session:
         failure_floor = item_service.last_failure_id(session)
     runner: PipelineRunner | StageProcesses | None = None
+    threads: PipelineRunner | None = None  # the runner, when its stages are threads of this process
     pending: dict[str, None] = {}  # in publish order, roughly the order outcomes arrive in
     seen: dict[str, bool] = {}  # item id -> filed before this run, for files given twice
+    folders: dict[str, str] = {}  # folder -> resolved, for each file's source
     try:
         if rt.settings.is_embedded_bus:
+            from api.stage_processes import StageProcesses
+            from ingest.pipeline import PipelineRunner
+
             # Started first, so the stages work on the first files while later ones are still read.
             mode = rt.settings.worker.stage_processes
             if mode == "processes" or (mode == "auto" and len(files) >= rt.settings.worker.process_threshold):
@@ -103,11 +111,11 @@ def run_ingest(
             else:
                 with translate_errors():  # the case types are stored at start: a full disk says so
                     parts = rt.pipeline_parts()
-                runner = PipelineRunner(parts, pause_log_level=logging.DEBUG)
+                runner = threads = PipelineRunner(parts, pause_log_level=logging.DEBUG)
             runner.start()
         for chunk in _chunks(files):
             _stop_if_disk_full(rt, runner)
-            chunk_results = _publish_chunk(rt, chunk, channel, seen)
+            chunk_results = _publish_chunk(rt, chunk, channel, seen, folders)
             results.extend(chunk_results)
             pending.update((r.item_id, None) for r in chunk_results if r.item_id and r.outcome is None)
             on_progress(sum(1 for r in results if r.outcome is not None))
@@ -121,7 +129,7 @@ def run_ingest(
         deadline = time.monotonic() + timeout
         # Polling the store 20 times a second cost more CPU than the stages' own work on a long OCR run
         # (issue 15.10); with the stages as threads here, their commits say when to look.
-        committed = runner.committed if isinstance(runner, PipelineRunner) else None
+        committed = threads.committed if threads is not None else None
         while pending:
             window = list(itertools.islice(pending, POLL_WINDOW))  # not all 100,000 ids on every poll
             if committed is not None:
@@ -152,9 +160,10 @@ def run_ingest(
     finally:
         if runner is not None:
             runner.close()
-            if stage_cpu is not None:
-                stage_cpu.update({w.handler.name: w.cpu_seconds for w in runner.workers}
-                                 if isinstance(runner, PipelineRunner) else runner.cpu_seconds())
+            if stage_cpu is not None and threads is not None:
+                stage_cpu.update({w.handler.name: w.cpu_seconds for w in threads.workers})
+            elif stage_cpu is not None and isinstance(runner, StageProcesses):
+                stage_cpu.update(runner.cpu_seconds())
     for r in results:
         if r.item_id in outcomes:
             info = outcomes[r.item_id]
@@ -202,8 +211,21 @@ def _chunks(files: Sequence[Path]) -> Iterator[list[tuple[Path, bytes | OSError]
         yield chunk
 
 
+def _real_path(path: Path, folders: dict[str, str]) -> str:
+    """``str(path.resolve())``, each folder resolved once (``folders``: the run's resolved folders):
+    resolving walks every component of every file's path, a tenth of this command's CPU per file."""
+    if path.is_symlink():
+        return str(path.resolve())
+    folder = os.fspath(path.parent)
+    real = folders.get(folder)
+    if real is None:
+        real = folders[folder] = str(path.parent.resolve())
+    return os.path.join(real, path.name)
+
+
 def _publish_chunk(rt: Runtime, chunk: Sequence[tuple[Path, bytes | OSError]],
-                   channel: Channel | None, seen: dict[str, bool]) -> list[IngestResult]:
+                   channel: Channel | None, seen: dict[str, bool],
+                   folders: dict[str, str]) -> list[IngestResult]:
     """Store a chunk's files (one file-system sync), mark those filed before this run as
     duplicates, and publish the rest once (``seen``: what earlier chunks of the run published);
     a file that cannot be read or a bad channel is a failed result at once."""
@@ -225,7 +247,7 @@ def _publish_chunk(rt: Runtime, chunk: Sequence[tuple[Path, bytes | OSError]],
     refs = rt.blobs.put_many([data for _, _, data, _ in readable])
     raw_items: dict[str, RawItem] = {}
     for (result, path, data, item_channel), ref in zip(readable, refs, strict=True):
-        raw = describe_raw_item(ref, data, channel=item_channel, filename=path.name, source=str(path.resolve()))
+        raw = describe_raw_item(ref, data, channel=item_channel, filename=path.name, source=_real_path(path, folders))
         result.item_id = raw.item_id
         if raw.item_id not in seen:
             raw_items.setdefault(raw.item_id, raw)

@@ -26,7 +26,6 @@ from rich.table import Table
 
 from api.cli_support import err, out, runtime
 from api.cli_support import fail as _fail
-from api.params import date_bound
 from api.wiring import Runtime
 from casestore import access
 from casestore.search import indexer
@@ -50,6 +49,8 @@ def _progress(label: str, show: bool) -> Progress:
 
 def _day(value: str | None, name: str, *, end: bool) -> datetime | None:
     try:
+        from api.params import date_bound  # FastAPI's, only when a date is given
+
         return date_bound(value, end=end)
     except ValueError:
         _fail(f"{name} {value!r} is not an ISO date: write 2024-03-31")

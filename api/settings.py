@@ -17,18 +17,20 @@ from __future__ import annotations
 import ipaddress
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from casestore.search.factory import ServerAccess
 from classify.case_refs import DEFAULT_LEGACY_PATTERN
 from classify.entities import DEFAULT_ACCOUNT_PATTERNS, DEFAULT_POSTCODE_PATTERN
 from classify.match_types import MatchConfig
 from connectors.settings import ConnectorSettings
 from ingest.blobs import S3Options
 from ingest.extract.limits import ExtractLimits
+
+if TYPE_CHECKING:
+    from casestore.search.factory import ServerAccess
 
 
 class BusSettings(BaseModel):
@@ -192,6 +194,8 @@ class SearchSettings(BaseModel):
                                "turn off only on a private network for a test")
 
     def access(self) -> ServerAccess:
+        from casestore.search.factory import ServerAccess  # the search package, only where search is opened
+
         return ServerAccess(username=self.username, password=self.password.get_secret_value(),
                             ca_certs=self.ca_certs, verify_certs=self.verify_certs)
 

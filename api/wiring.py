@@ -12,21 +12,20 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.settings import Settings, get_settings
 from casestore.db import make_engine, session_factory, upgrade
-from casestore.search.factory import open_search_index
-from casestore.search.outbox import OutboxDrainer
-from casestore.search.port import SearchIndex
-from classify.doctype import DocTypeClassifier
-from classify.matcher import Matcher
 from ingest.blobs import BlobStore, open_blob_store
 from ingest.bus.factory import open_bus
 from ingest.bus.port import Bus
-from ingest.pipeline import PipelineParts
-from ingest.worker import RetryPolicy
 
+# The stages, the matcher and search are imported where they are opened: `casework ingest` on Kafka
+# and most commands need none of them, and their imports were a third of every command's start-up.
 if TYPE_CHECKING:
     from casestore.outbound.task_outbox import OutboxForTasks
+    from casestore.search.outbox import OutboxDrainer
+    from casestore.search.port import SearchIndex
     from casestore.work.clocks import Calendars
     from casestore.work.setup import WorkSetup
+    from classify.matcher import Matcher
+    from ingest.pipeline import PipelineParts
     from ingest.spam import SpamdCheck
 
 log = logging.getLogger(__name__)
@@ -109,6 +108,8 @@ class Runtime:
 
     @cached_property
     def search_index(self) -> SearchIndex:
+        from casestore.search.factory import open_search_index
+
         index = open_search_index(self.settings.search.url, self.settings.data_dir,
                                   self.settings.search.access())
         self._indexes.append(index)
@@ -118,9 +119,14 @@ class Runtime:
     def search_drainer(self) -> OutboxDrainer:
         """Writes search outbox rows to the index (casestore.search.outbox); one per process, so a
         failure pauses every drain of this process until the backoff ends."""
+        from casestore.search.outbox import OutboxDrainer
+
         return OutboxDrainer(self.sessions, self.search_index, backoff_max_s=self.settings.search.outbox_backoff_max_s)
 
     def matcher(self) -> Matcher:
+        from classify.doctype import DocTypeClassifier
+        from classify.matcher import Matcher
+
         config = self.settings.match.to_config()
         model = None
         path = self.settings.doc_type_model_path
@@ -135,6 +141,8 @@ class Runtime:
         """What the stages need; ``with_search=False`` for processes without the file stage (which
         need neither the search index nor the case-work definitions)."""
         from casestore.work.inbound import InboundWork
+        from ingest.pipeline import PipelineParts
+        from ingest.worker import RetryPolicy
 
         w = self.settings.worker
         return PipelineParts(

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import Select, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from casestore.models import Case, Customer, CustomerNameWord, Item, name_words, utcnow
@@ -81,6 +81,20 @@ _CUSTOMERS_BY_EMAILS = (
     .where(_customers.c.email.in_(bindparam("emails", expanding=True))).order_by(_customers.c.id)
 )
 
+# ``find_customers(name=...)`` for several name words at once: each word's first NAME_MATCH_LIMIT
+# customers by id, as the one-word query gives them.
+_ranked_words = (
+    select(*_CUSTOMER_COLUMNS, _words.c.word.label("asked"),
+           func.row_number().over(partition_by=_words.c.word, order_by=_customers.c.id).label("n"))
+    .join(_words, _words.c.customer_id == _customers.c.id)
+    .where(_words.c.word.in_(bindparam("words", expanding=True)))
+    .subquery()
+)
+_CUSTOMERS_BY_NAME_WORDS = (
+    select(*[c for c in _ranked_words.c if c.name != "n"])
+    .where(_ranked_words.c.n <= NAME_MATCH_LIMIT).order_by(_ranked_words.c.asked, _ranked_words.c.id)
+)
+
 
 def _customer_row(row: Sequence[Any]) -> CustomerInfo:
     return CustomerInfo(*row[1:])
@@ -145,6 +159,23 @@ class StoreLookup:
             for row in rows:  # ordered by id
                 by_email.setdefault(row[-1], []).append(_customer_row(row[:-1]))
         return {email: list(by_email.get(value, [])) if value is not None else [] for email, value in wanted.items()}
+
+    def customers_by_names(self, names: Sequence[str]) -> dict[str, list[CustomerInfo]]:
+        """``find_customers(name=n)`` for each of ``names`` in one query: every name given is a key
+        (a name that is not one word of two or more characters finds nobody, as there)."""
+        wanted: dict[str, str | None] = {}
+        for name in names:
+            words = name_words(text_or_none(name) or "")
+            wanted[name] = words[0] if len(words) == 1 and len(words[0]) >= 2 else None
+        by_word: dict[str, dict[str, CustomerInfo]] = {}
+        values = sorted({v for v in wanted.values() if v is not None})
+        for start in range(0, len(values), BATCH_CHUNK):
+            rows = self._session.connection().execute(_CUSTOMERS_BY_NAME_WORDS,
+                                                      {"words": values[start:start + BATCH_CHUNK]})
+            for row in rows:  # by word, then id
+                by_word.setdefault(row[-1], {}).setdefault(row[1], _customer_row(row[:-1]))
+        return {name: list(by_word.get(word, {}).values()) if word is not None else []
+                for name, word in wanted.items()}
 
     def customer(self, customer_id: str) -> CustomerInfo | None:
         """The customer with this CRM id, or None."""

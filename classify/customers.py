@@ -100,10 +100,7 @@ def resolve_customers(
         for variant in _account_variants(e.value):
             for c in lookup.find_customers(account_number=variant):
                 get(c).add("account_number", w.account_number * min(1.0, e.confidence + 0.1))
-    names = [n.value for n in entities.names]
-    if sender_name and len(sender_name.split()) >= 2:
-        names.append(sender_name)
-    _name_signals(names, text, entities, lookup, w, matches)
+    _name_signals(names_of(entities, sender_name), text, entities, lookup, w, matches)
     return sorted(matches.values(), key=lambda m: (-m.score, m.customer.customer_id))
 
 
@@ -120,6 +117,19 @@ def _account_variants(value: str) -> list[str]:
     return list(dict.fromkeys([value, compact, value.replace(" ", "-")]))
 
 
+def names_of(entities: Entities, sender_name: str | None) -> list[str]:
+    """The names an item gives: those in its content, and the sender's display name of two words or more."""
+    names = [n.value for n in entities.names]
+    if sender_name and len(sender_name.split()) >= 2:
+        names.append(sender_name)
+    return names
+
+
+def surnames(names: Iterable[str]) -> set[str]:
+    """The surnames the customer look-up asks for (``find_customers(name=...)``), each once."""
+    return {n.split()[-1] for n in names if len(n.split()) >= 2}
+
+
 def _name_signals(names: Sequence[str], text: str, entities: Entities, lookup: CaseLookup, w: CustomerWeights,
                   matches: dict[str, CustomerMatch]) -> None:
     """Name plus postcode (exact) or plus address (fuzzy) of a customer found by postcode or surname."""
@@ -129,7 +139,7 @@ def _name_signals(names: Sequence[str], text: str, entities: Entities, lookup: C
     for p in entities.postcodes:
         for c in lookup.find_customers(postcode=p.value):
             candidates.setdefault(c.customer_id, c)
-    for surname in {n.split()[-1] for n in names if len(n.split()) >= 2}:
+    for surname in surnames(names):
         for c in lookup.find_customers(name=surname):
             candidates.setdefault(c.customer_id, c)
     for m in matches.values():

@@ -87,6 +87,10 @@ class BatchCaseLookup(Protocol):
         """``find_customers(email=e)`` for each of ``emails``: every address given is a key."""
         ...
 
+    def customers_by_names(self, names: Sequence[str]) -> Mapping[str, Sequence[CustomerView]]:
+        """``find_customers(name=n)`` for each of ``names`` (surnames): every name given is a key."""
+        ...
+
 
 class MemoLookup:
     """A ``CaseLookup`` that asks the wrapped one each question once.
@@ -105,10 +109,11 @@ class MemoLookup:
             self._memo[key] = ask()
         return cast(T, self._memo[key])
 
-    def prefetch(self, *, case_refs: Sequence[str] = (), emails: Sequence[str] = ()) -> None:
-        """Answer ``case_by_ref`` for ``case_refs`` and ``find_customers(email=...)`` for ``emails``
-        ahead, one query each, when the wrapped lookup offers ``BatchCaseLookup``; otherwise
-        nothing (each question is then asked when it comes, as before)."""
+    def prefetch(self, *, case_refs: Sequence[str] = (), emails: Sequence[str] = (),
+                 names: Sequence[str] = ()) -> None:
+        """Answer ``case_by_ref`` for ``case_refs``, ``find_customers(email=...)`` for ``emails`` and
+        ``find_customers(name=...)`` for ``names`` ahead, one query each, when the wrapped lookup
+        offers ``BatchCaseLookup``; otherwise nothing (each question is then asked when it comes)."""
         if not isinstance(self.inner, BatchCaseLookup):
             return
         refs = [r for r in dict.fromkeys(case_refs) if ("case_by_ref", r) not in self._memo]
@@ -119,10 +124,18 @@ class MemoLookup:
         if addresses:
             for email, customers in self.inner.customers_by_emails(addresses).items():
                 self._memo[self._email_key(email)] = tuple(customers)
+        surnames = [n for n in dict.fromkeys(names) if self._name_key(n) not in self._memo]
+        if surnames:
+            for name, customers in self.inner.customers_by_names(surnames).items():
+                self._memo[self._name_key(name)] = tuple(customers)
 
     @staticmethod
     def _email_key(email: str) -> tuple[object, ...]:
         return ("find_customers", email, None, None, None, None)  # the key find_customers(email=...) asks
+
+    @staticmethod
+    def _name_key(name: str) -> tuple[object, ...]:
+        return ("find_customers", None, None, None, None, name)  # the key find_customers(name=...) asks
 
     def case_by_ref(self, ref: str) -> CaseView | None:
         return self._ask(("case_by_ref", ref), lambda: self.inner.case_by_ref(ref))

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from classify.agreement import record_agreement
-from classify.customers import CustomerMatch, resolve_customers
+from classify.customers import CustomerMatch, names_of, resolve_customers, surnames
 from classify.doctype import DocTypeClassifier
 from classify.entities import Entities, find_entities
 from classify.lookup import CaseLookup, CaseView, MemoLookup
@@ -74,18 +74,20 @@ class Matcher:
 
     def prefetch(self, items: Sequence[MatchInput], lookup: MemoLookup) -> list[Entities | None]:
         """Ask a batch's look-ups together before deciding its items one by one: the case
-        references and e-mail addresses the items carry are fetched in one query each when the
+        references, e-mail addresses and surnames the items carry are fetched in one query each when the
         store can (``MemoLookup.prefetch``) instead of a round trip per item.  Returns each item's
         entities (None for automatic mail, decided without them) to pass to ``decide``, so they
         are found once; the decisions are those ``decide`` makes without a prefetch."""
         found = [None if self._automatic(item) else self._entities(item) for item in items]
         refs = [item.meta_case_ref for item in items if item.meta_case_ref]
         emails = [item.sender_email for item in items if item.sender_email]
-        for entities in found:
+        names: list[str] = []
+        for item, entities in zip(items, found, strict=True):
             if entities is not None:
                 refs.extend(e.value for e in entities.case_refs if e.confidence >= self.config.min_ref_confidence)
                 emails.extend(e.value for e in entities.emails)
-        lookup.prefetch(case_refs=refs, emails=emails)
+                names.extend(surnames(names_of(entities, item.sender_name)))
+        lookup.prefetch(case_refs=refs, emails=emails, names=names)
         return found
 
     @staticmethod

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -25,6 +25,7 @@ _ITEM_NAMESPACE = uuid.UUID("6f1c1c1e-2b1a-5f7e-9a57-0c45e0a4b0d1")
 
 Channel = Literal["email", "scan", "file", "sms", "fax", "webform", "api", "call"]
 Outcome = Literal["attached", "new_case", "triage", "noise"]
+FILED_OUTCOMES = frozenset(get_args(Outcome))  # an item with one of these is filed: done
 PartKind = Literal["body", "attachment", "page_set", "file", "record"]
 
 

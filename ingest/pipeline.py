@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+import ingest.extract.dispatch  # noqa: F401  (the readers: loaded with the stages, not in the first batch)
 from casestore import items as item_service
 from casestore.db import translate_errors
 from casestore.filing import Filing, confine_to_uploaders, file_items
@@ -43,6 +44,7 @@ from ingest.faults import fault_point
 from ingest.intake import TRUSTED_BY
 from ingest.log_context import about
 from ingest.messages import (
+    FILED_OUTCOMES,
     TOPIC_CLASSIFIED,
     TOPIC_EXTRACTED,
     TOPIC_RAW,
@@ -60,7 +62,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FILED_OUTCOMES = frozenset({"attached", "new_case", "triage", "noise"})
 MAX_CLASSIFY_CHARS = 200_000
 LEFTOVER_AGE_S = 5.0  # outbox rows older than this are no longer another stage's batch in flight
 

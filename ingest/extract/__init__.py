@@ -7,11 +7,13 @@ so every part has text or says why it has none.
 
 from __future__ import annotations
 
-from ingest.blobs import BlobStore
-from ingest.extract.context import ExtractContext
-from ingest.extract.dispatch import extract_any
+from typing import TYPE_CHECKING
+
 from ingest.extract.limits import ArchiveLimits, ExtractLimits
 from ingest.extract.result import Extraction
+
+if TYPE_CHECKING:
+    from ingest.blobs import BlobStore
 
 __all__ = ["ArchiveLimits", "ExtractLimits", "Extraction", "extract"]
 
@@ -25,5 +27,10 @@ def extract(
     limits: ExtractLimits,
 ) -> Extraction:
     """Read ``data`` (a whole inbound item) into parts with text, email headers and warnings."""
+    # The readers (PDF, images, OCR, mail, archives) are imported on the first call, not with the
+    # package: settings and `casework ingest` import ``ingest.extract.limits`` and need none of them.
+    from ingest.extract.context import ExtractContext
+    from ingest.extract.dispatch import extract_any
+
     ctx = ExtractContext(blobs=blobs, limits=limits, recurse=extract_any)
     return extract_any(data, filename, content_type, ctx)

@@ -22,6 +22,7 @@ from ingest.extract.charsets import decode_text, detect_codec
 from ingest.extract.context import ExtractContext
 from ingest.extract.email_flags import classify
 from ingest.extract.email_headers import (
+    RAW_8BIT,
     addresses,
     decode_words,
     header_date,
@@ -362,7 +363,7 @@ def _raw_8bit_sample(msg: Message) -> bytes:
     """Every header value (of every part) that holds raw 8-bit bytes, as those bytes."""
     values = [str(v) for part in _walk(msg) for _k, v in part.raw_items()]
     return b"\n".join(v.encode("utf-8", "surrogateescape") for v in values
-                      if any("\udc80" <= c <= "\udcff" for c in v))
+                      if RAW_8BIT.search(v))
 
 
 def header_charset(msg: Message) -> str | None:

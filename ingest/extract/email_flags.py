@@ -169,16 +169,21 @@ def _looks_like_bounce(
     alone never make a bounce: a customer may well write "my parcel could not be delivered"."""
     if raw_header(msg, "x-failed-recipients") is not None:
         return True
-    head = body[:5000]
+    # The body's patterns are long case-insensitive alternations (most of reading a plain mail's
+    # CPU): each is searched only when the answer can still depend on it.
     subject_says = bool(_BOUNCE_SUBJECT.search(subject))
-    body_says = bool(_BOUNCE_BODY.search(head))
-    mta_detail = bool(_SMTP_STATUS.search(head))
     machine = daemon or bool(_MACHINE_SENDER.match(local))
-    quoted = has_original or (bool(_ORIGINAL_MARKER.search(head)) and bool(_QUOTED_HEADERS.search(body[:20000])))
-    if (daemon or null_sender) and (subject_says or body_says):
+    if not (subject_says or daemon or null_sender or machine or auto_generated):
+        return False  # a person's mail is a bounce only when its subject says so too (the last rule)
+    head = body[:5000]
+    body_says = bool(_BOUNCE_BODY.search(head))
+    if not (subject_says or body_says):
+        return False  # every rule below needs one of them to say so
+    if daemon or null_sender:
         return True
-    if (machine or auto_generated) and (subject_says or body_says) and (
-            (subject_says and body_says) or quoted or mta_detail):
+    mta_detail = bool(_SMTP_STATUS.search(head))
+    quoted = has_original or (bool(_ORIGINAL_MARKER.search(head)) and bool(_QUOTED_HEADERS.search(body[:20000])))
+    if (machine or auto_generated) and ((subject_says and body_says) or quoted or mta_detail):
         return True  # a courier's no-reply "Delivery failed" about a parcel needs more than its subject
     # a person's address forwarding a notice (cloud mail services forward a bounce as a message)
     return subject_says and body_says and (quoted or mta_detail)

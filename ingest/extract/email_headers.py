@@ -12,23 +12,26 @@ from ingest.extract.charsets import decode_text
 
 _ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
 _MSG_ID = re.compile(r"<([^<>\s]+)>")
+RAW_8BIT = re.compile("[\udc80-\udcff]")  # the parser's surrogate escapes of raw 8-bit bytes
 
 
 def raw_header(msg: Message, name: str) -> str | None:
     """The first header ``name`` as the parser stored it (raw 8-bit bytes as surrogate escapes)."""
+    name = name.lower()
     for key, value in msg.raw_items():
-        if key.lower() == name.lower():
+        if key.lower() == name:
             return str(value)
     return None
 
 
 def raw_headers(msg: Message, name: str) -> list[str]:
-    return [str(v) for k, v in msg.raw_items() if k.lower() == name.lower()]
+    name = name.lower()
+    return [str(v) for k, v in msg.raw_items() if k.lower() == name]
 
 
 def unescape_raw(value: str, fallback_charset: str | None) -> str:
     """Undo the parser's surrogate escapes of raw 8-bit header bytes, guessing their charset."""
-    if not any("\udc80" <= c <= "\udcff" for c in value):
+    if not RAW_8BIT.search(value):
         return value
     data = value.encode("utf-8", "surrogateescape")
     return decode_text(data, fallback_charset)[0]

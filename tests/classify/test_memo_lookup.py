@@ -107,3 +107,55 @@ def test_matcher_decides_the_same_with_a_prefetch(session: Session) -> None:
     same = [(r.outcome, r.case_ref, r.evidence) for r in alone]
     assert [(r.outcome, r.case_ref, r.evidence) for r in together] == same
     assert alone[0].outcome == "attached" and alone[0].case_ref == "CM-2025-000001"
+
+
+def test_prefetch_of_surnames_answers_like_the_store_in_one_query(session: Session) -> None:
+    customers.upsert_customer(session, customer_id="C1", name="Jane Doe", email="jane@example.com")
+    customers.upsert_customer(session, customer_id="C2", name="John Doe-Smith")
+    for n in range(53):  # more than the name look-up's limit: the same first 50, by id
+        customers.upsert_customer(session, customer_id=f"S{n:02d}", name=f"Pat{n} Smith")
+    store = StoreLookup(session)
+    names = ["Doe", "DOE", "Smith", "Doe-Smith", "x", "two words", " ", "Nobody", "Doe"]
+    statements: list[str] = []
+    engine = session.get_bind()
+
+    def count(*args: Any) -> None:
+        statements.append(args[2])
+
+    memo = MemoLookup(store)
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        memo.prefetch(names=names)
+        assert len(statements) == 1
+        for name in names:
+            assert list(memo.find_customers(name=name)) == list(store.find_customers(name=name)), name
+        assert len(statements) == 1 + len(names) - 3  # the store's own answers (none for x, two words, " ")
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert len(store.find_customers(name="Smith")) == 50
+
+
+def test_matcher_decides_the_same_with_a_prefetch_of_names(session: Session) -> None:
+    from classify.match_types import MatchInput
+    from classify.matcher import Matcher
+
+    customers.upsert_customer(session, customer_id="C1", name="Jane Doe", postcode="AB1 2CD")
+    customers.upsert_customer(session, customer_id="C2", name="Joe Bloggs", address="1 High Street, Leeds")
+    cases.upsert_case(session, ref="CM-2025-000001", customer_id="C1", case_type="complaint", opened_at=None)
+    items = [
+        MatchInput(channel="email", subject="my parcel",
+                   text="Dear team,\nstill late. AB1 2CD\nKind regards,\nJane Doe",
+                   sender_email="jd@example.net", sender_name="Jane Doe"),
+        MatchInput(channel="email", subject="hello", text="I live at 1 High Street, Leeds.\nThanks,\nJoe Bloggs",
+                   sender_email="other@example.net", sender_name="J Bloggs"),
+        MatchInput(channel="email", subject="hi", text="nothing here", sender_email="x@example.net",
+                   sender_name="Nobody Known"),
+    ]
+    matcher = Matcher()
+    alone = [matcher.decide(item, MemoLookup(StoreLookup(session))) for item in items]
+    memo = MemoLookup(StoreLookup(session))
+    found = matcher.prefetch(items, memo)
+    together = [matcher.decide(item, memo, entities) for item, entities in zip(items, found, strict=True)]
+    assert [(r.outcome, r.case_ref, r.evidence) for r in together] == [
+        (r.outcome, r.case_ref, r.evidence) for r in alone]
+    assert "name_postcode" in str(alone[0].evidence)

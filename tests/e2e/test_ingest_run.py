@@ -88,3 +88,29 @@ def test_outcomes_are_looked_for_when_a_stage_commits_not_20_times_a_second(
     assert all(r.outcome not in (None, "failed") for r in report.results), report.as_dict()
     batches = 3 * len(report.results)  # at most one commit per item and stage
     assert looks <= batches + seconds / COMMIT_WAIT_S + 3, (looks, seconds)
+
+
+def test_each_item_keeps_the_resolved_path_of_its_file(tmp_path: Path, runtime: Runtime,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Folders are resolved once per run; a symlinked file still names the file it points to."""
+    from sqlalchemy import select
+
+    from casestore.models import Item
+
+    real = tmp_path / "real"
+    real.mkdir()
+    for name in ("a.eml", "b.eml", "target.eml"):
+        (real / name).write_bytes(MAIL.replace(b"again-1@", f"{name}@".encode()))
+    (tmp_path / "via").symlink_to(real, target_is_directory=True)
+    (tmp_path / "outside").mkdir()
+    (tmp_path / "outside" / "link.eml").symlink_to(real / "target.eml")
+    (tmp_path / "outside" / "c.eml").write_bytes(MAIL.replace(b"again-1@", b"c@"))
+    monkeypatch.chdir(tmp_path / "outside")
+    given = [Path("../via/a.eml"), Path("../via/b.eml"), Path("link.eml"), Path("c.eml")]
+    report = run_ingest(runtime, given, timeout=120)
+    assert report.counts()["failed"] == 0
+    with runtime.read_sessions() as session:
+        sources = dict(session.execute(select(Item.item_id, Item.source)).tuples().all())
+    assert [sources.get(r.item_id or "") for r in report.results] == [
+        str(real.resolve() / "a.eml"), str(real.resolve() / "b.eml"), str(real.resolve() / "target.eml"),
+        str((tmp_path / "outside").resolve() / "c.eml")]
