@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response
+from fastapi import APIRouter, BackgroundTasks, Depends, FastAPI, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -41,7 +41,6 @@ class Renew(BaseModel):
     lease_version: LeaseVersion
 
 
-@router.post("/work/next", response_model=NextWork)
 async def next_task(request: Request, background: BackgroundTasks,
                     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Response:
     """Claim the best waiting task of your teams' queues (urgency, then SLA due time, then age).
@@ -55,6 +54,14 @@ async def next_task(request: Request, background: BackgroundTasks,
         return next_work(get_runtime(request), actor_of(user)).model_dump_json().encode()
 
     return Response(await run_in_threadpool(run), media_type="application/json")
+
+
+def add_get_next(app: FastAPI) -> None:
+    """``POST /api/v1/work/next`` on the app itself, ahead of every included router: FastAPI
+    0.165 matches a request against each included router's routes in turn (twice: to choose the
+    router, then the route), which was ~15 % of the server's CPU per get-next."""
+    app.add_api_route("/api/v1/work/next", next_task, methods=["POST"], response_model=NextWork,
+                      tags=["work queues"], summary="Next Task", operation_id="next_task_api_v1_work_next_post")
 
 
 def next_work(rt: Runtime, actor: Actor) -> NextWork:

@@ -156,7 +156,7 @@ def next_claim_in_one_statement(session: Session, *, actor: Actor, now: datetime
     if claimed is None:
         return None
     task = claimed.task
-    log.info("task %d (%s) claimed by %s via get_next, lease until %s", task.id, task.queue, actor.name,
+    log.debug("task %d (%s) claimed by %s via get_next, lease until %s", task.id, task.queue, actor.name,
              task.lease_expires_at)
     return claimed
 
