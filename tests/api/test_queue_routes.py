@@ -232,3 +232,18 @@ def test_get_next_over_http_is_two_statements_on_postgresql_and_four_on_sqlite(r
         assert seen == [("SELECT", True), ("SELECT", True)], "the token check, then casework_get_next"
     else:
         assert len(seen) == 4, seen
+
+
+def test_get_next_records_the_tokens_last_use_after_the_response(rt: Runtime) -> None:
+    """The route checks its token in its own worker thread; the last-use time still gets written
+    (a background task after the response, as every other route's)."""
+    from casestore.models import ApiToken
+    from casestore.token_use import LastUseBuffer
+
+    app = create_app(rt)
+    app.state.last_use = LastUseBuffer(interval_s=0)  # flush after every request
+    alice = token(rt, "alice")
+    assert TestClient(app).post("/api/v1/work/next", headers=alice).status_code == 200
+    with rt.read_sessions() as s:
+        used = s.scalars(select(ApiToken.last_used_at).where(ApiToken.user.has(name="alice"))).all()
+    assert len(used) == 1 and used[0] is not None
