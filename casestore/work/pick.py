@@ -173,11 +173,12 @@ def claim_best(session: Session, *, queues: list[QueueInfo], actor: Actor, visib
 
 # -- PostgreSQL: get-next as one statement (migration 0016's casework_get_next) ---------------------
 
+_TASK_KEYS = tuple(c.key for c in WorkTask.__table__.c)
 _FN_COLUMNS = ", ".join(f"(r.task).{c.name}" for c in WorkTask.__table__.c)
 
 
 @cache
-def _get_next_fn() -> ExecutableReturnsRows:
+def _get_next_fn() -> TextualSelect:
     sql = (f"SELECT r.outcome, r.held, {_FN_COLUMNS}, r.case_ref, r.case_type_name FROM casework_get_next("
            ":actor, :ns, :cap, :defs, :latest, :queues, :expires, :expires_text, :teams, :at) r")
     returning = text(sql).bindparams(
@@ -186,9 +187,7 @@ def _get_next_fn() -> ExecutableReturnsRows:
         bindparam("expires_text", type_=ARRAY(String())), bindparam("teams", type_=ARRAY(String())),
     ).columns(column("outcome", String()), column("held", Integer()), *WorkTask.__table__.c,
               column("case_ref", String()), column("case_type_name", String()))
-    cols = returning.selected_columns
-    return (select(cols.outcome, cols.held, WorkTask, cols.case_ref, cols.case_type_name)
-            .from_statement(returning).execution_options(populate_existing=True))
+    return returning  # a Core statement: the claimed task is built from its columns (no ORM load)
 
 
 @dataclass(frozen=True)
@@ -214,5 +213,9 @@ def get_next_in_one_statement(session: Session, *, queues: list[QueueInfo], stam
         "teams": list(visible_teams) if visible_teams is not None else None, "at": utcnow()}
     params["expires_text"] = [e.isoformat() for e in params["expires"]]  # type: ignore[attr-defined]
     row = session.execute(_get_next_fn(), params).one()
-    claimed = Claimed(row[2], row[3], row[4]) if row.outcome == "claimed" else None
+    claimed = None
+    if row.outcome == "claimed":  # a detached WorkTask, for reading (this statement committed it already)
+        values = row._mapping
+        task = WorkTask(**{key: values[key] for key in _TASK_KEYS})
+        claimed = Claimed(task, row.case_ref, row.case_type_name)
     return NextOutcome(row.outcome, int(row.held or 0), claimed)
