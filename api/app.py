@@ -22,6 +22,7 @@ from api.case_list_routes import router as case_list_router
 from api.metrics import metrics_registry
 from api.outbound_routes import router as outbound_router
 from api.outbound_routes import status_router
+from api.queue_routes import add_get_next
 from api.queue_routes import router as queue_router
 from api.search_routes import router as search_router
 from api.triage_routes import router as triage_router
@@ -90,6 +91,7 @@ def create_app(rt: Runtime, *, health_extra: Any = None) -> FastAPI:
     for root in (IngestError, CaseStoreError, ClassifyError):
         app.add_exception_handler(root, domain_error)
 
+    add_get_next(app)  # first: the hottest route, matched before any included router's (api.queue_routes)
     app.include_router(triage_router)
     app.include_router(admin_router)
     app.include_router(search_router)

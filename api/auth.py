@@ -16,8 +16,8 @@ from casestore import users
 from casestore.access import Principal, principal_of
 from casestore.token_use import LastUseBuffer
 
-__all__ = ["Principal", "authenticate_token", "bearer", "current_user", "get_runtime", "last_use_buffer",
-           "require_roles"]
+__all__ = ["Principal", "authenticate_request", "authenticate_token", "bearer", "check_role", "current_user",
+           "get_runtime", "last_use_buffer", "require_roles"]
 
 bearer = HTTPBearer(auto_error=False, description="a token from `casework token create NAME`")
 
@@ -56,6 +56,14 @@ def current_user(
     background: BackgroundTasks,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
+    return authenticate_request(request, background, credentials)
+
+
+def authenticate_request(request: Request, background: BackgroundTasks,
+                         credentials: HTTPAuthorizationCredentials | None) -> Principal:
+    """``current_user``'s check, callable from a route's own worker thread (get-next does its token
+    check and its claim in one threadpool trip): the bearer token in the store, else a workbench
+    session with its CSRF header; 401 (403 without the CSRF header) otherwise."""
     if credentials is None:  # a browser signed in to the workbench (session cookie + CSRF header)
         from api.web.session_auth import api_session_principal
 
@@ -79,12 +87,17 @@ def current_user(
     return principal
 
 
+def check_role(user: Principal, roles: tuple[str, ...]) -> Principal:
+    """403 unless ``user``'s role is one of ``roles``."""
+    if user.role not in roles:
+        raise HTTPException(status.HTTP_403_FORBIDDEN,
+                            f"role {user.role} may not do this; needs one of: {', '.join(roles)}")
+    return user
+
+
 def require_roles(*roles: str) -> object:
     # async: a pure check, run on the event loop (a sync dependency costs a threadpool round trip)
     async def check(user: Annotated[Principal, Depends(current_user)]) -> Principal:
-        if user.role not in roles:
-            raise HTTPException(status.HTTP_403_FORBIDDEN,
-                                f"role {user.role} may not do this; needs one of: {', '.join(roles)}")
-        return user
+        return check_role(user, roles)
 
     return Depends(check)

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, FastAPI, Query, Request, Response
+from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from api.auth import Principal, get_runtime, require_roles
+from api.auth import Principal, authenticate_request, bearer, check_role, get_runtime, require_roles
 from api.params import LeaseVersion, TaskId
 from api.wiring import Runtime
 from casestore.db import translate_errors
@@ -23,7 +24,8 @@ from casestore.work.actor import Actor
 from casestore.work.queue_views import NextWork, QueueSummary, TaskPage, TaskView
 
 router = APIRouter(prefix="/api/v1", tags=["work queues"])
-Worker = Annotated[Principal, require_roles("agent", "supervisor", "admin")]
+WORKER_ROLES = ("agent", "supervisor", "admin")
+Worker = Annotated[Principal, require_roles(*WORKER_ROLES)]
 Supervisor = Annotated[Principal, require_roles("supervisor", "admin")]
 
 
@@ -39,19 +41,40 @@ class Renew(BaseModel):
     lease_version: LeaseVersion
 
 
-@router.post("/work/next", response_model=NextWork)
-async def next_task(request: Request, user: Worker) -> NextWork:
-    """Claim the best waiting task of your teams' queues (urgency, then SLA due time, then age)."""
-    # async with one explicit trip to the threadpool: a sync route costs two (the route, then the
-    # validation of its response), and under load each trip waits for the GIL on the way back
-    return await run_in_threadpool(next_work, get_runtime(request), actor_of(user))
+async def next_task(request: Request, background: BackgroundTasks,
+                    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Response:
+    """Claim the best waiting task of your teams' queues (urgency, then SLA due time, then age).
+    Agents, supervisors and admins."""
+    # the hottest route: the token check, the role check, the claim and the JSON in ONE threadpool
+    # trip (with ``Worker`` as a dependency it was two: the token check, then the claim), and the
+    # response written as it is (a returned model would be validated and encoded again); under
+    # load each trip waits to win the GIL back (BENCHMARKS.md, issue 10)
+    def run() -> bytes:
+        user = check_role(authenticate_request(request, background, credentials), WORKER_ROLES)
+        return next_work(get_runtime(request), actor_of(user)).model_dump_json().encode()
+
+    return Response(await run_in_threadpool(run), media_type="application/json")
+
+
+def add_get_next(app: FastAPI) -> None:
+    """``POST /api/v1/work/next`` on the app itself, ahead of every included router: FastAPI
+    0.165 matches a request against each included router's routes in turn (twice: to choose the
+    router, then the route), which was ~15 % of the server's CPU per get-next."""
+    app.add_api_route("/api/v1/work/next", next_task, methods=["POST"], response_model=NextWork,
+                      tags=["work queues"], summary="Next Task", operation_id="next_task_api_v1_work_next_post")
 
 
 def next_work(rt: Runtime, actor: Actor) -> NextWork:
-    """get-next in one transaction (the route above, and the workbench's get-next pages)."""
+    """get-next in one transaction (the route above, and the workbench's get-next pages).  On
+    PostgreSQL one statement in autocommit (``casework_get_next``): no BEGIN and COMMIT round trips,
+    and the claimed row's lock is held for the database's own work only."""
+    max_active = rt.settings.queues.max_active_per_agent
+    if rt.engine.dialect.name == "postgresql":
+        with translate_errors(), rt.statement_sessions() as session:
+            claimed = queues.next_claim_in_one_statement(session, actor=actor, now=utcnow(), max_active=max_active)
+        return NextWork(task=queue_reads.claimed_view(claimed) if claimed is not None else None)
     with translate_errors(), rt.sessions() as session, session.begin():
-        claimed = queues.next_claim(session, actor=actor, now=utcnow(),
-                                    max_active=rt.settings.queues.max_active_per_agent)
+        claimed = queues.next_claim(session, actor=actor, now=utcnow(), max_active=max_active)
     # the view is built after the commit: SQLite's writer lock is held no longer than the claim
     return NextWork(task=queue_reads.claimed_view(claimed) if claimed is not None else None)
 

@@ -106,6 +106,7 @@ def run_server(settings: Settings, *, host: str, port: int) -> None:
     try:
         trusted = settings.serve.trusted_proxies  # forwarded headers are believed from these peers only
         uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=bool(trusted),
+                    access_log=settings.serve.access_log,
                     forwarded_allow_ips=trusted or None,
                     log_config=uvicorn_log_config() if settings.log.format == "json" else LOGGING_CONFIG)
     except SystemExit as exc:

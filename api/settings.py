@@ -212,6 +212,10 @@ class ServeSettings(BaseModel):
         default=4, ge=1, description="uploads (POST /api/v1/items) read and stored at once by the API; the rest "
         "wait unread for a slot, so searches and pages never queue behind a crowd of uploads",
     )
+    access_log: bool = Field(
+        default=True, description="log one line per HTTP request (uvicorn's access log); off saves ~8 % of the "
+        "server's CPU per get-next (BENCHMARKS.md, issue 10): turn it off when a proxy in front logs requests",
+    )
     trusted_proxies: list[str] = Field(
         default_factory=list,
         description="addresses or CIDR networks of the reverse proxies in front of casework; only a request "

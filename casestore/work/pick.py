@@ -35,6 +35,7 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import BindParameter, Integer, String, TextualSelect, bindparam, column, select, text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.selectable import ExecutableReturnsRows
 
@@ -168,3 +169,53 @@ def claim_best(session: Session, *, queues: list[QueueInfo], actor: Actor, visib
             "details": {"task_id": task.id, "task": task.name, "queue": task.queue, "how": "get_next",
                         "lease_version": task.lease_version, "lease_expires_at": task.lease_expires_at}}])
     return Claimed(task, ref, case_type)
+
+
+# -- PostgreSQL: get-next as one statement (migration 0016's casework_get_next) ---------------------
+
+_TASK_KEYS = tuple(c.key for c in WorkTask.__table__.c)
+_FN_COLUMNS = ", ".join(f"(r.task).{c.name}" for c in WorkTask.__table__.c)
+
+
+@cache
+def _get_next_fn() -> TextualSelect:
+    sql = (f"SELECT r.outcome, r.held, {_FN_COLUMNS}, r.case_ref, r.case_type_name FROM casework_get_next("
+           ":actor, :ns, :cap, :defs, :latest, :queues, :expires, :expires_text, :teams, :at) r")
+    returning = text(sql).bindparams(
+        bindparam("latest", type_=UTCDateTime()), bindparam("at", type_=UTCDateTime()),
+        bindparam("queues", type_=ARRAY(String())), bindparam("expires", type_=ARRAY(UTCDateTime())),
+        bindparam("expires_text", type_=ARRAY(String())), bindparam("teams", type_=ARRAY(String())),
+    ).columns(column("outcome", String()), column("held", Integer()), *WorkTask.__table__.c,
+              column("case_ref", String()), column("case_type_name", String()))
+    return returning  # a Core statement: the claimed task is built from its columns (no ORM load)
+
+
+@dataclass(frozen=True)
+class NextOutcome:
+    """What ``casework_get_next`` did: ``stale`` (the queue index is older than the stored
+    definitions: nothing done), ``cap`` (``held`` reached the cap: nothing done), ``none`` or
+    ``claimed`` (``claimed`` set)."""
+
+    outcome: str
+    held: int
+    claimed: Claimed | None
+
+
+def get_next_in_one_statement(session: Session, *, queues: list[QueueInfo], stamp: Stamp, actor: Actor,
+                              visible_teams: tuple[str, ...] | None, now: datetime,
+                              max_active: int) -> NextOutcome:
+    """get-next on PostgreSQL as one call of ``casework_get_next`` (the guard, the claim and its
+    audit event in the function's own transaction): meant for an autocommit session, so that the
+    per-agent lock and the claimed row's lock are held for the database's work only."""
+    params: dict[str, object] = {
+        "actor": actor.name, "ns": CAP_LOCK_NAMESPACE, "cap": max_active, "defs": stamp[0], "latest": stamp[1],
+        "queues": [q.name for q in queues], "expires": [now + q.lease for q in queues],
+        "teams": list(visible_teams) if visible_teams is not None else None, "at": utcnow()}
+    params["expires_text"] = [e.isoformat() for e in params["expires"]]  # type: ignore[attr-defined]
+    row = session.execute(_get_next_fn(), params).one()
+    claimed = None
+    if row.outcome == "claimed":  # a detached WorkTask, for reading (this statement committed it already)
+        values = row._mapping
+        task = WorkTask(**{key: values[key] for key in _TASK_KEYS})
+        claimed = Claimed(task, row.case_ref, row.case_type_name)
+    return NextOutcome(row.outcome, int(row.held or 0), claimed)

@@ -114,6 +114,14 @@ def index_stamp(session: Session) -> Stamp:
     return int(count), latest
 
 
+def cached_queue_index(session: Session) -> tuple[Stamp, QueueIndex] | None:
+    """The index last built for the database ``session`` talks to, with the stamp it was built
+    at, without reading the store (the caller checks the stamp, as ``casework_get_next`` does)."""
+    key = session.get_bind().engine.url.render_as_string(hide_password=True)
+    with _cache_lock:
+        return _cache.get(key)
+
+
 def queue_index(session: Session, stamp: Stamp | None = None) -> QueueIndex:
     """The index for the database ``session`` talks to (cached until ``case_type_versions`` changes).
     ``stamp`` (from ``index_stamp`` or read together with something else) spares a query."""

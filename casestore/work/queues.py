@@ -44,7 +44,7 @@ from casestore.models import Case
 from casestore.work import pick
 from casestore.work.actor import Actor
 from casestore.work.models import NO_DUE, WorkTask
-from casestore.work.queue_index import DEFAULT_LEASE, queue_index
+from casestore.work.queue_index import DEFAULT_LEASE, cached_queue_index, index_stamp, queue_index
 from casestore.work.visibility import sees_all_cases, visible_case_clause
 
 log = logging.getLogger(__name__)
@@ -117,6 +117,46 @@ def next_claim(session: Session, *, actor: Actor, now: datetime,
         return None
     task = claimed.task
     log.info("task %d (%s) claimed by %s via get_next, lease until %s", task.id, task.queue, actor.name,
+             task.lease_expires_at)
+    return claimed
+
+
+def next_claim_in_one_statement(session: Session, *, actor: Actor, now: datetime,
+                                max_active: int = DEFAULT_MAX_ACTIVE) -> pick.Claimed | None:
+    """``next_claim`` on PostgreSQL as one statement (``casework_get_next``, migration 0016), for a
+    session in autocommit: the function's call is its own transaction, committed when it returns.
+    The queue index is the one cached in this process; the function refuses to claim when the
+    stored definitions are newer (then the index is rebuilt and the call made once more)."""
+    _check_actor(actor)
+    known = cached_queue_index(session)
+    teams = None if sees_all_cases(actor) else actor.teams
+    for _ in range(3):
+        fresh = known is None
+        if known is None:
+            stamp = index_stamp(session)
+            known = (stamp, queue_index(session, stamp))
+        stamp, index = known
+        workable = index.workable_by(actor)
+        if not workable:
+            if fresh:
+                return None
+            known = None  # none in the cached index: maybe the definitions changed since
+            continue
+        done = pick.get_next_in_one_statement(session, queues=workable, stamp=stamp, actor=actor,
+                                              visible_teams=teams, now=now, max_active=max_active)
+        if done.outcome == "stale":
+            known = None
+            continue
+        if done.outcome == "cap":
+            _refuse_past_cap(actor, done.held, max_active)
+        break
+    else:
+        raise Conflict("the case-type definitions changed while get-next ran; call get-next again")
+    claimed = done.claimed
+    if claimed is None:
+        return None
+    task = claimed.task
+    log.debug("task %d (%s) claimed by %s via get_next, lease until %s", task.id, task.queue, actor.name,
              task.lease_expires_at)
     return claimed
 

@@ -203,11 +203,12 @@ def test_casework_worker_clock_escalates_and_stops_on_sigterm(rt: Runtime, db_ur
     assert actions == ["sla.warned", "sla.breached", "sla.notify", "case.urgency_raised"]
 
 
-def test_get_next_over_http_is_three_statements_on_postgresql_and_four_on_sqlite(rt: Runtime) -> None:
+def test_get_next_over_http_is_two_statements_on_postgresql_and_four_on_sqlite(rt: Runtime) -> None:
     """What one get-next costs in statements (each a round trip on PostgreSQL, and on either store a
-    wait to win the GIL back): the token check (on PostgreSQL in autocommit: no BEGIN and ROLLBACK
-    around it), the cap guard, the claim (with its audit event and case reference on PostgreSQL),
-    and on SQLite the audit event.  Profiling ``casework serve`` showed get-next waiting on these."""
+    wait to win the GIL back).  PostgreSQL: the token check and ``casework_get_next`` (guard, claim,
+    audit event and case reference), each in autocommit: no BEGIN or COMMIT round trips, the row
+    lock held for the function's own work.  SQLite: the token check, the cap guard, the claim and
+    the audit event.  Profiling ``casework serve`` showed get-next waiting on these."""
     from sqlalchemy import event
 
     client = TestClient(create_app(rt))
@@ -227,6 +228,22 @@ def test_get_next_over_http_is_three_statements_on_postgresql_and_four_on_sqlite
         event.remove(rt.engine, "before_cursor_execute", record)
     assert claimed is not None and claimed["case_ref"].startswith("T-")
     seen = [s for s in seen if s[0] != "BEGIN"]  # SQLite's own BEGINs (DEFERRED, IMMEDIATE): no round trip
-    assert len(seen) == (3 if pg else 4), seen
-    assert seen[0] == ("SELECT", pg), "the token check: one autocommit statement on PostgreSQL"
-    assert not any(autocommit for _, autocommit in seen[1:]), "the claim runs in one transaction"
+    if pg:
+        assert seen == [("SELECT", True), ("SELECT", True)], "the token check, then casework_get_next"
+    else:
+        assert len(seen) == 4, seen
+
+
+def test_get_next_records_the_tokens_last_use_after_the_response(rt: Runtime) -> None:
+    """The route checks its token in its own worker thread; the last-use time still gets written
+    (a background task after the response, as every other route's)."""
+    from casestore.models import ApiToken
+    from casestore.token_use import LastUseBuffer
+
+    app = create_app(rt)
+    app.state.last_use = LastUseBuffer(interval_s=0)  # flush after every request
+    alice = token(rt, "alice")
+    assert TestClient(app).post("/api/v1/work/next", headers=alice).status_code == 200
+    with rt.read_sessions() as s:
+        used = s.scalars(select(ApiToken.last_used_at).where(ApiToken.user.has(name="alice"))).all()
+    assert len(used) == 1 and used[0] is not None

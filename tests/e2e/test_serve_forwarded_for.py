@@ -84,3 +84,14 @@ def test_a_bad_trusted_proxies_setting_is_refused_with_a_clear_message(tmp_path:
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0
     assert "not an IP address or CIDR network" in proc.stdout + proc.stderr
+
+
+def test_the_access_log_can_be_turned_off(tmp_path: Path) -> None:
+    """``CASEWORK_SERVE__ACCESS_LOG=false``: no line per request (on by default)."""
+    for setting, logged in (("true", True), ("false", False)):
+        folder = tmp_path / setting
+        folder.mkdir()
+        with serve(folder, CASEWORK_SERVE__ACCESS_LOG=setting) as base:
+            assert httpx.get(f"{base}/health?probe=marker", timeout=10).status_code == 200
+        text = "".join(p.read_text() for p in folder.glob("serve-*.log"))
+        assert ("/health?probe=marker" in text) is logged, text[-2000:]

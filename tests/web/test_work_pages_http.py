@@ -215,3 +215,18 @@ def test_the_supervisor_dashboard_reassigns_and_comes_back(workbench: Workbench)
         assert r.status_code == 422 and "may not see case" in r.text, "alice is not in claims"
     assert _task(workbench, CLAIMS[1], "register").assignee == "bob"
     assert _events(workbench, CLAIMS[1], "task.reassigned")[-1].reason == "dan is off sick"
+
+
+def test_rest_get_next_takes_a_session_only_with_its_csrf_header(workbench: Workbench) -> None:
+    """``POST /api/v1/work/next`` checks its credentials inside its own worker thread (one trip):
+    a session cookie still needs the CSRF header, and nothing at all is 401."""
+    with signed_in(workbench, "erin") as (client, csrf):
+        del client.headers["X-CSRF-Token"]
+        refused = client.post("/api/v1/work/next")
+        assert refused.status_code == 403 and "X-CSRF-Token" in refused.json()["detail"]
+        answered = client.post("/api/v1/work/next", headers={"X-CSRF-Token": csrf})
+        assert answered.status_code == 200 and answered.json() == {"task": None}, answered.text
+    stranger = httpx.post(f"{workbench.url}/api/v1/work/next", timeout=30)
+    assert stranger.status_code == 401 and stranger.headers["www-authenticate"] == "Bearer"
+    wrong = httpx.post(f"{workbench.url}/api/v1/work/next", headers={"Authorization": "Bearer cw_nothing"}, timeout=30)
+    assert wrong.status_code == 401 and "invalid token" in wrong.json()["detail"]
