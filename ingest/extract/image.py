@@ -9,8 +9,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
-
 from ingest.extract.capture_time import image_capture_time
 from ingest.extract.context import ExtractContext
 from ingest.extract.ocr import OcrError, ocr_words
@@ -110,17 +108,15 @@ def ocr_image_text(data: bytes, ctx: ExtractContext) -> tuple[str, str | None, d
     limit = ctx.limits.max_ocr_pages
     if count > limit:
         ctx.warn(f"only the first {limit} of {count} image pages were OCRed (max_ocr_pages)")
-    # a few pages at a time: a 50-page TIFF is never all decoded at once
-    rest = zip(range(2, limit + 1), frames, strict=False)
-    batch: list[tuple[int, Image.Image]] = [(1, first)] if first is not None and limit > 0 else []
+    # decoded as they are read: a 50-page TIFF is never all in memory, and its pages share every core
+    pages = itertools.chain([(1, first)] if first is not None and limit > 0 else [],
+                            zip(range(2, limit + 1), frames, strict=False))
     readings: list[PageReading] = []
-    while batch:
-        readings.extend(read_pages(batch, ctx.ocr_settings()))
-        try:
-            batch = list(itertools.islice(rest, 2 * ctx.ocr_settings().processes))
-        except ImageUnreadable as exc:
-            ctx.warn(f"image pages after page {len(readings)} were not read: {exc}")
-            batch = []
+    try:
+        for reading in read_pages(pages, ctx.ocr_settings()):
+            readings.append(reading)
+    except ImageUnreadable as exc:
+        ctx.warn(f"image pages after page {len(readings)} were not read: {exc}")
     fields["ocr"] = True
     fields.update(combine([r.ocr for r in readings]).fields())
     if len(readings) == 1:

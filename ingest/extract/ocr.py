@@ -13,11 +13,8 @@ import re
 import shutil
 import subprocess
 import threading
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
 
 from ingest.extract.ocr_words import OcrText, parse_tsv
 
@@ -27,9 +24,6 @@ INSTALL_HINT = "OCR not available: install tesseract-ocr (and tesseract-ocr-eng)
 CORES = os.cpu_count() or 1
 _SLOTS: dict[int, threading.BoundedSemaphore] = {}
 _SLOTS_LOCK = threading.Lock()
-
-T = TypeVar("T")
-R = TypeVar("R")
 
 
 class OcrError(Exception):
@@ -131,16 +125,3 @@ def detect_rotation(path: Path, settings: OcrSettings, *, dpi: int | None = None
     if rotate is None:
         return None
     return int(rotate.group(1)) % 360, float(confidence.group(1)) if confidence else 0.0
-
-
-def map_concurrently(function: Callable[[T], R], items: Iterable[T], *, workers: int = CORES) -> list[R]:
-    """``[function(x) for x in items]`` with up to ``workers`` threads (results in input order).
-
-    ``function`` is expected to spend its time waiting for tesseract; ``ocr_slots`` keeps the number of
-    tesseract processes at ``ocr_processes`` even when several items are read at once.
-    """
-    work = list(items)
-    if len(work) <= 1 or workers <= 1:
-        return [function(x) for x in work]
-    with ThreadPoolExecutor(max_workers=min(workers, len(work)), thread_name_prefix="ocr") as pool:
-        return list(pool.map(function, work))

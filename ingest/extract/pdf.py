@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import tempfile
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -72,11 +73,10 @@ def _ocr_pages(
     child = pdf_child(ctx.limits.pdf_memory_mb)
     dpi = ctx.limits.ocr_dpi
     readings: dict[int, PageReading] = {}
-    todo = pages[:limit]
-    batch = 2 * ctx.ocr_settings().processes
-    for start in range(0, len(todo), batch):
-        images: list[tuple[int, Image.Image]] = []
-        for number in todo[start : start + batch]:
+
+    def rendered() -> Iterator[tuple[int, Image.Image]]:
+        """Each page rendered by the PDF reader child when the OCR pool is ready for it."""
+        for number in pages[:limit]:
             page: RenderedPage = child.call("render_page", path=path, password=password, number=number, dpi=dpi,
                                             max_pixels=ctx.limits.max_render_pixels)
             if page.refused is not None:
@@ -86,11 +86,12 @@ def _ocr_pages(
             if page.dpi != dpi:
                 ctx.warn(f"page {number + 1} rendered for OCR at {page.dpi} dpi, not {dpi}, to stay within "
                          f"max_render_pixels {ctx.limits.max_render_pixels:,}")
-            images.append((number + 1, _rendered(page)))
-        for reading in read_pages(images, ctx.ocr_settings()):
-            readings[reading.number - 1] = reading
-            if reading.error:
-                ctx.warn(f"page {reading.number}: {reading.error}")
+            yield number + 1, _rendered(page)
+
+    for reading in read_pages(rendered(), ctx.ocr_settings()):
+        readings[reading.number - 1] = reading
+        if reading.error:
+            ctx.warn(f"page {reading.number}: {reading.error}")
     return readings, None
 
 

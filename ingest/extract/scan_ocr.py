@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image
 
-from ingest.extract.ocr import OcrError, OcrSettings, detect_rotation, map_concurrently, ocr_words
+from ingest.extract.ocr import OcrError, OcrSettings, detect_rotation, ocr_words
 from ingest.extract.ocr_words import EMPTY, OcrText
 from ingest.extract.scan_prep import PreparedPage, deskew, normalise, save_pnm, turn
 
@@ -92,6 +95,41 @@ def read_page(number: int, image: Image.Image, settings: OcrSettings, *, correct
     return PageReading(number=number, ocr=ocr, notes=notes)
 
 
-def read_pages(pages: list[tuple[int, Image.Image]], settings: OcrSettings) -> list[PageReading]:
-    """OCR several pages concurrently (``settings.processes`` tesseract processes); results in page order."""
-    return map_concurrently(lambda job: read_page(job[0], job[1], settings), pages, workers=settings.processes)
+def read_pages(pages: Iterable[tuple[int, Image.Image]], settings: OcrSettings) -> Iterator[PageReading]:
+    """OCR a document's pages as they come, ``settings.processes`` at once; readings in page order.
+
+    ``pages`` decodes or renders each page when reached; that runs here while tesseract reads the
+    pages before it, and at most ``2 x processes`` pages are decoded and not yet read (memory). A page
+    is started as soon as a tesseract slot is free, so no batch of pages waits for its slowest one
+    and every core stays busy to the last page of the document. If ``pages`` itself fails (a page
+    that cannot be decoded), the pages started before it are still read and handed out, then the
+    error is raised.
+    """
+    source = iter(pages)
+    workers = max(1, settings.processes)
+    if workers == 1:
+        for number, image in source:
+            yield read_page(number, image, settings)
+        return
+    failed: Exception | None = None
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ocr") as pool:
+        started: deque[Future[PageReading]] = deque()
+
+        def ready() -> Iterator[PageReading]:
+            while started and started[0].done():
+                yield started.popleft().result()
+
+        try:
+            for number, image in source:
+                started.append(pool.submit(read_page, number, image, settings))
+                yield from ready()
+                # a slow page holds back the handing out, not the reading: up to 2 x processes unread
+                while len(unread := [f for f in started if not f.done()]) >= 2 * workers:
+                    wait(unread, return_when=FIRST_COMPLETED)
+                    yield from ready()
+        except Exception as exc:  # raised below, once the pages already started are read
+            failed = exc
+        while started:
+            yield started.popleft().result()
+    if failed is not None:
+        raise failed

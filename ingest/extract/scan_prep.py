@@ -4,26 +4,29 @@ Fax pages come at 204x98 dpi (each pixel twice as tall as wide) and are stretche
 pages over 400 dpi are scaled down to 300 (OCR is no better and four times slower at 600);
 a DPI tag that cannot be true (72 dpi on a 4000-pixel page) is dropped, so tesseract
 estimates the resolution from the text height. Skew is found by projection profiles on a
-small copy of the page and corrected on the full page.
+small copy of the page (``ingest.extract.skew``) and corrected on the full page when it is
+over a degree.
 """
 
 from __future__ import annotations
 
 import io
-import itertools
 import logging
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from PIL import Image, ImageOps, ImageSequence
+from PIL import Image, ImageSequence
 
 log = logging.getLogger(__name__)
 
 _MIN_DPI, _MAX_DPI, _TARGET_DPI = 100, 400, 300
 _MAX_PAGE_INCHES = 20  # a page longer than this at the tagged DPI means the tag is wrong
 _SKEW_RANGE = 5.0  # degrees searched either way
-_MIN_SKEW = 0.4  # smaller angles are left alone (tesseract's line finding copes with them)
+# smaller angles are left alone: tesseract's line finding reads such pages as well (every word of
+# generated letters at 0.75-1.5 degrees, BENCHMARKS.md 15.10), and turning a page costs ~20-30 ms
+# and makes tesseract's own work a few % longer; at 2 degrees and more it can lose whole lines
+_MIN_SKEW = 1.25
 _PROBE_SIZE = 500  # long side of the copy used to measure skew
 
 
@@ -53,7 +56,8 @@ def open_frames(
     data: bytes, *, max_pixels: int, max_page_pixels: int | None = None, max_bytes: int | None = None
 ) -> tuple[str, int, Iterator[Image.Image]]:
     """(format, page count, pages) of an image file; each page is decoded when reached and handed
-    out in greyscale (or bitonal), so only one full-colour page is in memory at a time.
+    out in greyscale (or bitonal), so only one full-colour page is in memory at a time. Each page handed
+    out is the caller's to close (``read_page`` does), also after the pages run out.
 
     ``max_pixels`` and ``max_bytes`` (decoded size) refuse larger pages undecoded; a JPEG larger than
     ``max_page_pixels`` is decoded at a reduced scale (libjpeg's draft mode), never at full size.
@@ -76,6 +80,7 @@ def open_frames(
     count = int(getattr(image, "n_frames", 1))
 
     def frames() -> Iterator[Image.Image]:
+        lent = False  # a one-page image is handed out itself: its reader closes it, perhaps after this ends
         try:
             for frame in ImageSequence.Iterator(image):
                 if frame.size[0] * frame.size[1] > max_pixels:
@@ -97,9 +102,11 @@ def open_frames(
                 if page is frame and count > 1:
                     page = page.copy()  # the next page is decoded into ``frame``
                 page.info = info
+                lent = lent or page is image
                 yield page
         finally:
-            image.close()
+            if not lent:
+                image.close()
 
     return str(image.format or "unknown").lower(), count, frames()
 
@@ -155,36 +162,13 @@ def normalise(image: Image.Image, *, max_pixels: int | None = None) -> PreparedP
     return PreparedPage(image=image, dpi=round(dpi) if dpi else None, notes=notes)
 
 
-def _sharpness(values: list[float]) -> float:
-    return sum((a - b) ** 2 for a, b in itertools.pairwise(values))
-
-
-def _profile_score(probe: Image.Image, angle: float) -> float:
-    turned = probe.rotate(angle, resample=Image.Resampling.BILINEAR, fillcolor=0)
-    rows = [float(v) for v in turned.resize((1, turned.height), Image.Resampling.BOX).tobytes()]
-    cols = [float(v) for v in turned.resize((turned.width, 1), Image.Resampling.BOX).tobytes()]
-    return max(_sharpness(rows), _sharpness(cols))
-
-
 def estimate_skew(image: Image.Image) -> float:
-    """Angle (degrees, counter-clockwise) that makes text lines level; 0.0 when none is clearly better."""
-    scale = _PROBE_SIZE / max(image.size)
-    probe = image if image.mode == "L" else image.convert("L")
-    if scale < 1:
-        factor = max(1, int(1 / scale))
-        probe = probe.reduce(factor) if factor > 1 else probe
-    probe = ImageOps.invert(probe)  # ink bright, paper dark: rotation fills with paper
-    level = _profile_score(probe, 0.0)
-    if level <= 0:
-        return 0.0
-    coarse = [float(a) for a in range(-int(_SKEW_RANGE), int(_SKEW_RANGE) + 1)]
-    best = max(coarse, key=lambda a: _profile_score(probe, a))
-    fine = [best + d / 4 for d in range(-3, 4)]
-    scores = {a: _profile_score(probe, a) for a in fine}
-    angle = max(scores, key=lambda a: scores[a])
-    if scores[angle] < level * 1.05 or abs(angle) < _MIN_SKEW:
-        return 0.0
-    return round(angle, 2)
+    """Angle (degrees, counter-clockwise) that makes text lines level; 0.0 when none is clearly better
+    or when it is under ``_MIN_SKEW``."""
+    from ingest.extract.skew import measure_skew  # numpy: imported with the first scan, not at start-up
+
+    angle = measure_skew(image, probe_size=_PROBE_SIZE, search=_SKEW_RANGE)
+    return 0.0 if abs(angle) < _MIN_SKEW else angle
 
 
 def deskew(page: PreparedPage) -> PreparedPage:
