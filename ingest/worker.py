@@ -22,6 +22,9 @@ after a backoff that grows while the failures go on, so a stage never stops for 
 A full disk (an error whose class says ``disk_full``) is an outage too, said once per minute at
 most (at ``pause_log_level``; ``casework ingest`` passes DEBUG and prints one message of its own)
 and shown in ``paused`` until a batch goes through again; the bus's own retries stay quiet.
+A stage that handles one message at a time (``batched = False``: extract) publishes each
+message's outputs as it goes and flushes them once the poll has taken ``hand_on_after_s``, so a
+finished scan goes on to classify and file while the rest of its poll is read.
 ``guard`` wraps every call into the handler (the pipeline passes the store's error translation,
 so a lost database connection arrives here as an ``outage``).
 """
@@ -48,6 +51,7 @@ from ingest.stage_metrics import series_for
 log = logging.getLogger(__name__)
 
 Output = tuple[str, str, BaseModel]  # (topic, key, message)
+HAND_ON_AFTER_S = 0.25  # a one-message-at-a-time stage makes outputs durable this often (Worker._hand_on_early)
 
 
 class StageHandler(Protocol):
@@ -90,9 +94,12 @@ class Worker:
         guard: Callable[[], AbstractContextManager[None]] = contextlib.nullcontext,
         pause_log_level: int = logging.WARNING,
         on_commit: Callable[[], None] | None = None,
+        hand_on_after_s: float = HAND_ON_AFTER_S,
     ) -> None:
         self.bus = bus
         self.on_commit = on_commit  # told after each committed batch (a waiter may look for outcomes)
+        self.hand_on_after_s = hand_on_after_s  # see _hand_on_early
+        self._batch_began, self._published = 0.0, 0
         self.handler = handler
         self.group = group
         self.retry = retry or RetryPolicy()
@@ -204,11 +211,10 @@ class Worker:
         if not records:
             return 0
         started, began = time.thread_time(), time.perf_counter()
-        outputs = self._handle(records)
-        for topic, key, message in outputs:
-            self.bus.publish(topic, key=key, value=encode(message))
+        self._batch_began, self._published = time.monotonic(), 0
+        self._publish(self._handle(records))
         self.bus.flush()
-        if outputs:
+        if self._published:
             fault_point("after_publish")
         consumer.commit(records)
         if self.on_commit is not None:
@@ -218,6 +224,22 @@ class Worker:
         self.series.items.inc(len(records))
         self.series.batch_seconds.observe(time.perf_counter() - began)
         return len(records)
+
+    def _publish(self, outputs: list[Output]) -> None:
+        for topic, key, message in outputs:
+            self.bus.publish(topic, key=key, value=encode(message))
+        self._published += len(outputs)
+
+    def _hand_on_early(self, outputs: list[Output]) -> None:
+        """One message's outputs, published at once; durable (flushed) once the batch has taken
+        ``hand_on_after_s``: a poll of slow items (scans being read) lets each finished item go to
+        the next stage while the rest are read, instead of holding all of them until the slowest is
+        done; a poll of fast items still ends in one flush.  The offsets are committed at the end
+        as before, so a crash redelivers the whole poll (the stages are idempotent on item_id)."""
+        self._publish(outputs)
+        if outputs and time.monotonic() - self._batch_began >= self.hand_on_after_s:
+            self.bus.flush()
+            self._batch_began = time.monotonic()
 
     def _handle(self, records: list[Record]) -> list[Output]:
         decoded: list[tuple[Record, Any]] = []
@@ -231,7 +253,9 @@ class Worker:
         with self.guard():
             self.handler.prepare([m for _, m in decoded])
         if not self.handler.batched:
-            return [out for record, message in decoded for out in self._handle_one(record, message)]
+            for record, message in decoded:
+                self._hand_on_early(self._handle_one(record, message))
+            return []
         try:
             with self.guard():
                 return self.handler.handle_batch([m for _, m in decoded])

@@ -143,3 +143,36 @@ def test_the_worker_counts_items_failures_retries_and_batch_durations(tmp_path: 
                      "casework_stage_retries_total": 1,
                      "casework_stage_batch_duration_seconds_count": 2}
     assert sample("casework_stage_batch_duration_seconds_bucket", le="+Inf") >= 2
+
+
+def test_a_slow_poll_hands_each_finished_item_on_before_the_rest_are_done(tmp_path: Path) -> None:
+    """A stage handling one message at a time (extract reading scans): an item it finished goes to
+    the next stage while a slower one of the same poll is still being handled; the poll's offsets
+    are committed only at its end, so a crash before then delivers every item of it again."""
+    release = threading.Event()
+
+    class Slow(Stage):
+        def handle_batch(self, messages: Sequence[RawItem]) -> list[Output]:
+            if messages[0].item_id == "item-5":
+                assert release.wait(30), "the test never let the slow item finish"
+            return [(TOPIC_EXTRACTED, m.item_id, m) for m in messages]
+
+    bus = SqliteBus(tmp_path / "bus.db", partitions=1)
+    for n in (4, 5):
+        bus.publish(TOPIC_RAW, key=f"item-{n}", value=encode(raw(n)))
+    bus.flush()
+    worker = Worker(bus=bus, handler=Slow(False), group="g", hand_on_after_s=0.0)
+    consumer = bus.consumer([TOPIC_RAW], group="g")
+    running = threading.Thread(target=worker.run_once, args=(consumer,))
+    running.start()
+    downstream = bus.consumer([TOPIC_EXTRACTED], group="next")
+    early = [r.key for r in downstream.poll(max_records=10, timeout=10.0)]
+    assert early == ["item-4"], "the finished item is on the bus while item-5 is still being handled"
+    assert running.is_alive()
+    release.set()
+    running.join(30)
+    assert [r.key for r in downstream.poll(max_records=10, timeout=10.0)] == ["item-5"]
+    downstream.close()
+    consumer.close()
+    assert drain(bus, TOPIC_RAW, "g") == [], "the poll was committed once it was done"
+    bus.close()
