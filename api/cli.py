@@ -565,14 +565,15 @@ def calendar_recompute(
                                       moments=moments)
                 with rt.sessions() as session, session.begin():  # a short write: get-next never waits long
                     result = write_batch(session, plan)
-                if result.clocks == 0:
-                    break
-                totals["batches"] += 1
-                totals["clocks"] += result.clocks - result.skipped
-                totals["moved"] += result.moved
-                totals["tasks"] += result.tasks
-                skipped += result.skipped
+                if result.clocks:
+                    totals["batches"] += 1
+                    totals["clocks"] += result.clocks - result.skipped
+                    totals["moved"] += result.moved
+                    totals["tasks"] += result.tasks
+                    skipped += result.skipped
                 after = result.last_id
+                if result.done:
+                    break
     seconds = round(time.perf_counter() - began, 2)
     if as_json:
         _print_json({"calendar": name, **totals, "seconds": seconds})
