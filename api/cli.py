@@ -552,7 +552,7 @@ def calendar_recompute(
 
     calendar = calendar_named(load_calendars(get_settings().calendars_dir), name)
     moments = Moments(calendar)  # clocks that started together are computed once
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     totals = {"clocks": 0, "moved": 0, "tasks": 0, "batches": 0, "passes": 0}
     with runtime() as rt, translate_errors():
         skipped = 1
@@ -576,7 +576,8 @@ def calendar_recompute(
                     break
     seconds = round(time.perf_counter() - began, 2)
     if as_json:
-        _print_json({"calendar": name, **totals, "seconds": seconds})
+        _print_json({"calendar": name, **totals, "seconds": seconds,
+                     "cpu_s": round(time.process_time() - cpu, 2)})  # this process's CPU (the database's is not in it)
     else:
         out.print(f"calendar {name}: {totals['clocks']} running clock(s) re-computed, {totals['moved']} moved, "
                   f"{totals['tasks']} task(s) re-timed, in {totals['batches']} batch(es), {seconds}s")

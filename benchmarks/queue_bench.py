@@ -726,6 +726,51 @@ def main() -> None:
             servers.close()
 
 
+RECOMPUTE_APP = "casework-calendar-recompute"
+
+
+def _children_cpu() -> float:
+    """User + system CPU seconds of this process's finished children."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+class BackendCpu:
+    """The CPU seconds of the PostgreSQL backends serving one application name (PGAPPNAME), read
+    from /proc every 0.2 s while it runs (a backend that exits loses at most its last 0.2 s)."""
+
+    def __init__(self, url: str, application: str) -> None:
+        self.engine = create_engine(url, pool_size=1, max_overflow=0)
+        self.application = application
+        self.first: dict[int, float] = {}
+        self.last: dict[int, float] = {}
+        self.halt = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            while not self.halt.is_set():
+                pids = conn.execute(text("SELECT pid FROM pg_stat_activity WHERE application_name = :a"),
+                                    {"a": self.application}).scalars().all()
+                for pid in pids:
+                    try:
+                        cpu = _pid_cpu(pid)
+                    except OSError:
+                        continue
+                    self.first.setdefault(pid, cpu)
+                    self.last[pid] = cpu
+                self.halt.wait(0.2)
+
+    def stop(self) -> float:
+        self.halt.set()
+        self.thread.join()
+        self.engine.dispose()
+        return sum(self.last[pid] - self.first[pid] for pid in self.last)
+
+
 def calendar_change(servers: Servers, tokens: dict[str, str], url: str, db: str, work: Path,
                     clocks: int = 1_000_000, rate: float = 150.0, batch: int = 5000) -> None:
     """``clocks`` running clocks are put on a calendar of their own (``bench_cal``, the default
@@ -769,18 +814,21 @@ def calendar_change(servers: Servers, tokens: dict[str, str], url: str, db: str,
     runner.start()
     time.sleep(3)
     env = {**os.environ, "CASEWORK_DATA_DIR": str(work / "data"), "CASEWORK_DB__URL": url,
-           "CASEWORK_WORK__CALENDARS_DIR": str(folder)}
-    began = time.perf_counter()
+           "CASEWORK_WORK__CALENDARS_DIR": str(folder), "PGAPPNAME": RECOMPUTE_APP}
+    backends = BackendCpu(url, RECOMPUTE_APP) if db == "postgres" else None
+    began, children = time.perf_counter(), _children_cpu()
     done = subprocess.run([sys.executable, "-m", "api", "calendar", "recompute", "bench_cal", "--json",
                            "--batch", str(batch)],
                           env=env, capture_output=True, text=True, check=False)
-    wall = time.perf_counter() - began
+    wall, recompute_cpu = time.perf_counter() - began, _children_cpu() - children
+    db_cpu = backends.stop() if backends is not None else None
     stop.set()
     runner.join()
     if done.returncode != 0:
         raise RuntimeError(f"casework calendar recompute failed: {done.stderr[-2000:]}")
     result = json.loads(done.stdout)
     emit(phase="calendar_change", db=db, holiday=holiday.isoformat(), wall_s=round(wall, 1), **result,
+         recompute_cpu_s=round(recompute_cpu, 1), recompute_db_cpu_s=None if db_cpu is None else round(db_cpu, 1),
          get_next_rate=rate, get_next_p95_ms_meanwhile=loop.get("p95_ms"), get_next_p99_ms_meanwhile=loop.get("p99_ms"),
          get_next_p95_ms_before=(baseline or {}).get("p95_ms"), get_next_p99_ms_before=(baseline or {}).get("p99_ms"))
 
