@@ -803,6 +803,10 @@ def calendar_change(servers: Servers, tokens: dict[str, str], url: str, db: str,
         conn.execute(text(f"UPDATE sla_clocks SET calendar = 'bench_cal', resumed_at = {started}, used_seconds = 0, "
                           f"due_at = :far, warn_at = :far, next_fire_at = :far WHERE id IN ({chosen})"),
                      {"n": clocks, "now": NOW, "far": NOW + timedelta(days=400)})
+        # and their cases' open tasks as they were before it, so every run re-times them all
+        conn.execute(text("UPDATE tasks SET due_at = :far WHERE state IN ('queued', 'active') AND due_at <> :far "
+                          "AND case_id IN (SELECT case_id FROM sla_clocks WHERE calendar = 'bench_cal')"),
+                     {"far": NOW + timedelta(days=400)})
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("ANALYZE sla_clocks"))
     engine.dispose()

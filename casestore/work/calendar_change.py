@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 
 from casestore.models import UTCDateTime
 from casestore.work.calendar import BusinessCalendar, Timeline, from_us, instant_us
-from casestore.work.escalation import in_ids
+from casestore.work.escalation import in_ids, int_array
 from casestore.work.models import NO_DUE, SlaClock, WorkTask
 
 log = logging.getLogger(__name__)
@@ -178,8 +178,9 @@ def _write(session: Session, calendar_name: str, rows: list[Changed], pg: bool) 
     if pg:
         ids, _cases, resumed, used, budget, warn_percent, dues, warns = (list(col) for col in zip(*rows, strict=True))
         written = list(session.scalars(_PG_WRITE, {
-            "calendar": calendar_name, "ids": ids, "resumed": resumed, "used": used, "budget": budget,
-            "warn_percent": warn_percent, "dues": dues, "warns": warns}))
+            "calendar": calendar_name, "ids": int_array(ids), "resumed": int_array(resumed), "used": int_array(used),
+            "budget": int_array(budget), "warn_percent": int_array(warn_percent), "dues": int_array(dues),
+            "warns": int_array(warns)}))
         return len(written), sorted(set(written))
     result = session.execute(_SQLITE_WRITE, [
         {"calendar": calendar_name, "id": i, "resumed": from_us(r), "used": u, "budget": b, "warn_percent": w,
@@ -223,7 +224,7 @@ def _retime_tasks(session: Session, case_ids: list[int], pg: bool) -> int:
     if not case_ids:
         return 0
     if pg:  # the earliest due time once per case, not twice per task
-        result = session.execute(_PG_RETIME, {"cases": case_ids, "none": NO_DUE})
+        result = session.execute(_PG_RETIME, {"cases": int_array(case_ids), "none": NO_DUE})
         return int(getattr(result, "rowcount", 0) or 0)
     earliest = (select(func.coalesce(func.min(SlaClock.due_at), NO_DUE))
                 .where(SlaClock.case_id == _TASKS.c.case_id, text("sla_clocks.state = 'running'"))
