@@ -792,7 +792,9 @@ def calendar_change(servers: Servers, tokens: dict[str, str], url: str, db: str,
     engine = make_engine(url)
     # started over the last day, one second apart (86,400 distinct starts, as real clocks have)
     started = ("CAST(:now AS timestamptz) - (id % 86400) * interval '1 second'" if db == "postgres"
-               else "strftime('%Y-%m-%d %H:%M:%f', :now, '-' || (id % 86400) || ' seconds')")
+               else "strftime('%Y-%m-%d %H:%M:%S', :now, '-' || (id % 86400) || ' seconds') || '.000000'")
+    # (SQLite: in the text format the store writes, or the recompute's check of the clock's start, a
+    # comparison of that text, finds every clock changed since its plan and moves none)
     chosen = "SELECT id FROM sla_clocks WHERE state = 'running' ORDER BY id LIMIT :n"
     with engine.begin() as conn:  # one pass over the chosen clocks (a million-row UPDATE is minutes under load)
         cut = conn.execute(text(f"SELECT max(id) FROM ({chosen}) x"), {"n": clocks}).scalar() or 0
