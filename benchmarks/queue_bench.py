@@ -680,7 +680,8 @@ def main() -> None:
     parser.add_argument("--agents-per-process", type=int, default=25)
     parser.add_argument("--clock-batch", type=int, default=1000, help="clocks per committed sweep batch")
     parser.add_argument("--calendar-clocks", type=int, default=1_000_000, help="clocks the calendar change moves")
-    parser.add_argument("--calendar-batch", type=int, default=5000, help="clocks per committed recompute batch")
+    parser.add_argument("--calendar-batch", type=int, default=0,
+                        help="clocks per committed recompute batch (0: the command's default for the database)")
     parser.add_argument("--servers", type=int, default=1, help="casework serve processes (PostgreSQL)")
     parser.add_argument("--complete", action="store_true", help="agents complete each task they claim")
     parser.add_argument("--profile", type=Path, default=None, help="run the servers under py-spy, stacks here")
@@ -772,7 +773,7 @@ class BackendCpu:
 
 
 def calendar_change(servers: Servers, tokens: dict[str, str], url: str, db: str, work: Path,
-                    clocks: int = 1_000_000, rate: float = 150.0, batch: int = 5000) -> None:
+                    clocks: int = 1_000_000, rate: float = 150.0, batch: int = 0) -> None:
     """``clocks`` running clocks are put on a calendar of their own (``bench_cal``, the default
     calendar's hours, started over the last day), a holiday is added to it, and `casework calendar
     recompute bench_cal` runs while get-next arrives at ``rate`` per second against the server;
@@ -824,7 +825,7 @@ def calendar_change(servers: Servers, tokens: dict[str, str], url: str, db: str,
     backends = BackendCpu(url, RECOMPUTE_APP) if db == "postgres" else None
     began, children = time.perf_counter(), _children_cpu()
     done = subprocess.run([sys.executable, "-m", "api", "calendar", "recompute", "bench_cal", "--json",
-                           "--batch", str(batch)],
+                           *(["--batch", str(batch)] if batch else [])],
                           env=env, capture_output=True, text=True, check=False)
     wall, recompute_cpu = time.perf_counter() - began, _children_cpu() - children
     db_cpu = backends.stop() if backends is not None else None
