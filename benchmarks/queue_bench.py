@@ -680,7 +680,8 @@ def main() -> None:
     parser.add_argument("--agents-per-process", type=int, default=25)
     parser.add_argument("--clock-batch", type=int, default=1000, help="clocks per committed sweep batch")
     parser.add_argument("--calendar-clocks", type=int, default=1_000_000, help="clocks the calendar change moves")
-    parser.add_argument("--calendar-batch", type=int, default=5000, help="clocks per committed recompute batch")
+    parser.add_argument("--calendar-batch", type=int, default=0,
+                        help="clocks per committed recompute batch (0: the command's default for the database)")
     parser.add_argument("--servers", type=int, default=1, help="casework serve processes (PostgreSQL)")
     parser.add_argument("--complete", action="store_true", help="agents complete each task they claim")
     parser.add_argument("--profile", type=Path, default=None, help="run the servers under py-spy, stacks here")
@@ -726,8 +727,53 @@ def main() -> None:
             servers.close()
 
 
+RECOMPUTE_APP = "casework-calendar-recompute"
+
+
+def _children_cpu() -> float:
+    """User + system CPU seconds of this process's finished children."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+class BackendCpu:
+    """The CPU seconds of the PostgreSQL backends serving one application name (PGAPPNAME), read
+    from /proc every 0.2 s while it runs (a backend that exits loses at most its last 0.2 s)."""
+
+    def __init__(self, url: str, application: str) -> None:
+        self.engine = create_engine(url, pool_size=1, max_overflow=0)
+        self.application = application
+        self.first: dict[int, float] = {}
+        self.last: dict[int, float] = {}
+        self.halt = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            while not self.halt.is_set():
+                pids = conn.execute(text("SELECT pid FROM pg_stat_activity WHERE application_name = :a"),
+                                    {"a": self.application}).scalars().all()
+                for pid in pids:
+                    try:
+                        cpu = _pid_cpu(pid)
+                    except OSError:
+                        continue
+                    self.first.setdefault(pid, cpu)
+                    self.last[pid] = cpu
+                self.halt.wait(0.2)
+
+    def stop(self) -> float:
+        self.halt.set()
+        self.thread.join()
+        self.engine.dispose()
+        return sum(self.last[pid] - self.first[pid] for pid in self.last)
+
+
 def calendar_change(servers: Servers, tokens: dict[str, str], url: str, db: str, work: Path,
-                    clocks: int = 1_000_000, rate: float = 150.0, batch: int = 5000) -> None:
+                    clocks: int = 1_000_000, rate: float = 150.0, batch: int = 0) -> None:
     """``clocks`` running clocks are put on a calendar of their own (``bench_cal``, the default
     calendar's hours, started over the last day), a holiday is added to it, and `casework calendar
     recompute bench_cal` runs while get-next arrives at ``rate`` per second against the server;
@@ -747,7 +793,9 @@ def calendar_change(servers: Servers, tokens: dict[str, str], url: str, db: str,
     engine = make_engine(url)
     # started over the last day, one second apart (86,400 distinct starts, as real clocks have)
     started = ("CAST(:now AS timestamptz) - (id % 86400) * interval '1 second'" if db == "postgres"
-               else "strftime('%Y-%m-%d %H:%M:%f', :now, '-' || (id % 86400) || ' seconds')")
+               else "strftime('%Y-%m-%d %H:%M:%S', :now, '-' || (id % 86400) || ' seconds') || '.000000'")
+    # (SQLite: in the text format the store writes, or the recompute's check of the clock's start, a
+    # comparison of that text, finds every clock changed since its plan and moves none)
     chosen = "SELECT id FROM sla_clocks WHERE state = 'running' ORDER BY id LIMIT :n"
     with engine.begin() as conn:  # one pass over the chosen clocks (a million-row UPDATE is minutes under load)
         cut = conn.execute(text(f"SELECT max(id) FROM ({chosen}) x"), {"n": clocks}).scalar() or 0
@@ -758,6 +806,10 @@ def calendar_change(servers: Servers, tokens: dict[str, str], url: str, db: str,
         conn.execute(text(f"UPDATE sla_clocks SET calendar = 'bench_cal', resumed_at = {started}, used_seconds = 0, "
                           f"due_at = :far, warn_at = :far, next_fire_at = :far WHERE id IN ({chosen})"),
                      {"n": clocks, "now": NOW, "far": NOW + timedelta(days=400)})
+        # and their cases' open tasks as they were before it, so every run re-times them all
+        conn.execute(text("UPDATE tasks SET due_at = :far WHERE state IN ('queued', 'active') AND due_at <> :far "
+                          "AND case_id IN (SELECT case_id FROM sla_clocks WHERE calendar = 'bench_cal')"),
+                     {"far": NOW + timedelta(days=400)})
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("ANALYZE sla_clocks"))
     engine.dispose()
@@ -769,18 +821,21 @@ def calendar_change(servers: Servers, tokens: dict[str, str], url: str, db: str,
     runner.start()
     time.sleep(3)
     env = {**os.environ, "CASEWORK_DATA_DIR": str(work / "data"), "CASEWORK_DB__URL": url,
-           "CASEWORK_WORK__CALENDARS_DIR": str(folder)}
-    began = time.perf_counter()
+           "CASEWORK_WORK__CALENDARS_DIR": str(folder), "PGAPPNAME": RECOMPUTE_APP}
+    backends = BackendCpu(url, RECOMPUTE_APP) if db == "postgres" else None
+    began, children = time.perf_counter(), _children_cpu()
     done = subprocess.run([sys.executable, "-m", "api", "calendar", "recompute", "bench_cal", "--json",
-                           "--batch", str(batch)],
+                           *(["--batch", str(batch)] if batch else [])],
                           env=env, capture_output=True, text=True, check=False)
-    wall = time.perf_counter() - began
+    wall, recompute_cpu = time.perf_counter() - began, _children_cpu() - children
+    db_cpu = backends.stop() if backends is not None else None
     stop.set()
     runner.join()
     if done.returncode != 0:
         raise RuntimeError(f"casework calendar recompute failed: {done.stderr[-2000:]}")
     result = json.loads(done.stdout)
     emit(phase="calendar_change", db=db, holiday=holiday.isoformat(), wall_s=round(wall, 1), **result,
+         recompute_cpu_s=round(recompute_cpu, 1), recompute_db_cpu_s=None if db_cpu is None else round(db_cpu, 1),
          get_next_rate=rate, get_next_p95_ms_meanwhile=loop.get("p95_ms"), get_next_p99_ms_meanwhile=loop.get("p99_ms"),
          get_next_p95_ms_before=(baseline or {}).get("p95_ms"), get_next_p99_ms_before=(baseline or {}).get("p99_ms"))
 

@@ -239,13 +239,15 @@ class AuditEvent(Base):
     """Append-only: triggers reject UPDATE and DELETE on this table (see the migration)."""
 
     __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_item_id", "item_id", sqlite_where=text("item_id IS NOT NULL"),
+                            postgresql_where=text("item_id IS NOT NULL")),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     at: Mapped[datetime] = mapped_column(default=utcnow)
     actor: Mapped[str] = mapped_column(String(100))
     action: Mapped[str] = mapped_column(String(50))
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), index=True)
-    item_id: Mapped[str | None] = mapped_column(String(36), index=True)
+    item_id: Mapped[str | None] = mapped_column(String(36))  # indexed where not null (most events have none)
     reason: Mapped[str] = mapped_column(Text, default="", server_default="")
     details: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
 

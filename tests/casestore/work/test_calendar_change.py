@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from datetime import date, time, timedelta
 
+import pytest
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from casestore.work.calendar import BusinessCalendar, due
-from casestore.work.calendar_change import recompute_batch
+from casestore.work import clocks
+from casestore.work.calendar import BusinessCalendar, due, instant_us
+from casestore.work.calendar_change import Moments, recompute_batch
 from casestore.work.models import SlaClock
 
 from .rows import T0, case, clock, definition, store_definition, task
@@ -82,3 +84,35 @@ def test_a_clock_the_engine_changed_after_the_plan_is_left_as_the_engine_wrote_i
     assert written is not None and written.due_at == T0.replace(day=4, hour=17)
     assert written.next_fire_at == written.due_at, "warned already: the due time is next"
     assert left is not None and left.due_at == due(T0, timedelta(hours=16), OFFICE), "not overwritten"
+
+
+def test_a_calendar_with_few_of_many_clocks_is_read_window_by_window_to_the_end(session: Session) -> None:
+    """Each batch reads a bounded window of clock ids: a window with none of the calendar's clocks
+    is not the end of the pass (``done`` is), and the clocks beyond it are reached."""
+    s = session
+    store_definition(s, definition())
+    for _ in range(6):  # ids the office calendar does not own, before its only clock
+        clock(s, case(s), name="resolution")
+    last = _on_office(s, clock(s, case(s)), timedelta(hours=16))
+    s.expire_all()
+    results, after = [], 0
+    while True:
+        result = recompute_batch(s, calendar_name="office", calendar=WITH_HOLIDAY, after=after, limit=1)
+        results.append(result)
+        after = result.last_id
+        if result.done:
+            break
+    assert results[0].clocks == 0 and not results[0].done, "an empty window, more ids beyond it"
+    assert sum(r.moved for r in results) == 1 and sum(r.clocks for r in results) == 1
+    s.expire_all()
+    assert s.get(SlaClock, last.id).due_at == T0.replace(day=4, hour=17)  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("budget, used, warn_percent", [(16 * 3600, 0, 75), (16 * 3600, 5 * 3600, 50),
+                                                        (4 * 3600, 4 * 3600, 75), (3600, 7200, 90), (0, 0, 75)])
+def test_the_moments_of_a_recompute_are_the_clock_transitions_moments(budget: int, used: int,
+                                                                      warn_percent: int) -> None:
+    moments = Moments(WITH_HOLIDAY)
+    for start in (T0, T0 + timedelta(hours=30, seconds=7), T0 - timedelta(days=3, microseconds=1)):
+        due_at, warn_at = clocks.moments(start, used, budget, warn_percent, WITH_HOLIDAY)
+        assert moments.of(instant_us(start), used, budget, warn_percent) == (instant_us(due_at), instant_us(warn_at))

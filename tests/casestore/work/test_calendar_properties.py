@@ -8,10 +8,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from casestore.work.calendar import BusinessCalendar, due, is_working_time, working_time_between
+from casestore.work.calendar import (
+    BusinessCalendar,
+    CalendarError,
+    Timeline,
+    due,
+    is_working_time,
+    working_time_between,
+)
 from tests.casestore.work.calendars import (
     ALWAYS,
     BAVARIA,
@@ -100,3 +108,24 @@ def test_due_matches_minute_by_minute_definition(calendar: BusinessCalendar, t: 
         u += timedelta(minutes=1)
     expected = u
     assert due(t, timedelta(minutes=minutes), calendar) == expected
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@LAWS
+@given(calendars, st.lists(st.tuples(starts, durations), min_size=1, max_size=8))
+def test_a_timeline_gives_the_same_due_times_in_any_order(calendar: BusinessCalendar,
+                                                           clocks: list[tuple[datetime, timedelta]]) -> None:
+    # a fresh timeline per example, asked in the given order: it restarts for an earlier start and
+    # grows for a later one or a longer duration, and must agree with ``due`` every time
+    timeline = Timeline(calendar)
+    for t, d in clocks:
+        assert _EPOCH + timeline.due_us((t - _EPOCH) // US, d // US) * US == due(t, d, calendar)
+
+
+def test_a_timeline_refuses_what_due_refuses() -> None:
+    timeline = Timeline(ENGLAND)
+    with pytest.raises(CalendarError, match="negative duration"):
+        timeline.due_us(0, -1)
+    assert timeline.due_us(123, 0) == 123
