@@ -14,8 +14,8 @@ The queue-count trigger's join of changed tasks to their cases was looked at too
 merge join over the ``cases`` primary key (0.14-0.2 s per 10,000 escalated tasks at 500,000 cases),
 but a per-row look-up measured twice as slow (0.37-0.48 s), so it stays as it is.
 
-Revision ID: 0016
-Revises: 0015
+Revision ID: 0017
+Revises: 0016
 Create Date: 2026-11-28
 """
 
@@ -26,8 +26,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0016"
-down_revision: str | None = "0015"
+revision: str = "0017"
+down_revision: str | None = "0016"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
