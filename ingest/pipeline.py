@@ -442,5 +442,7 @@ class PipelineRunner:
 
     def close(self, timeout: float = 30.0) -> None:
         self.stop.set()
+        for w in self.workers:
+            w.wake()  # an idle stage waiting in a poll stops now
         for t in self.threads:
             t.join(timeout)

@@ -51,6 +51,7 @@ from ingest.stage_metrics import series_for
 log = logging.getLogger(__name__)
 
 Output = tuple[str, str, BaseModel]  # (topic, key, message)
+LINGER_GAP_S = 0.1  # a lingering poll ends after this long without a new record (Worker._poll)
 HAND_ON_AFTER_S = 0.25  # a one-message-at-a-time stage makes outputs durable this often (Worker._hand_on_early)
 
 
@@ -100,6 +101,7 @@ class Worker:
         self.on_commit = on_commit  # told after each committed batch (a waiter may look for outcomes)
         self.hand_on_after_s = hand_on_after_s  # see _hand_on_early
         self._batch_began, self._published = 0.0, 0
+        self._consumer: Consumer | None = None  # the group membership run() holds, for wake()
         self.handler = handler
         self.group = group
         self.retry = retry or RetryPolicy()
@@ -122,7 +124,7 @@ class Worker:
         """Run until ``stop`` is set; the consumer leaves its group cleanly at the end."""
         stage_var.set(self.handler.name)  # this thread's log lines are about its stage
         try:
-            consumer = self._rejoin()
+            consumer = self._consumer = self._rejoin()
         except Exception:
             if self.stop.is_set():
                 return
@@ -160,11 +162,18 @@ class Worker:
                         consumer.close()
                     if self.stop.wait(delay):
                         break
-                    consumer = self._rejoin()
+                    consumer = self._consumer = self._rejoin()
         finally:
             consumer.close()
             log.info("stage %s stopped after %d messages (%d dead-lettered)",
                      self.handler.name, self.processed, self.dead)
+
+    def wake(self) -> None:
+        """After ``stop`` is set: end the poll ``run`` may be waiting in, so the stage stops now
+        rather than after its poll timeout (a consumer without ``wakeup`` just times out)."""
+        wakeup = getattr(self._consumer, "wakeup", None)
+        if wakeup is not None:
+            wakeup()
 
     def _pause(self, exc: BaseException) -> None:
         """A full disk: say so once a minute at most; the bus's retries below stay quiet."""
@@ -194,13 +203,16 @@ class Worker:
                     raise
 
     def _poll(self, consumer: Consumer) -> list[Record]:
-        """One batch: what is there, topped up for up to the stage's ``linger_s`` (like Kafka's fetch.max.wait)."""
+        """One batch: what is there, topped up for up to the stage's ``linger_s`` (like Kafka's
+        fetch.max.wait) while more keeps coming: a wait of ``LINGER_GAP_S`` with nothing new ends
+        it, so a burst is still gathered into one batch (one index commit) but the last item of a
+        trickle (a scan read after the others) is not held for the whole linger."""
         records = consumer.poll(max_records=self.batch_size, timeout=self.poll_timeout)
         linger = getattr(self.handler, "linger_s", 0.0)
         if records and linger > 0 and len(records) < self.batch_size:
             deadline = time.monotonic() + linger
             while len(records) < self.batch_size and (left := deadline - time.monotonic()) > 0:
-                more = consumer.poll(max_records=self.batch_size - len(records), timeout=left)
+                more = consumer.poll(max_records=self.batch_size - len(records), timeout=min(left, LINGER_GAP_S))
                 if not more:
                     break
                 records.extend(more)

@@ -509,6 +509,7 @@ class SqliteConsumer:
                 _bump_generation(self._conn, group)
             self._heartbeat()
         self._beating = threading.Event()
+        self._woken = threading.Event()  # set by wakeup(): a waiting poll returns at once
         self._beater = threading.Thread(target=self._beat, name=f"bus-heartbeat-{group}", daemon=True)
         self._beater.start()
         log.info("member %s joined group %s on %s, assigned %s", self.member_id, group, topics, self.assignment())
@@ -660,7 +661,14 @@ class SqliteConsumer:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return []
-            time.sleep(min(POLL_INTERVAL_S, remaining))
+            if self._woken.wait(min(POLL_INTERVAL_S, remaining)):
+                self._woken.clear()
+                return []
+
+    def wakeup(self) -> None:
+        """End a ``poll`` that is waiting now (or the next one) at once, with nothing: a stopping
+        worker need not wait out its poll's timeout (kafka-python's ``KafkaConsumer.wakeup``)."""
+        self._woken.set()
 
     def _fetch(self, max_records: int) -> list[Record] | None:
         """Read from the current positions in one snapshot; ``None`` if the generation moved on."""

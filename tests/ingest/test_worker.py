@@ -11,6 +11,7 @@ from ingest.errors import BadInput, Unavailable
 from ingest.messages import TOPIC_DEAD, TOPIC_EXTRACTED, TOPIC_RAW, DeadLetter, RawItem, decode, encode, utcnow
 from ingest.stage_metrics import STAGE_REGISTRY
 from ingest.worker import Output, RetryPolicy, Worker
+from tests.connectors.conftest import wait_until
 
 
 def raw(n: int) -> RawItem:
@@ -175,4 +176,48 @@ def test_a_slow_poll_hands_each_finished_item_on_before_the_rest_are_done(tmp_pa
     downstream.close()
     consumer.close()
     assert drain(bus, TOPIC_RAW, "g") == [], "the poll was committed once it was done"
+    bus.close()
+
+
+def test_a_lingering_stage_does_not_hold_the_last_item_of_a_trickle_for_the_whole_linger(tmp_path: Path) -> None:
+    """The file stage lingers to gather a burst into one batch (one index commit); when nothing
+    more comes, the item it has is handled after a short gap, not after the whole linger."""
+
+    class Lingering(Stage):
+        linger_s = 60.0
+
+    bus = SqliteBus(tmp_path / "bus.db", partitions=1)
+    bus.publish(TOPIC_RAW, key="item-3", value=encode(raw(3)))
+    bus.flush()
+    stage = Lingering(True)
+    worker = Worker(bus=bus, handler=stage, group="g")
+    consumer = bus.consumer([TOPIC_RAW], group="g")
+    running = threading.Thread(target=worker.run_once, args=(consumer,), daemon=True)
+    running.start()
+    running.join(30)
+    assert not running.is_alive(), "the poll waited out the 60 s linger with nothing more coming"
+    assert stage.calls == {"item-3": 1}
+    consumer.close()
+    bus.close()
+
+
+def test_a_stopping_worker_is_woken_from_its_poll(tmp_path: Path) -> None:
+    """``Worker.wake`` (called by ``PipelineRunner.close`` after setting stop) ends the poll the
+    worker waits in, instead of leaving it to its timeout; a poll that finds records is unaffected."""
+    bus = SqliteBus(tmp_path / "bus.db", partitions=1)
+    stop = threading.Event()
+    worker = Worker(bus=bus, handler=Stage(True), group="g", stop=stop, poll_timeout=60.0)
+    running = threading.Thread(target=worker.run, daemon=True)
+    running.start()
+    wait_until(lambda: worker._consumer is not None, what="the worker joined its group")
+    stop.set()  # a wake that comes before the poll is kept for it
+    worker.wake()
+    running.join(30)
+    assert not running.is_alive(), "the worker waited out its 60 s poll after stop and wake"
+    consumer = bus.consumer([TOPIC_RAW], group="h")
+    bus.publish(TOPIC_RAW, key="item-8", value=encode(raw(8)))
+    bus.flush()
+    consumer.wakeup()
+    assert [r.key for r in consumer.poll(max_records=10, timeout=5.0)] == ["item-8"], "records come before a wake"
+    consumer.close()
     bus.close()
