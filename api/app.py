@@ -79,7 +79,8 @@ def create_app(rt: Runtime, *, health_extra: Any = None) -> FastAPI:
                        rules=[BodyRule("/api/v1/items", MAX_UPLOAD_BYTES + 1024 * 1024),
                               BodyRule("/api/", MAX_API_BODY_BYTES)])
     # outermost: an upload waiting for its slot has not been authenticated or read yet (api.upload_intake)
-    app.add_middleware(UploadAdmission, path="/api/v1/items", slots=rt.settings.serve.upload_slots)
+    app.add_middleware(UploadAdmission, path="/api/v1/items", slots=rt.settings.serve.upload_slots,
+                       session_cookie=SESSION_COOKIE)
     app.state.health_extra = health_extra
     app.state.last_use = LastUseBuffer(interval_s=rt.settings.auth.last_used_flush_s)  # see api.auth
 

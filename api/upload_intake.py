@@ -91,17 +91,27 @@ class UploadAdmission:
     """At most ``slots`` requests to ``POST path`` inside the application at a time (pure ASGI middleware).
 
     A waiting upload has not had its body read: it costs the process nothing while searches and
-    page loads go ahead.  Other requests pass untouched.
+    page loads go ahead.  Other requests pass untouched, and so does an upload with no credentials
+    at all (no ``Authorization`` header, no ``session_cookie``): ``BodyLimits`` behind refuses it
+    from its headers at once, so anonymous requests never queue ahead of real uploads.
     """
 
-    def __init__(self, app: ASGIApp, *, path: str, slots: int) -> None:
+    def __init__(self, app: ASGIApp, *, path: str, slots: int, session_cookie: str = "") -> None:
         self.app = app
         self.path = path
         self.slots = max(1, slots)
+        self._cookie = f"{session_cookie}=".encode() if session_cookie else b""
         self._semaphore: asyncio.Semaphore | None = None  # made on the server's event loop
 
+    def _has_credentials(self, scope: Scope) -> bool:
+        for name, value in scope.get("headers", ()):
+            if name == b"authorization" or (name == b"cookie" and self._cookie and self._cookie in value):
+                return True
+        return False
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("method") != "POST" or scope.get("path") != self.path:
+        if (scope["type"] != "http" or scope.get("method") != "POST" or scope.get("path") != self.path
+                or not self._has_credentials(scope)):
             await self.app(scope, receive, send)
             return
         if self._semaphore is None:

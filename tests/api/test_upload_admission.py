@@ -102,3 +102,34 @@ def test_a_waiting_upload_is_not_let_in_while_searches_are(served: tuple[Runtime
                or len(keys) >= 2, 30, "both uploads on the bus")
     consumer.close()
     assert len(keys) == len(set(keys)) == 2
+
+
+def test_an_upload_without_credentials_does_not_wait_for_a_slot(served: tuple[Runtime, int, dict[str, str]]) -> None:
+    """Anonymous uploads are refused at once (401) while a real upload holds the only slot: they
+    never queue ahead of, or among, the uploads that may go in."""
+    _rt, port, tokens = served
+    body = _multipart("a.txt", b"Letter A about a refund. " * 400)
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.settimeout(60)
+    head = ["POST /api/v1/items HTTP/1.1", f"Host: 127.0.0.1:{port}", f"Authorization: Bearer {tokens['robot']}",
+            f"Content-Type: multipart/form-data; boundary={BOUNDARY}", f"Content-Length: {len(body)}"]
+    sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + body[: len(body) // 2])  # holds the slot
+    answers: list[int] = []
+
+    def anonymous() -> None:
+        answers.append(httpx.post(f"http://127.0.0.1:{port}/api/v1/items", timeout=60,
+                                  files={"file": ("x.txt", b"spam", "text/plain")}, data={"channel": "api"}
+                                  ).status_code)
+
+    for _ in range(3):
+        t = threading.Thread(target=anonymous)
+        t.start()
+        t.join(20)
+        assert not t.is_alive(), "an anonymous upload waited for the slot the real upload holds"
+    assert answers == [401, 401, 401]
+    sock.sendall(body[len(body) // 2:])
+    reply = b""
+    while b"\r\n\r\n" not in reply:
+        reply += sock.recv(65536)
+    sock.close()
+    assert reply.startswith(b"HTTP/1.1 202"), reply[:200]
