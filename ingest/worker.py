@@ -100,7 +100,7 @@ class Worker:
         self.bus = bus
         self.on_commit = on_commit  # told after each committed batch (a waiter may look for outcomes)
         self.hand_on_after_s = hand_on_after_s  # see _hand_on_early
-        self._batch_began, self._published = 0.0, 0
+        self._durable_at, self._published = 0.0, 0
         self._consumer: Consumer | None = None  # the group membership run() holds, for wake()
         self.handler = handler
         self.group = group
@@ -223,7 +223,7 @@ class Worker:
         if not records:
             return 0
         started, began = time.thread_time(), time.perf_counter()
-        self._batch_began, self._published = time.monotonic(), 0
+        self._durable_at, self._published = time.monotonic(), 0
         self._publish(self._handle(records))
         self.bus.flush()
         if self._published:
@@ -249,9 +249,9 @@ class Worker:
         done; a poll of fast items still ends in one flush.  The offsets are committed at the end
         as before, so a crash redelivers the whole poll (the stages are idempotent on item_id)."""
         self._publish(outputs)
-        if outputs and time.monotonic() - self._batch_began >= self.hand_on_after_s:
+        if outputs and time.monotonic() - self._durable_at >= self.hand_on_after_s:
             self.bus.flush()
-            self._batch_began = time.monotonic()
+            self._durable_at = time.monotonic()
 
     def _handle(self, records: list[Record]) -> list[Output]:
         decoded: list[tuple[Record, Any]] = []

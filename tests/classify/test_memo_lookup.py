@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import event
@@ -12,10 +14,9 @@ from casestore.lookup import StoreLookup
 from classify.lookup import MemoLookup
 
 
-def test_memo_answers_like_the_store_with_fewer_queries(session: Session) -> None:
-    customers.upsert_customer(session, customer_id="C1", name="Jane Doe", email="jane@example.com",
-                              postcode="AB1 2CD")
-    cases.upsert_case(session, ref="CM-2025-000001", customer_id="C1", case_type="complaint", opened_at=None)
+@contextmanager
+def _statements(session: Session) -> Iterator[list[str]]:
+    """The SQL statements sent on the session's connection while the block runs."""
     statements: list[str] = []
     engine = session.get_bind()
 
@@ -24,6 +25,16 @@ def test_memo_answers_like_the_store_with_fewer_queries(session: Session) -> Non
 
     event.listen(engine, "before_cursor_execute", count)
     try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+
+def test_memo_answers_like_the_store_with_fewer_queries(session: Session) -> None:
+    customers.upsert_customer(session, customer_id="C1", name="Jane Doe", email="jane@example.com",
+                              postcode="AB1 2CD")
+    cases.upsert_case(session, ref="CM-2025-000001", customer_id="C1", case_type="complaint", opened_at=None)
+    with _statements(session) as statements:
         store = StoreLookup(session)
         memo = MemoLookup(store)
         for _ in range(3):
@@ -42,8 +53,6 @@ def test_memo_answers_like_the_store_with_fewer_queries(session: Session) -> Non
             store.case_by_ref("CM-0000-000000")
             store.open_cases("C1")
         assert len(statements) >= 3 * asked_once > 0
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
 
 
 def test_prefetch_asks_a_batch_in_one_query_each_and_answers_like_the_store(session: Session) -> None:
@@ -54,15 +63,8 @@ def test_prefetch_asks_a_batch_in_one_query_each_and_answers_like_the_store(sess
     store = StoreLookup(session)
     refs = ["CM-2025-000001", " CM-2025-000002 ", "CM-2025-000003", "CM-0000-000000", "CM-2025-000001"]
     emails = ["JANE@example.com", "joe@example.com", "nobody@example.com", " ", "jane@example.com"]
-    statements: list[str] = []
-    engine = session.get_bind()
-
-    def count(*args: Any) -> None:
-        statements.append(args[2])
-
     memo = MemoLookup(store)
-    event.listen(engine, "before_cursor_execute", count)
-    try:
+    with _statements(session) as statements:
         memo.prefetch(case_refs=refs, emails=emails)
         assert len(statements) == 2  # one for the references, one for the addresses
         for ref in refs:
@@ -72,8 +74,6 @@ def test_prefetch_asks_a_batch_in_one_query_each_and_answers_like_the_store(sess
         assert len(statements) == 2 + len(refs) + 4  # the store's own answers; the memo asked nothing more
         memo.prefetch(case_refs=refs[:2], emails=emails[:2])  # known already: not asked again
         assert len(statements) == 2 + len(refs) + 4
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
 
 
 def test_prefetch_is_a_no_op_for_a_lookup_without_batch_questions() -> None:
@@ -116,22 +116,13 @@ def test_prefetch_of_surnames_answers_like_the_store_in_one_query(session: Sessi
         customers.upsert_customer(session, customer_id=f"S{n:02d}", name=f"Pat{n} Smith")
     store = StoreLookup(session)
     names = ["Doe", "DOE", "Smith", "Doe-Smith", "x", "two words", " ", "Nobody", "Doe"]
-    statements: list[str] = []
-    engine = session.get_bind()
-
-    def count(*args: Any) -> None:
-        statements.append(args[2])
-
     memo = MemoLookup(store)
-    event.listen(engine, "before_cursor_execute", count)
-    try:
+    with _statements(session) as statements:
         memo.prefetch(names=names)
         assert len(statements) == 1
         for name in names:
             assert list(memo.find_customers(name=name)) == list(store.find_customers(name=name)), name
         assert len(statements) == 1 + len(names) - 3  # the store's own answers (none for x, two words, " ")
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
     assert len(store.find_customers(name="Smith")) == 50
 
 
