@@ -123,12 +123,9 @@ class Worker:
     def run(self) -> None:
         """Run until ``stop`` is set; the consumer leaves its group cleanly at the end."""
         stage_var.set(self.handler.name)  # this thread's log lines are about its stage
-        try:
-            consumer = self._consumer = self._rejoin()
-        except Exception:
-            if self.stop.is_set():
-                return
-            raise
+        consumer = self._join_unless_stopping()
+        if consumer is None:
+            return
         log.info("stage %s consuming %s as group %s", self.handler.name, self.handler.in_topic, self.group)
         failures = 0
         try:
@@ -162,11 +159,24 @@ class Worker:
                         consumer.close()
                     if self.stop.wait(delay):
                         break
-                    consumer = self._consumer = self._rejoin()
+                    rejoined = self._join_unless_stopping()
+                    if rejoined is None:
+                        break  # stopped while the bus refused the join (a full disk): no traceback
+                    consumer = rejoined
         finally:
             consumer.close()
             log.info("stage %s stopped after %d messages (%d dead-lettered)",
                      self.handler.name, self.processed, self.dead)
+
+    def _join_unless_stopping(self) -> Consumer | None:
+        """Join the group (``_rejoin``); None when ``stop`` was set while the join kept failing."""
+        try:
+            consumer = self._consumer = self._rejoin()
+        except Exception:
+            if self.stop.is_set():
+                return None
+            raise
+        return consumer
 
     def wake(self) -> None:
         """After ``stop`` is set: end the poll ``run`` may be waiting in, so the stage stops now
