@@ -132,7 +132,7 @@ def test_reconnects_with_backoff_when_the_server_is_not_there_yet(
         server = start_dovecot(port)
         c = imap(server)
         c.append("INBOX", mail(20))
-        wait_until(lambda: w.stats.received == 1, what="the message once the server is up")
+        wait_until(lambda: w.stats.received == 1, timeout=30, what="the message once the server is up")
         c.select_folder("INBOX")
         wait_until(lambda: b"\\Flagged" in next(iter(c.get_flags(c.search(["ALL"])).values())), what="flagged")
         assert w.stats.state == "running"
