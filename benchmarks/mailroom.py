@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from casestore import cases, items
 from casestore.db import make_engine, session_factory, upgrade
 from classify.matcher import Matcher
+from ingest.messages import ClassifiedItem
 from ingest.pipeline import ClassifyStage, FileStage
 from tests.classify.forms import HELD_OUT, generate_forms
 from tests.classify.mailroom import (
@@ -54,8 +55,10 @@ def writers_twice(sessions: sessionmaker[Session], blob_dir: Path, n: int) -> di
 
     def file(batch: list[MailItem]) -> list[tuple[str, str | None]]:
         extracted = [extract_item(i, blob_dir) for i in batch]
-        classified = [m for _, _, m in ClassifyStage(matcher=Matcher(), sessions=sessions).handle_batch(extracted)]
-        FileStage(sessions=sessions).handle_batch(classified)  # type: ignore[arg-type]
+        outputs = ClassifyStage(matcher=Matcher(), sessions=sessions).handle_batch(extracted)
+        classified = [m for _, _, m in outputs if isinstance(m, ClassifiedItem)]
+        assert len(classified) == len(extracted), "an item went to the dead letters"
+        FileStage(sessions=sessions).handle_batch(classified)
         with sessions() as session:
             known = items.outcomes(session, item_ids=[c.item_id for c in classified])
         return [(known[c.item_id]["outcome"], known[c.item_id]["case_ref"]) for c in classified]

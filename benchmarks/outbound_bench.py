@@ -1,12 +1,13 @@
 """Outbound emails per second through the outbox to a local SMTP server (aiosmtpd).
 
-    python -m benchmarks.outbound_bench [--emails 500] [--batch 20] [--db-url URL] [--no-index]
+    python -m benchmarks.outbound_bench [--emails 500] [--batch 20] [--db-url URL]
 
 Queues ``--emails`` replies (one transaction each, as agents pressing Send do: outbox row, folder
 entry, audit event), then one sender drains the outbox into an aiosmtpd relay in this process:
 per message a claim (per batch), the ``committing`` mark, one SMTP connection (EHLO, MAIL, RCPT,
-DATA), the record, the .eml into the blob store, and one search-index write per batch (Tantivy,
-as in `casework serve`).  Prints one JSON line per phase: messages, seconds, per second, CPU of
+DATA), the record and the .eml into the blob store.  The folder entries reach the search index
+through the search outbox written with each message, which the sender does not drain (its cost is
+not in these figures).  Prints one JSON line per phase: messages, seconds, per second, CPU of
 this process.  The relay is aiosmtpd's own server in a process of its own (``--relay thread``: a
 thread of this one, counting what it receives).
 """
@@ -32,7 +33,6 @@ from casestore.outbound.drafts import OutboxPolicy
 from casestore.outbound.sender import Sender, SenderConfig
 from casestore.outbound.templates import Templates
 from casestore.outbound.transports import SmtpConfig, SmtpTransport
-from casestore.search.tantivy_index import TantivyIndex
 from ingest.blobs import FileBlobStore
 
 
@@ -66,7 +66,6 @@ def main() -> None:
     parser.add_argument("--emails", type=int, default=500)
     parser.add_argument("--batch", type=int, default=20)
     parser.add_argument("--db-url", default="", help="default: a fresh SQLite file")
-    parser.add_argument("--no-index", action="store_true", help="no search index (the sender skips indexing)")
     parser.add_argument("--relay", choices=("process", "thread"), default="process",
                         help="aiosmtpd in its own process (as a relay is; default) or a thread of this one")
     args = parser.parse_args()
@@ -97,11 +96,10 @@ def main() -> None:
     else:
         relay = Controller(handler, hostname="127.0.0.1", port=port, server_hostname="relay.bench")
         relay.start()
-    index = None if args.no_index else TantivyIndex(work / "index", heap_bytes=50_000_000, threads=1)
     try:
         sender = Sender(sessions=sessions, blobs=FileBlobStore(work / "blobs"),
                         transports={"email": SmtpTransport(SmtpConfig(host="127.0.0.1", port=port, security="none"))},
-                        config=SenderConfig(batch_size=args.batch), search_index=index)
+                        config=SenderConfig(batch_size=args.batch))
         began, cpu = time.perf_counter(), time.process_time()
         sent = 0
         while sent < args.emails:
@@ -109,7 +107,7 @@ def main() -> None:
             if report.claimed == 0:
                 raise SystemExit(f"the outbox ran dry after {sent} of {args.emails}: {report}")
             sent += report.sent
-        _report("send", sent, began, cpu, relay=args.relay, batch=args.batch, indexed=index is not None,
+        _report("send", sent, began, cpu, relay=args.relay, batch=args.batch,
                 db=engine.dialect.name)
         if args.relay == "thread":
             assert handler.received == sent, (handler.received, sent)
@@ -119,8 +117,6 @@ def main() -> None:
         else:
             relay.terminate()
             relay.wait(10)
-        if index is not None:
-            index.close()
         engine.dispose()
 
 

@@ -208,7 +208,7 @@ def percentiles(samples: list[float]) -> dict[str, float]:
 
 
 def bench_queries(rt: Runtime, index: SearchIndex, queries: list[str], label: str, docs: int) -> None:
-    rt.search_index = index  # type: ignore[attr-defined]
+    rt.search_index = index
     with rt.sessions() as session, session.begin():
         if session.query(users.User).filter_by(name="bench-agent").first() is None:
             users.add_user(session, name="bench-agent", role="agent", teams=["t3"])
@@ -267,7 +267,7 @@ def main() -> None:
         if "query" in phases:
             bench_queries(rt, index, queries, "tantivy", index.count())
         if "osmem" in phases:
-            from osmem_server import OsmemServer
+            from osmem_server import OsmemServer  # type: ignore[import-untyped]
 
             from casestore.search.opensearch_index import OpenSearchIndex
 

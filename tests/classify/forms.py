@@ -22,6 +22,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 from fpdf import FPDF
 
@@ -183,7 +184,7 @@ def render_pdf(blocks: Sequence[Block], rng: random.Random) -> bytes:
                     row.cell(label)
                     row.cell(cell)
         else:
-            left, right = value  # type: ignore[misc]
+            left, right = cast(tuple[str, str], value)
             pdf.cell(95, 6, left)
             pdf.cell(95, 6, right, new_x="LMARGIN", new_y="NEXT")
     return bytes(pdf.output())

@@ -299,7 +299,7 @@ def extract_item(item: MailItem, blob_dir: Path) -> ExtractedItem:
     result = extract(item.data, filename=item.filename, content_type=item.content_type, blobs=blobs,
                      limits=ExtractLimits())
     key = f"{item.channel}:{item.name}"
-    return ExtractedItem(item_id=item_id_for(key), channel=item.channel,  # type: ignore[arg-type]
+    return ExtractedItem(item_id=item_id_for(key), channel=item.channel,
                          received_at=datetime(2026, 3, 2, tzinfo=UTC), idempotency_key=key,
                          blob_sha256=ref.sha256, size=len(item.data), filename=item.filename,
                          content_type=item.content_type, metadata=item.metadata, parts=result.parts,
