@@ -221,18 +221,27 @@ def review_count(session: Session) -> int:
         .where(ProspectLink.state == "review", prospect.c.merged_into_id.is_(None))) or 0)
 
 
-def open_reviews(session: Session) -> list[Review]:
-    """Prospect/customer pairs waiting for a person, oldest first."""
+def open_reviews(session: Session, *, prospect_id: str | None = None,
+                 customer_id: str | None = None) -> list[Review]:
+    """Prospect/customer pairs waiting for a person, oldest first; only the pair named when
+    ``prospect_id`` and ``customer_id`` (CRM ids) are given.  Two queries, however many reviews."""
     prospect = Customer.__table__.alias("p")
     crm = Customer.__table__.alias("c")
-    rows = session.execute(
-        select(prospect.c.id, prospect.c.customer_id, prospect.c.name, crm.c.customer_id, crm.c.name,
-               ProspectLink.matched_on)
-        .join(prospect, prospect.c.id == ProspectLink.prospect_id).join(crm, crm.c.id == ProspectLink.customer_id)
-        .where(ProspectLink.state == "review", prospect.c.merged_into_id.is_(None)).order_by(ProspectLink.id)).all()
-    out = []
-    for pid, p_cid, p_name, c_cid, c_name, matched_on in rows:
-        refs = list(session.scalars(select(Case.ref).where(Case.customer_id == pid).order_by(Case.id)))
-        out.append(Review(prospect_id=p_cid, prospect_name=p_name, customer_id=c_cid, customer_name=c_name,
-                          matched_on=matched_on, cases=refs))
-    return out
+    query = (select(prospect.c.id, prospect.c.customer_id, prospect.c.name, crm.c.customer_id, crm.c.name,
+                    ProspectLink.matched_on)
+             .join(prospect, prospect.c.id == ProspectLink.prospect_id).join(crm, crm.c.id == ProspectLink.customer_id)
+             .where(ProspectLink.state == "review", prospect.c.merged_into_id.is_(None)).order_by(ProspectLink.id))
+    if prospect_id is not None:
+        query = query.where(prospect.c.customer_id == prospect_id)
+    if customer_id is not None:
+        query = query.where(crm.c.customer_id == customer_id)
+    rows = session.execute(query).all()
+    refs: dict[int, list[str]] = {pid: [] for pid, *_ in rows}
+    if refs:
+        for owner, ref in session.execute(select(Case.customer_id, Case.ref)
+                                          .where(Case.customer_id.in_(list(refs))).order_by(Case.id)):
+            if owner is not None:  # always: the IN list holds no NULL
+                refs[owner].append(ref)
+    return [Review(prospect_id=p_cid, prospect_name=p_name, customer_id=c_cid, customer_name=c_name,
+                   matched_on=matched_on, cases=list(refs[pid]))
+            for pid, p_cid, p_name, c_cid, c_name, matched_on in rows]

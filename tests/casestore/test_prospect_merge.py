@@ -84,6 +84,9 @@ def test_phone_only_or_another_name_waits_for_a_person(session: Session, tmp_pat
     found = {(r.prospect_id, r.customer_id, r.matched_on, tuple(r.cases)) for r in prospects.open_reviews(session)}
     assert found == {(by_phone.customer_id, "C-7", "phone", (phone_ref,)),
                      (shared.customer_id, "C-8", "email_name_differs", (shared_ref,))}
+    one = prospects.open_reviews(session, prospect_id=shared.customer_id, customer_id="C-8")
+    assert [(r.prospect_id, r.cases) for r in one] == [(shared.customer_id, [shared_ref])]
+    assert prospects.open_reviews(session, prospect_id=shared.customer_id, customer_id="C-7") == []
     # a person decides: Sam is C-7; Tom is not Jane
     assert prospects.merge_prospect(session, prospect_id=by_phone.customer_id, customer_id="C-7",
                                     actor="sue") == [phone_ref]

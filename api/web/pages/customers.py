@@ -31,9 +31,10 @@ router = APIRouter(include_in_schema=False)
 DECIDERS = ("supervisor", "admin")
 
 
-def _visible_reviews(request: Request, page: PageContext) -> list[Review]:
+def _visible_reviews(request: Request, page: PageContext, *, prospect: str | None = None,
+                     customer: str | None = None) -> list[Review]:
     with runtime_of(request).read_sessions() as session:
-        found = open_reviews(session)
+        found = open_reviews(session, prospect_id=prospect, customer_id=customer)
         refs = {ref for r in found for ref in r.cases}
         cases = {c.ref: c for c in session.scalars(select(Case).where(Case.ref.in_(refs)))} if refs else {}
         return [r for r in found if all(may_see(page.user, cases.get(ref)) for ref in r.cases)]
@@ -62,7 +63,7 @@ Reason = Annotated[str, Form(max_length=2000)]
 
 
 def _listed(request: Request, page: PageContext, prospect: str, customer: str) -> bool:
-    return any(r.prospect_id == prospect and r.customer_id == customer for r in _visible_reviews(request, page))
+    return bool(_visible_reviews(request, page, prospect=prospect, customer=customer))
 
 
 @router.post("/customers/reviews/merge")
