@@ -200,6 +200,89 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 5, max_overflo
     )
 
 
+class WriterBusy(Exception):
+    """``sqlite_immediate(..., wait=False)``: the writer lock is taken right now; nothing was done."""
+
+
+@contextmanager
+def sqlite_immediate(engine: Engine, *, wait: bool = True) -> Iterator[Any]:
+    """A driver cursor (``sqlite3``) on a pooled connection, inside ``BEGIN IMMEDIATE`` with this
+    process's writer turn, committed when the block ends (rolled back if it raises): the same
+    transaction ``engine.begin()`` gives, without SQLAlchemy's execution layer, for a hot path whose
+    statements are few and fixed (get-next: its Python time is spent while every other writer
+    waits).  Driver errors come out as SQLAlchemy's (``translate_errors`` knows them).
+
+    ``wait=False`` is for a caller that must not block (an event loop): ``WriterBusy`` at once when
+    another thread holds the writer turn or another process the writer lock, and the commit does
+    not checkpoint the WAL (a checkpoint writes and syncs the database file: the caller runs
+    ``sqlite_checkpoint`` elsewhere, off the loop, every few hundred commits)."""
+    import sqlite3
+
+    database = engine.url.database or ""
+    turn = _WriterTurn.of(database) if database and database != ":memory:" else None
+    took = False
+    if turn is not None:
+        took = turn.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000) if wait else turn.acquire(blocking=False)
+        if not took:
+            if not wait:
+                raise WriterBusy("another thread of this process holds the SQLite writer turn")
+            log.warning("an SQLite writer held its turn over %d ms; going on without it", SQLITE_BUSY_TIMEOUT_MS)
+    try:
+        raw = engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            try:
+                if wait:
+                    cursor.execute("BEGIN IMMEDIATE")
+                else:
+                    cursor.execute("PRAGMA busy_timeout = 0")
+                    try:
+                        cursor.execute("BEGIN IMMEDIATE")
+                    except sqlite3.OperationalError as error:
+                        if (getattr(error, "sqlite_errorcode", 0) & 0xFF) in (5, 6):  # BUSY, LOCKED
+                            raise WriterBusy(str(error)) from error
+                        raise
+                    finally:
+                        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+                try:
+                    yield cursor
+                except BaseException:
+                    cursor.execute("ROLLBACK")
+                    raise
+                if took and turn is not None:  # as _sqlite_listeners: the turn ends just before COMMIT
+                    turn.release()
+                    took = False
+                if not wait:
+                    cursor.execute("PRAGMA wal_autocheckpoint = 0")
+                try:
+                    cursor.execute("COMMIT")
+                except BaseException:
+                    raw.rollback()
+                    raise
+                finally:
+                    if not wait:
+                        cursor.execute("PRAGMA wal_autocheckpoint = 1000")  # SQLite's default, as every connection has
+            except sqlite3.Error as error:
+                raise exc.DBAPIError.instance(None, None, error, sqlite3.Error) from error
+            finally:
+                cursor.close()
+        finally:
+            raw.close()
+    finally:
+        if took and turn is not None:
+            turn.release()
+
+
+def sqlite_checkpoint(engine: Engine) -> None:
+    """A passive WAL checkpoint (never waits for readers or writers) on a pooled connection: what
+    SQLite's automatic checkpoint does after a commit, for commits made with it switched off."""
+    raw = engine.raw_connection()
+    try:
+        raw.cursor().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+    finally:
+        raw.close()
+
+
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     """Sessions that keep loaded values after commit (callers often read what they just wrote)."""
     return sessionmaker(bind=engine, expire_on_commit=False)
