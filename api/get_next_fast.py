@@ -27,7 +27,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from api.wiring import Runtime
 from casestore import users
 from casestore.access import principal_of
-from casestore.db import WriterBusy, sqlite_checkpoint
+from casestore.db import WriterBusy, driver_cursor, sqlite_checkpoint
 from casestore.errors import CaseStoreError
 from casestore.token_use import LastUseBuffer
 from casestore.work.actor import Actor
@@ -108,8 +108,13 @@ def _serve(runtime: Runtime, buffer: LastUseBuffer, token: str, *,
     when the claim would have to wait for SQLite's writer lock."""
     from api.queue_routes import next_work  # the route's module imports this one's error shape
 
-    with runtime.statement_sessions() as session:  # one statement, as api.auth's check
-        check = users.check_token(session, token=token)
+    engine = runtime.engine
+    if engine.dialect.name == "sqlite":  # the same query and rule on the driver: a Session cost more than the claim
+        with driver_cursor(engine) as cursor:
+            check = users.check_token_on(cursor, engine.dialect, token=token)
+    else:
+        with runtime.statement_sessions() as session:  # one statement, as api.auth's check
+            check = users.check_token(session, token=token)
     if check.user is None or check.token_id is None:
         return None
     user = principal_of(check.user)

@@ -17,11 +17,13 @@ import logging
 import threading
 import time
 import uuid
+from collections import namedtuple
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import ARRAY, ColumnElement, Engine, any_, create_engine, event, exc, literal, text
 from sqlalchemy.engine import Connection, make_url
@@ -200,6 +202,9 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 5, max_overflo
     )
 
 
+_engine_turns: WeakKeyDictionary[Engine, threading.Lock | None] = WeakKeyDictionary()  # (resolving a path costs)
+
+
 class WriterBusy(Exception):
     """``sqlite_immediate(..., wait=False)``: the writer lock is taken right now; nothing was done."""
 
@@ -218,8 +223,11 @@ def sqlite_immediate(engine: Engine, *, wait: bool = True) -> Iterator[Any]:
     ``sqlite_checkpoint`` elsewhere, off the loop, every few hundred commits)."""
     import sqlite3
 
-    database = engine.url.database or ""
-    turn = _WriterTurn.of(database) if database and database != ":memory:" else None
+    if engine in _engine_turns:
+        turn = _engine_turns[engine]
+    else:
+        database = engine.url.database or ""
+        turn = _engine_turns[engine] = _WriterTurn.of(database) if database and database != ":memory:" else None
     took = False
     if turn is not None:
         took = turn.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000) if wait else turn.acquire(blocking=False)
@@ -271,6 +279,50 @@ def sqlite_immediate(engine: Engine, *, wait: bool = True) -> Iterator[Any]:
     finally:
         if took and turn is not None:
             turn.release()
+
+
+class DriverQuery:
+    """A Core ``SELECT`` compiled once per dialect and run on a driver cursor, its values converted
+    by SQLAlchemy's own type processors: the rows a ``Session`` would give, without the execution
+    layer (for a read on every request of a hot route, such as a bearer token's check)."""
+
+    def __init__(self, stmt: Any) -> None:
+        self.stmt = stmt
+        self._compiled: WeakKeyDictionary[Any, tuple[str, list[str], list[Any], Any]] = WeakKeyDictionary()
+
+    def _for(self, dialect: Any) -> tuple[str, list[str], list[Any], Any]:
+        found = self._compiled.get(dialect)
+        if found is None:
+            compiled = self.stmt.compile(dialect=dialect)
+            columns = list(self.stmt.selected_columns)
+            found = (str(compiled), list(compiled.positiontup or []),
+                     [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns],
+                     namedtuple("Row", [c.key for c in columns]))
+            self._compiled[dialect] = found
+        return found
+
+    def first(self, cursor: Any, dialect: Any, params: dict[str, Any]) -> Any:
+        """The first row (attributes by column key), or None."""
+        sql, order, readers, row_type = self._for(dialect)
+        row = cursor.execute(sql, [params[name] for name in order]).fetchone()
+        if row is None:
+            return None
+        return row_type(*[read(v) if read is not None else v for read, v in zip(readers, row, strict=True)])
+
+
+@contextmanager
+def driver_cursor(engine: Engine) -> Iterator[Any]:
+    """A driver cursor on a pooled connection, outside any transaction (SQLite: each statement its
+    own, as autocommit): for one read."""
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        try:
+            yield cursor
+        finally:
+            cursor.close()
+    finally:
+        raw.close()
 
 
 def sqlite_checkpoint(engine: Engine) -> None:
