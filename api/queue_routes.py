@@ -77,10 +77,10 @@ def next_work(rt: Runtime, actor: Actor, *, wait: bool = True) -> NextWork:
     # SQLite: the claim's three statements on a driver cursor (``queues.next_claim_sqlite``), under
     # the same BEGIN IMMEDIATE and writer turn as ``rt.sessions()`` would take
     with translate_errors(), sqlite_immediate(rt.engine, wait=wait) as cursor:
-        claimed = queues.next_claim_sqlite(cursor, engine=rt.engine, read_sessions=rt.read_sessions, actor=actor,
-                                           now=utcnow(), max_active=max_active)
+        row = queues.next_claim_sqlite(cursor, engine=rt.engine, read_sessions=rt.read_sessions, actor=actor,
+                                       now=utcnow(), max_active=max_active)
     # the view is built after the commit: SQLite's writer lock is held no longer than the claim
-    return NextWork(task=queue_reads.claimed_view(claimed) if claimed is not None else None)
+    return NextWork(task=queue_reads.claimed_view(row) if row is not None else None)
 
 
 @router.get("/work/mine", response_model=list[TaskView])

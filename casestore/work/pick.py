@@ -32,7 +32,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 from weakref import WeakKeyDictionary
 
 from sqlalchemy import BindParameter, Integer, String, TextualSelect, bindparam, column, select, text
@@ -136,6 +136,38 @@ def _claim_sqlite(n: int, visible: bool) -> ExecutableReturnsRows:
         *WorkTask.__table__.c, column("case_ref", String()), column("case_type_name", String()))
     return (select(WorkTask, returning.selected_columns.case_ref, returning.selected_columns.case_type_name)
             .from_statement(returning).execution_options(populate_existing=True))
+
+
+class TaskRow(NamedTuple):
+    """A claimed task's columns as read (SQLite's driver path): what a view of it needs, without the
+    ORM's instrumentation of a ``WorkTask`` (a test keeps the fields those of ``tasks``)."""
+
+    id: int
+    case_id: int
+    stage: str
+    name: str
+    iteration: int
+    state: str
+    queue: str
+    urgency: int
+    due_at: datetime
+    created_at: datetime
+    assignee: str | None
+    lease_expires_at: datetime | None
+    lease_version: int
+    checklist: dict[str, Any]
+    completion_code: str | None
+    completed_at: datetime | None
+    completed_by: str | None
+
+
+@dataclass(frozen=True)
+class ClaimedRow:
+    """``Claimed`` as SQLite's driver path gives it: the task's columns, not an ORM object."""
+
+    task: TaskRow
+    case_ref: str
+    case_type: str
 
 
 @dataclass(frozen=True)
@@ -269,7 +301,7 @@ def _claim_sqlite_driver(n: int, teams: int | None) -> str:
 
 
 def claim_best_sqlite(cursor: Any, *, dialect: Dialect, queues: list[QueueInfo], actor: Actor,
-                      visible_teams: tuple[str, ...] | None, now: datetime) -> Claimed | None:
+                      visible_teams: tuple[str, ...] | None, now: datetime) -> ClaimedRow | None:
     """``claim_best`` on SQLite on a driver cursor inside ``BEGIN IMMEDIATE``: the claim (one
     statement, returning the case's reference and type) and its ``task.claimed`` event."""
     write, _, readers = _converters(dialect)
@@ -284,10 +316,9 @@ def claim_best_sqlite(cursor: Any, *, dialect: Dialect, queues: list[QueueInfo],
     row = cursor.execute(sql, params).fetchone()
     if row is None:
         return None
-    task = WorkTask(**{c.key: (read(v) if read is not None else v)
-                       for c, read, v in zip(_TASK_COLUMNS, readers, row, strict=False)})
+    task = TaskRow(*[read(v) if read is not None else v for read, v in zip(readers, row[:-2], strict=True)])
     cursor.execute(_AUDIT_SQLITE, {
         "at": write(utcnow()) if write is not None else utcnow(), "actor": actor.name, "case_id": task.case_id,
         "details": json_dumps({"task_id": task.id, "task": task.name, "queue": task.queue, "how": "get_next",
                                "lease_version": task.lease_version, "lease_expires_at": task.lease_expires_at})})
-    return Claimed(task, row[-2], row[-1])
+    return ClaimedRow(task, row[-2], row[-1])

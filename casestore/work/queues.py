@@ -163,7 +163,7 @@ def next_claim_in_one_statement(session: Session, *, actor: Actor, now: datetime
 
 
 def next_claim_sqlite(cursor: Any, *, engine: Engine, read_sessions: Callable[[], Session], actor: Actor,
-                      now: datetime, max_active: int = DEFAULT_MAX_ACTIVE) -> pick.Claimed | None:
+                      now: datetime, max_active: int = DEFAULT_MAX_ACTIVE) -> pick.ClaimedRow | None:
     """``next_claim`` on SQLite on a driver cursor inside ``BEGIN IMMEDIATE``
     (``casestore.db.sqlite_immediate``): the same three statements (guard, claim, audit event)
     under the same writer lock, without SQLAlchemy's execution layer.  The queue index is this

@@ -33,7 +33,7 @@ def sqlite_engine(engine: Engine) -> Engine:
     return engine
 
 
-def _next(engine: Engine, actor: Actor, *, max_active: int = 5, wait: bool = True) -> pick.Claimed | None:
+def _next(engine: Engine, actor: Actor, *, max_active: int = 5, wait: bool = True) -> pick.ClaimedRow | None:
     reads = session_factory(engine.execution_options(sqlite_begin="DEFERRED"))
     with translate_errors(), sqlite_immediate(engine, wait=wait) as cursor:
         return queues.next_claim_sqlite(cursor, engine=engine, read_sessions=reads, actor=actor, now=T0,
@@ -71,6 +71,10 @@ def test_the_driver_path_claims_as_the_orm_path_does(sqlite_engine: Engine, sess
     with sessions() as s, s.begin():
         assert [t.id for t in queues.my_work(s, actor=alice)] == [high.id, low.id]
         queues.release(s, task_id=high.id, actor=alice)
+
+
+def test_a_claimed_rows_fields_are_the_tasks_columns() -> None:
+    assert pick.TaskRow._fields == tuple(c.key for c in WorkTask.__table__.c)
 
 
 def test_a_definition_stored_meanwhile_is_seen_by_the_next_claim(sqlite_engine: Engine,
