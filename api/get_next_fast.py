@@ -8,6 +8,15 @@ wrapper.  This app sits outermost and answers a get-next that carries a bearer t
 itself: the token check, the role check, the claim and the JSON in one threadpool trip, the same
 service (``api.queue_routes.next_work``) and the same response as the route.
 
+On SQLite the token check and the claim run on the event loop itself, not in a worker thread:
+SQLite serialises writers anyway, the statements are short, and a threadpool trip (anyio's
+bookkeeping, two thread hand-overs and a wait to win the GIL back) cost more than the claim.  The
+loop never waits for the database: the claim is tried only when this process's writer turn is free
+and SQLite's writer lock can be had at once (``sqlite_immediate(wait=False)``), else it goes to the
+threadpool and waits there as before; and its commits skip SQLite's automatic WAL checkpoint (a
+write and a sync of the database file), which runs in a worker thread every ``CHECKPOINT_EVERY``
+claims instead.  Durability is unchanged: WAL with ``synchronous=NORMAL``, as every connection.
+
 Everything else goes to the framework unchanged, and so does a get-next it does not serve: no or
 a bad token (the framework's 401 / 403, worded as everywhere else), a workbench session cookie, a
 body.  Errors of the claim itself (the cap, a disabled user, the store busy) are answered here with

@@ -19,6 +19,9 @@
 
    Both guard the update with ``state = 'queued'``.
 
+``casework serve`` runs SQLite's statements on the driver's cursor (``claim_best_sqlite``, below):
+the same SQL, without SQLAlchemy's execution layer and ORM load per call.
+
 Why text and not the ORM's statement builders: building eight selects per call cost more Python
 time than the database spent answering them (~4 ms against ~0.2 ms on a busy 2-core machine), and a
 round trip per queue added more.  The statements are cached per (dialect, queue count, visibility),
