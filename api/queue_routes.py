@@ -68,7 +68,8 @@ def next_work(rt: Runtime, actor: Actor, *, wait: bool = True) -> NextWork:
     """get-next in one transaction (the route above, and the workbench's get-next pages).  On
     PostgreSQL one statement in autocommit (``casework_get_next``): no BEGIN and COMMIT round trips,
     and the claimed row's lock is held for the database's own work only.  ``wait=False`` (SQLite, a
-    caller on the event loop): ``WriterBusy`` instead of waiting for the writer lock."""
+    caller on the event loop): ``WriterBusy``, nothing done, instead of waiting for the writer lock
+    or rebuilding the queue index."""
     max_active = rt.settings.queues.max_active_per_agent
     if rt.engine.dialect.name == "postgresql":
         with translate_errors(), rt.statement_sessions() as session:
@@ -78,7 +79,7 @@ def next_work(rt: Runtime, actor: Actor, *, wait: bool = True) -> NextWork:
     # the same BEGIN IMMEDIATE and writer turn as ``rt.sessions()`` would take
     with translate_errors(), sqlite_immediate(rt.engine, wait=wait) as cursor:
         row = queues.next_claim_sqlite(cursor, engine=rt.engine, read_sessions=rt.read_sessions, actor=actor,
-                                       now=utcnow(), max_active=max_active)
+                                       now=utcnow(), max_active=max_active, may_rebuild=wait)
     # the view is built after the commit: SQLite's writer lock is held no longer than the claim
     return NextWork(task=queue_reads.claimed_view(row) if row is not None else None)
 

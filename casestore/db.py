@@ -206,7 +206,8 @@ _engine_turns: WeakKeyDictionary[Engine, threading.Lock | None] = WeakKeyDiction
 
 
 class WriterBusy(Exception):
-    """``sqlite_immediate(..., wait=False)``: the writer lock is taken right now; nothing was done."""
+    """``sqlite_immediate(..., wait=False)``: the writer lock is taken right now (or the work would
+    otherwise have to wait or take long); nothing was done: try again where waiting is fine."""
 
 
 @contextmanager

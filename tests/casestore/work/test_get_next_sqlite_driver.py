@@ -37,7 +37,7 @@ def _next(engine: Engine, actor: Actor, *, max_active: int = 5, wait: bool = Tru
     reads = session_factory(engine.execution_options(sqlite_begin="DEFERRED"))
     with translate_errors(), sqlite_immediate(engine, wait=wait) as cursor:
         return queues.next_claim_sqlite(cursor, engine=engine, read_sessions=reads, actor=actor, now=T0,
-                                        max_active=max_active)
+                                        max_active=max_active, may_rebuild=wait)
 
 
 def test_the_driver_path_claims_as_the_orm_path_does(sqlite_engine: Engine, sessions: sessionmaker[Session]) -> None:
@@ -86,6 +86,8 @@ def test_a_definition_stored_meanwhile_is_seen_by_the_next_claim(sqlite_engine: 
     with sessions() as s, s.begin():  # a new version puts the queue "triage" in alice's team
         store_definition(s, definition(version=2, queues={"complaints": "complaints", "triage": "complaints"}))
         task(s, case(s), queue="triage")
+    with pytest.raises(WriterBusy):  # on the event loop: no rebuild there (it parses every definition)
+        _next(sqlite_engine, agent("alice", "complaints"), wait=False)
     got = _next(sqlite_engine, agent("alice", "complaints"))
     assert got is not None and got.task.queue == "triage"
 
@@ -132,6 +134,8 @@ def test_wait_false_is_turned_away_at_once_while_another_transaction_writes(sqli
     with sessions() as s, s.begin():
         store_definition(s, definition())
         task(s, case(s))
+        task(s, case(s))
+    assert _next(sqlite_engine, agent("alice", "complaints")) is not None  # builds this process's queue index
     other = sqlite_engine.connect()  # another writer holds the writer lock (as another process would)
     raw = other.connection.dbapi_connection
     assert raw is not None
