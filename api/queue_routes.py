@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from api.auth import Principal, authenticate_request, bearer, check_role, get_runtime, require_roles
 from api.params import LeaseVersion, TaskId
 from api.wiring import Runtime
-from casestore.db import translate_errors
+from casestore.db import sqlite_immediate, translate_errors
 from casestore.models import utcnow
 from casestore.work import queue_reads, queues
 from casestore.work.actor import Actor
@@ -64,19 +64,24 @@ def add_get_next(app: FastAPI) -> None:
                       tags=["work queues"], summary="Next Task", operation_id="next_task_api_v1_work_next_post")
 
 
-def next_work(rt: Runtime, actor: Actor) -> NextWork:
+def next_work(rt: Runtime, actor: Actor, *, wait: bool = True) -> NextWork:
     """get-next in one transaction (the route above, and the workbench's get-next pages).  On
     PostgreSQL one statement in autocommit (``casework_get_next``): no BEGIN and COMMIT round trips,
-    and the claimed row's lock is held for the database's own work only."""
+    and the claimed row's lock is held for the database's own work only.  ``wait=False`` (SQLite, a
+    caller on the event loop): ``WriterBusy``, nothing done, instead of waiting for the writer lock
+    or rebuilding the queue index."""
     max_active = rt.settings.queues.max_active_per_agent
     if rt.engine.dialect.name == "postgresql":
         with translate_errors(), rt.statement_sessions() as session:
             claimed = queues.next_claim_in_one_statement(session, actor=actor, now=utcnow(), max_active=max_active)
         return NextWork(task=queue_reads.claimed_view(claimed) if claimed is not None else None)
-    with translate_errors(), rt.sessions() as session, session.begin():
-        claimed = queues.next_claim(session, actor=actor, now=utcnow(), max_active=max_active)
+    # SQLite: the claim's three statements on a driver cursor (``queues.next_claim_sqlite``), under
+    # the same BEGIN IMMEDIATE and writer turn as ``rt.sessions()`` would take
+    with translate_errors(), sqlite_immediate(rt.engine, wait=wait) as cursor:
+        row = queues.next_claim_sqlite(cursor, engine=rt.engine, read_sessions=rt.read_sessions, actor=actor,
+                                       now=utcnow(), max_active=max_active, may_rebuild=wait)
     # the view is built after the commit: SQLite's writer lock is held no longer than the claim
-    return NextWork(task=queue_reads.claimed_view(claimed) if claimed is not None else None)
+    return NextWork(task=queue_reads.claimed_view(row) if row is not None else None)
 
 
 @router.get("/work/mine", response_model=list[TaskView])

@@ -17,11 +17,13 @@ import logging
 import threading
 import time
 import uuid
+from collections import namedtuple
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import ARRAY, ColumnElement, Engine, any_, create_engine, event, exc, literal, text
 from sqlalchemy.engine import Connection, make_url
@@ -198,6 +200,140 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 5, max_overflo
     raise InvalidInput(
         f"unsupported database {backend!r}: use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB"
     )
+
+
+_engine_turns: WeakKeyDictionary[Engine, threading.Lock | None] = WeakKeyDictionary()  # (resolving a path costs)
+
+
+class WriterBusy(Exception):
+    """``sqlite_immediate(..., wait=False)``: the writer lock is taken right now (or the work would
+    otherwise have to wait or take long); nothing was done: try again where waiting is fine."""
+
+
+@contextmanager
+def sqlite_immediate(engine: Engine, *, wait: bool = True) -> Iterator[Any]:
+    """A driver cursor (``sqlite3``) on a pooled connection, inside ``BEGIN IMMEDIATE`` with this
+    process's writer turn, committed when the block ends (rolled back if it raises): the same
+    transaction ``engine.begin()`` gives, without SQLAlchemy's execution layer, for a hot path whose
+    statements are few and fixed (get-next: its Python time is spent while every other writer
+    waits).  Driver errors come out as SQLAlchemy's (``translate_errors`` knows them).
+
+    ``wait=False`` is for a caller that must not block (an event loop): ``WriterBusy`` at once when
+    another thread holds the writer turn or another process the writer lock, and the commit does
+    not checkpoint the WAL (a checkpoint writes and syncs the database file: the caller runs
+    ``sqlite_checkpoint`` elsewhere, off the loop, every few hundred commits)."""
+    import sqlite3
+
+    if engine in _engine_turns:
+        turn = _engine_turns[engine]
+    else:
+        database = engine.url.database or ""
+        turn = _engine_turns[engine] = _WriterTurn.of(database) if database and database != ":memory:" else None
+    took = False
+    if turn is not None:
+        took = turn.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000) if wait else turn.acquire(blocking=False)
+        if not took:
+            if not wait:
+                raise WriterBusy("another thread of this process holds the SQLite writer turn")
+            log.warning("an SQLite writer held its turn over %d ms; going on without it", SQLITE_BUSY_TIMEOUT_MS)
+    try:
+        raw = engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            try:
+                if wait:
+                    cursor.execute("BEGIN IMMEDIATE")
+                else:
+                    cursor.execute("PRAGMA busy_timeout = 0")
+                    try:
+                        cursor.execute("BEGIN IMMEDIATE")
+                    except sqlite3.OperationalError as error:
+                        if (getattr(error, "sqlite_errorcode", 0) & 0xFF) in (5, 6):  # BUSY, LOCKED
+                            raise WriterBusy(str(error)) from error
+                        raise
+                    finally:
+                        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+                try:
+                    yield cursor
+                except BaseException:
+                    cursor.execute("ROLLBACK")
+                    raise
+                if took and turn is not None:  # as _sqlite_listeners: the turn ends just before COMMIT
+                    turn.release()
+                    took = False
+                if not wait:
+                    cursor.execute("PRAGMA wal_autocheckpoint = 0")
+                try:
+                    cursor.execute("COMMIT")
+                except BaseException:
+                    raw.rollback()
+                    raise
+                finally:
+                    if not wait:
+                        cursor.execute("PRAGMA wal_autocheckpoint = 1000")  # SQLite's default, as every connection has
+            except sqlite3.Error as error:
+                raise exc.DBAPIError.instance(None, None, error, sqlite3.Error) from error
+            finally:
+                cursor.close()
+        finally:
+            raw.close()
+    finally:
+        if took and turn is not None:
+            turn.release()
+
+
+class DriverQuery:
+    """A Core ``SELECT`` compiled once per dialect and run on a driver cursor, its values converted
+    by SQLAlchemy's own type processors: the rows a ``Session`` would give, without the execution
+    layer (for a read on every request of a hot route, such as a bearer token's check)."""
+
+    def __init__(self, stmt: Any) -> None:
+        self.stmt = stmt
+        self._compiled: WeakKeyDictionary[Any, tuple[str, list[str], list[Any], Any]] = WeakKeyDictionary()
+
+    def _for(self, dialect: Any) -> tuple[str, list[str], list[Any], Any]:
+        found = self._compiled.get(dialect)
+        if found is None:
+            compiled = self.stmt.compile(dialect=dialect)
+            columns = list(self.stmt.selected_columns)
+            found = (str(compiled), list(compiled.positiontup or []),
+                     [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns],
+                     namedtuple("Row", [c.key for c in columns]))
+            self._compiled[dialect] = found
+        return found
+
+    def first(self, cursor: Any, dialect: Any, params: dict[str, Any]) -> Any:
+        """The first row (attributes by column key), or None."""
+        sql, order, readers, row_type = self._for(dialect)
+        row = cursor.execute(sql, [params[name] for name in order]).fetchone()
+        if row is None:
+            return None
+        return row_type(*[read(v) if read is not None else v for read, v in zip(readers, row, strict=True)])
+
+
+@contextmanager
+def driver_cursor(engine: Engine) -> Iterator[Any]:
+    """A driver cursor on a pooled connection, outside any transaction (SQLite: each statement its
+    own, as autocommit): for one read."""
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        try:
+            yield cursor
+        finally:
+            cursor.close()
+    finally:
+        raw.close()
+
+
+def sqlite_checkpoint(engine: Engine) -> None:
+    """A passive WAL checkpoint (never waits for readers or writers) on a pooled connection: what
+    SQLite's automatic checkpoint does after a commit, for commits made with it switched off."""
+    raw = engine.raw_connection()
+    try:
+        raw.cursor().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+    finally:
+        raw.close()
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -22,6 +22,7 @@ from typing import Any, Literal
 from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.orm import Session
 
+from casestore.db import DriverQuery
 from casestore.errors import Conflict, InvalidInput, NotFound
 from casestore.models import ROLES, ApiToken, User, utcnow
 from casestore.validation import optional, required
@@ -201,7 +202,20 @@ def check_token(session: Session, *, token: str, now: datetime | None = None) ->
         return TokenCheck(None, None, "unknown")
     # columns, not ORM objects: this runs on every API request, and loading an ApiToken with its
     # User through the ORM cost more CPU than the query (the user comes back detached, for reading)
-    found = session.execute(_token_lookup(), {"token_hash": hash_token(token)}).first()
+    return _judge(session.execute(_token_lookup(), {"token_hash": hash_token(token)}).first(), now)
+
+
+def check_token_on(cursor: Any, dialect: Any, *, token: str, now: datetime | None = None) -> TokenCheck:
+    """``check_token`` on a driver cursor (``casestore.db.driver_cursor``): the same query and rule,
+    for get-next's path in front of the web framework, where a ``Session`` per call cost more CPU
+    than the claim's own statements."""
+    if not token:
+        return TokenCheck(None, None, "unknown")
+    return _judge(_TOKEN_LOOKUP.first(cursor, dialect, {"token_hash": hash_token(token)}), now)
+
+
+def _judge(found: Any, now: datetime | None) -> TokenCheck:
+    """What the token row ``found`` (None: no such token) says at ``now``."""
     if found is None:
         return TokenCheck(None, None, "unknown")
     problem: Problem | None = None
@@ -225,6 +239,9 @@ def _token_lookup() -> Select[Any]:
                    people.teams, people.disabled, people.created_at)
             .join_from(ApiToken.__table__, User.__table__, tokens.user_id == people.id)
             .where(tokens.token_hash == bindparam("token_hash")))
+
+
+_TOKEN_LOOKUP = DriverQuery(_token_lookup())
 
 
 def authenticate(session: Session, *, token: str) -> User | None:

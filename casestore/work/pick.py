@@ -19,6 +19,9 @@
 
    Both guard the update with ``state = 'queued'``.
 
+``casework serve`` runs SQLite's statements on the driver's cursor (``claim_best_sqlite``, below):
+the same SQL, without SQLAlchemy's execution layer and ORM load per call.
+
 Why text and not the ORM's statement builders: building eight selects per call cost more Python
 time than the database spent answering them (~4 ms against ~0.2 ms on a busy 2-core machine), and a
 round trip per queue added more.  The statements are cached per (dialect, queue count, visibility),
@@ -32,14 +35,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import BindParameter, Integer, String, TextualSelect, bindparam, column, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.selectable import ExecutableReturnsRows
 
 from casestore import audit
+from casestore.db import json_dumps
 from casestore.models import UTCDateTime, utcnow
 from casestore.work.actor import Actor
 from casestore.work.models import WorkTask
@@ -110,8 +116,7 @@ def _claim_pg(n: int, visible: bool) -> ExecutableReturnsRows:
             .from_statement(returning).execution_options(populate_existing=True))
 
 
-@cache
-def _claim_sqlite(n: int, visible: bool) -> ExecutableReturnsRows:
+def _claim_sqlite_sql(n: int, visible: bool) -> str:
     # INDEXED BY: SQLite's planner took ix_tasks_oldest (queue, created_at) for this and sorted the
     # whole queue per call (measured: 59 get-next in 10 minutes at a million tasks)
     heads = " UNION ALL ".join(f"SELECT * FROM ({_head(f':q{i}', visible, hint=' INDEXED BY ix_tasks_pick')})"
@@ -119,17 +124,53 @@ def _claim_sqlite(n: int, visible: bool) -> ExecutableReturnsRows:
     expires = " ".join(f"WHEN :q{i} THEN :e{i}" for i in range(n))
     # the case's reference and type come back with the claim (subqueries in RETURNING): one
     # statement fewer while this transaction holds the writer lock
-    sql = (f"UPDATE tasks SET {_CLAIM}, lease_expires_at = CASE queue {expires} END "
-           f"WHERE id = (SELECT id FROM ({heads}) ORDER BY urgency DESC, due_at, id LIMIT 1) "
-           f"AND state = 'queued' {_RETURNING}, (SELECT c.ref FROM cases c WHERE c.id = tasks.case_id) AS case_ref, "
-           "(SELECT c.case_type FROM cases c WHERE c.id = tasks.case_id) AS case_type_name")
+    return (f"UPDATE tasks SET {_CLAIM}, lease_expires_at = CASE queue {expires} END "
+            f"WHERE id = (SELECT id FROM ({heads}) ORDER BY urgency DESC, due_at, id LIMIT 1) "
+            f"AND state = 'queued' {_RETURNING}, (SELECT c.ref FROM cases c WHERE c.id = tasks.case_id) AS case_ref, "
+            "(SELECT c.case_type FROM cases c WHERE c.id = tasks.case_id) AS case_type_name")
+
+
+@cache
+def _claim_sqlite(n: int, visible: bool) -> ExecutableReturnsRows:
     params = _datetimes(n)
     if visible:
         params.append(bindparam("teams", expanding=True))
-    returning = text(sql).bindparams(*params).columns(*WorkTask.__table__.c, column("case_ref", String()),
-                                                      column("case_type_name", String()))
+    returning = text(_claim_sqlite_sql(n, visible)).bindparams(*params).columns(
+        *WorkTask.__table__.c, column("case_ref", String()), column("case_type_name", String()))
     return (select(WorkTask, returning.selected_columns.case_ref, returning.selected_columns.case_type_name)
             .from_statement(returning).execution_options(populate_existing=True))
+
+
+class TaskRow(NamedTuple):
+    """A claimed task's columns as read (SQLite's driver path): what a view of it needs, without the
+    ORM's instrumentation of a ``WorkTask`` (a test keeps the fields those of ``tasks``)."""
+
+    id: int
+    case_id: int
+    stage: str
+    name: str
+    iteration: int
+    state: str
+    queue: str
+    urgency: int
+    due_at: datetime
+    created_at: datetime
+    assignee: str | None
+    lease_expires_at: datetime | None
+    lease_version: int
+    checklist: dict[str, Any]
+    completion_code: str | None
+    completed_at: datetime | None
+    completed_by: str | None
+
+
+@dataclass(frozen=True)
+class ClaimedRow:
+    """``Claimed`` as SQLite's driver path gives it: the task's columns, not an ORM object."""
+
+    task: TaskRow
+    case_ref: str
+    case_type: str
 
 
 @dataclass(frozen=True)
@@ -219,3 +260,68 @@ def get_next_in_one_statement(session: Session, *, queues: list[QueueInfo], stam
         task = WorkTask(**{key: values[key] for key in _TASK_KEYS})
         claimed = Claimed(task, row.case_ref, row.case_type_name)
     return NextOutcome(row.outcome, int(row.held or 0), claimed)
+
+
+# -- SQLite: get-next through the driver (casestore.db.sqlite_immediate) ----------------------------
+#
+# The same statements as ``claim_best`` on SQLite, run on a ``sqlite3`` cursor: no SQLAlchemy
+# statement execution, result objects or ORM load per call.  Profiling `casework serve` at 150
+# get-next/s showed that layer as most of the claim's CPU, spent while the claim holds the writer
+# lock every other get-next waits for.  Values are converted by SQLAlchemy's own type processors
+# for the engine's dialect (so what is written and read is what the ORM path writes and reads).
+
+_GUARD_SQLITE = f"SELECT {_HELD}, {_DEFS}"
+_AUDIT_SQLITE = ("INSERT INTO audit_events (at, actor, action, case_id, item_id, reason, details) "
+                 "VALUES (:at, :actor, 'task.claimed', :case_id, NULL, '', :details)")
+_TASK_COLUMNS = tuple(WorkTask.__table__.c)
+_processors: WeakKeyDictionary[Dialect, tuple[Any, Any, list[Any]]] = WeakKeyDictionary()
+
+
+def _converters(dialect: Dialect) -> tuple[Any, Any, list[Any]]:
+    """(datetime -> stored value, stored value -> datetime, one reader per task column) on ``dialect``."""
+    found = _processors.get(dialect)
+    if found is None:
+        stamp = UTCDateTime().dialect_impl(dialect)
+        found = (stamp.bind_processor(dialect), stamp.result_processor(dialect, None),
+                 [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in _TASK_COLUMNS])
+        _processors[dialect] = found
+    return found
+
+
+def guard_sqlite(cursor: Any, actor: Actor, dialect: Dialect) -> tuple[int, Stamp]:
+    """``guard`` on a driver cursor: (tasks ``actor`` holds, the definitions' stamp)."""
+    _, read, _ = _converters(dialect)
+    held, defs, latest = cursor.execute(_GUARD_SQLITE, {"name": actor.name}).fetchone()
+    return int(held), (int(defs), read(latest) if read is not None else latest)
+
+
+@cache
+def _claim_sqlite_driver(n: int, teams: int | None) -> str:
+    sql = _claim_sqlite_sql(n, teams is not None)
+    if teams is not None:  # the driver has no expanding parameters: one named parameter per team
+        sql = sql.replace(":teams", "(" + ", ".join(f":t{j}" for j in range(teams)) + ")")
+    return sql
+
+
+def claim_best_sqlite(cursor: Any, *, dialect: Dialect, queues: list[QueueInfo], actor: Actor,
+                      visible_teams: tuple[str, ...] | None, now: datetime) -> ClaimedRow | None:
+    """``claim_best`` on SQLite on a driver cursor inside ``BEGIN IMMEDIATE``: the claim (one
+    statement, returning the case's reference and type) and its ``task.claimed`` event."""
+    write, _, readers = _converters(dialect)
+    params: dict[str, object] = {"actor": actor.name}
+    for i, queue in enumerate(queues):
+        params[f"q{i}"] = queue.name
+        params[f"e{i}"] = write(now + queue.lease) if write is not None else now + queue.lease
+    if visible_teams is not None:
+        for j, team in enumerate(visible_teams):
+            params[f"t{j}"] = team
+    sql = _claim_sqlite_driver(len(queues), None if visible_teams is None else len(visible_teams))
+    row = cursor.execute(sql, params).fetchone()
+    if row is None:
+        return None
+    task = TaskRow(*[read(v) if read is not None else v for read, v in zip(readers, row[:-2], strict=True)])
+    cursor.execute(_AUDIT_SQLITE, {
+        "at": write(utcnow()) if write is not None else utcnow(), "actor": actor.name, "case_id": task.case_id,
+        "details": json_dumps({"task_id": task.id, "task": task.name, "queue": task.queue, "how": "get_next",
+                               "lease_version": task.lease_version, "lease_expires_at": task.lease_expires_at})})
+    return ClaimedRow(task, row[-2], row[-1])

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from casestore.errors import InvalidInput
@@ -117,7 +117,12 @@ def index_stamp(session: Session) -> Stamp:
 def cached_queue_index(session: Session) -> tuple[Stamp, QueueIndex] | None:
     """The index last built for the database ``session`` talks to, with the stamp it was built
     at, without reading the store (the caller checks the stamp, as ``casework_get_next`` does)."""
-    key = session.get_bind().engine.url.render_as_string(hide_password=True)
+    return cached_index_of(session.get_bind().engine)
+
+
+def cached_index_of(engine: Engine) -> tuple[Stamp, QueueIndex] | None:
+    """``cached_queue_index`` for the database ``engine`` talks to."""
+    key = engine.url.render_as_string(hide_password=True)
     with _cache_lock:
         return _cache.get(key)
 

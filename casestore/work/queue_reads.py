@@ -25,7 +25,7 @@ from casestore.models import Case
 from casestore.work import queue_counts
 from casestore.work.actor import Actor
 from casestore.work.models import NO_DUE, SlaClock, WorkTask
-from casestore.work.pick import Claimed
+from casestore.work.pick import Claimed, ClaimedRow, TaskRow
 from casestore.work.queue_index import QueueInfo, queue_index
 from casestore.work.queue_views import QueueSummary, TaskPage, TaskView
 from casestore.work.queues import ACTIVE, QUEUED
@@ -43,12 +43,12 @@ def task_views(session: Session, tasks: Sequence[WorkTask]) -> list[TaskView]:
     return [_view(t, *refs.get(t.case_id, ("", ""))) for t in tasks]
 
 
-def claimed_view(claimed: Claimed) -> TaskView:
+def claimed_view(claimed: Claimed | ClaimedRow) -> TaskView:
     """The view of a task get-next claimed (its case's reference came with the claim)."""
     return _view(claimed.task, claimed.case_ref, claimed.case_type)
 
 
-def _view(t: WorkTask, case_ref: str, case_type: str) -> TaskView:
+def _view(t: WorkTask | TaskRow, case_ref: str, case_type: str) -> TaskView:
     return TaskView(
         id=t.id, case_id=t.case_id, case_ref=case_ref,
         case_type=case_type, stage=t.stage, name=t.name, iteration=t.iteration,

@@ -32,19 +32,21 @@ Services flush, never commit: the caller owns the transaction.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Select, func, select, text, update
+from sqlalchemy import ColumnElement, Engine, Select, func, select, text, update
 from sqlalchemy.orm import Session
 
 from casestore import audit
+from casestore.db import WriterBusy
 from casestore.errors import Conflict, Forbidden, InvalidInput, NotFound
 from casestore.models import Case
 from casestore.work import pick
 from casestore.work.actor import Actor
 from casestore.work.models import NO_DUE, WorkTask
-from casestore.work.queue_index import DEFAULT_LEASE, cached_queue_index, index_stamp, queue_index
+from casestore.work.queue_index import DEFAULT_LEASE, cached_index_of, cached_queue_index, index_stamp, queue_index
 from casestore.work.visibility import sees_all_cases, visible_case_clause
 
 log = logging.getLogger(__name__)
@@ -158,6 +160,40 @@ def next_claim_in_one_statement(session: Session, *, actor: Actor, now: datetime
     task = claimed.task
     log.debug("task %d (%s) claimed by %s via get_next, lease until %s", task.id, task.queue, actor.name,
              task.lease_expires_at)
+    return claimed
+
+
+def next_claim_sqlite(cursor: Any, *, engine: Engine, read_sessions: Callable[[], Session], actor: Actor,
+                      now: datetime, max_active: int = DEFAULT_MAX_ACTIVE,
+                      may_rebuild: bool = True) -> pick.ClaimedRow | None:
+    """``next_claim`` on SQLite on a driver cursor inside ``BEGIN IMMEDIATE``
+    (``casestore.db.sqlite_immediate``): the same three statements (guard, claim, audit event)
+    under the same writer lock, without SQLAlchemy's execution layer.  The queue index is this
+    process's cached one while the stored definitions' stamp matches it; else it is rebuilt from
+    a read session (``read_sessions``: reads only, so it never waits for the writer lock we hold).
+    ``may_rebuild=False`` (a caller on the event loop): ``WriterBusy`` instead of a rebuild, which
+    parses every stored definition; nothing is done, the caller tries again where it may wait."""
+    _check_actor(actor)
+    held, stamp = pick.guard_sqlite(cursor, actor, engine.dialect)
+    known = cached_index_of(engine)
+    if known is not None and known[0] == stamp:
+        index = known[1]
+    elif not may_rebuild:
+        raise WriterBusy("the queue index is older than the stored definitions: rebuild it off the event loop")
+    else:
+        with read_sessions() as session:
+            index = queue_index(session, stamp)
+    workable = index.workable_by(actor)
+    if not workable:
+        return None
+    _refuse_past_cap(actor, held, max_active)
+    teams = None if sees_all_cases(actor) else actor.teams
+    claimed = pick.claim_best_sqlite(cursor, dialect=engine.dialect, queues=workable, actor=actor,
+                                     visible_teams=teams, now=now)
+    if claimed is not None:
+        task = claimed.task
+        log.debug("task %d (%s) claimed by %s via get_next, lease until %s", task.id, task.queue, actor.name,
+                  task.lease_expires_at)
     return claimed
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -129,6 +130,7 @@ def test_the_cap_answers_409_with_what_to_do(tmp_path: Path, db_url: str) -> Non
         assert client.post("/api/v1/work/next", headers=alice).json()["task"] is not None
         capped = client.post("/api/v1/work/next", headers=alice)
         assert capped.status_code == 409 and "complete or release one" in capped.json()["detail"]
+        assert capped.json()["error"] == "Conflict"  # the app's one error shape, from get-next's fast path too
     finally:
         rt.close()
 
@@ -207,8 +209,10 @@ def test_get_next_over_http_is_two_statements_on_postgresql_and_four_on_sqlite(r
     """What one get-next costs in statements (each a round trip on PostgreSQL, and on either store a
     wait to win the GIL back).  PostgreSQL: the token check and ``casework_get_next`` (guard, claim,
     audit event and case reference), each in autocommit: no BEGIN or COMMIT round trips, the row
-    lock held for the function's own work.  SQLite: the token check, the cap guard, the claim and
-    the audit event.  Profiling ``casework serve`` showed get-next waiting on these."""
+    lock held for the function's own work.  SQLite: the token check, then in one BEGIN IMMEDIATE
+    the cap guard, the claim and the audit event (run on the driver's cursor, so they are counted
+    by the driver's trace hook, which sees SQLAlchemy's statements too).  Profiling ``casework
+    serve`` showed get-next waiting on these."""
     from sqlalchemy import event
 
     client = TestClient(create_app(rt))
@@ -218,20 +222,32 @@ def test_get_next_over_http_is_two_statements_on_postgresql_and_four_on_sqlite(r
     seen: list[tuple[str, bool]] = []
 
     def record(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        autocommit = pg and bool(conn.connection.dbapi_connection.autocommit)  # psycopg's own flag
+        autocommit = bool(conn.connection.dbapi_connection.autocommit)  # psycopg's own flag
         seen.append((statement.split()[0].upper(), autocommit))
 
-    event.listen(rt.engine, "before_cursor_execute", record)
+    def trace(dbapi_connection: Any, *_args: Any) -> None:
+        dbapi_connection.set_trace_callback(lambda sql: seen.append((sql.split()[0].upper(), False)))
+
+    def untrace(dbapi_connection: Any, *_args: Any) -> None:
+        dbapi_connection.set_trace_callback(None)
+
+    hooks = [(rt.engine, "before_cursor_execute", record)] if pg else [
+        (rt.engine.pool, "checkout", trace), (rt.engine.pool, "checkin", untrace)]
+    for target, name, fn in hooks:
+        event.listen(target, name, fn)
     try:
         claimed = client.post("/api/v1/work/next", headers=alice).json()["task"]
     finally:
-        event.remove(rt.engine, "before_cursor_execute", record)
+        for target, name, fn in hooks:
+            event.remove(target, name, fn)
     assert claimed is not None and claimed["case_ref"].startswith("T-")
-    seen = [s for s in seen if s[0] != "BEGIN"]  # SQLite's own BEGINs (DEFERRED, IMMEDIATE): no round trip
     if pg:
         assert seen == [("SELECT", True), ("SELECT", True)], "the token check, then casework_get_next"
-    else:
-        assert len(seen) == 4, seen
+    else:  # the token check (one statement, no transaction); then guard, claim and audit event in BEGIN IMMEDIATE
+        # (the hook also reports the statements of the claim's queue-count triggers: the UPDATEs after the
+        # first; and the PRAGMAs of a claim made on the event loop: no wait for the lock, no checkpoint)
+        words = " ".join(s for s, _ in seen if s != "PRAGMA")
+        assert re.fullmatch(r"SELECT BEGIN SELECT UPDATE( UPDATE)* INSERT COMMIT", words), words
 
 
 def test_get_next_records_the_tokens_last_use_after_the_response(rt: Runtime) -> None:
@@ -247,3 +263,28 @@ def test_get_next_records_the_tokens_last_use_after_the_response(rt: Runtime) ->
     with rt.read_sessions() as s:
         used = s.scalars(select(ApiToken.last_used_at).where(ApiToken.user.has(name="alice"))).all()
     assert len(used) == 1 and used[0] is not None
+
+
+def test_get_next_refusals_read_as_every_other_routes(rt: Runtime) -> None:
+    """get-next is answered in front of the framework (``api.get_next_fast``) only for a live
+    worker's bearer token; every refusal is the framework's own, and a revocation or a disabled
+    user takes effect at the next call (nothing about a token is cached)."""
+    client = TestClient(create_app(rt))
+    alice, robot = token(rt, "alice"), token(rt, "robot")
+    unknown = client.post("/api/v1/work/next", headers={"Authorization": "Bearer cw_nothing"})
+    assert unknown.status_code == 401 and unknown.headers["www-authenticate"] == "Bearer"
+    assert unknown.json()["detail"].startswith("invalid token")
+    assert client.post("/api/v1/work/next").status_code == 401
+    refused = client.post("/api/v1/work/next", headers=robot)
+    assert refused.status_code == 403 and "role integration may not do this" in refused.json()["detail"]
+    assert client.post("/api/v1/work/next", headers=alice).status_code == 200
+    with rt.sessions() as s, s.begin():
+        users.set_disabled(s, name="alice", disabled=True)
+    disabled = client.post("/api/v1/work/next", headers=alice)
+    assert disabled.status_code == 401 and "disabled" in disabled.json()["detail"]
+    with rt.sessions() as s, s.begin():
+        users.set_disabled(s, name="alice", disabled=False)
+        users.revoke_tokens(s, name="alice")
+    revoked = client.post("/api/v1/work/next", headers=alice)
+    assert revoked.status_code == 401 and "revoked" in revoked.json()["detail"]
+
