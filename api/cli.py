@@ -299,6 +299,7 @@ def worker(stage: Annotated[str, typer.Argument(
     """Run one pipeline stage, the SLA clock loop or the outbox sender (for production); stops cleanly on SIGTERM."""
     import signal
 
+    from ingest.heap import settled
     from ingest.pipeline import STAGES, PipelineRunner
 
     _serve_worker_metrics()  # first: every kind of worker answers its scrape listener (the compose health check)
@@ -318,6 +319,7 @@ def worker(stage: Annotated[str, typer.Argument(
         from api.config_watch import start_watch
 
         runner = PipelineRunner(rt.pipeline_parts(with_search=stage == "file"), stages=[stage])
+        settled()  # the stage's settings, models and index are made: leave them out of every collection
         signal.signal(signal.SIGTERM, lambda *_: runner.stop.set())
         signal.signal(signal.SIGINT, lambda *_: runner.stop.set())
         runner.start()

@@ -38,6 +38,7 @@ from api.metrics import child_metrics_dir, forget_child_metrics_dir
 from api.settings import Settings
 from api.wiring import open_runtime
 from casestore.db import translate_errors
+from ingest.heap import settled
 from ingest.log_context import stage_var
 from ingest.pipeline import STAGES, PipelineRunner
 from ingest.procs import process_start_time
@@ -88,6 +89,7 @@ def _stage_main(settings: Settings, stage: str, stop: Any, log_level: int, cpu: 
                 rt.close()
                 return
     runner = PipelineRunner(parts, stages=[stage], pause_log_level=pause_log_level)
+    settled()  # as a `casework worker`: the stage's start-up objects are left out of every collection
     runner.start()
     watch = start_watch(rt) if stage == "file" else None  # the file stage starts cases: new types, calendars
     try:

@@ -53,6 +53,35 @@ def cpu_s(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
+def thread_cpu_s(pid: int) -> dict[int, float]:
+    """CPU seconds of each live thread of ``pid``."""
+    out: dict[int, float] = {}
+    for stat in Path(f"/proc/{pid}/task").glob("*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[int(stat.parent.name)] = (int(fields[11]) + int(fields[12])) / TICK
+    return out
+
+
+def thread_names(pid: int) -> dict[int, str]:
+    """Python thread names by native id, from ``py-spy dump`` (empty when py-spy is not there)."""
+    spy = Path(sys.executable).with_name("py-spy")
+    try:
+        out = subprocess.run([str(spy), "dump", "--pid", str(pid)], capture_output=True, text=True,
+                             timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    names: dict[int, str] = {}
+    for line in out.splitlines():
+        if line.startswith("Thread ") and '"' in line:
+            tid = line.split()[1]
+            if tid.isdigit():
+                names[int(tid)] = line.split('"')[1]
+    return names
+
+
 def children_of(pid: int) -> list[int]:
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
@@ -71,6 +100,8 @@ class Sampler:
         self.latest: dict[int, float] = {}
         self.label: dict[int, str] = {}
         self.trees: dict[int, str] = {}
+        self.threads: dict[int, dict[int, float]] = {}  # pid -> tid -> latest CPU s (``--threads``)
+        self.per_thread = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -84,6 +115,8 @@ class Sampler:
         value = cpu_s(pid)
         if value is not None:
             self.latest[pid] = value
+            if self.per_thread:
+                self.threads.setdefault(pid, {}).update(thread_cpu_s(pid))
 
     def _run(self) -> None:
         while not self._stop.wait(0.05):
@@ -148,7 +181,7 @@ def pg_backend_pids(url: str) -> list[int]:
 
 
 def run_config(items: int, inbox: Path, base_env: dict[str, str], *, workers: int, kafka: str,
-               pg_url: str, broker_pid: int | None) -> dict[str, Any]:
+               pg_url: str, broker_pid: int | None, threads: bool = False) -> dict[str, Any]:
     env = dict(base_env)
     with tempfile.TemporaryDirectory() as tmp:
         env["CASEWORK_DATA_DIR"] = str(Path(tmp) / "data")
@@ -157,6 +190,7 @@ def run_config(items: int, inbox: Path, base_env: dict[str, str], *, workers: in
                         "CASEWORK_BUS__SESSION_TIMEOUT_MS": "6000", "CASEWORK_BUS__HEARTBEAT_INTERVAL_MS": "2000"})
         seed(env)
         sampler = Sampler()
+        sampler.per_thread = threads
         procs: list[tuple[str, subprocess.Popen[bytes]]] = []
         startup: dict[str, float] = {}
         try:
@@ -174,7 +208,13 @@ def run_config(items: int, inbox: Path, base_env: dict[str, str], *, workers: in
             pg_pids = pg_backend_pids(pg_url) if kafka else []
             for pid in pg_pids:
                 sampler.watch(pid, "postgres")
+            idle: dict[str, float] = {}
+            if threads and procs:  # what the idle workers burn per second of wall time (polls, heartbeats)
+                at = {label: cpu_s(p.pid) or 0.0 for label, p in procs}
+                time.sleep(5.0)
+                idle = {label: round(((cpu_s(p.pid) or 0.0) - at[label]) / 5.0, 4) for label, p in procs}
             before = sampler.snapshot()
+            threads_before = {pid: dict(t) for pid, t in sampler.threads.items()}
             sampler.start()
             load0 = os.getloadavg()[0]
             started = time.monotonic()
@@ -189,6 +229,15 @@ def run_config(items: int, inbox: Path, base_env: dict[str, str], *, workers: in
                     before.setdefault(pid, 0.0)
             after = sampler.snapshot()
             sampler.stop()
+            per_thread: dict[str, dict[str, float]] = {}
+            watched = [*procs, ("ingest", ingest)] if threads else []
+            for label, p in watched:
+                names = thread_names(p.pid) if p.poll() is None else {}  # the ingest has ended: by number
+                used: dict[str, float] = {}
+                for tid, value in sampler.threads.get(p.pid, {}).items():
+                    name = names.get(tid, "main" if tid == p.pid else f"tid {tid} (ended or native)")
+                    used[name] = used.get(name, 0.0) + value - threads_before.get(p.pid, {}).get(tid, 0.0)
+                per_thread[label] = {k: round(1000 * v / items, 3) for k, v in sorted(used.items()) if v > 0}
         finally:
             for _, p in procs:
                 p.terminate()
@@ -212,6 +261,7 @@ def run_config(items: int, inbox: Path, base_env: dict[str, str], *, workers: in
         "worker_startup_cpu_s": {k: round(v, 2) for k, v in startup.items()},
         "counts": {k: report[k] for k in ("attached", "new_case", "triage", "noise", "failed")},
         "loadavg_at_start": round(load0, 2),
+        **({"idle_cpu_s_per_s": idle, "per_thread_ms_per_item": per_thread} if threads else {}),
     }
 
 
@@ -222,6 +272,8 @@ def main() -> None:
     ap.add_argument("--pg", default=os.environ.get("CASEWORK_TEST_PG_URL",
                                                    "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"))
     ap.add_argument("--skip-embedded", action="store_true")
+    ap.add_argument("--threads", action="store_true",
+                    help="also each worker's CPU per thread (named by py-spy) and its idle CPU per second")
     args = ap.parse_args()
     from tests.kafka_broker import running_broker
 
@@ -252,7 +304,7 @@ def main() -> None:
                 url = make_url(args.pg).set(database=name).render_as_string(hide_password=False)
                 try:
                     print(json.dumps(run_config(args.items, inbox, base_env, workers=workers, kafka=address,
-                                                pg_url=url, broker_pid=broker_pid)), flush=True)
+                                                pg_url=url, broker_pid=broker_pid, threads=args.threads)), flush=True)
                 finally:
                     with admin.connect() as conn:
                         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.types import TypeEngine
 
 from casestore.errors import InvalidInput, StoreDiskFull, StoreUnavailable
+from casestore.validation import no_nul
 
 if TYPE_CHECKING:  # alembic (with mako and pygments) is imported only when migrating: ~0.2 s per process
     from alembic.config import Config
@@ -44,6 +45,9 @@ _SQLITE_BEGIN_MODES = {"DEFERRED", "IMMEDIATE", "EXCLUSIVE"}
 SCHEMA_HEAD = "0017"  # the newest migration's revision (a test checks it against the migrations)
 
 
+_NUL_ESCAPED = "\\u0000"  # how json.dumps writes a NUL character
+
+
 def _json_default(value: object) -> str:
     if isinstance(value, datetime | date):
         return value.isoformat()
@@ -53,8 +57,14 @@ def _json_default(value: object) -> str:
 
 
 def json_dumps(value: Any) -> str:
-    """The store's JSON serializer: UTF-8 text, datetimes as ISO 8601."""
-    return json.dumps(value, default=_json_default, ensure_ascii=False)
+    """The store's JSON serializer: UTF-8 text, datetimes as ISO 8601, NUL characters removed from
+    every string (keys too: ``validation.no_nul``), as PostgreSQL refuses them in JSONB and SQLite
+    keeps the same rule.  A NUL is always written ``\\u0000``, so the text says whether there was
+    one: the common case is encoded once, not scanned beforehand by a second encoding."""
+    text = json.dumps(value, default=_json_default, ensure_ascii=False)
+    if _NUL_ESCAPED in text:
+        text = json.dumps(no_nul(value), default=_json_default, ensure_ascii=False)
+    return text
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:

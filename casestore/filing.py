@@ -138,7 +138,7 @@ def file_items(session: Session, *, filings: Sequence[Filing], actor: str,
             audit_rows.append(dict(at=now, actor=actor, action="item.filed",
                                    reason=no_nul(str(decision.get("reason", ""))),
                                    case_id=target.id if target else None, item_id=f.item.item_id,
-                                   details=no_nul(dict(decision))))
+                                   details=dict(decision)))  # NULs: the store's JSON serializer
             if target is not None:
                 touched.add(target.id)
             filed = FiledItem(item_id=f.item.item_id, outcome=outcome, case_ref=target.ref if target else None,

@@ -245,8 +245,8 @@ def item_row(item: NewItem, outcome: str, case: Case | None, doc_type: str, deci
         item_id=item.item_id, idempotency_key=item.idempotency_key, channel=item.channel,
         received_at=as_utc(item.received_at), source=no_nul(item.source or ""), filename=no_nul(item.filename),
         blob_sha256=item.blob_sha256, content_type=item.content_type, size=item.size,
-        meta=no_nul(dict(item.metadata)), sender=no_nul(item.sender), subject=no_nul(item.subject),
-        outcome=outcome, case_id=case.id if case else None, doc_type=doc_type, decision=no_nul(dict(decision)),
+        meta=dict(item.metadata), sender=no_nul(item.sender), subject=no_nul(item.subject),
+        outcome=outcome, case_id=case.id if case else None, doc_type=doc_type, decision=dict(decision),
         filed_at=now,
     )
 
@@ -258,7 +258,7 @@ def document_rows(item: NewItem, documents: Sequence[NewDocument], case: Case | 
         dict(
             item_id=item.item_id, case_id=case.id if case else None, part_index=d.part_index, kind=d.kind,
             title=no_nul(d.title or ""), filename=no_nul(d.filename), content_type=d.content_type,
-            blob_sha256=d.blob_sha256, text=no_nul(d.text or ""), fields=no_nul(dict(d.fields)),
+            blob_sha256=d.blob_sha256, text=no_nul(d.text or ""), fields=dict(d.fields),
             error=no_nul(d.error), created_at=now,
         )
         for d in documents

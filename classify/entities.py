@@ -33,6 +33,12 @@ DEFAULT_ACCOUNT_PATTERNS: tuple[str, ...] = (
     # "Account: 22142500", "Policy: 7781 2345": the label alone, then a colon and a number with digits
     r"(?i:\b(?:account|acct|policy)[ \t]*:)[ \t]*(?P<num>\d[\d -]{4,22}\d)\b",
 )
+# A text with fewer digits holds no phone number ``find_phones`` keeps: a valid number has at least
+# 4 national digits (the shortest in phonenumbers' metadata; a test checks it), one that is only
+# possible needs 10.  Most mail has fewer left once references and dates are blanked out, and the
+# phone matcher is the costliest pass over the text.
+MIN_PHONE_DIGITS = 4
+_DIGIT = re.compile(r"\d")
 DEFAULT_POSTCODE_PATTERN = r"\b(?P<out>[A-Z]{1,2}[0-9][A-Z0-9]?)[ \t]{0,2}(?P<in>[0-9][A-Z]{2})\b"
 
 
@@ -81,8 +87,10 @@ def find_entities(text: str, config: EntityConfig | None = None) -> Entities:
     accounts = find_accounts(text, patterns=c.account_patterns)
     dates = find_dates(text, day_first=c.day_first)
     taken = [(e.start, e.end) for e in (*refs, *accounts, *dates)]
-    phones = [p for p in find_phones(_blank_out(text, taken), region=c.phone_region)
-              if not any(p.start < end and start < p.end for start, end in taken)]
+    blanked = _blank_out(text, taken)
+    phones = [p for p in find_phones(blanked, region=c.phone_region)
+              if not any(p.start < end and start < p.end for start, end in taken)
+              ] if len(_DIGIT.findall(blanked)) >= MIN_PHONE_DIGITS else []
     return Entities(
         case_refs=refs, emails=find_emails(text), phones=phones, accounts=accounts,
         postcodes=find_postcodes(text, pattern=c.postcode_pattern), names=find_names(text), dates=dates,

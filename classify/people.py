@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from classify.entity import Entity, in_order, keep_best
+from classify.entity import Entity, first_of, in_order, keep_best, lowered
 
 _WORD = r"[A-Z][a-z'\u2019-]+(?:-[A-Z][a-z'\u2019]+)?"
 _NAME = rf"(?:(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof)\.?\s+)?{_WORD}(?:[ \t]+(?:[A-Z]\.?[ \t]+)?{_WORD}){{0,3}}"
@@ -36,13 +36,27 @@ CONF_MY_NAME = 0.7
 CONF_SALUTATION = 0.4
 
 
+# Where each pattern can start: one of these words (lower case), or the line of one (``first_of``).
+_LABEL_WORDS = ("name", "customer", "holder", "insured", "claimant", "applicant")
+_SIGN_OFF_WORDS = ("yours", "kind", "best", "warm", "many", "regards", "sincerely", "thank", "cheers")
+_PATTERNS = (
+    (_FIELD, CONF_FIELD, "field", _LABEL_WORDS, True),
+    (_FIELD_NEXT_LINE, CONF_FIELD, "field", _LABEL_WORDS, True),
+    (_SIGN_OFF, CONF_SIGN_OFF, "sign-off", _SIGN_OFF_WORDS, False),
+    (_MY_NAME, CONF_MY_NAME, "my-name-is", ("my name is", "i am", "this is"), False),
+    (_SALUTATION, CONF_SALUTATION, "salutation", ("dear", "hello", "hi"), False),
+)
+
+
 def find_names(text: str) -> list[Entity]:
     """Person names, titles removed, each once (most confident kept); ``role`` says the source."""
     found: dict[str, Entity] = {}
-    for pattern, conf, role in ((_FIELD, CONF_FIELD, "field"), (_FIELD_NEXT_LINE, CONF_FIELD, "field"),
-                                (_SIGN_OFF, CONF_SIGN_OFF, "sign-off"),
-                                (_MY_NAME, CONF_MY_NAME, "my-name-is"), (_SALUTATION, CONF_SALUTATION, "salutation")):
-        for m in pattern.finditer(text):
+    low = lowered(text)
+    for pattern, conf, role, words, line in _PATTERNS:
+        start = first_of(low, words, line=line)
+        if start is None:
+            continue
+        for m in pattern.finditer(text, start):
             raw = m.group(1).strip()
             value = _clean(raw)
             if value is None or (pattern is _FIELD_NEXT_LINE and len(value.split()) < 2):

@@ -39,11 +39,11 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import ARRAY, Integer, String, delete, func, insert, literal, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from casestore.db import translate_errors
@@ -79,12 +79,33 @@ def enqueue(session: Session, *, item_ids: Sequence[str] = (), case_refs: Sequen
     if not rows:
         return []
     ids: list[int] = []
+    if session.get_bind().dialect.name == "postgresql":
+        ids = _insert_unnest(session, rows, now)
+        session.info.setdefault(_WRITTEN, []).extend(ids)
+        return ids
     for start in range(0, len(rows), IN_CHUNK):
         result = session.execute(insert(SearchOutboxEntry).returning(SearchOutboxEntry.id),
                                  rows[start:start + IN_CHUNK])
         ids.extend(int(i) for i in result.scalars())
     session.info.setdefault(_WRITTEN, []).extend(ids)
     return ids
+
+
+def _insert_unnest(session: Session, rows: Sequence[Mapping[str, object]], now: datetime) -> list[int]:
+    """PostgreSQL: the rows as two bound arrays, ``INSERT ... SELECT FROM unnest(...) RETURNING id``.
+    A multi-row ``VALUES`` list of a 500-item batch (2,500 parameters, a statement of a new length
+    each time) was rendered by SQLAlchemy and split again by psycopg on every batch: a tenth of the
+    file stage's CPU (issue 13).  Same rows, same transaction; the ids in any order (a set to drain)."""
+    table = SearchOutboxEntry.__table__
+    source = func.unnest(literal([r["item_id"] for r in rows], ARRAY(String())),
+                         literal([r["case_ref"] for r in rows], ARRAY(String()))
+                         ).table_valued("item_id", "case_ref").render_derived(name="todo")
+    stamp = literal(now, table.c.created_at.type)
+    stmt = insert(SearchOutboxEntry).from_select(
+        ["item_id", "case_ref", "created_at", "next_attempt_at", "attempts"],
+        select(source.c.item_id, source.c.case_ref, stamp, stamp, literal(0, Integer())),
+    ).returning(SearchOutboxEntry.id)
+    return [int(i) for i in session.scalars(stmt)]
 
 
 def written_in(session: Session) -> list[int]:

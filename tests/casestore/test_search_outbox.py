@@ -159,3 +159,23 @@ def test_reindex_takes_over_what_the_outbox_held(sessions: sessionmaker[Session]
     assert reindex(sessions, index).indexed == 3
     assert _depth(sessions).pending == 0 and len(_hits(index)) == 3
     index.close()
+
+
+def test_enqueue_writes_one_row_per_distinct_item_and_case_on_either_store(sessions: sessionmaker[Session]) -> None:
+    """PostgreSQL takes the rows as two arrays (one statement whatever the batch); SQLite as a
+    VALUES list: the same rows either way, and the ids returned are exactly the rows written."""
+    from casestore.search.models import SearchOutboxEntry
+
+    items = [f"item-{n}" for n in range(700)] + ["item-3"]  # a duplicate, and more than one IN_CHUNK
+    with sessions() as session, session.begin():
+        ids = outbox.enqueue(session, item_ids=items, case_refs=["CM-1", "CM-2", "CM-1"])
+        assert sorted(outbox.written_in(session)) == sorted(ids)
+    with sessions() as session:
+        rows = session.execute(select(SearchOutboxEntry.id, SearchOutboxEntry.item_id, SearchOutboxEntry.case_ref,
+                                      SearchOutboxEntry.attempts, SearchOutboxEntry.created_at,
+                                      SearchOutboxEntry.next_attempt_at)).all()
+    assert sorted(r.id for r in rows) == sorted(ids) and len(ids) == 702
+    assert sorted(r.item_id for r in rows if r.item_id) == sorted(set(items))
+    assert sorted(r.case_ref for r in rows if r.case_ref) == ["CM-1", "CM-2"]
+    assert {r.attempts for r in rows} == {0} and len({(r.created_at, r.next_attempt_at) for r in rows}) == 1
+    assert all(r.created_at == r.next_attempt_at for r in rows)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import pytest
+
 from classify.doctype import RuleClassifier, TypeRule
 from classify.entities import (
     find_accounts,
@@ -112,3 +114,65 @@ def test_doc_type_rules_subject_counts_double_and_fuzzy_rules() -> None:
     assert c.classify("hello", "just a question").doc_type == "general_enquiry"
     fuzzy = RuleClassifier({"claim": (TypeRule("claim form", "fuzzy"),), "other": (TypeRule("a b", "all"),)})
     assert fuzzy.classify("", "Clam form attached").doc_type == "claim"  # OCR dropped a letter
+
+
+def _everything_searched(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The finders as they were before their short cuts: every pattern over the whole text."""
+    import re
+
+    from classify import entities, people, quantities
+
+    monkeypatch.setattr(people, "first_of", lambda low, words, line=False: 0)
+    monkeypatch.setattr(quantities, "first_of", lambda low, words, line=False: 0)
+    monkeypatch.setattr(quantities, "_DIGIT", re.compile(""))
+    monkeypatch.setattr(entities, "MIN_PHONE_DIGITS", 0)
+
+
+SHORT_CUT_TEXTS = [
+    "Kind regards,\r\nJane Smith\r\n", "KIND REGARDS\nJANE SMITH", "Dear Mr Brown, thanks\nTom Jones",
+    "Name: Alice Walker\nPolicy holder\nBob Stone", "my name is Eve Adams and I am Carl Lee",
+    "\u212aind regards,\nJane Smith",  # Kelvin sign: matches "k" case-insensitively; not ASCII
+    "paid \u00a3120.50 and $30, 45 GBP, 12 euros, 3 Dollars, EUR 7", "on 1st of MARCH 2024 and May 5, 2023",
+    "due 2024-02-30 or 31/12/2023; \u017fep 3 2020", "call 07700 900123 or +44 20 7946 0018 or 123",
+    "ref 12 34", "hi", "", "no digits at all here\nthanks", "customer\n\nCustomer: X", "Sincerely yours,\nAl Bo",
+]
+
+
+def _all_found(text: str) -> list[tuple[str, str, int, int, float, str]]:
+    return [(e.kind, e.value, e.start, e.end, e.confidence, e.role) for e in find_entities(text).all()]
+
+
+def test_short_cuts_find_exactly_what_searching_everything_finds(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``first_of`` (skip to where a pattern can start, or skip it), the digit checks and the phone
+    matcher's digit floor change nothing that is found: the same entities as every pattern over
+    the whole text, on real complaints, the corpus's mail and texts made to hit the edges."""
+    from tests.classify.test_doctype_rules import CFPB, _narratives
+
+    texts = list(SHORT_CUT_TEXTS)
+    if CFPB.is_file():
+        texts += _narratives(300)
+    corpus = CFPB.parents[1] / "email"
+    if corpus.is_dir():  # their first 20,000 characters: the rest is mostly attachments in base64
+        texts += [p.read_bytes()[:20_000].decode("utf-8", "replace") for p in sorted(corpus.glob("*.eml"))]
+    fast = [_all_found(t) for t in texts]
+    _everything_searched(monkeypatch)
+    slow = [_all_found(t) for t in texts]
+    for text, a, b in zip(texts, fast, slow, strict=True):
+        assert a == b, text[:200]
+    assert sum(map(len, fast)) > 100  # the texts do hold entities
+
+
+def test_no_valid_phone_number_is_shorter_than_the_digit_floor() -> None:
+    """``MIN_PHONE_DIGITS`` holds for phonenumbers' metadata: no region's numbers are shorter."""
+    import phonenumbers
+    from phonenumbers import PhoneMetadata
+
+    from classify.entities import MIN_PHONE_DIGITS
+
+    shortest = []
+    for region in phonenumbers.SUPPORTED_REGIONS:
+        desc = PhoneMetadata.metadata_for_region(region).general_desc
+        shortest += [n for n in desc.possible_length or () if n > 0]
+    for code in phonenumbers.COUNTRY_CODES_FOR_NON_GEO_REGIONS:
+        shortest += [n for n in PhoneMetadata.metadata_for_nongeo_region(code).general_desc.possible_length if n > 0]
+    assert min(shortest) >= MIN_PHONE_DIGITS
