@@ -20,12 +20,13 @@ from api.wiring import Runtime
 from casestore import items as item_service
 from casestore.db import translate_errors
 from ingest.errors import BadInput, DiskFull
+from ingest.extract.ocr import TESSERACT_STARTED
 from ingest.intake import check_channel, describe_raw_item, expand_paths, infer_channel, printable, publish_raw
 from ingest.messages import FILED_OUTCOMES, Channel, RawItem
 
 if TYPE_CHECKING:  # the stages run here only on the embedded bus; on Kafka this publishes and waits
     from api.stage_processes import StageProcesses
-    from ingest.pipeline import PipelineRunner
+    from ingest.runner import PipelineRunner
 
 log = logging.getLogger(__name__)
 
@@ -99,19 +100,24 @@ def run_ingest(
     pending: dict[str, None] = {}  # in publish order, roughly the order outcomes arrive in
     seen: dict[str, bool] = {}  # item id -> filed before this run, for files given twice
     folders: dict[str, str] = {}  # folder -> resolved, for each file's source
+    later: tuple[str, ...] = ()  # stages of ``threads`` not started yet: started after the first chunk
     try:
         if rt.settings.is_embedded_bus:
-            from api.stage_processes import StageProcesses
-            from ingest.pipeline import PipelineRunner
-
             # Started first, so the stages work on the first files while later ones are still read.
             mode = rt.settings.worker.stage_processes
             if mode == "processes" or (mode == "auto" and len(files) >= rt.settings.worker.process_threshold):
+                from api.stage_processes import StageProcesses
+
                 runner = StageProcesses(rt.settings, pause_log_level=logging.DEBUG)  # we say it once, below
             else:
-                with translate_errors():  # the case types are stored at start: a full disk says so
-                    parts = rt.pipeline_parts()
-                runner = threads = PipelineRunner(parts, pause_log_level=logging.DEBUG)
+                from ingest.runner import STAGES, PipelineRunner
+
+                # Extract alone first (issue 15.10): it needs none of classify's and file's parts, whose
+                # imports and loading (matcher, case types, calendars, search index) took most of the
+                # time before the first page reached tesseract; they are loaded once the first chunk is
+                # published, while the first pages are read, and what extract hands on waits on the bus.
+                runner = threads = PipelineRunner(rt.stage_parts(), stages=STAGES[:1], pause_log_level=logging.DEBUG)
+                later = STAGES[1:]
             runner.start()
         for chunk in _chunks(files):
             _stop_if_disk_full(rt, runner)
@@ -119,6 +125,13 @@ def run_ingest(
             results.extend(chunk_results)
             pending.update((r.item_id, None) for r in chunk_results if r.item_id and r.outcome is None)
             on_progress(sum(1 for r in results if r.outcome is not None))
+            if later and threads is not None:
+                if pending:
+                    _wait_for_first_reading(threads)
+                _start_later_stages(rt, threads, later)
+                later = ()
+        if later and threads is not None:  # nothing to publish (no files): start them all the same
+            _start_later_stages(rt, threads, later)
     except BaseException:
         if runner is not None:
             runner.close()
@@ -176,6 +189,29 @@ def run_ingest(
             r.error = (f"no outcome within {timeout:.0f}s: is a `casework worker` running for every stage? "
                        "The item is on the bus and will still be processed")
     return IngestReport(results=results, seconds=time.perf_counter() - started_clock, timed_out=timed_out)
+
+
+FIRST_READING_WAIT_S = 2.0  # the longest the later stages' loading waits for the extract stage to get going
+
+
+def _wait_for_first_reading(runner: PipelineRunner) -> None:
+    """Wait (at most FIRST_READING_WAIT_S) until the extract stage has a page in tesseract or has
+    committed its first poll. Loading classify and file is Python work that holds the interpreter: done
+    while the first pages are still being decoded and deskewed, it delayed them (issue 15.10); once they
+    are in tesseract it runs beside them. Classify has nothing to do before extract hands items on."""
+    deadline = time.monotonic() + FIRST_READING_WAIT_S
+    while not (TESSERACT_STARTED.is_set() or runner.committed.is_set()) and runner.alive():
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        runner.committed.wait(min(left, 0.02))
+
+
+def _start_later_stages(rt: Runtime, runner: PipelineRunner, stages: Sequence[str]) -> None:
+    """Load what classify and file need and start them beside the running extract stage."""
+    with translate_errors():  # the case types are stored at start: a full disk says so
+        parts = rt.pipeline_parts()
+    runner.add(parts, stages)
 
 
 def _stop_if_disk_full(rt: Runtime, runner: PipelineRunner | StageProcesses | None) -> None:

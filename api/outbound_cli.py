@@ -10,18 +10,19 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from api.cli_support import fail as _fail
 from api.cli_support import out, runtime
-from api.outbound_parts import outbox_policy, templates
-from api.search_follow import index_now
-from casestore.outbound import operations, services
-from casestore.outbound.schemas import DraftView, FlaggedView, OutboundView
-from casestore.search import outbox as search_outbox
+
+# The outbound services, templates and transports are imported by the commands that use them: every
+# `casework` command (`casework ingest` among them) registers these, and their imports were a sixth
+# of its start-up (issue 15.10).
+if TYPE_CHECKING:
+    from casestore.outbound.schemas import DraftView, OutboundView
 
 
 def _print_json(obj: Any) -> None:
@@ -83,6 +84,12 @@ def case_reply(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Reply to the case's customer by email, SMS or letter (queued; the sender delivers it)."""
+    from api.outbound_parts import outbox_policy, templates
+    from api.search_follow import index_now
+    from casestore.outbound import services
+    from casestore.outbound.schemas import DraftView
+    from casestore.search import outbox as search_outbox
+
     if channel not in ("email", "sms", "letter"):
         _fail(f"--channel {channel!r}: choose email, sms or letter", 2)
     body = _edited(edit)
@@ -133,6 +140,8 @@ def outbox_list(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Outbound messages and where each is; --state failed --state unconfirmed: what needs a person."""
+    from casestore.outbound import operations
+
     with runtime() as rt, rt.read_sessions() as session:
         rows = operations.list_messages(session, states=state or (), channel=channel, case_ref=case, limit=limit)
     if as_json:
@@ -143,6 +152,8 @@ def outbox_list(
 
 def outbox_retry(outbound_id: str, reason: Annotated[str, typer.Option(help="why (audit trail)")] = "") -> None:
     """Send a failed, unconfirmed, bounced or held message again (you checked it did not go)."""
+    from casestore.outbound import operations
+
     with runtime() as rt, rt.sessions() as session, session.begin():
         view = operations.retry_message(session, outbound_id=outbound_id, actor=_os_user(), reason=reason)
     out.print(f"{view.id}: queued again ({view.channel} to {view.to})")
@@ -150,6 +161,8 @@ def outbox_retry(outbound_id: str, reason: Annotated[str, typer.Option(help="why
 
 def outbox_confirm(outbound_id: str, reason: Annotated[str, typer.Option(help="why (audit trail)")] = "") -> None:
     """An unconfirmed message did go (you found its Message-ID in the relay's log): mark it sent."""
+    from casestore.outbound import operations
+
     with runtime() as rt, rt.sessions() as session, session.begin():
         view = operations.confirm_message(session, outbound_id=outbound_id, actor=_os_user(), reason=reason)
     out.print(f"{view.id}: sent")
@@ -157,6 +170,9 @@ def outbox_confirm(outbound_id: str, reason: Annotated[str, typer.Option(help="w
 
 def outbox_flagged(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
     """Addresses and numbers nothing is sent to (they bounced or were refused)."""
+    from casestore.outbound import services
+    from casestore.outbound.schemas import FlaggedView
+
     with runtime() as rt, rt.read_sessions() as session:
         rows = [FlaggedView.of(f) for f in services.list_flagged(session)]
     if as_json:
@@ -172,6 +188,8 @@ def outbox_unflag(address: Annotated[str, typer.Argument(help="as listed by `cas
                                                               "email:jane@example.com")],
                   reason: Annotated[str, typer.Option(help="what you checked (audit trail)")] = "") -> None:
     """Send to this address again (you checked it with the customer)."""
+    from casestore.outbound import services
+
     with runtime() as rt, rt.sessions() as session, session.begin():
         services.unflag_address(session, address_key=address, actor=_os_user(), reason=reason)
     out.print(f"{address}: no longer flagged")
@@ -182,6 +200,8 @@ def letters_list(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """The mailroom's letters: to print (oldest first), or printed and waiting to be posted."""
+    from casestore.outbound import operations
+
     with runtime() as rt, rt.read_sessions() as session:
         rows = operations.list_letters(session, states=state or ["to_print"], limit=1000)
     if as_json:
@@ -194,6 +214,8 @@ def letters_list(
 
 
 def _mark(ids: list[str], action: str) -> None:
+    from casestore.outbound import operations
+
     with runtime() as rt, rt.sessions() as session, session.begin():
         for outbound_id in ids:
             operations.mark_letter(session, outbound_id=outbound_id, action=action, actor=_os_user())
@@ -212,6 +234,8 @@ def letters_posted(ids: Annotated[list[str], typer.Argument(help="letter ids (ca
 
 def letters_pdf(outbound_id: str, output: Annotated[Path, typer.Option("--out", help="file to write")]) -> None:
     """Write a letter's PDF to a file (to print it)."""
+    from casestore.outbound import operations
+
     with runtime() as rt:
         with rt.read_sessions() as session:
             sha = operations.letter_pdf(session, outbound_id=outbound_id)

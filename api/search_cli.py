@@ -28,8 +28,6 @@ from api.cli_support import err, out, runtime
 from api.cli_support import fail as _fail
 from api.wiring import Runtime
 from casestore import access
-from casestore.search import indexer
-from casestore.search.factory import open_search_index
 from casestore.search.port import SearchIndex, SearchQuery, Viewer
 
 OPERATOR = Viewer(role=access.OPERATOR.role)  # the CLI is run by whoever administers the machine: sees everything
@@ -102,6 +100,9 @@ def reindex(
     Also the upgrade step after a search schema change: an index of an older schema version is
     recreated empty and filled again (``SearchIndexOutdated`` names this command).
     """
+    from casestore.search import indexer  # here, not at the top: every `casework` command imports this module
+    from casestore.search.factory import open_search_index
+
     with runtime() as rt:
         checkpoint = rt.settings.data_dir / "reindex.checkpoint.json"
         index = open_search_index(rt.settings.search.url, rt.settings.data_dir, rt.settings.search.access(),
@@ -125,6 +126,8 @@ def import_documents(
     """Migrate a legacy document repository (bulk, resumable: run it again after an interruption)."""
     if not file.is_file():
         _fail(f"{file} is not a file: give a JSON Lines file of documents")
+    from casestore.search import indexer
+
     with _runtime() as (rt, index):
         checkpoint = rt.settings.data_dir / f"import-documents.{file.name}.checkpoint.json"
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import cached_property
 from typing import TYPE_CHECKING
 
@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from casestore.work.setup import WorkSetup
     from classify.matcher import Matcher
     from ingest.pipeline import PipelineParts
+    from ingest.runner import StageParts
     from ingest.spam import SpamdCheck
 
 log = logging.getLogger(__name__)
@@ -137,21 +138,31 @@ class Runtime:
             log.info("document-type model loaded from %s", path)
         return Matcher(config, DocTypeClassifier(model=model, min_model_score=config.doc_type_model_min))
 
+    def stage_parts(self) -> StageParts:
+        """What the extract stage needs (and every stage): cheap, nothing of classify or file is
+        imported or loaded, so `casework ingest` starts reading before those are ready."""
+        from ingest.runner import StageParts
+        from ingest.worker import RetryPolicy
+
+        w = self.settings.worker
+        return StageParts(
+            bus=self.bus, blobs=self.blobs, sessions=self.sessions, read_sessions=self.read_sessions,
+            limits=self.settings.extract,
+            retry=RetryPolicy(max_attempts=w.max_attempts, backoff_initial_s=w.backoff_initial_s,
+                              backoff_max_s=w.backoff_max_s),
+            batch_size=w.batch_size, extract_batch_size=w.extract_batch_size, file_batch_size=w.file_batch_size,
+        )
+
     def pipeline_parts(self, *, with_search: bool = True) -> PipelineParts:
         """What the stages need; ``with_search=False`` for processes without the file stage (which
         need neither the search index nor the case-work definitions)."""
         from casestore.work.inbound import InboundWork
         from ingest.pipeline import PipelineParts
-        from ingest.worker import RetryPolicy
 
-        w = self.settings.worker
+        base = self.stage_parts()
         return PipelineParts(
-            bus=self.bus, blobs=self.blobs, sessions=self.sessions, read_sessions=self.read_sessions,
-            limits=self.settings.extract,
+            **{f.name: getattr(base, f.name) for f in fields(base)},
             matcher=self.matcher(),
-            retry=RetryPolicy(max_attempts=w.max_attempts, backoff_initial_s=w.backoff_initial_s,
-                              backoff_max_s=w.backoff_max_s),
-            batch_size=w.batch_size, extract_batch_size=w.extract_batch_size, file_batch_size=w.file_batch_size,
             search_index=self.search_index if with_search else None,
             work=InboundWork(self.work, current=lambda: self.work) if with_search else None,
             spam=self.spam_check(),

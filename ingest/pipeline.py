@@ -1,5 +1,7 @@
-"""The three pipeline stages (extract, classify, file) and the runner that drives them in-process.
+"""The classify and file stages, and everything the three pipeline stages need (``PipelineParts``).
 
+The extract stage and the runner that drives the stages in-process live in ``ingest.runner`` (they
+need none of the matcher, filing or search imported here) and are re-exported from here.
 Each stage is idempotent on ``item_id``:
 
 * extract skips items already filed (a re-ingested file is a duplicate, not new work);
@@ -10,20 +12,16 @@ Each stage is idempotent on ``item_id``:
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import threading
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-import ingest.extract.dispatch  # noqa: F401  (the readers: loaded with the stages, not in the first batch)
 from casestore import items as item_service
-from casestore.db import translate_errors
 from casestore.filing import Filing, confine_to_uploaders, file_items
 from casestore.items import WorkHooks
 from casestore.lookup import StoreLookup
@@ -35,27 +33,19 @@ from classify.lookup import MemoLookup
 from classify.match_types import MatchResult
 from classify.matcher import Matcher, MatchInput
 from classify.writer import Writer
-from ingest.blobs import BlobStore
-from ingest.bus.port import Bus
-from ingest.errors import Unavailable
-from ingest.extract import Extraction, extract
-from ingest.extract.limits import ExtractLimits
 from ingest.faults import fault_point
 from ingest.intake import TRUSTED_BY
 from ingest.log_context import about
 from ingest.messages import (
-    FILED_OUTCOMES,
     TOPIC_CLASSIFIED,
     TOPIC_EXTRACTED,
-    TOPIC_RAW,
     ClassifiedItem,
-    DeadLetter,
     Decision,
     ExtractedItem,
     Prospect,
-    RawItem,
 )
-from ingest.worker import Output, RetryPolicy, Worker
+from ingest.runner import STAGES, ExtractStage, PipelineRunner, StageParts, make_stage, record_dead_letter
+from ingest.worker import Output
 
 if TYPE_CHECKING:
     from ingest.spam import SpamdCheck  # aiospamc is imported only when spamd is configured
@@ -64,78 +54,6 @@ log = logging.getLogger(__name__)
 
 MAX_CLASSIFY_CHARS = 200_000
 LEFTOVER_AGE_S = 5.0  # outbox rows older than this are no longer another stage's batch in flight
-
-
-class ExtractStage:
-    """Reads the items of a poll in parallel: ``prepare`` starts each one's extraction on a pool of
-    ``ocr_processes`` threads (default one per core), and the worker's per-message ``handle_batch``
-    collects them in order, so a slow scan does not keep the other cores idle while the worker's
-    per-item policy (retry, dead letter) stays as it is. The threads mostly wait for tesseract
-    processes (at most ``ocr_processes`` of them at once in this process, ``ingest.extract.ocr``)
-    and for the PDF reader child (one, its calls serialised). A retry extracts again in the worker's
-    thread. When ``stop`` (the worker's stop flag) is set, the items being read are finished and
-    those not yet begun are not begun: they raise a retryable error, which the worker, stopping,
-    leaves uncommitted, so the batch is delivered again and the stage ends within its grace period."""
-
-    name = "extract"
-    in_topic = TOPIC_RAW
-    batched = False  # extraction errors are per file; no batch fast path to gain
-    linger_s = 0.0
-
-    def __init__(self, *, blobs: BlobStore, limits: ExtractLimits, sessions: sessionmaker[Session],
-                 stop: threading.Event | None = None) -> None:
-        self.blobs = blobs
-        self.limits = limits
-        self.sessions = sessions
-        self.stop = stop or threading.Event()
-        self.workers = limits.ocr_workers()
-        self._pool: ThreadPoolExecutor | None = None
-        self._started: dict[str, Future[Extraction]] = {}
-        self._filed: set[str] = set()
-
-    def prepare(self, messages: Sequence[RawItem]) -> None:
-        """One store look-up per poll: which of these items are already filed; start reading the others."""
-        with self.sessions() as session:
-            known = item_service.outcomes(session, item_ids=[m.item_id for m in messages])
-        self._filed = {i for i, info in known.items() if info.get("outcome") in FILED_OUTCOMES}
-        self._forget_started()
-        todo = {m.item_id: m for m in messages if m.item_id not in self._filed}
-        if self.workers > 1 and len(todo) > 1:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="extract")
-            self._started = {item_id: self._pool.submit(self._extract_unless_stopping, raw)
-                             for item_id, raw in todo.items()}
-
-    def _extract_unless_stopping(self, raw: RawItem) -> Extraction:
-        if self.stop.is_set():
-            raise Unavailable(f"item {raw.item_id} not read: the extract stage is stopping; it will be read again")
-        return self._extract(raw)
-
-    def _extract(self, raw: RawItem) -> Extraction:
-        with about(item_id=raw.item_id):  # OCR and parser warnings name the item (in a pool thread too)
-            data = self.blobs.read(raw.blob_sha256)
-            return extract(data, filename=raw.filename, content_type=raw.content_type, blobs=self.blobs,
-                           limits=self.limits)
-
-    def _forget_started(self) -> None:
-        """Drop what an earlier poll started and nobody collected (its batch failed as a whole)."""
-        for future in self._started.values():
-            future.cancel()
-        self._started = {}
-
-    def handle_batch(self, messages: Sequence[RawItem]) -> list[Output]:
-        out: list[Output] = []
-        for raw in messages:
-            if raw.item_id in self._filed:
-                log.debug("item %s already filed; not extracting again", raw.item_id)
-                continue
-            started = self._started.pop(raw.item_id, None)
-            result = started.result() if started is not None else self._extract(raw)
-            fault_point("mid_extract")
-            item = ExtractedItem(**raw.model_dump(), parts=result.parts, email=result.email,
-                                 warnings=result.warnings)
-            out.append((TOPIC_EXTRACTED, raw.item_id, item))
-        return out
 
 
 class ClassifyStage:
@@ -346,39 +264,19 @@ def filing_for(item: ClassifiedItem) -> Filing:
                   new_case=new_case, doc_type=d.doc_type, decision=evidence)
 
 
-@dataclass
-class PipelineParts:
-    bus: Bus
-    blobs: BlobStore
-    sessions: sessionmaker[Session]
-    read_sessions: sessionmaker[Session]  # read-only work: no write lock on SQLite
-    limits: ExtractLimits
+@dataclass(kw_only=True)
+class PipelineParts(StageParts):
+    """What all three stages need: ``StageParts`` and the later stages' matcher, search and case work."""
+
     matcher: Matcher
-    retry: RetryPolicy
-    batch_size: int = 100
-    extract_batch_size: int = 32
-    file_batch_size: int = 500
     search_index: SearchIndex | None = None
     work: WorkHooks | None = None  # the file stage's case-work hooks (definitions loaded once per process)
     spam: SpamdCheck | None = None  # the classify stage's content spam check (``CASEWORK_SPAM__SPAMD``)
 
 
-def record_dead_letter(sessions: sessionmaker[Session], letter: DeadLetter) -> None:
-    """Make a dead letter visible in the store, so whoever waits on the item sees why it failed."""
-    source = ""
-    with contextlib.suppress(ValueError):
-        source = RawItem.model_validate_json(letter.envelope).source
-    with sessions() as session, session.begin():
-        item_service.record_failure(session, item_id=letter.item_id, stage=letter.stage,
-                                    error_class=letter.error_class, message=letter.message, source=source,
-                                    failed_at=letter.failed_at)
-
-
-def make_stage(name: str, parts: PipelineParts, *, stop: threading.Event | None = None,
-               ) -> ExtractStage | ClassifyStage | FileStage:
-    """The stage called ``name``; ``stop`` is its worker's stop flag (the extract stage watches it)."""
-    if name == "extract":
-        return ExtractStage(blobs=parts.blobs, limits=parts.limits, sessions=parts.read_sessions, stop=stop)
+def make_later_stage(name: str, parts: PipelineParts, *, stop: threading.Event | None = None,
+                     ) -> ClassifyStage | FileStage:
+    """Classify or file (``ingest.runner.make_stage`` makes any of the three)."""
     if name == "classify":
         return ClassifyStage(matcher=parts.matcher, sessions=parts.read_sessions, spam=parts.spam)
     if name == "file":
@@ -386,63 +284,5 @@ def make_stage(name: str, parts: PipelineParts, *, stop: threading.Event | None 
     raise ValueError(f"unknown stage {name!r}: choose extract, classify or file")
 
 
-STAGES = ("extract", "classify", "file")
-
-
-class PipelineRunner:
-    """Every stage as a worker thread in this process: the embedded default's `serve` and `ingest`."""
-
-    def __init__(self, parts: PipelineParts, *, stages: Sequence[str] = STAGES, group_prefix: str = "casework",
-                 pause_log_level: int = logging.WARNING) -> None:
-        self.stop = threading.Event()
-        self.committed = threading.Event()  # set after any stage commits a batch: outcomes may have changed
-        self.workers = [
-            Worker(bus=parts.bus, handler=make_stage(name, parts, stop=self.stop), group=f"{group_prefix}.{name}",
-                   retry=parts.retry, stop=self.stop,
-                   batch_size={"extract": parts.extract_batch_size, "file": parts.file_batch_size}.get(
-                       name, parts.batch_size),
-                   on_dead=lambda letter: record_dead_letter(parts.sessions, letter), guard=translate_errors,
-                   pause_log_level=pause_log_level, on_commit=self.committed.set)
-            for name in stages
-        ]
-        self.threads: list[threading.Thread] = []
-        self.errors: list[BaseException] = []
-
-    def start(self) -> None:
-        for worker in self.workers:
-            t = threading.Thread(target=self._run, args=(worker,), name=f"stage-{worker.handler.name}", daemon=True)
-            t.start()
-            self.threads.append(t)
-
-    def _run(self, worker: Worker) -> None:
-        try:
-            worker.run()
-        except BaseException as exc:
-            log.exception("stage %s stopped on an error", worker.handler.name)
-            self.errors.append(exc)
-
-    def alive(self) -> bool:
-        return all(t.is_alive() for t in self.threads)
-
-    def disk_full(self) -> list[str]:
-        """Why each stage that waits for disk space waits (empty while none does)."""
-        return [w.paused for w in self.workers if w.paused is not None]
-
-    def states(self) -> dict[str, str]:
-        """Each stage: running (with its restarts and last error, if any) or stopped."""
-        out = {}
-        for w, t in zip(self.workers, self.threads, strict=False):
-            state = "running" if t.is_alive() else "stopped"
-            if w.paused is not None:
-                state = f"paused ({w.paused})"
-            if w.restarts:
-                state += f" (restarted {w.restarts}x; last: {w.last_error})"
-            out[w.handler.name] = state
-        return out
-
-    def close(self, timeout: float = 30.0) -> None:
-        self.stop.set()
-        for w in self.workers:
-            w.wake()  # an idle stage waiting in a poll stops now
-        for t in self.threads:
-            t.join(timeout)
+__all__ = ["STAGES", "ClassifyStage", "ExtractStage", "FileStage", "PipelineParts", "PipelineRunner",
+           "make_later_stage", "make_stage", "match_input", "record_dead_letter"]

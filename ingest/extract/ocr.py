@@ -24,6 +24,9 @@ INSTALL_HINT = "OCR not available: install tesseract-ocr (and tesseract-ocr-eng)
 CORES = os.cpu_count() or 1
 _SLOTS: dict[int, threading.BoundedSemaphore] = {}
 _SLOTS_LOCK = threading.Lock()
+# Set once this process has started a tesseract run: `casework ingest` loads its later stages when
+# the first pages are in tesseract, so that loading does not hold the interpreter while they are prepared.
+TESSERACT_STARTED = threading.Event()
 
 
 class OcrError(Exception):
@@ -83,6 +86,7 @@ def run_tesseract(path: Path, args: list[str], settings: OcrSettings) -> str:
         [exe, str(path), "stdout", *args], settings.memory_mb, int(settings.timeout_seconds) + 1
     )
     with ocr_slots(settings.processes):
+        TESSERACT_STARTED.set()
         try:
             done = subprocess.run(
                 command, capture_output=True, env=env, timeout=settings.timeout_seconds, check=False

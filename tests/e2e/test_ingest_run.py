@@ -114,3 +114,54 @@ def test_each_item_keeps_the_resolved_path_of_its_file(tmp_path: Path, runtime: 
     assert [sources.get(r.item_id or "") for r in report.results] == [
         str(real.resolve() / "a.eml"), str(real.resolve() / "b.eml"), str(real.resolve() / "target.eml"),
         str((tmp_path / "outside").resolve() / "c.eml")]
+
+
+@pytest.mark.skipif(not SCAN.is_file(), reason=f"corpus scan not found at {SCAN}")
+def test_extract_reads_before_classify_and_file_are_loaded_and_each_item_is_filed_once(
+        tmp_path: Path, runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 15.10: the extract stage starts alone and reads the first chunk while classify and file
+    (matcher, case types, search index) are still to be loaded; they join later from the bus, and
+    every item is filed exactly once, with one document per part."""
+    from sqlalchemy import func, select
+
+    from casestore.models import Document, Item
+    from ingest.runner import PipelineRunner
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "scan.tif").write_bytes(SCAN.read_bytes())
+    for i in range(3):
+        (inbox / f"{i}.eml").write_bytes(MAIL.replace(b"again-1@", f"early{i}@".encode())
+                                         .replace(b"newbie@", f"newbie{i}@".encode()))
+    when_added: list[tuple[list[str], bool, int]] = []
+    real_add = PipelineRunner.add
+    real_parts = Runtime.pipeline_parts
+
+    def add(self: PipelineRunner, parts: object, stages: object) -> None:
+        # running then: the stages' names, whether their threads are alive, the items published so far
+        when_added.append(([w.handler.name for w in self.workers], self.alive(), published))
+        real_add(self, parts, stages)  # type: ignore[arg-type]
+
+    published = 0
+
+    def parts(self: Runtime, **kwargs: bool) -> object:
+        nonlocal published
+        peek = runtime.bus.consumer(["intake.raw"], group="test-peek")  # a group of its own: takes nothing away
+        try:
+            published = len(peek.poll(max_records=100, timeout=1.0))
+        finally:
+            peek.close()
+        return real_parts(self, **kwargs)
+
+    monkeypatch.setattr(PipelineRunner, "add", add)
+    monkeypatch.setattr(Runtime, "pipeline_parts", parts)
+    report = run_ingest(runtime, [inbox], timeout=300)
+    assert when_added == [(["extract"], True, 4)], "classify and file loaded after extract began on the chunk"
+    assert [r.outcome for r in report.results if r.outcome in (None, "failed")] == [], report.as_dict()
+    ids = [r.item_id for r in report.results]
+    with runtime.read_sessions() as session:
+        filed = session.scalars(select(Item.item_id).where(Item.item_id.in_(ids))).all()
+        documents = session.execute(select(Document.item_id, func.count()).where(Document.item_id.in_(ids))
+                                    .group_by(Document.item_id)).all()
+    assert sorted(filed) == sorted(ids)
+    assert sorted(tuple(row) for row in documents) == sorted((i, 1) for i in ids)  # one part each: none twice

@@ -133,12 +133,12 @@ def test_items_not_begun_when_the_stage_stops_are_left_for_redelivery(
     blobs = FileBlobStore(tmp_path / "blobs")
     stop = threading.Event()
     stage = ExtractStage(blobs=blobs, limits=ExtractLimits(ocr_processes=2), sessions=sessions, stop=stop)
-    items = raw_items(blobs, [scan(n) for n in range(1, 4)])
-    stage.prepare(items)  # two threads: the third item waits until one of the first two is read
+    items = raw_items(blobs, [scan(n) for n in range(1, stage.threads + 2)])
+    stage.prepare(items)  # one more item than threads: the last waits until one of the others is read
     stop.set()
-    for raw in items[:2]:  # read in full if begun before the flag, else left like the third
+    for raw in items[:-1]:  # read in full if begun before the flag, else left like the last
         with contextlib.suppress(Unavailable):
             assert stage.handle_batch([raw])[0][2].parts[0].text  # type: ignore[attr-defined]
     with pytest.raises(Unavailable) as caught:  # retryable: a stopping worker leaves it uncommitted
-        stage.handle_batch([items[2]])
+        stage.handle_batch([items[-1]])
     assert caught.value.retryable
