@@ -111,7 +111,8 @@ def test_serve_and_uvicorn_log_json(tmp_path: Path, user_env: dict[str, str]) ->
         server.wait(timeout=60)
     lines = json_lines(log_path.read_text())
     loggers = {line["logger"] for line in lines}
-    assert {"uvicorn.error", "uvicorn.access", "api.serve"} <= loggers, sorted(loggers)
-    access = [line for line in lines if line["logger"] == "uvicorn.access"]
-    assert any("/health" in line["message"] for line in access)
+    assert {"uvicorn.error", "casework.access", "api.serve"} <= loggers, sorted(loggers)
+    access = [line for line in lines if line["logger"] == "casework.access"]  # api.access_log, not uvicorn's
+    assert any("/health" in line["message"] and line["duration_ms"] >= 0
+               and (line["method"], line["path"], line["status"]) == ("GET", "/health", 200) for line in access), access
     assert any(line["message"].startswith("casework serving on http://") for line in lines)
