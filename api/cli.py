@@ -541,6 +541,11 @@ def calendar_recompute(
     batch: Annotated[int | None, typer.Option(
         help="clocks per committed batch (default 5000 on PostgreSQL; 1000 on SQLite, whose one writer lock "
              "each batch holds while it writes)", min=1, max=100_000)] = None,
+    rate: Annotated[float, typer.Option(
+        help="at most this many clocks a second (0: as fast as the database takes them). Each batch's writes "
+             "(a clock and its tasks' index entries, their WAL) compete with get-next's commits for the WAL "
+             "flush: a slower, steadier change leaves agents' get-next faster (BENCHMARKS.md, issue 10)",
+        min=0)] = 0.0,
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """After editing a calendar (a holiday added, hours changed): re-compute the due and warning
@@ -575,6 +580,8 @@ def calendar_recompute(
                 if sqlite and result.moved:  # leave the one writer lock free as long as it was held (at most
                     # 0.1 s), or other processes' writers, asleep in their busy handlers, never get it back
                     time.sleep(min(0.1, time.perf_counter() - wrote))
+                if rate and result.clocks:  # paced: the clocks so far at ``rate`` a second
+                    time.sleep(max(0.0, began + (totals["clocks"] + result.clocks) / rate - time.perf_counter()))
                 if result.clocks:
                     totals["batches"] += 1
                     totals["clocks"] += result.clocks - result.skipped

@@ -11,6 +11,7 @@ import uvicorn
 from rich.console import Console
 from uvicorn.config import LOGGING_CONFIG
 
+from api.access_log import AccessLines, AccessLog
 from api.app import create_app
 from api.clock_worker import ClockLoop
 from api.config_watch import start_watch
@@ -69,6 +70,13 @@ def run_server(settings: Settings, *, host: str, port: int) -> None:
 
     watch = start_watch(rt, stop)  # calendars and case types changed while serving: loaded again
     app = create_app(rt, health_extra=health_extra)
+    access_lines: AccessLines | None = None
+    asgi: Any = app
+    if settings.serve.access_log:  # ours, not uvicorn's: kept off the request's path (api.access_log)
+        access_lines = AccessLines()
+        # around the whole app, not one of its middlewares: get-next's fast path (api.get_next_fast)
+        # answers in front of the app's middleware stack, and its requests are logged too
+        asgi = AccessLog(app, lines=access_lines)
     if settings.metrics.port:  # the same series as /metrics, without a token, for Prometheus
         serve_metrics(app.state.metrics_registry, host=settings.metrics.host, port=settings.metrics.port)
     watcher_thread = threading.Thread(target=watcher.run, name="connector-folder", daemon=True)
@@ -105,8 +113,8 @@ def run_server(settings: Settings, *, host: str, port: int) -> None:
     signal.signal(signal.SIGTERM, _exit_cleanly)
     try:
         trusted = settings.serve.trusted_proxies  # forwarded headers are believed from these peers only
-        uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=bool(trusted),
-                    access_log=settings.serve.access_log,
+        uvicorn.run(asgi, host=host, port=port, log_level="info", proxy_headers=bool(trusted),
+                    access_log=False,
                     forwarded_allow_ips=trusted or None,
                     log_config=uvicorn_log_config() if settings.log.format == "json" else LOGGING_CONFIG)
     except SystemExit as exc:
@@ -127,6 +135,8 @@ def run_server(settings: Settings, *, host: str, port: int) -> None:
             search_loop.close()
         for t in connector_threads:
             t.join(10)
+        if access_lines is not None:
+            access_lines.close()
         last_use = getattr(app.state, "last_use", None)  # tokens' last-use times still in memory
         if last_use is not None:
             last_use.flush(rt.engine)

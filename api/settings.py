@@ -213,8 +213,9 @@ class ServeSettings(BaseModel):
         "wait unread for a slot, so searches and pages never queue behind a crowd of uploads",
     )
     access_log: bool = Field(
-        default=True, description="log one line per HTTP request (uvicorn's access log); off saves ~8 % of the "
-        "server's CPU per get-next (BENCHMARKS.md, issue 10): turn it off when a proxy in front logs requests",
+        default=True, description="log one line per HTTP request (logger casework.access: client, method, path "
+        "with the query's parameter names but not their values, status, duration), written in batches a few "
+        "times a second off the request's path; turn it off when a proxy in front logs requests",
     )
     trusted_proxies: list[str] = Field(
         default_factory=list,

@@ -38,7 +38,7 @@ def test_recompute_moves_the_running_clocks_of_a_changed_calendar(tmp_path: Path
             ids.append(sla.id)
     (calendars / "office.yaml").write_text(OFFICE + "extra_holidays: [2026-03-03]\n")  # that Tuesday
     env = {**user_env, "CASEWORK_WORK__CALENDARS_DIR": str(calendars)}
-    first = run_json(env, "calendar", "recompute", "office", "--batch", "2", "--json")
+    first = run_json(env, "calendar", "recompute", "office", "--batch", "2", "--rate", "100", "--json")  # paced
     assert (first["clocks"], first["moved"], first["tasks"], first["batches"]) == (3, 3, 3, 2)
     again = run_json(env, "calendar", "recompute", "office", "--json")
     assert (again["clocks"], again["moved"], again["tasks"]) == (3, 0, 0)

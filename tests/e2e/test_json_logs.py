@@ -102,16 +102,27 @@ def test_serve_and_uvicorn_log_json(tmp_path: Path, user_env: dict[str, str]) ->
     from tests.e2e.test_serve_signals import start_serve
 
     env = {**user_env, "CASEWORK_LOG__FORMAT": "json", "CASEWORK_CLOCK__IN_SERVE": "false"}
+    for args in (["user", "add", "ann", "--role", "agent"], ["token", "create", "ann"]):
+        made = subprocess.run([*CASEWORK, *args], env=env, capture_output=True, text=True, timeout=60)
+        assert made.returncode == 0, made.stderr[-2000:]
+    token = made.stdout.strip()
     server, log_path = start_serve(tmp_path, env)
     try:
         port = next(a for a in server.args if isinstance(a, str) and a.isdigit())  # type: ignore[union-attr]
         assert httpx.get(f"http://127.0.0.1:{port}/health", timeout=10).status_code == 200
+        # get-next is answered in front of the app's middlewares (api.get_next_fast): logged all the same
+        got = httpx.post(f"http://127.0.0.1:{port}/api/v1/work/next", headers={"Authorization": f"Bearer {token}"},
+                         timeout=10)
+        assert got.status_code == 200 and got.json() == {"task": None}, got.text
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=60)
     lines = json_lines(log_path.read_text())
     loggers = {line["logger"] for line in lines}
-    assert {"uvicorn.error", "uvicorn.access", "api.serve"} <= loggers, sorted(loggers)
-    access = [line for line in lines if line["logger"] == "uvicorn.access"]
-    assert any("/health" in line["message"] for line in access)
+    assert {"uvicorn.error", "casework.access", "api.serve"} <= loggers, sorted(loggers)
+    access = [line for line in lines if line["logger"] == "casework.access"]  # api.access_log, not uvicorn's
+    assert any("/health" in line["message"] and line["duration_ms"] >= 0
+               and (line["method"], line["path"], line["status"]) == ("GET", "/health", 200) for line in access), access
+    assert any((line["method"], line["path"], line["status"]) == ("POST", "/api/v1/work/next", 200)
+               for line in access), access
     assert any(line["message"].startswith("casework serving on http://") for line in lines)
