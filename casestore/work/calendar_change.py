@@ -7,11 +7,12 @@ calendar with few of many clocks is read as ranges of the primary key), re-sched
 ``resumed_at`` and ``used_seconds`` on the new calendar, as ``clocks.schedule`` does (``Moments``:
 the calendar's ``Timeline``, two binary searches a clock, and clocks with the same start, use,
 budget and warning share one computation; PostgreSQL hands the instants over as integer
-microseconds both ways, so no datetime is built or parsed), locks the changed ones (PostgreSQL
-``FOR UPDATE SKIP LOCKED``: a clock the engine holds this moment is left for the caller's next
-pass), writes them with one ``UPDATE ... FROM unnest(arrays)`` (PostgreSQL) or an executemany
-(SQLite), and sets the open tasks of their cases to the earliest running due time (one set-based
-UPDATE).  Only plain columns are read: no ORM objects.  Warnings and breaches already fired stay
+microseconds both ways, so no datetime is built or parsed), locks the changed ones' cases' work
+rows and then the clocks, in the engine's order (PostgreSQL ``FOR UPDATE SKIP LOCKED``: a case or
+clock the engine holds this moment is left for the caller's next pass), writes them with one
+``UPDATE ... FROM unnest(arrays)`` (PostgreSQL) or an executemany (SQLite), and sets the open
+tasks of their cases to the earliest running due time (one set-based UPDATE).  Only plain columns
+are read: no ORM objects.  Warnings and breaches already fired stay
 fired; a clock whose new moments have passed fires at the next sweep.
 
 The caller commits each batch (``casework calendar recompute NAME``), so get-next never waits long
@@ -31,7 +32,7 @@ from sqlalchemy.orm import Session
 from casestore.models import UTCDateTime
 from casestore.work.calendar import BusinessCalendar, Timeline, from_us, instant_us
 from casestore.work.escalation import in_ids, int_array
-from casestore.work.models import NO_DUE, SlaClock, WorkTask
+from casestore.work.models import NO_DUE, CaseWork, SlaClock, WorkTask
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +133,7 @@ def write_batch(session: Session, plan: Plan) -> BatchResult:
     wanted = [row[0] for row in plan.changed]
     held = wanted
     if pg:
-        held = list(session.scalars(select(SlaClock.id).where(in_ids(SlaClock.id, wanted, True))
+        held = list(session.scalars(select(SlaClock.id).where(in_ids(SlaClock.id, _of_free_cases(session, plan), True))
                                     .order_by(SlaClock.id).with_for_update(skip_locked=True)))
     rows = plan.changed if len(held) == len(wanted) else [r for r in plan.changed if r[0] in set(held)]
     moved, cases = _write(session, plan.calendar_name, rows, pg) if rows else (0, [])
@@ -144,6 +145,24 @@ def write_batch(session: Session, plan: Plan) -> BatchResult:
         log.info("calendar %s: %d of %d running clock(s) moved, %d task(s) re-timed", plan.calendar_name,
                  moved, plan.looked_at, tasks)
     return BatchResult(plan.looked_at, moved, len(wanted) - len(held), plan.last_id, tasks, plan.done)
+
+
+def _of_free_cases(session: Session, plan: Plan) -> list[int]:
+    """The planned clocks whose case's work row this transaction could lock (PostgreSQL ``FOR UPDATE
+    SKIP LOCKED``), in the engine's order: its writers lock a case's work row, then its tasks, then its
+    clocks (``flow.Run.load``), so a batch that took clocks first and then waited for a case's tasks
+    could deadlock with them.  Holding the work row, no engine writer holds that case's tasks or
+    clocks, and the batch's later waits (a get-next's claim of a task row) cannot close a cycle.  A
+    case the engine holds is left, with its clocks, for the caller's next pass, as the clock loop's
+    sweep leaves it; a case without a work row has no engine writer and is free."""
+    cases = sorted({row[1] for row in plan.changed})
+    locked = set(session.scalars(select(CaseWork.case_id).where(in_ids(CaseWork.case_id, cases, True))
+                                 .order_by(CaseWork.case_id).with_for_update(skip_locked=True)))
+    if len(locked) < len(cases):  # held by another transaction, or no work row at all (free)
+        rest = [c for c in cases if c not in locked]
+        held_elsewhere = set(session.scalars(select(CaseWork.case_id).where(in_ids(CaseWork.case_id, rest, True))))
+        locked.update(c for c in rest if c not in held_elsewhere)
+    return [row[0] for row in plan.changed if row[1] in locked]
 
 
 class Moments:

@@ -3,16 +3,17 @@ in resumable batches; paused and stopped clocks, and other calendars' clocks, st
 
 from __future__ import annotations
 
+import threading
 from datetime import date, time, timedelta
 
 import pytest
-from sqlalchemy import update
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine, select, update
+from sqlalchemy.orm import Session, sessionmaker
 
 from casestore.work import clocks
 from casestore.work.calendar import BusinessCalendar, due, instant_us
 from casestore.work.calendar_change import Moments, recompute_batch
-from casestore.work.models import SlaClock
+from casestore.work.models import CaseWork, SlaClock, WorkTask
 
 from .rows import T0, case, clock, definition, store_definition, task
 
@@ -116,3 +117,45 @@ def test_the_moments_of_a_recompute_are_the_clock_transitions_moments(budget: in
     for start in (T0, T0 + timedelta(hours=30, seconds=7), T0 - timedelta(days=3, microseconds=1)):
         due_at, warn_at = clocks.moments(start, used, budget, warn_percent, WITH_HOLIDAY)
         assert moments.of(instant_us(start), used, budget, warn_percent) == (instant_us(due_at), instant_us(warn_at))
+
+
+def test_a_case_the_engine_holds_is_left_for_the_next_pass_without_waiting(engine: Engine,
+                                                                          sessions: sessionmaker[Session]) -> None:
+    """PostgreSQL: the engine locks a case's work row, then its tasks, then its clocks.  A batch that
+    locked the clock first and then waited for the tasks' UPDATE could deadlock with it; it takes the
+    work row first, without waiting (``SKIP LOCKED``), and leaves a held case for the next pass."""
+    from casestore.work.calendar_change import plan_batch, write_batch
+
+    if engine.dialect.name != "postgresql":
+        pytest.skip("row locks are PostgreSQL's; SQLite serialises writers")
+    with sessions() as s, s.begin():
+        store_definition(s, definition())
+        busy, free = case(s), case(s)
+        for c in (busy, free):
+            task(s, c, due_at=_on_office(s, clock(s, c), timedelta(hours=16)).due_at)
+        busy_id, free_id = busy.id, free.id
+    results = []
+    with sessions() as holder, holder.begin():  # as the engine's Run.load: work row, then tasks
+        holder.get(CaseWork, busy_id, with_for_update=True)
+        list(holder.scalars(select(WorkTask).where(WorkTask.case_id == busy_id).with_for_update()))
+
+        def recompute() -> None:
+            with sessions() as s2:
+                with s2.begin():
+                    plan = plan_batch(s2, calendar_name="office", calendar=WITH_HOLIDAY)
+                with s2.begin():
+                    results.append(write_batch(s2, plan))
+
+        thread = threading.Thread(target=recompute)
+        thread.start()
+        thread.join(30)
+        assert not thread.is_alive(), "the batch waited for a case the engine holds"
+    assert [(r.clocks, r.moved, r.skipped) for r in results] == [(2, 1, 1)]
+    with sessions() as s, s.begin():  # the next pass takes the case the engine let go
+        again = write_batch(s, plan_batch(s, calendar_name="office", calendar=WITH_HOLIDAY))
+        assert (again.moved, again.skipped) == (1, 0)
+    with sessions() as s:
+        for case_id in (busy_id, free_id):
+            moved = s.scalars(select(SlaClock).where(SlaClock.case_id == case_id)).one()
+            assert moved.due_at == T0.replace(day=4, hour=17)
+            assert s.scalars(select(WorkTask.due_at).where(WorkTask.case_id == case_id)).one() == moved.due_at
