@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
-from casestore.models import Case, User
+from casestore.models import AuditEvent, Case, User
 from casestore.work.actor import Actor
 from casestore.work.definitions import CaseType
 from casestore.work.models import NO_DUE, CaseTypeVersion, CaseWork, SlaClock, WorkTask
@@ -91,3 +93,18 @@ def agent(name: str = "alice", *teams: str, role: str = "agent") -> Actor:
 
 def user_of(actor: Actor) -> User:
     return User(name=actor.name, role=actor.role, teams=list(actor.teams), disabled=actor.disabled)
+
+
+def assert_each_task_handed_out_once(sessions: sessionmaker[Session], results: list[list[int]], tasks: int) -> None:
+    """After agents raced for ``tasks`` tasks (``results[n]``: the ids agent n got): each task went to
+    one agent, more than one agent got work, one ``task.claimed`` event each, and the stored
+    assignee is the agent that got it (agents are named ``agent{n}``)."""
+    handed = [tid for r in results for tid in r]
+    assert len(handed) == len(set(handed)) == tasks
+    assert sum(1 for r in results if r) > 1, "the agents ran side by side"
+    with sessions() as s:
+        claims = Counter(e.details["task_id"] for e in s.scalars(select(AuditEvent)) if e.action == "task.claimed")
+        assert len(claims) == tasks and set(claims.values()) == {1}
+        holders = {t.id: t.assignee for t in s.scalars(select(WorkTask))}
+        for n, r in enumerate(results):
+            assert all(holders[tid] == f"agent{n}" for tid in r)

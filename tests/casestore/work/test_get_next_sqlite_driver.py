@@ -20,7 +20,7 @@ from casestore.work import pick, queues
 from casestore.work.actor import Actor
 from casestore.work.models import WorkTask
 
-from .rows import T0, agent, case, definition, store_definition, task
+from .rows import T0, agent, assert_each_task_handed_out_once, case, definition, store_definition, task
 
 TASKS = 120
 AGENTS = 6
@@ -118,15 +118,7 @@ def test_concurrent_driver_get_next_never_hands_out_a_task_twice(sqlite_engine: 
 
     with ThreadPoolExecutor(AGENTS) as pool:
         results = list(pool.map(work, range(AGENTS)))
-    handed = [tid for r in results for tid in r]
-    assert len(handed) == len(set(handed)) == TASKS
-    assert sum(1 for r in results if r) > 1, "the agents ran side by side"
-    with sessions() as s:
-        claims = Counter(e.details["task_id"] for e in s.scalars(select(AuditEvent)) if e.action == "task.claimed")
-        assert len(claims) == TASKS and set(claims.values()) == {1}
-        holders = {t.id: t.assignee for t in s.scalars(select(WorkTask))}
-        for n, r in enumerate(results):
-            assert all(holders[tid] == f"agent{n}" for tid in r)
+    assert_each_task_handed_out_once(sessions, results, TASKS)
 
 
 def test_wait_false_is_turned_away_at_once_while_another_transaction_writes(sqlite_engine: Engine,

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from casestore.db import translate_errors
 from casestore.errors import StoreUnavailable
-from casestore.models import AuditEvent
 from casestore.work import queues
-from casestore.work.models import WorkTask
 
-from .rows import T0, agent, case, definition, store_definition, task
+from .rows import T0, agent, assert_each_task_handed_out_once, case, definition, store_definition, task
 
 TASKS = 120
 AGENTS = 6
@@ -42,13 +38,4 @@ def test_concurrent_get_next_never_hands_out_a_task_twice(sessions: sessionmaker
 
     with ThreadPoolExecutor(AGENTS) as pool:
         results = list(pool.map(work, range(AGENTS)))
-    handed = [tid for r in results for tid in r]
-    assert len(handed) == len(set(handed)) == TASKS
-    assert sum(1 for r in results if r) > 1, "the agents ran side by side"
-    with sessions() as s:
-        claims = Counter(e.details["task_id"] for e in s.scalars(select(AuditEvent))
-                         if e.action == "task.claimed")
-        assert len(claims) == TASKS and set(claims.values()) == {1}
-        holders = {t.id: t.assignee for t in s.scalars(select(WorkTask))}
-        for n, r in enumerate(results):
-            assert all(holders[tid] == f"agent{n}" for tid in r)
+    assert_each_task_handed_out_once(sessions, results, TASKS)
