@@ -24,19 +24,14 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import quote
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger(__name__)
 ACCESS_LOGGER = "casework.access"
 FORMAT = '%s - "%s %s" %d %.1f ms'
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 # (ended at (epoch s), client, method, root path + path, query string, status, duration (s))
 Entry = tuple[float, Any, str, str, bytes, int, float]
