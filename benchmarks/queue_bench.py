@@ -69,6 +69,7 @@ import httpx
 from sqlalchemy import Engine, create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
+from benchmarks.http_agent import LeanClient
 from casestore.db import json_dumps, make_engine, session_factory, upgrade
 from casestore.work.actor import Actor
 from casestore.work.clock_loop import sweep
@@ -338,19 +339,19 @@ class Servers:
 
 
 class Agent:
-    """One agent's HTTP client (keep-alive) for get-next and complete."""
+    """One agent's HTTP client (keep-alive) for get-next and complete: the lean client of
+    ``benchmarks.http_agent``, so the agents' own CPU (they stand for browsers on other machines)
+    takes as little as it can of the 2 cores the server and the database share."""
 
     def __init__(self, base: str, token: str) -> None:
-        self.client = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60)
+        self.client = LeanClient(base, {"Authorization": f"Bearer {token}"}, timeout=60)
 
     def next(self) -> int | None:
-        response = self.client.post("/api/v1/work/next")
-        response.raise_for_status()
-        task = response.json()["task"]
+        task = self.client.call("POST", "/api/v1/work/next")["task"]
         return int(task["id"]) if task is not None else None
 
     def complete(self, task_id: int) -> None:
-        self.client.post(f"/api/v1/tasks/{task_id}/complete", json={"code": "done"}).raise_for_status()
+        self.client.call("POST", f"/api/v1/tasks/{task_id}/complete", {"code": "done"})
 
     def close(self) -> None:
         self.client.close()
