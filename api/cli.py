@@ -657,7 +657,11 @@ def triage_resolve(
     reason: Annotated[str, typer.Option(help="why (kept in the audit trail)")] = "",
     actor: Annotated[str, typer.Option("--as", help="who resolves it")] = "cli",
 ) -> None:
-    """Resolve a triaged item: --attach REF, --new-case [--customer ID] or --noise. Recorded as a label."""
+    """Resolve a triaged item: --attach REF, --new-case [--customer ID] or --noise. Recorded as a label.
+
+    The case's work follows as when the pipeline files an item: a new case starts its type's work;
+    an attached item is the customer's reply (a closed case reopens within its reopen window, or a
+    new case linked to it opens)."""
     from casestore import access, triage
 
     chosen = [a for a, on in (("attach", attach is not None), ("new_case", new_case), ("noise", noise)) if on]
@@ -665,12 +669,14 @@ def triage_resolve(
         _fail("give exactly one of --attach REF, --new-case or --noise", 2)
     from api.search_follow import UPDATED, index_now
     from casestore.search import outbox as search_outbox
+    from casestore.work.inbound import InboundWork
 
     with runtime() as rt:
+        work = InboundWork(rt.work)  # loaded (and stored) before the resolution's transaction
         with rt.sessions() as session, session.begin():
             res = triage.resolve_triage(session, item_id=item_id, action=chosen[0], case_ref=attach,
                                         viewer=access.OPERATOR, actor=actor, reason=reason, customer_id=customer,
-                                        doc_type=doc_type)
+                                        doc_type=doc_type, work=work)
             # search must see it where it now is (its case's team): with the resolution
             outbox_ids = search_outbox.enqueue(session, item_ids=[res.item_id])
         search = index_now(rt, outbox_ids, what=f"triage {res.item_id} resolved")

@@ -96,12 +96,18 @@ def queue(request: Request, user: Agent, limit: Annotated[int, Query(ge=1, le=50
 
 @router.post("/{item_id}/resolve")
 def resolve(request: Request, item_id: str, body: Resolve, user: Agent) -> dict[str, Any]:
-    """404 alike for an item, case or customer that does not exist and one the caller may not see."""
+    """404 alike for an item, case or customer that does not exist and one the caller may not see.
+    The case's work follows, as when the pipeline files an item: a new case starts its type's
+    work; an item attached to a case is the customer's reply (a closed case reopens within its
+    type's reopen window, or a new linked case opens: the outcome is then ``new_case``)."""
+    from casestore.work.inbound import InboundWork
+
     rt = get_runtime(request)
+    work = InboundWork(rt.work)  # as filing: a new case starts its work, an attached item is a reply
     with rt.sessions() as session, session.begin():
         res = triage.resolve_triage(session, item_id=item_id, action=body.action, case_ref=body.case_ref,
                                     viewer=user, actor=user.name, reason=body.reason, customer_id=body.customer_id,
-                                    doc_type=body.doc_type, case_type=body.case_type)
+                                    doc_type=body.doc_type, case_type=body.case_type, work=work)
         outbox_ids = search_outbox.enqueue(session, item_ids=[res.item_id])  # search must follow: with the change
     search = index_now(rt, outbox_ids, what=f"triage {res.item_id} resolved")  # shown only to its case's teams
     return {"item_id": res.item_id, "outcome": res.outcome, "case_ref": res.case_ref, "doc_type": res.doc_type,

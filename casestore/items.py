@@ -117,8 +117,10 @@ class WorkHooks(Protocol):
     def prepare(self, session: Session, *, cases: Sequence[Case]) -> None:
         """Items are about to be filed into these cases (a batch): load what they will need at once."""
 
-    def new_case(self, session: Session, *, case: Case, item_id: str, doc_type: str, channel: str) -> None:
-        """A case was opened for this item: start its work."""
+    def new_case(self, session: Session, *, case: Case, item_id: str, doc_type: str, channel: str,
+                 case_type: str | None = None) -> None:
+        """A case was opened for this item: start its work (of ``case_type`` when that names a
+        loaded case type, else of the type ``doc_type`` maps to)."""
 
     def finish(self, session: Session) -> None:
         """Write what the hooks buffered for this batch (before the filing's own rows)."""

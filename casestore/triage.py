@@ -26,7 +26,8 @@ from casestore.access.policy import (
 )
 from casestore.cases import open_case
 from casestore.errors import Conflict, InvalidInput, NotFound
-from casestore.models import Document, Item, MatchLabel, utcnow
+from casestore.items import WorkHooks
+from casestore.models import Case, Document, Item, MatchLabel, utcnow
 from casestore.validation import no_nul, optional
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ def resolve_triage(
     customer_id: str | None = None,
     doc_type: str | None = None,
     case_type: str | None = None,
+    work: WorkHooks | None = None,
 ) -> Resolution:
     """Resolve the triaged item ``item_id``: ``attach`` (to ``case_ref``), ``new_case`` (for
     ``customer_id``, a CRM id or None; type ``case_type`` or the item's doc type) or ``noise``.
@@ -68,6 +70,14 @@ def resolve_triage(
     rules 1, 3 and 4); Conflict if the item is not (or no longer) in triage, or another person holds
     it (``casestore.triage_leases``: triage is a work queue with leases); InvalidInput for a
     bad action or a missing case_ref.  Flushes, never commits.
+
+    ``work`` (``casestore.work.inbound.InboundWork``, as the file stage's) tells the case-work
+    domain, as filing the item would have: a new case starts its type's work (``case_type`` if it
+    names a loaded type, else the type its document type maps to); an item attached to a case is
+    the customer's reply (clocks paused for the customer resume, the review task goes to the
+    case's owner), and one attached to a closed case reopens it within its type's reopen window,
+    or else goes into a new case linked to it (the resolution's outcome is then ``new_case``).
+    Without ``work`` (no case work wired in) the item is only filed.
     """
     if action not in ACTIONS:
         raise InvalidInput(f"action {action!r} is not one of {', '.join(ACTIONS)}")
@@ -93,8 +103,12 @@ def resolve_triage(
         target = open_case(session, customer_id=customer_id, case_type=case_type or new_type,
                            subject=(item.subject or item.filename or "")[:200], actor=actor,
                            reason=f"triage resolved: {why}" if why else "triage resolved")
+    outcome = _OUTCOME_OF[action]
+    if work is not None and target is not None:
+        outcome, target = _tell_work(session, work, outcome=outcome, target=target, item=item, doc_type=new_type,
+                                     case_type=case_type)
     now = utcnow()
-    item.outcome = _OUTCOME_OF[action]
+    item.outcome = outcome
     item.case_id = target.id if target is not None else None
     item.doc_type = new_type
     session.execute(update(Document).where(Document.item_id == item_id)
@@ -118,6 +132,22 @@ def resolve_triage(
     log.info("triage item %s resolved by %s: %s %s", item_id, actor, action, label.case_ref or "-")
     return Resolution(item_id=item_id, outcome=item.outcome, case_ref=label.case_ref, doc_type=new_type,
                       label_id=label.id)
+
+
+def _tell_work(session: Session, work: WorkHooks, *, outcome: str, target: Case, item: Item, doc_type: str,
+               case_type: str | None) -> tuple[str, Case]:
+    """What filing the item with this outcome tells the work domain; the outcome and case it ends in."""
+    work.prepare(session, cases=[target])
+    if outcome == "new_case":
+        work.new_case(session, case=target, item_id=item.item_id, doc_type=doc_type, channel=item.channel,
+                      case_type=case_type)
+    else:
+        goes_to, opened = work.attached(session, case=target, item_id=item.item_id, doc_type=doc_type,
+                                        channel=item.channel)
+        if goes_to is not target:
+            outcome, target = ("new_case" if opened else "attached"), goes_to
+    work.finish(session)
+    return outcome, target
 
 
 def doc_type_examples(session: Session, *, since_id: int = 0) -> list[tuple[str, str]]:

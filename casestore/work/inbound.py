@@ -132,10 +132,13 @@ class Runs:
 
 
 def on_new_case(session: Session, *, case: Case, doc_type: str | None, setup: WorkSetup, channel: str | None = None,
-                actor: Actor = SYSTEM, now: datetime | None = None, runs: Runs | None = None) -> CaseWork:
-    """Start the work of a case just opened by a document of ``doc_type``.  ``runs``: the batch's
-    (its audit events are written with the batch's, and nothing is flushed here)."""
-    case_type = setup.type_for_doc(doc_type)
+                actor: Actor = SYSTEM, now: datetime | None = None, runs: Runs | None = None,
+                case_type_name: str | None = None) -> CaseWork:
+    """Start the work of a case just opened by a document of ``doc_type``: of the type
+    ``case_type_name`` names when it is a loaded one (a person chose it in triage), else of the
+    type ``doc_type`` maps to.  ``runs``: the batch's (its audit events are written with the
+    batch's, and nothing is flushed here)."""
+    case_type = setup.type_named(case_type_name) or setup.type_for_doc(doc_type)
     if runs is not None:
         runs.begin(session)
     run = engine.begin_case(session, case=case, case_type=case_type, actor=actor, calendars=setup.calendars,
@@ -307,9 +310,10 @@ class InboundWork:
         self.runs.batch.status_changed.clear()
         return refs
 
-    def new_case(self, session: Session, *, case: Case, item_id: str, doc_type: str, channel: str) -> None:
+    def new_case(self, session: Session, *, case: Case, item_id: str, doc_type: str, channel: str,
+                 case_type: str | None = None) -> None:
         on_new_case(session, case=case, doc_type=doc_type, channel=channel, setup=self._setup(session),
-                    actor=self.actor, runs=self.runs)
+                    actor=self.actor, runs=self.runs, case_type_name=case_type)
 
     def attached(self, session: Session, *, case: Case, item_id: str, doc_type: str,
                  channel: str) -> tuple[Case, bool]:
