@@ -146,7 +146,10 @@ class MatchSettings(BaseModel):
     customer_margin: float = Field(default=0.15, description="the best customer must lead the next by this")
     doc_type_model_min: float = Field(default=0.5, description="model confidence needed to overrule the rules")
     new_case_type: str = Field(default="general_enquiry", description="case type for a new case without a type")
-    attach_to_closed: bool = Field(default=False, description="a closed case quoted by its customer: attach or triage")
+    attach_to_closed: bool = Field(
+        default=True,
+        description="a closed case quoted by its customer: attach (the case reopens within its type's "
+        "reopen_window, after that a new case linked to it opens) or, false, send it to triage")
     max_triage_candidates: int = Field(default=5, description="candidate cases kept for a triaged item")
     doc_type_model: str = Field(
         default="",

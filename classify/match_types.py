@@ -69,7 +69,7 @@ class MatchConfig:
     doc_type_model_min: float = 0.5  # model confidence needed to overrule the rules
     new_case_type: str = DEFAULT_TYPE
     generic_types: tuple[str, ...] = (DEFAULT_TYPE,)  # item types that fit any open case
-    attach_to_closed: bool = False  # a closed case quoted by its customer: attach (True) or triage
+    attach_to_closed: bool = True  # a closed case quoted by its customer: attach (the work reopens or links) or triage
     max_triage_candidates: int = 5
     weights: CustomerWeights = field(default_factory=CustomerWeights)
 

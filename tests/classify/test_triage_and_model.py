@@ -126,3 +126,18 @@ def test_a_model_learns_class_offsets_and_an_old_model_without_them_still_loads(
     loaded = DocTypeModel.load(path)
     assert loaded.predict("please cancel my membership")[0] == "cancellation"
     assert loaded.predict_many(["claim for my stolen bicycle"]) == ["claim"]
+
+
+def test_a_closed_case_quoted_by_its_customer_is_attached_unless_configured_to_triage(session: Session) -> None:
+    """Attached, the case's work reopens it (within its reopen window) or opens a linked case
+    (tests/casestore/work/test_filing_work.py); ``attach_to_closed=False`` sends it to triage."""
+    from classify.match_types import MatchConfig
+
+    upsert_customer(session, customer_id="C9", name="Jane Doe", email="jane9@example.com")
+    cases.upsert_case(session, ref="CM-2025-000123", customer_id="C9", case_type="complaint", status="closed")
+    item = MatchInput(channel="email", subject="Re: CM-2025-000123", text="The refund never arrived.",
+                      sender_email="jane9@example.com")
+    attached = Matcher().decide(item, StoreLookup(session))
+    assert (attached.outcome, attached.case_ref) == ("attached", "CM-2025-000123")
+    triaged = Matcher(MatchConfig(attach_to_closed=False)).decide(item, StoreLookup(session))
+    assert (triaged.outcome, triaged.candidates) == ("triage", ["CM-2025-000123"])
