@@ -39,7 +39,8 @@ def require(actor: Actor, case_type: CaseType, action: str) -> None:
     if actor.disabled:
         raise Forbidden(f"user {actor.name!r} is disabled; an administrator must enable it first")
     roles = sorted(role for role, actions in case_type.roles.items() if action in actions)
-    who = f"a {' or '.join(roles)}" if roles else "nobody (the case type allows it to no role)"
+    who = " or ".join(f"{'an' if role[:1] in 'aeiou' else 'a'} {role}" for role in roles) if roles \
+        else "nobody (the case type allows it to no role)"
     raise Forbidden(f"role {actor.role} may not {action.replace('_', ' ')} on {case_type.name} cases; "
                     f"ask {who} to do it")
 

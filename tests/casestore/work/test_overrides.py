@@ -14,11 +14,13 @@ from casestore.work import engine, overrides
 from casestore.work.actor import Actor
 from casestore.work.permissions import allowed
 from tests.casestore.work.engine_setup import (
+    AGENT_ACTIONS,
     ALICE,
     BOB,
     CALS,
     HOUR,
     SUE,
+    SUPERVISOR_ACTIONS,
     T0,
     case_type,
     claim,
@@ -227,3 +229,11 @@ def test_reopening_a_case_resumes_or_restarts_the_clocks_its_close_stopped(sessi
     reopened = [(e.action, e.reason, (e.details or {}).get("clock")) for e in events(session, case)
                 if e.action in ("clock.resumed", "clock.started") and e.reason == "case_reopened"]
     assert reopened == [("clock.resumed", "case_reopened", "resolution"), ("clock.started", "case_reopened", "fresh")]
+
+
+def test_the_refusal_names_who_may_do_it_in_english() -> None:
+    from casestore.work.permissions import require
+
+    ct = case_type(roles={"agent": AGENT_ACTIONS, "supervisor": SUPERVISOR_ACTIONS, "admin": SUPERVISOR_ACTIONS})
+    with pytest.raises(Forbidden, match="ask an admin or a supervisor to do it"):
+        require(ALICE, ct, "reassign")
