@@ -162,7 +162,11 @@ def change(clock: SlaClock, *, calendar: BusinessCalendar, now: datetime, durati
         assert due_at is not None
         if due_at <= now:
             raise InvalidInput(f"the new due time {due_at.isoformat()} is not in the future; give a later one")
-        budget = used + working_time_between(now, due_at, calendar)
+        ahead = working_time_between(now, due_at, calendar)
+        if ahead <= timedelta(0):
+            raise InvalidInput(f"calendar {calendar.name} has no working time between now and {due_at.isoformat()} "
+                               "(outside its working hours): give a due time within working hours, or a duration")
+        budget = used + ahead
     if budget <= timedelta(0):
         raise InvalidInput("a clock needs a duration of more than zero")
     if clock.state == "running":  # fold the running stretch in, so the new budget counts from now

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -237,3 +238,17 @@ def test_the_refusal_names_who_may_do_it_in_english() -> None:
     ct = case_type(roles={"agent": AGENT_ACTIONS, "supervisor": SUPERVISOR_ACTIONS, "admin": SUPERVISOR_ACTIONS})
     with pytest.raises(Forbidden, match="ask an admin or a supervisor to do it"):
         require(ALICE, ct, "reassign")
+
+
+def test_a_new_due_time_outside_working_hours_is_refused_saying_so() -> None:
+    from casestore.work import clocks
+    from casestore.work.models import SlaClock
+    from tests.casestore.work.calendars import ENGLAND, LONDON, at
+
+    saturday = at(LONDON, 2026, 11, 28, 22)
+    running = SlaClock(name="final_response", state="running", calendar="default", budget_seconds=4 * 3600,
+                       used_seconds=3600, warn_percent=75, started_at=saturday, resumed_at=saturday)
+    with pytest.raises(InvalidInput, match="no working time between now and 2026-11-28T22:05"):
+        clocks.change(running, calendar=ENGLAND, now=saturday, due_at=saturday + timedelta(minutes=5))
+    clocks.change(running, calendar=ENGLAND, now=saturday, due_at=at(LONDON, 2026, 11, 30, 10))
+    assert (running.budget_seconds, running.due_at) == (2 * 3600, at(LONDON, 2026, 11, 30, 10))
