@@ -119,3 +119,18 @@ def test_the_cli_takes_and_gives_back_triage_items(people: Runtime, db_url: str)
     assert refused.returncode != 0 and "you do not hold" in refused.stderr + refused.stdout
     _cli(data, db_url, "triage", "release", item, "--as", "tina")
     assert json.loads(_cli(data, db_url, "triage", "next", "--as", "tom", "--json").stdout)["item"]["item_id"] == item
+
+
+def test_a_case_opened_from_triage_over_http_has_its_work(people: Runtime) -> None:
+    """The route wires the file stage's work hooks: the new case is in a queue, not a case nobody works."""
+    rt = people
+    item_id = _items(rt, 1)[0]
+    client = TestClient(create_app(rt))
+    tina = bearer(rt, "tina")
+    done = client.post(f"/api/v1/triage/{item_id}/resolve", headers=tina,
+                       json={"action": "new_case", "case_type": "complaint", "reason": "a complaint"})
+    assert done.status_code == 200 and done.json()["outcome"] == "new_case"
+    folder = client.get(f"/api/v1/cases/{done.json()['case_ref']}", headers=tina).json()
+    work = folder["work"]
+    assert (work["case_type"], work["stage"]) == ("complaint", "intake")
+    assert [(t["name"], t["state"]) for t in work["tasks"]] == [("acknowledge", "queued")]
