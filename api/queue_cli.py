@@ -20,7 +20,8 @@ from api.cli_support import out, runtime
 
 work_app = typer.Typer(help="Your work: get the next task, list what you hold.", no_args_is_help=True)
 queue_app = typer.Typer(help="Work queues and their counts.", no_args_is_help=True)
-task_app = typer.Typer(help="Tasks: claim and release.", no_args_is_help=True)
+task_app = typer.Typer(help="Tasks: claim, release, tick, complete; and the overrides reassign, redirect, waive.",
+                       no_args_is_help=True)
 
 AsUser = Annotated[str, typer.Option("--as", help="the user acting (see `casework user add`)")]
 AsJson = Annotated[bool, typer.Option("--json", help="print JSON")]
