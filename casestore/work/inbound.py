@@ -9,8 +9,9 @@
   then waits for it) and put in front of the case's assignee (assigned to them) or in its
   queue, and the urgency is raised if the type says so.
   An item for a closed case reopens it within the type's ``reopen_window`` (working time since
-  it closed); after that, the item opens a new case, linked to the old one by an audit event on
-  each.  A case with no work yet (opened before case work existed) starts its work first.
+  it closed; a case closed outside casework counts from its opening); after that, the item
+  opens a new case, linked to the old one by an audit event on each.  A case with no work yet
+  (opened before case work existed) starts its work first.
 * ``start_imported``: ``casework import cases`` gives each imported case its work: the first
   stage of its type (or the stage the import names) with no task done.
 
@@ -32,6 +33,7 @@ from sqlalchemy.orm import Session
 from casestore.cases import find_case, open_case
 from casestore.items import IN_CHUNK
 from casestore.models import AuditEvent, Case, utcnow
+from casestore.validation import as_utc
 from casestore.work import engine, overrides
 from casestore.work.actor import SYSTEM, Actor
 from casestore.work.calendar import parse_duration, working_time_between
@@ -202,9 +204,23 @@ def start_imported(session: Session, *, case: Case, setup: WorkSetup, stage: str
 
 
 def within_reopen_window(run: Run) -> bool:
-    closed_at = run.work.closed_at or run.case.updated_at
+    """Whether the case closed no longer ago than its type's ``reopen_window`` (working time).
+
+    A case closed outside casework (imported closed, or closed before case work: its work started
+    closed, so ``closed_at`` is only when that happened) has no known close time; its opening is
+    the earliest it can have closed, so it reopens only when even that is within the window, and
+    otherwise the item opens a linked case."""
+    closed_at = as_utc(run.work.closed_at or run.case.updated_at)
+    if not _closed_in_casework(run) and run.case.opened_at is not None:
+        closed_at = min(closed_at, as_utc(run.case.opened_at))
     calendar = run.calendar()
     return working_time_between(closed_at, run.now, calendar) <= parse_duration(run.ct.reopen_window, calendar)
+
+
+def _closed_in_casework(run: Run) -> bool:
+    """Whether casework closed the case (a ``case.closed`` event), so ``closed_at`` is its close time."""
+    return run.session.scalar(select(AuditEvent.id).where(AuditEvent.case_id == run.case.id,
+                                                          AuditEvent.action == "case.closed").limit(1)) is not None
 
 
 def customer_replied(run: Run, *, item_id: str | None) -> None:

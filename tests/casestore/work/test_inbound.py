@@ -167,3 +167,25 @@ def test_setup_falls_back_to_the_default_type() -> None:
     setup = WorkSetup(case_types={"general": GENERAL}, doc_types={"complaint": "complaint"}, calendars=CALS)
     assert setup.type_for_doc("complaint") is GENERAL and setup.type_for_doc(None) is GENERAL
     assert setup.type_for_doc("x") is GENERAL
+
+
+def test_a_case_closed_outside_casework_reopens_only_when_its_opening_is_within_the_window(
+        session: Session, setup: WorkSetup) -> None:
+    """Its close time is unknown (its work started closed, at import or at the reply): the opening
+    is the earliest it can have closed.  An old one gets a linked case, a recent one reopens."""
+    old = new_case(session)
+    old.status, old.opened_at = "closed", T0 - timedelta(days=400)
+    inbound.start_imported(session, case=old, setup=setup, now=T0)
+    linked = _reply(session, setup, old, HOUR)  # an hour after the import, a year after it opened
+    assert linked is not old and work(session, old).status == "closed"
+    assert [e.details for e in events(session, old, "case.linked")] == [{"to": linked.ref}]
+
+    legacy = new_case(session)  # closed before case work: its work starts with the reply
+    legacy.status, legacy.opened_at = "closed", T0 - timedelta(days=30)
+    assert _reply(session, setup, legacy, HOUR) is not legacy
+
+    recent = new_case(session)
+    recent.status, recent.opened_at = "closed", T0 - HOUR
+    inbound.start_imported(session, case=recent, setup=setup, now=T0)
+    assert _reply(session, setup, recent, HOUR) is recent  # opened 2 h ago: closed within the 2 days
+    assert (work(session, recent).status, len(events(session, recent, "case.reopened"))) == ("in_progress", 1)
