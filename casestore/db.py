@@ -348,9 +348,9 @@ WAL_RESTART_FRAMES = 1000  # SQLite's own automatic checkpoint starts at this ma
 WAL_SECOND_PASS_WAIT_MS = 5  # the second pass gives up (the WAL restarts after a later one) rather than wait longer
 
 
-def sqlite_checkpoint(engine: Engine) -> tuple[int, int, int]:
+def sqlite_checkpoint(engine: Engine, *, second_pass: bool = True) -> tuple[int, int, int]:
     """A WAL checkpoint on a pooled connection, for commits made with the automatic one switched
-    off (``sqlite_immediate(wait=False)``); SQLite's ``(busy, frames in the WAL, frames copied)``.
+    off (``sqlite_immediate(checkpoint=False)``); SQLite's ``(busy, frames in the WAL, frames copied)``.
 
     A passive checkpoint (it never waits for readers or writers) copies the WAL's pages into the
     database file and syncs both, while this process's writers go on committing.  That alone lets
@@ -359,32 +359,54 @@ def sqlite_checkpoint(engine: Engine) -> tuple[int, int, int]:
     made while the checkpoint ran are never copied by then (measured: 170 MB of WAL in 30 s of
     get-next at 150/s, and every other connection's commit then ran a checkpoint of its own, since
     the automatic one looks at the WAL's length).  So once the WAL holds ``WAL_RESTART_FRAMES``
-    frames, the few frames committed meanwhile are copied again with this process's writer turn
-    held (a ``FULL`` checkpoint: it also waits for a commit still in flight): the next write starts
-    the WAL from its beginning (the file keeps its size and is reused).  Writers of this process
-    wait for that short second pass (the copy of a few hundred pages and two syncs) on the turn;
-    the first, long pass holds nothing.  When the second pass cannot have SQLite's writer lock or
-    an old reader's snapshot within ``WAL_SECOND_PASS_WAIT_MS`` (another process writing, a long
-    read), it gives up and the WAL restarts after a later one."""
+    frames, a second passive pass copies what was committed meanwhile and ``sqlite_wal_second_pass``
+    the rest with the writer turn held, so that the next write starts the WAL from its beginning
+    (the file keeps its size and is reused).  ``second_pass=False``: not the last step; the caller
+    runs it when it sees ``wal_wants_second_pass`` of the result (get-next's fast path does, so that
+    its claims wait for it on the event loop rather than in the threadpool)."""
     raw = engine.raw_connection()
     try:
         cursor = raw.cursor()
         busy, frames, copied = cursor.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        turn = _writer_turn(engine)
-        if frames >= WAL_RESTART_FRAMES and not busy and turn is not None:
-            cursor.execute("PRAGMA wal_checkpoint(PASSIVE)")  # what was committed meanwhile: less left for the turn
-            if turn.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
-                began = time.perf_counter()
-                # FULL: waits (a few ms at most) for the writer lock, as the turn's last holder may be
-                # committing still (the turn ends just before COMMIT), and for readers of an older snapshot
-                cursor.execute(f"PRAGMA busy_timeout = {WAL_SECOND_PASS_WAIT_MS}")
-                try:
-                    busy, frames, copied = cursor.execute("PRAGMA wal_checkpoint(FULL)").fetchone()
-                finally:
-                    cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
-                    turn.release()
-                log.debug("WAL checkpoint: second pass of %d frames with the writer turn held %.1f ms (busy %d)",
-                          frames, 1000 * (time.perf_counter() - began), busy)
+        if frames >= WAL_RESTART_FRAMES and not busy:
+            busy, frames, copied = cursor.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    finally:
+        raw.close()
+    result = int(busy), int(frames), int(copied)
+    if second_pass and wal_wants_second_pass(result):
+        return sqlite_wal_second_pass(engine)
+    return result
+
+
+def wal_wants_second_pass(result: tuple[int, int, int]) -> bool:
+    """Whether a checkpoint's result says the WAL is long enough to be started again."""
+    busy, frames, _ = result
+    return frames >= WAL_RESTART_FRAMES and not busy
+
+
+def sqlite_wal_second_pass(engine: Engine) -> tuple[int, int, int]:
+    """The last step of ``sqlite_checkpoint``: with this process's writer turn held, a ``FULL``
+    checkpoint (it also waits for a commit still in flight: the turn ends just before COMMIT) copies
+    the frames committed since the passive passes, so that the next write restarts the WAL.  This
+    process's writers wait for it on the turn (the copy of a few pages and two syncs).  When it
+    cannot have SQLite's writer lock or an old reader's snapshot within ``WAL_SECOND_PASS_WAIT_MS``
+    (another process writing, a long read), it gives up, and the WAL restarts after a later one."""
+    turn = _writer_turn(engine)
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        if turn is not None and not turn.acquire(timeout=SQLITE_BUSY_TIMEOUT_MS / 1000):
+            return 1, -1, -1
+        began = time.perf_counter()
+        cursor.execute(f"PRAGMA busy_timeout = {WAL_SECOND_PASS_WAIT_MS}")
+        try:
+            busy, frames, copied = cursor.execute("PRAGMA wal_checkpoint(FULL)").fetchone()
+        finally:
+            cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+            if turn is not None:
+                turn.release()
+        log.debug("WAL checkpoint: second pass of %d frames with the writer turn held %.1f ms (busy %d)",
+                  frames, 1000 * (time.perf_counter() - began), busy)
         return int(busy), int(frames), int(copied)
     finally:
         raw.close()
