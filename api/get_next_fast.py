@@ -13,9 +13,12 @@ SQLite serialises writers anyway, the statements are short, and a threadpool tri
 bookkeeping, two thread hand-overs and a wait to win the GIL back) cost more than the claim.  The
 loop never waits for the database: the claim is tried only when this process's writer turn is free
 and SQLite's writer lock can be had at once (``sqlite_immediate(wait=False)``), else it goes to the
-threadpool and waits there as before; and its commits skip SQLite's automatic WAL checkpoint (a
-write and a sync of the database file), which runs in a worker thread every ``CHECKPOINT_EVERY``
-claims instead.  Durability is unchanged: WAL with ``synchronous=NORMAL``, as every connection.
+threadpool and waits there as before.  Its commits, on the loop or in the threadpool, skip
+SQLite's automatic WAL checkpoint (a copy into the database file and two syncs, which the claim
+would wait for), which runs in worker threads every ``CHECKPOINT_EVERY`` claims instead
+(``casestore.db.sqlite_checkpoint``, which also lets the WAL start again from its beginning: its
+short last step holds the writer turn, and claims arriving meanwhile wait for it on the loop).
+Durability is unchanged: WAL with ``synchronous=NORMAL``, as every connection.
 
 Everything else goes to the framework unchanged, and so does a get-next it does not serve: no or
 a bad token (the framework's 401 / 403, worded as everywhere else), a workbench session cookie, a
@@ -27,7 +30,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from functools import partial
 
+from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import State
 from starlette.responses import JSONResponse
@@ -36,7 +41,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from api.wiring import Runtime
 from casestore import users
 from casestore.access import principal_of
-from casestore.db import WriterBusy, driver_cursor, sqlite_checkpoint
+from casestore.db import WriterBusy, driver_cursor, sqlite_checkpoint, sqlite_wal_second_pass, wal_wants_second_pass
 from casestore.errors import CaseStoreError
 from casestore.token_use import LastUseBuffer
 from casestore.work.actor import Actor
@@ -64,7 +69,23 @@ class GetNextFast:
         self.app = app
         self.state = state
         self._commits = 0
-        self._checkpoint: asyncio.Future[None] | None = None
+        self._checkpointing: asyncio.Future[None] | None = None
+        self._second_pass: asyncio.Future[tuple[int, int, int]] | None = None
+
+    async def _checkpoint(self, engine: Engine) -> None:
+        """The WAL checkpoint of the claims' commits, in worker threads: the passive passes, then (a
+        long WAL) the short last step with the writer turn held, during which claims wait on the loop."""
+        loop = asyncio.get_running_loop()
+        try:
+            result = await loop.run_in_executor(None, partial(sqlite_checkpoint, engine, second_pass=False))
+            if wal_wants_second_pass(result):
+                self._second_pass = loop.run_in_executor(None, sqlite_wal_second_pass, engine)
+                await self._second_pass
+        except Exception as error:
+            log.warning("WAL checkpoint after get-next claims failed (SQLite checkpoints at a later commit): %s", error)
+        finally:
+            self._second_pass = None
+            self._checkpointing = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST" or scope.get("root_path"):
@@ -85,16 +106,17 @@ class GetNextFast:
         runtime: Runtime = self.state.runtime
         buffer: LastUseBuffer = self.state.last_use
         served: bytes | JSONResponse | WriterBusy | None = WRITER_BUSY
-        if runtime.engine.dialect.name == "sqlite":
+        sqlite = runtime.engine.dialect.name == "sqlite"
+        if sqlite:
+            if self._second_pass is not None:  # our checkpoint holds the writer turn: wait on the loop
+                await asyncio.wait([self._second_pass])
             served = _serve(runtime, buffer, token, wait=False)  # on the loop, unless it would wait
-            if isinstance(served, bytes):  # claimed (or found nothing): a commit
-                self._commits += 1
-                if self._commits % CHECKPOINT_EVERY == 0:  # the WAL checkpoints the commits skipped, off the loop
-                    self._checkpoint = asyncio.get_running_loop().run_in_executor(None, sqlite_checkpoint,
-                                                                                  runtime.engine)
-                    self._checkpoint.add_done_callback(_log_failure)
         if served is WRITER_BUSY:
             served = await run_in_threadpool(_serve, runtime, buffer, token)
+        if sqlite and isinstance(served, bytes):  # claimed (or found nothing): a commit without a checkpoint
+            self._commits += 1
+            if self._commits % CHECKPOINT_EVERY == 0 and self._checkpointing is None:
+                self._checkpointing = asyncio.ensure_future(self._checkpoint(runtime.engine))
         if served is None:  # not a live token of a worker: the framework says why
             await self.app(scope, receive, send)
             return
@@ -132,13 +154,8 @@ def _serve(runtime: Runtime, buffer: LastUseBuffer, token: str, *,
     buffer.note(check.token_id)
     actor = Actor(name=user.name, role=user.role, teams=tuple(user.teams), disabled=user.disabled)
     try:
-        return next_work(runtime, actor, wait=wait).model_dump_json().encode()
+        return next_work(runtime, actor, wait=wait, checkpoint=False).model_dump_json().encode()
     except WriterBusy:
         return WRITER_BUSY
     except CaseStoreError as exc:  # raised before anything was committed: the claim rolled back
         return domain_error_response(exc)
-
-
-def _log_failure(done: asyncio.Future[None]) -> None:
-    if not done.cancelled() and (error := done.exception()) is not None:
-        log.warning("WAL checkpoint after get-next claims failed (SQLite checkpoints at a later commit): %s", error)

@@ -64,12 +64,13 @@ def add_get_next(app: FastAPI) -> None:
                       tags=["work queues"], summary="Next Task", operation_id="next_task_api_v1_work_next_post")
 
 
-def next_work(rt: Runtime, actor: Actor, *, wait: bool = True) -> NextWork:
+def next_work(rt: Runtime, actor: Actor, *, wait: bool = True, checkpoint: bool | None = None) -> NextWork:
     """get-next in one transaction (the route above, and the workbench's get-next pages).  On
     PostgreSQL one statement in autocommit (``casework_get_next``): no BEGIN and COMMIT round trips,
     and the claimed row's lock is held for the database's own work only.  ``wait=False`` (SQLite, a
     caller on the event loop): ``WriterBusy``, nothing done, instead of waiting for the writer lock
-    or rebuilding the queue index."""
+    or rebuilding the queue index.  ``checkpoint=False`` (SQLite): the commit leaves the WAL
+    checkpoint to the caller (``casestore.db.sqlite_immediate``; by default so with ``wait=False``)."""
     max_active = rt.settings.queues.max_active_per_agent
     if rt.engine.dialect.name == "postgresql":
         with translate_errors(), rt.statement_sessions() as session:
@@ -77,7 +78,7 @@ def next_work(rt: Runtime, actor: Actor, *, wait: bool = True) -> NextWork:
         return NextWork(task=queue_reads.claimed_view(claimed) if claimed is not None else None)
     # SQLite: the claim's three statements on a driver cursor (``queues.next_claim_sqlite``), under
     # the same BEGIN IMMEDIATE and writer turn as ``rt.sessions()`` would take
-    with translate_errors(), sqlite_immediate(rt.engine, wait=wait) as cursor:
+    with translate_errors(), sqlite_immediate(rt.engine, wait=wait, checkpoint=checkpoint) as cursor:
         row = queues.next_claim_sqlite(cursor, engine=rt.engine, read_sessions=rt.read_sessions, actor=actor,
                                        now=utcnow(), max_active=max_active, may_rebuild=wait)
     # the view is built after the commit: SQLite's writer lock is held no longer than the claim

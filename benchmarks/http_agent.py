@@ -8,15 +8,22 @@ pre-encoded request bytes on one blocking socket (the GIL is released while it w
 the status line, the headers it needs (``content-length``, ``connection``) and the body: tens of
 microseconds a call.  It speaks only what `casework serve` answers here: a ``content-length``
 body or none, no chunked encoding (refused with an error, not misread), keep-alive unless the
-server says ``close``, in which case it reconnects for the next call.
+server says ``close``, in which case it reconnects for the next call.  A connection that sat idle
+for a second or more is first checked (one non-blocking peek): the server closes idle keep-alive
+connections (uvicorn after 5 s), and an agent that pauses longer than that reconnects, as a browser
+would, instead of failing its next call on the closed socket.
 """
 
 from __future__ import annotations
 
 import json
+import select
 import socket
+import time
 from typing import Any
 from urllib.parse import urlsplit
+
+IDLE_CHECK_S = 1.0
 
 
 class HTTPStatusError(RuntimeError):
@@ -39,6 +46,7 @@ class LeanClient:
         self.fixed = "".join(f"{k}: {v}\r\n" for k, v in {"Host": f"{self.host}:{self.port}", **headers}.items())
         self.sock: socket.socket | None = None
         self.buf = b""
+        self.used_at = 0.0
 
     def _connect(self) -> socket.socket:
         sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
@@ -55,6 +63,8 @@ class LeanClient:
         elif method in ("POST", "PUT", "PATCH"):
             head += "Content-Length: 0\r\n"
         data = (head + "\r\n").encode("latin-1") + payload
+        if self.sock is not None and time.monotonic() - self.used_at >= IDLE_CHECK_S and self._dropped(self.sock):
+            self.close()
         sock = self.sock or self._connect()
         try:
             sock.sendall(data)
@@ -62,6 +72,15 @@ class LeanClient:
         except (ConnectionError, TimeoutError):
             self.close()
             raise
+        finally:
+            self.used_at = time.monotonic()
+
+    @staticmethod
+    def _dropped(sock: socket.socket) -> bool:
+        """Whether an idle connection is done for: readable with no request outstanding means the
+        server closed it (or sent what nobody asked for)."""
+        readable, _, _ = select.select([sock], [], [], 0)
+        return bool(readable)
 
     def _read_more(self, sock: socket.socket) -> None:
         chunk = sock.recv(65536)

@@ -22,6 +22,7 @@ from casestore.work.definitions import CaseType, Task
 from casestore.work.engine import blockers, missing_items
 from casestore.work.flow import Run, get_definition
 from casestore.work.models import NO_DUE, CaseWork, SlaClock, WorkTask
+from casestore.work.registry import definition_of_case
 
 WORK_EVENT_PREFIXES = ("work.", "stage.", "task.", "checklist.", "status.", "clock.", "sla.", "customer.")
 WORK_EVENTS = frozenset({"case.assigned", "case.reassigned", "case.closed", "case.reopened", "case.urgency_raised",
@@ -215,7 +216,5 @@ def tasks_with_clocks(session: Session, *, tasks: Collection[tuple[int, str]]) -
 
 
 def task_view_of(session: Session, *, task: WorkTask) -> CaseTaskView:
-    """The view of one task (reads its case's definition)."""
-    work = session.get(CaseWork, task.case_id)
-    assert work is not None
-    return task_view(task, get_definition(session, work.case_type, work.type_version))
+    """The view of one task (reads its case's definition: one query, the definition itself cached)."""
+    return task_view(task, definition_of_case(session, task.case_id))

@@ -250,6 +250,39 @@ def test_get_next_over_http_is_two_statements_on_postgresql_and_four_on_sqlite(r
         assert re.fullmatch(r"SELECT BEGIN SELECT UPDATE( UPDATE)* INSERT COMMIT", words), words
 
 
+def test_get_next_checkpoints_let_the_wal_start_again(rt: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SQLite: the fast path's claims commit without SQLite's automatic checkpoint; its own
+    checkpoint (every ``CHECKPOINT_EVERY`` claims, here 5, in worker threads, its last step with
+    the writer turn) must let the WAL be written from its beginning again, or it grows with every
+    claim.  Each restart draws new salts for the WAL's header (bytes 16-24), so the header seen
+    after each call tells how often it restarted.  (Claims committed while a checkpoint runs are
+    tests.casestore.test_sqlite_checkpoint's case.)"""
+    if rt.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's WAL")
+    import api.get_next_fast
+    import casestore.db
+
+    monkeypatch.setattr(api.get_next_fast, "CHECKPOINT_EVERY", 5)
+    monkeypatch.setattr(casestore.db, "WAL_RESTART_FRAMES", 1)
+    monkeypatch.setattr(rt.settings.queues, "max_active_per_agent", 100)
+    with rt.sessions() as s, s.begin():
+        c = case(s)
+        for _ in range(60):
+            task(s, c)
+    client = TestClient(create_app(rt))
+    alice = token(rt, "alice")
+    wal = Path(f"{rt.engine.url.database}-wal")
+    salts, claimed = set(), set()
+    for _ in range(60):
+        got = client.post("/api/v1/work/next", headers=alice)
+        assert got.status_code == 200, got.text
+        claimed.add(got.json()["task"]["id"])
+        time.sleep(0.02)  # the checkpoint runs in worker threads after the response
+        salts.add(wal.read_bytes()[16:24])
+    assert len(claimed) == 60  # every call its own task
+    assert len(salts) >= 4, "the WAL was not restarted after the fast path's checkpoints"
+
+
 def test_get_next_records_the_tokens_last_use_after_the_response(rt: Runtime) -> None:
     """The route checks its token in its own worker thread; the last-use time still gets written
     (a background task after the response, as every other route's)."""
