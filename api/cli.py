@@ -761,9 +761,10 @@ _register_queue_commands()
 
 
 def _register_work_commands() -> None:
-    from api import queue_cli, work_cli
+    from api import notification_cli, queue_cli, work_cli
 
     work_cli.register(queue_cli.task_app, case_app)
+    notification_cli.register(app)
 
 
 _register_work_commands()
