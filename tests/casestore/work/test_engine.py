@@ -4,13 +4,14 @@ codes, stages, stuck cases, closing, claims, and one audit event per transition.
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from casestore.errors import Conflict, InvalidInput, NotFound
 from casestore.models import Case
 from casestore.work import engine, overrides
 from casestore.work.actor import SYSTEM
-from casestore.work.models import NO_DUE
+from casestore.work.models import NO_DUE, SlaClock
 from tests.casestore.work.engine_setup import (
     ALICE,
     BOB,
@@ -346,3 +347,31 @@ def test_a_case_whose_last_stage_completes_with_no_rule_holding_is_ready_to_clos
     assert case_lists.ready_to_close_count(session, EVE) == 1
     engine.close_case(session, ref=case.ref, code="resolved", actor=ALICE, calendars=CALS, now=T0)
     assert case_lists.list_cases(session, ALICE, case_lists.parse_filter({"status": "ready_to_close"})).cases == []
+
+
+@pytest.mark.parametrize(("review", "answer", "closed_with"), [
+    ("answer", "answered", "answered"), ("no_action", None, "no_action_needed"), ("reclassify", None, None)])
+def test_the_shipped_general_type_closes_with_its_outcome_or_waits_ready_to_close(
+        session: Session, review: str, answer: str | None, closed_with: str | None) -> None:
+    from casestore.work.loader import SHIPPED_DIR, load_case_types
+
+    ct = load_case_types(SHIPPED_DIR)["general"].case_type
+    case = start(session, ct)
+
+    def complete(name: str, code: str) -> None:
+        row = open_task(session, case, name)
+        for item in ct.task(name).checklist:
+            if item.required:
+                engine.tick(session, task_id=row.id, item=item.name, actor=SYSTEM, calendars=CALS, now=T0)
+        engine.complete_task(session, task_id=row.id, code=code, actor=SYSTEM, calendars=CALS, now=T0 + HOUR)
+
+    complete("review", review)
+    if answer is not None:
+        complete("respond", answer)
+    w = work(session, case)
+    assert w.stage is None
+    if closed_with is None:  # a reclassified enquiry: a person opens the right case, then closes this one
+        assert w.status != "closed" and states(session, case) == {"review": "completed"}
+    else:
+        assert (w.status, w.completion_code) == ("closed", closed_with)
+        assert {c.state for c in session.scalars(select(SlaClock).where(SlaClock.case_id == case.id))} == {"stopped"}
