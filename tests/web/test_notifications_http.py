@@ -11,19 +11,24 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from api.settings import Settings, WebSettings
 from api.wiring import open_runtime
 from casestore import cases, customers, users
 from casestore.models import utcnow
 from casestore.signin.passwords import set_password
+from casestore.work import engine
+from casestore.work.actor import SYSTEM
 from casestore.work.clock_loop import sweep
 from casestore.work.inbound import start_imported
+from casestore.work.models import WorkTask
 from tests.web.conftest import PASSWORD, Workbench, serve_app
 from tests.web.test_work_pages_http import signed_in
 
 pytestmark = pytest.mark.timeout(120)
 REF = "CM-2026-000042"
+ENQUIRY = "CM-2026-000043"  # a general enquiry reclassified: every stage done, no rule closes it
 HOSTILE = "<script>alert(1)</script> noise"
 
 
@@ -37,6 +42,12 @@ def wb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Workbench]:
         case, _ = cases.upsert_case(s, ref=REF, customer_id="C1", case_type="complaint", status="open",
                                     opened_at=None, subject=HOSTILE, team="complaints")
         start_imported(s, case=case, setup=setup)
+        enquiry, _ = cases.upsert_case(s, ref=ENQUIRY, customer_id="C1", case_type="general", status="open",
+                                       opened_at=None, subject="which form?", team="complaints")
+        start_imported(s, case=enquiry, setup=setup)
+        review = s.scalars(select(WorkTask).where(WorkTask.case_id == enquiry.id)).one()
+        engine.tick(s, task_id=review.id, item="read_all", actor=SYSTEM, calendars=rt.calendars)
+        engine.complete_task(s, task_id=review.id, code="reclassify", actor=SYSTEM, calendars=rt.calendars)
         for name, role, teams in (("cat", "supervisor", ["complaints"]), ("sam", "supervisor", ["claims"]),
                                   ("alice", "agent", ["complaints"])):
             users.add_user(s, name=name, role=role, teams=teams)
@@ -81,3 +92,14 @@ def test_another_teams_supervisor_and_an_agent_are_not_told(wb: Workbench) -> No
         with signed_in(wb, name) as (client, _):
             page = client.get("/notifications").text
             assert REF not in page and "No notifications" in page
+
+
+def test_a_case_ready_to_close_is_on_the_dashboard_and_in_its_case_list(wb: Workbench) -> None:
+    with signed_in(wb, "cat") as (client, _):
+        dashboard = client.get("/supervisor").text
+        assert re.search(r'<a href="/cases\?status=ready_to_close">1 case ready to close</a>', dashboard)
+        listed = client.get("/cases", params={"status": "ready_to_close"}).text
+        assert ENQUIRY in listed and REF not in listed
+        assert '<option value="ready_to_close" selected>ready to close</option>' in listed
+        case_page = client.get(f"/cases/{ENQUIRY}").text
+        assert "every stage done: ready to close with a code" in case_page
