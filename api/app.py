@@ -22,6 +22,7 @@ from api.body_limits import BodyLimits, BodyRule
 from api.case_list_routes import router as case_list_router
 from api.get_next_fast import GetNextFast, domain_error_response
 from api.metrics import metrics_registry
+from api.notification_routes import router as notification_router
 from api.outbound_routes import router as outbound_router
 from api.outbound_routes import status_router
 from api.queue_routes import add_get_next
@@ -115,6 +116,7 @@ def create_app(rt: Runtime, *, health_extra: Any = None) -> FastAPI:
     app.include_router(queue_router)
     app.include_router(work_router)
     app.include_router(case_list_router)
+    app.include_router(notification_router)
     install_workbench(app)  # the web pages at /, their sign-in, /static, /assets, /docs and /redoc
     app.include_router(outbound_router)
     app.include_router(status_router(rt.settings))  # signed: refuses everything while no Twilio auth_token is set

@@ -29,7 +29,8 @@ class NewView(BaseModel):
 @router.get("/cases", response_model=CaseListPage)
 def list_cases(
     request: Request, user: User,
-    status: Annotated[str, Query(max_length=32, description="a work status, or 'active' (all but closed)")] = "",
+    status: Annotated[str, Query(max_length=32, description="a work status, 'active' (all but closed) or "
+                                 "'ready_to_close' (every stage done, still open)")] = "",
     case_type: Annotated[str, Query(max_length=63)] = "",
     team: Annotated[str, Query(max_length=100)] = "",
     stage: Annotated[str, Query(max_length=63)] = "",

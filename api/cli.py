@@ -213,7 +213,8 @@ def _print_work(work: dict[str, Any] | None) -> None:
         out.print("work: none yet (import the case, or it starts with new correspondence)")
         return
     code = f" ({work['completion_code']})" if work["completion_code"] else ""
-    out.print(f"work: {work['case_type']} v{work['version']}, stage {work['stage'] or '(all done)'}, "
+    done = "(all done)" if work["status"] == "closed" else "(all done: ready to close with a code)"
+    out.print(f"work: {work['case_type']} v{work['version']}, stage {work['stage'] or done}, "
               f"{work['status']}{code}, urgency {work['urgency']}, owner {work['assignee'] or '-'}", highlight=False)
     for reason in work["stuck"]:
         out.print(f"[red]stuck:[/red] {reason}", highlight=False)
@@ -760,9 +761,10 @@ _register_queue_commands()
 
 
 def _register_work_commands() -> None:
-    from api import queue_cli, work_cli
+    from api import notification_cli, queue_cli, work_cli
 
     work_cli.register(queue_cli.task_app, case_app)
+    notification_cli.register(app)
 
 
 _register_work_commands()

@@ -86,7 +86,7 @@ def _case(ref: str, as_json: bool, change: Callable[[Session, Any], Any]) -> Non
         _search_follows(rt, outbox_ids, what=f"case {ref}")
     assert view is not None
     stuck = f"  stuck: {'; '.join(view.stuck)}" if view.stuck else ""
-    _show(view, as_json, f"{ref}: {view.case_type} v{view.version}, stage {view.stage or '(all done)'}, "
+    _show(view, as_json, f"{ref}: {view.case_type} v{view.version}, stage {view.stage or _all_done(view.status)}, "
                          f"{view.status}{' ' + view.completion_code if view.completion_code else ''}, urgency "
                          f"{view.urgency}, owner {view.assignee or '-'}{stuck}")
 
@@ -279,3 +279,8 @@ def register(task_app: typer.Typer, case_app: typer.Typer) -> None:
     case_app.command("skip-stage")(case_skip_stage)
     case_app.command("reopen-stage")(case_reopen_stage)
     case_app.command("clock")(case_clock)
+
+
+def _all_done(status: str) -> str:
+    """The stage of a case whose every stage is done: closed, or waiting for a person to close it."""
+    return "(all done)" if status == "closed" else "(all done: ready to close with a code)"

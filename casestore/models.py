@@ -240,7 +240,9 @@ class AuditEvent(Base):
 
     __tablename__ = "audit_events"
     __table_args__ = (Index("ix_audit_events_item_id", "item_id", sqlite_where=text("item_id IS NOT NULL"),
-                            postgresql_where=text("item_id IS NOT NULL")),)
+                            postgresql_where=text("item_id IS NOT NULL")),
+                      Index("ix_audit_events_notices", "id", sqlite_where=text("action = 'sla.notify'"),
+                            postgresql_where=text("action = 'sla.notify'")))  # the notification feed (0018)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     at: Mapped[datetime] = mapped_column(default=utcnow)

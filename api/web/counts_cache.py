@@ -66,6 +66,11 @@ class CountsCache(Generic[T]):
             threading.Thread(target=self._refresh, args=(key, read), name="queue-counts", daemon=True).start()
         return found
 
+    def forget(self, key: Hashable) -> None:
+        """Drop ``key``'s value: the next page reads it now (after the person changed it themselves)."""
+        with self._lock:
+            self._entries.pop(key, None)
+
     def _store(self, key: Hashable, read: Callable[[], T]) -> Counted[T]:
         counted = Counted(read(), utcnow(), self._clock())
         with self._lock:

@@ -17,6 +17,7 @@ from api.web.pages import (
     documents,
     home,
     mailroom,
+    notifications,
     ops,
     reply,
     search,
@@ -34,8 +35,9 @@ def install_workbench(app: FastAPI) -> None:
     settings = app.state.runtime.settings
     mount_assets(app, settings.web.assets_dir)
     app.state.queue_counts = CountsCache(settings.web.queue_counts_max_age_s)
+    app.state.notice_counts = CountsCache(settings.web.queue_counts_max_age_s)  # the header's unread count
     for module in (signin, home, work, cases, case_work, reply, mailroom, documents, search, triage, ops, supervisor,
-                   customers, admin, admin_tokens, admin_config):
+                   notifications, customers, admin, admin_tokens, admin_config):
         app.include_router(module.router)
     install_oidc(app, settings.web.oidc)  # /login/oidc when a provider is configured
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 NOTICES = {
     "nothing_waiting": "Nothing is waiting in your queues right now.",
+    "notices_seen": "Your notifications are marked as read.",
     "released": "The task went back to its queue.",
     "completed": "Task completed.",
     "completed_next": "Task completed. Here is your next task.",

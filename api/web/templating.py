@@ -7,6 +7,7 @@ site or ``data:`` URLs, no plugins, no framing.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
@@ -18,6 +19,7 @@ from starlette.responses import Response
 
 from api.web.session_auth import PageContext
 
+log = logging.getLogger(__name__)
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 
 PAGE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -51,6 +53,27 @@ def _until(value: datetime | None) -> str:
     return until(value, utcnow())
 
 
+def _notice_count(request: Request, page: PageContext) -> int | None:
+    """The signed-in person's unread notifications for the header (kept a few seconds per person,
+    as the queue counts are; None when it cannot be read: the page shows no count, not an error)."""
+    from casestore.work import notifications
+
+    state = request.app.state
+    cache = getattr(state, "notice_counts", None)
+    if cache is None:
+        return None
+
+    def read() -> int:
+        with state.runtime.read_sessions() as session:
+            return notifications.unread_count(session, page.user)
+
+    try:
+        return int(cache.get(page.user.name, read).value)
+    except Exception:  # the page matters more than its badge
+        log.exception("reading the unread notifications of %s failed", page.user.name)
+        return None
+
+
 templates = Jinja2Templates(directory=TEMPLATES_DIR)
 templates.env.filters["when"] = _when
 templates.env.filters["until"] = _until
@@ -62,6 +85,8 @@ templates.env.lstrip_blocks = True
 def render(request: Request, name: str, context: Mapping[str, Any], *, page: PageContext | None = None,
            status_code: int = 200, headers: Mapping[str, str] | None = None) -> Response:
     values: dict[str, Any] = {"user": page.user if page else None, "csrf_token": page.csrf_token if page else ""}
+    if page is not None and "notice_count" not in context:
+        values["notice_count"] = _notice_count(request, page)
     values.update(context)
     response = templates.TemplateResponse(request, name, values, status_code=status_code,
                                           headers=dict(headers or {}))

@@ -54,7 +54,8 @@ class WorkPanel:
 
     @property
     def stage_title(self) -> str:
-        return next((s.title or s.name for s in self.work.stages if s.state == "current"), "every stage done")
+        done = "every stage done" if self.work.status == "closed" else "every stage done: ready to close with a code"
+        return next((s.title or s.name for s in self.work.stages if s.state == "current"), done)
 
 
 def _people(session: Session, case: Case) -> list[str]:

@@ -34,6 +34,8 @@ MAX_VIEWS_PER_USER = 50
 Sort = Literal["updated", "opened", "oldest", "urgency"]
 SORT_LABELS: dict[str, str] = {"updated": "recently updated", "opened": "newest first", "oldest": "oldest first",
                                "urgency": "most urgent"}
+READY_TO_CLOSE = "ready_to_close"
+LIST_STATUSES = ("active", READY_TO_CLOSE)  # list filters beyond the work statuses
 OWNER_HELP = "'' anyone, 'me' the viewer, 'none' nobody, or a user name"
 
 
@@ -43,7 +45,8 @@ class CaseFilter(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     status: str = Field(default="", max_length=32, description="a work status (open, in_progress, awaiting_customer, "
-                        "awaiting_third_party, pending, closed) or 'active' for every status but closed")
+                        "awaiting_third_party, pending, closed), 'active' for every status but closed, or "
+                        "'ready_to_close' for open cases whose every stage is done")
     case_type: str = Field(default="", max_length=63)
     team: str = Field(default="", max_length=100)
     stage: str = Field(default="", max_length=63)
@@ -52,8 +55,8 @@ class CaseFilter(BaseModel):
     sort: Sort = "updated"
 
     def check(self) -> CaseFilter:
-        if self.status and self.status != "active" and self.status not in WORK_STATUSES:
-            raise InvalidInput(f"there is no case status {self.status!r}; use one of active, "
+        if self.status and self.status not in LIST_STATUSES and self.status not in WORK_STATUSES:
+            raise InvalidInput(f"there is no case status {self.status!r}; use one of active, ready_to_close, "
                                f"{', '.join(WORK_STATUSES)}")
         return self
 
@@ -108,6 +111,8 @@ def _conditions(who: Subject, flt: CaseFilter) -> list[ColumnElement[bool]]:
     conds: list[ColumnElement[bool]] = [case_visible_clause(who)]
     if flt.status == "active":
         conds.append(func.coalesce(CaseWork.status, Case.status) != "closed")
+    elif flt.status == READY_TO_CLOSE:  # every stage done, no close_when_done rule held: a person closes it
+        conds.extend([CaseWork.status != "closed", CaseWork.stage.is_(None)])
     elif flt.status:
         conds.append(func.coalesce(CaseWork.status, Case.status) == flt.status)
     if flt.case_type:
@@ -173,6 +178,14 @@ def list_cases(session: Session, who: Subject, flt: CaseFilter, *, cursor: str |
                    updated_at=case.updated_at) for case, work in rows[:limit]]
     more = len(rows) > limit and offset + limit <= MAX_OFFSET
     return CaseListPage(cases=out, next_cursor=_cursor(offset + limit) if more else None)
+
+
+def ready_to_close_count(session: Session, who: Subject, *, cap: int = 100) -> int:
+    """How many cases ``who`` may see are ready to close (every stage done, still open), counted up
+    to ``cap`` (partial: with no index on it the count reads the open work rows, so it stops early)."""
+    inner = (select(Case.id).join(CaseWork, CaseWork.case_id == Case.id)
+             .where(*_conditions(who, CaseFilter(status=READY_TO_CLOSE))).limit(cap).subquery())
+    return int(session.scalar(select(func.count()).select_from(inner)) or 0)
 
 
 def parse_filter(values: dict[str, Any]) -> CaseFilter:

@@ -30,7 +30,9 @@ Each check reports the line of the offending key.  The rules:
   ``duration`` and ``reopen_window`` as working time on the type's calendar (units w, d, h, m),
   a queue's ``lease`` as wall time (h, m);
 - every condition compiles (``casestore.work.expressions``);
-- an escalation action does something, and a clock has one escalation per event (warn, breach).
+- an escalation action does something, and a clock has one escalation per event (warn, breach);
+- ``close_when_done`` closes with completion codes of the type, its conditions compile and read
+  tasks that exist, and only its last rule may go without ``when``.
 """
 
 from __future__ import annotations
@@ -177,6 +179,7 @@ class _Checker:
             self.cycles(si)
         self.clocks()
         self.customer_reply()
+        self.close_rules()
         return self.problems
 
     def task(self, path: Path_, si: int, task: Task) -> None:
@@ -333,6 +336,20 @@ class _Checker:
         if task.max_repeats < 2:
             self.add(path, f"review task {name!r} has max_repeats {task.max_repeats}: a second reply could not "
                            "enable it again; set max_repeats (e.g. 20)")
+
+    def close_rules(self) -> None:
+        rules = self.ct.close_when_done
+        for i, rule in enumerate(rules):
+            path: Path_ = ("close_when_done", i, "code")
+            where = path if path in self.doc.lines else ("close_when_done",)
+            if rule.code not in self.ct.completion_codes:
+                self.add(where, f"close_when_done closes with code {rule.code!r}, which is not a completion code "
+                                f"of this type: use one of {', '.join(self.ct.completion_codes)}")
+            cond_path: Path_ = ("close_when_done", i, "when")
+            self.condition(cond_path if cond_path in self.doc.lines else where, rule.when)
+            if rule.when is None and i < len(rules) - 1:
+                self.add(where, f"close_when_done rule {i + 1} has no when, so the rules after it are never "
+                                "consulted: put it last or give it a condition")
 
 
 def _may_wait_for(task: Task, before: Task) -> bool:

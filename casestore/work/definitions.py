@@ -182,6 +182,14 @@ class CustomerReply(_Strict):
     status: str | None = "in_progress"    # the case status after a reply, if it was awaiting the customer
 
 
+class CloseRule(_Strict):
+    """One way a case closes by itself when its last stage completes: with ``code`` (a case
+    completion code of the type) if ``when`` (CEL, as a task's) holds, or always without ``when``."""
+
+    code: str = Field(min_length=1)
+    when: str | None = None
+
+
 class CaseType(_Strict):
     """One case type, as loaded from ``<name>.yaml``; ``version`` is bumped when the file changes."""
 
@@ -197,6 +205,18 @@ class CaseType(_Strict):
     completion_codes: tuple[str, ...] = Field(min_length=1)
     reopen_window: str = "20d"            # a closed case reopens on new correspondence within this working time
     on_customer_reply: CustomerReply = CustomerReply()
+    # What happens when every stage is done: the first rule that holds closes the case by ``system``
+    # with its code; none holding (or none given) leaves the case *ready to close* for a person
+    # (the ``ready_to_close`` case list, the supervisor dashboard).  ``close_when_done: CODE`` is
+    # one rule without a condition.
+    close_when_done: tuple[CloseRule, ...] = ()
+
+    @field_validator("close_when_done", mode="before")
+    @classmethod
+    def _close_rules(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [{"code": value}]
+        return [value] if isinstance(value, dict) else value
 
     def task(self, name: str) -> Task:
         for stage in self.stages:

@@ -276,19 +276,7 @@ def close_case(session: Session, *, ref: str, code: str, actor: Actor, calendars
     if clean not in run.ct.completion_codes:
         raise InvalidInput(f"code {code!r} is not a completion code of {run.ct.name} cases; use one of: "
                            f"{', '.join(run.ct.completion_codes)}")
-    for row in run.open_rows():
-        row.state, row.lease_expires_at = "cancelled", None
-        run.event("task.cancelled", reason="case closed",
-                  details={"task_id": row.id, "task": row.name, "iteration": row.iteration, "assignee": row.assignee})
-    run.clock_event("case_closed")
-    for sla in run.clocks.values():
-        if sla.state != "stopped":
-            run.stop_clock(sla, reason="case closed")
-    before = work.status
-    work.status, work.completion_code, work.closed_at = "closed", clean, now
-    run.set_coarse_status("closed")
-    case.updated_at = now
-    run.event("case.closed", reason=reason, details={"code": clean, "from": before, "stage": work.stage})
+    run.close(clean, reason=reason)
     run.finish()
     return work
 

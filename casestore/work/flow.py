@@ -43,7 +43,7 @@ from casestore.errors import CaseStoreError, NotFound
 from casestore.models import Case, Item, User
 from casestore.search import outbox as search_outbox
 from casestore.work import clocks
-from casestore.work.actor import Actor
+from casestore.work.actor import SYSTEM, Actor
 from casestore.work.calendar import BusinessCalendar
 from casestore.work.definitions import CaseType, Stage, Task
 from casestore.work.expressions import ConditionFailed, compile_condition
@@ -294,8 +294,46 @@ class Run:
         if following is None:
             self.work.stage = None
             self.work.stage_task_floor = 0
+            self.all_done()
         else:
             self.start_stage(following)
+
+    def all_done(self) -> None:
+        """Every stage is done: the first ``close_when_done`` rule that holds closes the case, by
+        ``system``; none holding leaves it open and *ready to close* (stage None, not closed) for a
+        person to close with a code."""
+        rule = next((r for r in self.ct.close_when_done if self.holds(r.when)), None)
+        if rule is None:
+            log.info("case %s: every stage done; ready to close", self.case.ref)
+            return
+        acting = self.actor
+        self.actor = SYSTEM  # the close and its cancellations and clock stops are the system's doing
+        try:
+            self.close(rule.code, reason="every stage done (close_when_done)", auto=True)
+        finally:
+            self.actor = acting
+
+    def close(self, code: str, *, reason: str = "", auto: bool = False) -> None:
+        """Close the case with ``code`` (already checked against the type): open tasks are
+        cancelled, ``case_closed`` clock events fire and every clock stops."""
+        work = self.work
+        for row in self.open_rows():
+            row.state, row.lease_expires_at = "cancelled", None
+            self.event("task.cancelled", reason="case closed",
+                       details={"task_id": row.id, "task": row.name, "iteration": row.iteration,
+                                "assignee": row.assignee})
+        self.clock_event("case_closed")
+        for sla in self.clocks.values():
+            if sla.state != "stopped":
+                self.stop_clock(sla, reason="case closed")
+        before = work.status
+        work.status, work.completion_code, work.closed_at = "closed", code, self.now
+        self.set_coarse_status("closed")
+        self.case.updated_at = self.now
+        details: dict[str, Any] = {"code": code, "from": before, "stage": work.stage}
+        if auto:
+            details["auto"] = True
+        self.event("case.closed", reason=reason, details=details)
 
     def advance(self) -> None:
         """Enable what may be enabled and complete stages, until nothing changes."""

@@ -167,6 +167,17 @@ class SavedView(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class NotificationMark(Base):
+    """How far a person has read their notification feed: every notice with an id above
+    ``seen_up_to`` is unread (``casestore.work.notifications``).  Created by migration 0018."""
+
+    __tablename__ = "notification_marks"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    seen_up_to: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class QueueCount(Base):
     """Waiting and active tasks of a queue, per case team (``team_key``: the team, '' for an
     unrestricted case of no team, '~restricted' for a restricted one), as of the last fold.  The

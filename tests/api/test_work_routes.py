@@ -60,7 +60,7 @@ def test_an_agent_works_a_complaint_through_its_first_stage(rt: Runtime, client:
     folder = client.get(f"/api/v1/cases/{REF}", headers=alice).json()
     assert folder["ref"] == REF and folder["customer"]["customer_id"] == "C1"
     w = folder["work"]
-    assert (w["case_type"], w["version"], w["stage"], w["status"]) == ("complaint", 2, "intake", "in_progress")
+    assert (w["case_type"], w["version"], w["stage"], w["status"]) == ("complaint", 3, "intake", "in_progress")
     assert {c["name"] for c in w["clocks"]} == {"acknowledgement", "final_response"}
     ack = open_task(client, alice, "acknowledge")
     assert ack["codes"] == ["acknowledged"] and [i["state"] for i in ack["checklist"]] == ["open"] * 3

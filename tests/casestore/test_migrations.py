@@ -14,7 +14,8 @@ from casestore.models import AuditEvent, Base
 TABLES = {"customers", "cases", "items", "documents", "notes", "audit_events", "item_failures", "users",
           "api_tokens", "ref_sequences", "customer_name_words", "case_type_versions", "case_work", "tasks",
           "sla_clocks", "user_passwords", "web_sessions",
-          "login_failures", "outbound_messages", "flagged_addresses", "search_outbox", "prospect_links"}
+          "login_failures", "outbound_messages", "flagged_addresses", "search_outbox", "prospect_links",
+          "notification_marks"}
 EXPRESSION_INDEXES = ("ix_tasks_pick",)
 
 
@@ -23,7 +24,7 @@ def test_upgrade_from_nothing_then_again_is_a_no_op(blank_db_url: str) -> None:
     try:
         assert schema_revision(engine) is None
         upgrade(engine)
-        assert schema_revision(engine) == head_revision() == SCHEMA_HEAD == "0017"
+        assert schema_revision(engine) == head_revision() == SCHEMA_HEAD == "0018"
         tables = set(inspect(engine).get_table_names())
         assert tables >= TABLES
         upgrade(engine)

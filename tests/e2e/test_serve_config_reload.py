@@ -80,12 +80,12 @@ def test_serve_reloads_calendars_and_case_types_without_a_restart(tmp_path: Path
         _wait_for(on_new_calendar, 60, "the changed calendar was not used", log_path)
 
         general = (types / "general.yaml").read_text()
-        (types / "general.yaml").write_text(general.replace("version: 1", "version: 2", 1))
+        (types / "general.yaml").write_text(general.replace("version: 2", "version: 3", 1))
         def stored() -> bool:
             with session_factory(engine)() as s:
                 return s.scalar(select(CaseTypeVersion.version).where(CaseTypeVersion.name == "general",
-                                                                      CaseTypeVersion.version == 2)) is not None
-        _wait_for(stored, 60, "serve did not store general v2", log_path)
+                                                                      CaseTypeVersion.version == 3)) is not None
+        _wait_for(stored, 60, "serve did not store general v3", log_path)
 
         (calendars / "default.yaml").write_text("timezone: Nowhere/Atlantis\nhours: {}\n")  # does not load
         _wait_for(lambda: "do not load" in log_path.read_text(errors="replace"), 60, "no error logged", log_path)

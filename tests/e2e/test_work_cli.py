@@ -58,7 +58,7 @@ def test_an_agent_works_an_imported_complaint(tmp_path: Path, user_env: dict[str
     waived = [h for h in closed["history"] if h["action"] == "checklist.waived"]
     assert [(h["actor"], h["reason"]) for h in waived] == [("sue", "checked on the phone")]
     human = run(env, "case", "show", REF)
-    assert "work: complaint v2, stage intake, closed (withdrawn), urgency 5, owner alice" in human.stdout
+    assert "work: complaint v3, stage intake, closed (withdrawn), urgency 5, owner alice" in human.stdout
 
 
 def _task_id(env: dict[str, str], name: str) -> int:

@@ -99,7 +99,7 @@ def test_case_types_and_calendars(workbench: Workbench, tmp_path: Path) -> None:
     with signed_in(workbench, "ada") as (client, _):
         page = client.get("/admin/case-types").text
         files = page[page.index('id="files-title"'):page.index('id="stored-title"')]
-        for name, version in (("complaint", 2), ("claim", 1), ("general", 1)):
+        for name, version in (("complaint", 3), ("claim", 2), ("general", 2)):
             row = (rf'<th scope="row">{name} <span[^>]*>[^<]*</span></th><td class="num">{version}</td>'
                    r'\s*<td>loaded</td>')
             assert re.search(row, files), name

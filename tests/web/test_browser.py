@@ -206,7 +206,7 @@ def test_docs_render_without_network(browser: Any, workbench: Workbench) -> None
 PAGES = [
     ("alice", "/"), ("alice", "/cases"), ("alice", f"/cases/{COMPLAINT}"), ("alice", "/search?q=noise"),
     ("alice", "/search"), ("alice", "/triage"), ("alice", "/ops"), ("ada", "/admin/users"),
-    ("bob", f"/cases/{COMPLAINT}"),
+    ("bob", f"/cases/{COMPLAINT}"), ("alice", "/notifications"), ("alice", "/cases?status=ready_to_close"),
 ]
 
 

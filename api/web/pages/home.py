@@ -62,7 +62,8 @@ def case_list(request: Request, page: Page, view: Annotated[int | None, Query(ge
     query = {**flt.stored(), **({"view": str(view)} if view else {})}
     return render(request, "cases.html", {
         "cases": found.cases, "next_cursor": found.next_cursor, "filter": flt, "views": views, "current": current,
-        "query": query, "statuses": ("active", *WORK_STATUSES), "sorts": case_lists.SORT_LABELS, "nav": "cases",
+        "query": query, "statuses": (*case_lists.LIST_STATUSES, *WORK_STATUSES), "sorts": case_lists.SORT_LABELS,
+        "nav": "cases",
         "notice": notice_for(done), "paged": cursor is not None}, page=page)
 
 

@@ -19,6 +19,7 @@ from api.web.pages.work import queue_counts, task_rows
 from api.web.session_auth import Page, PageError, runtime_of
 from api.web.templating import render
 from casestore import prospects, users
+from casestore.work import case_lists
 
 router = APIRouter(include_in_schema=False)
 SUPERVISORS = ("supervisor", "admin")
@@ -35,6 +36,7 @@ def dashboard(request: Request, page: Page, done: Annotated[str, Query(max_lengt
     with runtime_of(request).read_sessions() as session:
         people = [u for u in users.list_users(session) if not u.disabled and u.role != "integration"]
         reviews = prospects.review_count(session)
+        ready = case_lists.ready_to_close_count(session, page.user)
     by_person: dict[str, list[object]] = {u.name: [] for u in people if u.role in WORKERS}
     for row in held:
         by_person.setdefault(row.task.assignee or "", []).append(row)
@@ -42,6 +44,6 @@ def dashboard(request: Request, page: Page, done: Annotated[str, Query(max_lengt
     return render(request, "supervisor.html", {
         "queues": queues, "agents": sorted(by_person.items(), key=lambda kv: (not kv[1], kv[0])), "teams": teams,
         "people": [u.name for u in people], "held": len(held), "notice": notice_for(done), "nav": "supervisor",
-        "counts_at": counts.read_at, "reviews": reviews,
+        "counts_at": counts.read_at, "reviews": reviews, "ready_to_close": ready,
         "totals": {k: sum(getattr(q, k) for q in queues) for k in ("open", "waiting", "active", "at_risk", "breached")},
     }, page=page)

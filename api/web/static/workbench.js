@@ -3,7 +3,7 @@
 // Served from /static (the pages' Content-Security-Policy allows no inline script).
 (function () {
   "use strict";
-  var GO = { c: "/cases", s: "/search", t: "/triage", o: "/ops", h: "/", d: "/supervisor" };
+  var GO = { c: "/cases", s: "/search", t: "/triage", o: "/ops", h: "/", d: "/supervisor", b: "/notifications" };
   var pendingG = false;
   var gTimer = null;
 

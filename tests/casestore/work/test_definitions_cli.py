@@ -27,7 +27,7 @@ def test_check_accepts_the_shipped_definitions() -> None:
     proc = _run(["check", str(SHIPPED_DIR)])
     assert proc.returncode == 0, proc.stderr
     assert "6 case type(s) OK" in proc.stdout
-    assert "complaint v2: 3 stages" in proc.stdout and "default general" in proc.stdout
+    assert "complaint v3: 3 stages" in proc.stdout and "default general" in proc.stdout
 
 
 def test_check_lists_every_problem_as_file_line_message(tmp_path: Path) -> None:
@@ -57,25 +57,25 @@ def test_load_then_list(db_url: str, tmp_path: Path) -> None:
            "CASEWORK_WORK__CASE_TYPES_DIR": str(folder)}
     proc = _run(["load"], env)
     assert proc.returncode == 0, proc.stderr
-    assert "complaint v2: stored" in proc.stdout
-    assert "complaint v2: unchanged" in _run(["load"], env).stdout
+    assert "complaint v3: stored" in proc.stdout
+    assert "complaint v3: unchanged" in _run(["load"], env).stdout
 
     general = folder / "general.yaml"
     general.write_text(general.read_text().replace("lease: 15m", "lease: 20m"))  # changed, version not bumped
     claim = folder / "claim.yaml"
-    claim.write_text(claim.read_text().replace("version: 1", "version: 2"))
+    claim.write_text(claim.read_text().replace("version: 2", "version: 3"))
     listed = json.loads(_run(["list", "--json"], env).stdout)
     assert listed["case_types_dir"] == str(folder) and listed["problems"] == []
     states = {f["name"]: (f["version"], f["state"]) for f in listed["files"]}
-    assert states["complaint"] == (2, "loaded")
-    assert states["general"] == (1, "changed: bump version")
-    assert states["claim"] == (2, "not loaded")
-    assert {(r["name"], r["version"], r["current"]) for r in listed["registered"]} >= {("claim", 1, True)}
+    assert states["complaint"] == (3, "loaded")
+    assert states["general"] == (2, "changed: bump version")
+    assert states["claim"] == (3, "not loaded")
+    assert {(r["name"], r["version"], r["current"]) for r in listed["registered"]} >= {("claim", 2, True)}
 
     refused = _run(["load"], env)  # general changed without a version bump: nothing is stored
     assert refused.returncode == 2
-    version_line = general.read_text().splitlines().index("version: 1") + 1
-    assert f"{general}:{version_line}: general version 1 is already stored with different content" in refused.stderr
+    version_line = general.read_text().splitlines().index("version: 2") + 1
+    assert f"{general}:{version_line}: general version 2 is already stored with different content" in refused.stderr
     assert "bump version" in refused.stderr
     engine = make_engine(db_url)
     try:
@@ -83,8 +83,8 @@ def test_load_then_list(db_url: str, tmp_path: Path) -> None:
             stored = {(r.name, r.version) for r in conn.execute(select(CaseTypeVersion.name, CaseTypeVersion.version))}
     finally:
         engine.dispose()
-    assert stored == {(n, 1) for n in ("application", "arrears", "change_of_details", "claim", "general")} | {
-        ("complaint", 2)}
+    assert stored == {(n, 2) for n in ("application", "arrears", "change_of_details", "claim", "general")} | {
+        ("complaint", 3)}
 
 
 def test_check_refuses_an_on_complete_template_that_does_not_exist(tmp_path: Path) -> None:

@@ -158,6 +158,17 @@ BROKEN: list[tuple[str, str | tuple[str, ...], str | tuple[str, ...], str]] = [
      ("", "  review_task: reply #<\n"), "review task 'reply' has max_repeats 1"),
     ("review task with after", ("        max_repeats: 5\n", "  review_task: reply\n"),
      ("        max_repeats: 5\n        after: [a]\n", "  review_task: reply #<\n"), "has after or when"),
+    ("close_when_done with an unknown code", "completion_codes: [resolved, withdrawn]\n",
+     "completion_codes: [resolved, withdrawn]\nclose_when_done: fixed #<\n", "code 'fixed', which is not a completion"),
+    ("close_when_done rule with an unknown code", "completion_codes: [resolved, withdrawn]\n",
+     "completion_codes: [resolved, withdrawn]\nclose_when_done:\n  - code: fixd #<\n    when: tasks.c == \"done\"\n",
+     "code 'fixd', which is not a completion"),
+    ("close_when_done reads an unknown task", "completion_codes: [resolved, withdrawn]\n",
+     "completion_codes: [resolved, withdrawn]\nclose_when_done:\n  - code: resolved\n    when: tasks.zz == \"x\" #<\n",
+     "there is no task 'zz'"),
+    ("close_when_done rule without when before another", "completion_codes: [resolved, withdrawn]\n",
+     "completion_codes: [resolved, withdrawn]\nclose_when_done:\n  - code: resolved #<\n  - code: withdrawn\n",
+     "rules after it are never consulted"),
 ]
 
 

@@ -80,7 +80,7 @@ def test_register_all_shipped_and_report_every_refusal(session: Session, tmp_pat
     rows = register_all(session, shipped)
     assert {r.name for r in rows} == set(shipped)
     assert current_versions(session) == {name: loaded.version for name, loaded in shipped.items()}
-    assert current_versions(session)["complaint"] == 2  # v2: send_response sends or needs the outcome
+    assert current_versions(session)["complaint"] == 3  # v3: closes by itself with the outcome (close_when_done)
     for name, loaded in shipped.items():
         assert get_definition(session, name, loaded.version) == loaded.case_type  # stored JSON gives the same
     folder = tmp_path / "edited"

@@ -4,13 +4,14 @@ codes, stages, stuck cases, closing, claims, and one audit event per transition.
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from casestore.errors import Conflict, InvalidInput, NotFound
 from casestore.models import Case
 from casestore.work import engine, overrides
 from casestore.work.actor import SYSTEM
-from casestore.work.models import NO_DUE
+from casestore.work.models import NO_DUE, SlaClock
 from tests.casestore.work.engine_setup import (
     ALICE,
     BOB,
@@ -25,6 +26,7 @@ from tests.casestore.work.engine_setup import (
     event_count,
     events,
     finish,
+    new_case,
     open_task,
     people,
     start,
@@ -302,3 +304,74 @@ def test_refresh_task_order_follows_clocks_and_urgency(session: Session) -> None
     t = open_task(session, case, "work")
     session.refresh(t)
     assert (t.urgency, t.due_at) == (7, T0 + 2 * HOUR)
+
+
+def test_a_case_whose_last_stage_completes_closes_by_itself_when_its_type_says_so(session: Session) -> None:
+    ct = case_type(clocks=[{"name": "resolution", "duration": "5d"}],
+                   close_when_done=[{"code": "withdrawn", "when": 'tasks.work == "dropped"'}, {"code": "resolved"}],
+                   stages=[{"name": "handle", "tasks": [task("work", codes=["done", "dropped"])]}])
+    case = start(session, ct)
+    finish(session, case, "work", "done", now=T0 + HOUR)
+    w = work(session, case)
+    assert (w.status, w.completion_code, w.closed_at, w.stage) == ("closed", "resolved", T0 + HOUR, None)
+    assert case.status == "closed"
+    assert clock(session, case, "resolution").state == "stopped"
+    closed = events(session, case, "case.closed")[-1]
+    assert closed.actor == "system" and closed.details["auto"] is True and "close_when_done" in closed.reason
+    assert [e.actor for e in events(session, case, "clock.stopped")] == ["system"]
+    other = start(session, case_type(version=2, close_when_done=[
+        {"code": "withdrawn", "when": 'tasks.work == "dropped"'}, {"code": "resolved"}],
+        stages=[{"name": "handle", "tasks": [task("work", codes=["done", "dropped"])]}]))
+    finish(session, other, "work", "dropped")
+    assert work(session, other).completion_code == "withdrawn"
+
+
+def test_a_case_whose_last_stage_completes_with_no_rule_holding_is_ready_to_close(session: Session) -> None:
+    from casestore.work import case_lists
+
+    ct = case_type(close_when_done=[{"code": "resolved", "when": 'tasks.work == "fixed"'}],
+                   stages=[{"name": "handle", "tasks": [task("work", codes=["done", "fixed"])]}])
+    case = start(session, ct)
+    hidden = new_case(session, team="claims")
+    engine.start_case(session, case=hidden, case_type=ct, actor=SYSTEM, calendars=CALS, now=T0)
+    assert case_lists.ready_to_close_count(session, SUE) == 0
+    finish(session, case, "work", "done")
+    engine.complete_task(session, task_id=open_task(session, hidden, "work").id, code="done", actor=SYSTEM,
+                         calendars=CALS, now=T0)
+    w = work(session, case)
+    assert w.status != "closed" and w.stage is None
+    assert events(session, case, "case.closed") == []
+    ready = case_lists.list_cases(session, ALICE, case_lists.parse_filter({"status": "ready_to_close"}))
+    assert [c.ref for c in ready.cases] == [case.ref]  # not the claims team's case, which alice may not see
+    assert case_lists.ready_to_close_count(session, SUE) == 2
+    assert case_lists.ready_to_close_count(session, EVE) == 1
+    engine.close_case(session, ref=case.ref, code="resolved", actor=ALICE, calendars=CALS, now=T0)
+    assert case_lists.list_cases(session, ALICE, case_lists.parse_filter({"status": "ready_to_close"})).cases == []
+
+
+@pytest.mark.parametrize(("review", "answer", "closed_with"), [
+    ("answer", "answered", "answered"), ("no_action", None, "no_action_needed"), ("reclassify", None, None)])
+def test_the_shipped_general_type_closes_with_its_outcome_or_waits_ready_to_close(
+        session: Session, review: str, answer: str | None, closed_with: str | None) -> None:
+    from casestore.work.loader import SHIPPED_DIR, load_case_types
+
+    ct = load_case_types(SHIPPED_DIR)["general"].case_type
+    case = start(session, ct)
+
+    def complete(name: str, code: str) -> None:
+        row = open_task(session, case, name)
+        for item in ct.task(name).checklist:
+            if item.required:
+                engine.tick(session, task_id=row.id, item=item.name, actor=SYSTEM, calendars=CALS, now=T0)
+        engine.complete_task(session, task_id=row.id, code=code, actor=SYSTEM, calendars=CALS, now=T0 + HOUR)
+
+    complete("review", review)
+    if answer is not None:
+        complete("respond", answer)
+    w = work(session, case)
+    assert w.stage is None
+    if closed_with is None:  # a reclassified enquiry: a person opens the right case, then closes this one
+        assert w.status != "closed" and states(session, case) == {"review": "completed"}
+    else:
+        assert (w.status, w.completion_code) == ("closed", closed_with)
+        assert {c.state for c in session.scalars(select(SlaClock).where(SlaClock.case_id == case.id))} == {"stopped"}

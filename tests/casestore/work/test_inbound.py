@@ -189,3 +189,25 @@ def test_a_case_closed_outside_casework_reopens_only_when_its_opening_is_within_
     inbound.start_imported(session, case=recent, setup=setup, now=T0)
     assert _reply(session, setup, recent, HOUR) is recent  # opened 2 h ago: closed within the 2 days
     assert (work(session, recent).status, len(events(session, recent, "case.reopened"))) == ("in_progress", 1)
+
+
+def test_a_reply_to_a_case_that_closed_by_itself_reopens_it_and_leaves_it_ready_to_close(session: Session) -> None:
+    """close_when_done closed it; the customer writes within the window: the case reopens with the
+    review task in front of its owner, and once that is done it waits for a person to close it (the
+    rules run when the last stage completes, not again after a review)."""
+    people(session)
+    auto = case_type([{"name": "handle", "tasks": [task("ask"), task("review_reply", required=False, max_repeats=3)]}],
+                     version=7, on_customer_reply={"review_task": "review_reply"}, reopen_window="2d",
+                     close_when_done="resolved")
+    register(session, auto)
+    setup = WorkSetup(case_types={"complaint": auto}, doc_types={"complaint": "complaint"}, calendars=CALS)
+    case = _new(session, setup)
+    finish(session, case, "ask")
+    assert (work(session, case).status, work(session, case).completion_code) == ("closed", "resolved")
+    assert _reply(session, setup, case, 2 * HOUR) is case
+    w = work(session, case)
+    assert (w.status, w.stage, w.reopened) == ("in_progress", None, 1)
+    assert open_task(session, case, "review_reply").assignee == ALICE.name
+    finish(session, case, "review_reply", now=T0 + 3 * HOUR)
+    w = work(session, case)
+    assert (w.status, w.stage) == ("in_progress", None), "ready to close, not closed again by itself"
