@@ -8,7 +8,10 @@ wrapper.  This app sits outermost and answers a get-next that carries a bearer t
 itself: the token check, the role check, the claim and the JSON in one threadpool trip, the same
 service (``api.queue_routes.next_work``) and the same response as the route.
 
-On SQLite the token check and the claim run on the event loop itself, not in a worker thread:
+The token check and the claim run on the database driver's cursor (``casestore.db.driver_cursor``,
+``DriverQuery``: the route's queries and rules without a ``Session`` per call; on PostgreSQL in
+autocommit, one round trip each), in a worker thread on PostgreSQL.
+On SQLite they run on the event loop itself, not in a worker thread:
 SQLite serialises writers anyway, the statements are short, and a threadpool trip (anyio's
 bookkeeping, two thread hand-overs and a wait to win the GIL back) cost more than the claim.  The
 loop never waits for the database: the claim is tried only when this process's writer turn is free

@@ -25,7 +25,9 @@ through HTTP.
 - ``flat_out``: ``--processes`` x ``--agents-per-process`` agents each calling get-next (and
   complete, with ``--complete``) over HTTP as fast as they can until ``--claims`` claims are made;
   claims per second, latency, and double hand-outs counted twice: from the agents' own logs and
-  from the audit events.
+  from the audit events.  Before the window the agents' tasks held from earlier runs are marked
+  completed and, on PostgreSQL, ``tasks`` is vacuumed (the test server runs without autovacuum), so
+  runs on the same data start alike; server and PostgreSQL CPU per call come from /proc.
 - ``kill``: an agent process claims 20 tasks of a queue with a 1-minute lease over HTTP and is
   SIGKILLed; `casework worker clock` (interval 5 s) must return them within lease + 60 s.
 - ``clock``: a sweep with nothing due (1M open clocks), then 10,000 clocks made due to breach at
