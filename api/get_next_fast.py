@@ -8,7 +8,10 @@ wrapper.  This app sits outermost and answers a get-next that carries a bearer t
 itself: the token check, the role check, the claim and the JSON in one threadpool trip, the same
 service (``api.queue_routes.next_work``) and the same response as the route.
 
-On SQLite the token check and the claim run on the event loop itself, not in a worker thread:
+The token check and the claim run on the database driver's cursor (``casestore.db.driver_cursor``,
+``DriverQuery``: the route's queries and rules without a ``Session`` per call; on PostgreSQL in
+autocommit, one round trip each), in a worker thread on PostgreSQL.
+On SQLite they run on the event loop itself, not in a worker thread:
 SQLite serialises writers anyway, the statements are short, and a threadpool trip (anyio's
 bookkeeping, two thread hand-overs and a wait to win the GIL back) cost more than the claim.  The
 loop never waits for the database: the claim is tried only when this process's writer turn is free
@@ -140,12 +143,10 @@ def _serve(runtime: Runtime, buffer: LastUseBuffer, token: str, *,
     from api.queue_routes import next_work  # the route's module imports this one's error shape
 
     engine = runtime.engine
-    if engine.dialect.name == "sqlite":  # the same query and rule on the driver: a Session cost more than the claim
-        with driver_cursor(engine) as cursor:
-            check = users.check_token_on(cursor, engine.dialect, token=token)
-    else:
-        with runtime.statement_sessions() as session:  # one statement, as api.auth's check
-            check = users.check_token(session, token=token)
+    # the same query and rule as api.auth's check, on the driver (PostgreSQL: in autocommit, one
+    # round trip): a Session cost more than the claim
+    with driver_cursor(engine) as cursor:
+        check = users.check_token_on(cursor, engine.dialect, token=token)
     if check.user is None or check.token_id is None:
         return None
     user = principal_of(check.user)

@@ -17,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from api.auth import Principal, authenticate_request, bearer, check_role, get_runtime, require_roles
 from api.params import LeaseVersion, TaskId
 from api.wiring import Runtime
-from casestore.db import sqlite_immediate, translate_errors
+from casestore.db import driver_cursor, sqlite_immediate, translate_errors
 from casestore.models import utcnow
 from casestore.work import queue_reads, queues
 from casestore.work.actor import Actor
@@ -72,9 +72,10 @@ def next_work(rt: Runtime, actor: Actor, *, wait: bool = True, checkpoint: bool 
     or rebuilding the queue index.  ``checkpoint=False`` (SQLite): the commit leaves the WAL
     checkpoint to the caller (``casestore.db.sqlite_immediate``; by default so with ``wait=False``)."""
     max_active = rt.settings.queues.max_active_per_agent
-    if rt.engine.dialect.name == "postgresql":
-        with translate_errors(), rt.statement_sessions() as session:
-            claimed = queues.next_claim_in_one_statement(session, actor=actor, now=utcnow(), max_active=max_active)
+    if rt.engine.dialect.name == "postgresql":  # on the driver's cursor: no Session or execution layer per call
+        with translate_errors(), driver_cursor(rt.engine) as cursor:
+            claimed = queues.next_claim_pg(cursor, engine=rt.engine, read_sessions=rt.read_sessions, actor=actor,
+                                           now=utcnow(), max_active=max_active)
         return NextWork(task=queue_reads.claimed_view(claimed) if claimed is not None else None)
     # SQLite: the claim's three statements on a driver cursor (``queues.next_claim_sqlite``), under
     # the same BEGIN IMMEDIATE and writer turn as ``rt.sessions()`` would take

@@ -302,19 +302,26 @@ def sqlite_immediate(engine: Engine, *, wait: bool = True, checkpoint: bool | No
 
 class DriverQuery:
     """A Core ``SELECT`` compiled once per dialect and run on a driver cursor, its values converted
-    by SQLAlchemy's own type processors: the rows a ``Session`` would give, without the execution
-    layer (for a read on every request of a hot route, such as a bearer token's check)."""
+    by SQLAlchemy's own type processors (parameters and results): the rows a ``Session`` would give,
+    without the execution layer (for a statement on every request of a hot route, such as a bearer
+    token's check or PostgreSQL's get-next).  On PostgreSQL a text parameter with a NUL character is
+    refused as the engine's ``before_cursor_execute`` listener refuses it (``InvalidInput``).
+    Partial: no expanding (``IN``) parameters."""
 
     def __init__(self, stmt: Any) -> None:
         self.stmt = stmt
-        self._compiled: WeakKeyDictionary[Any, tuple[str, list[str], list[Any], Any]] = WeakKeyDictionary()
+        self._compiled: WeakKeyDictionary[Any, tuple[str, bool, list[tuple[str, Any]], list[Any], Any]] = \
+            WeakKeyDictionary()
 
-    def _for(self, dialect: Any) -> tuple[str, list[str], list[Any], Any]:
+    def _for(self, dialect: Any) -> tuple[str, bool, list[tuple[str, Any]], list[Any], Any]:
         found = self._compiled.get(dialect)
         if found is None:
             compiled = self.stmt.compile(dialect=dialect)
             columns = list(self.stmt.selected_columns)
-            found = (str(compiled), list(compiled.positiontup or []),
+            names = list(compiled.positiontup) if compiled.positiontup is not None else list(compiled.binds)
+            found = (str(compiled), compiled.positiontup is not None,
+                     [(name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
+                      for name in names],
                      [c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns],
                      namedtuple("Row", [c.key for c in columns]))
             self._compiled[dialect] = found
@@ -322,8 +329,12 @@ class DriverQuery:
 
     def first(self, cursor: Any, dialect: Any, params: dict[str, Any]) -> Any:
         """The first row (attributes by column key), or None."""
-        sql, order, readers, row_type = self._for(dialect)
-        row = cursor.execute(sql, [params[name] for name in order]).fetchone()
+        sql, positional, binds, readers, row_type = self._for(dialect)
+        values = [write(params[name]) if write is not None else params[name] for name, write in binds]
+        if dialect.name == "postgresql":
+            _refuse_nul(None, cursor, sql, values, None, False)  # as the engine's listener: InvalidInput
+        row = cursor.execute(sql, values if positional else dict(zip((n for n, _ in binds), values,
+                                                                     strict=True))).fetchone()
         if row is None:
             return None
         return row_type(*[read(v) if read is not None else v for read, v in zip(readers, row, strict=True)])
@@ -332,14 +343,34 @@ class DriverQuery:
 @contextmanager
 def driver_cursor(engine: Engine) -> Iterator[Any]:
     """A driver cursor on a pooled connection, outside any transaction (SQLite: each statement its
-    own, as autocommit): for one read."""
+    own, as autocommit; PostgreSQL: the connection in autocommit for the block, so a statement is
+    one round trip, with no BEGIN and no ROLLBACK when the connection goes back to the pool).
+    PostgreSQL's driver errors come out as SQLAlchemy's (``translate_errors`` knows them), and a
+    connection they show broken is dropped from the pool."""
     raw = engine.raw_connection()
     try:
-        cursor = raw.cursor()
+        if engine.dialect.name != "postgresql":
+            cursor = raw.cursor()
+            try:
+                yield cursor
+            finally:
+                cursor.close()
+            return
+        driver = raw.driver_connection
+        dbapi = engine.dialect.dbapi
+        assert driver is not None and dbapi is not None
+        driver.autocommit = True
         try:
-            yield cursor
+            with driver.cursor() as cursor:
+                yield cursor
+        except dbapi.Error as error:
+            if engine.dialect.is_disconnect(error, driver, None):
+                raw.invalidate(error)
+            raise exc.DBAPIError.instance(None, None, error, dbapi.Error,
+                                          connection_invalidated=not raw.is_valid) from error
         finally:
-            cursor.close()
+            if raw.is_valid and not driver.closed:
+                driver.autocommit = False  # as the pool hands connections out
     finally:
         raw.close()
 

@@ -46,7 +46,16 @@ from casestore.models import Case
 from casestore.work import pick
 from casestore.work.actor import Actor
 from casestore.work.models import NO_DUE, WorkTask
-from casestore.work.queue_index import DEFAULT_LEASE, cached_index_of, cached_queue_index, index_stamp, queue_index
+from casestore.work.queue_index import (
+    DEFAULT_LEASE,
+    QueueIndex,
+    QueueInfo,
+    Stamp,
+    cached_index_of,
+    cached_queue_index,
+    index_stamp,
+    queue_index,
+)
 from casestore.work.visibility import sees_all_cases, visible_case_clause
 
 log = logging.getLogger(__name__)
@@ -129,23 +138,59 @@ def next_claim_in_one_statement(session: Session, *, actor: Actor, now: datetime
     session in autocommit: the function's call is its own transaction, committed when it returns.
     The queue index is the one cached in this process; the function refuses to claim when the
     stored definitions are newer (then the index is rebuilt and the call made once more)."""
+    def claim(workable: list[QueueInfo], stamp: Stamp, teams: tuple[str, ...] | None) -> pick.NextOutcome:
+        return pick.get_next_in_one_statement(session, queues=workable, stamp=stamp, actor=actor,
+                                              visible_teams=teams, now=now, max_active=max_active)
+
+    claimed = _in_one_statement(actor, cached_queue_index(session), lambda: _fresh_index(session), claim,
+                                max_active)
+    assert claimed is None or isinstance(claimed, pick.Claimed)
+    return claimed
+
+
+def next_claim_pg(cursor: Any, *, engine: Engine, read_sessions: Callable[[], Session], actor: Actor,
+                  now: datetime, max_active: int = DEFAULT_MAX_ACTIVE) -> pick.ClaimedRow | None:
+    """``next_claim_in_one_statement`` on a driver cursor in autocommit (``casestore.db.driver_cursor``):
+    the same statement, rules and retries without a ``Session`` per call (``casework serve``'s
+    get-next on PostgreSQL).  A queue index to rebuild is read from a ``read_sessions`` session."""
+    def claim(workable: list[QueueInfo], stamp: Stamp, teams: tuple[str, ...] | None) -> pick.NextOutcome:
+        return pick.get_next_on(cursor, engine.dialect, queues=workable, stamp=stamp, actor=actor,
+                                visible_teams=teams, now=now, max_active=max_active)
+
+    def fresh() -> tuple[Stamp, QueueIndex]:
+        with read_sessions() as session:
+            return _fresh_index(session)
+
+    claimed = _in_one_statement(actor, cached_index_of(engine), fresh, claim, max_active)
+    assert claimed is None or isinstance(claimed, pick.ClaimedRow)
+    return claimed
+
+
+def _fresh_index(session: Session) -> tuple[Stamp, QueueIndex]:
+    stamp = index_stamp(session)
+    return stamp, queue_index(session, stamp)
+
+
+def _in_one_statement(actor: Actor, known: tuple[Stamp, QueueIndex] | None,
+                      fresh: Callable[[], tuple[Stamp, QueueIndex]],
+                      claim: Callable[[list[QueueInfo], Stamp, tuple[str, ...] | None], pick.NextOutcome],
+                      max_active: int) -> pick.Claimed | pick.ClaimedRow | None:
+    """The rules of get-next in one statement, whichever way ``claim`` runs it: the actor's checks,
+    the queue index (``known``, else ``fresh``; rebuilt when the statement says ``stale``), the cap."""
     _check_actor(actor)
-    known = cached_queue_index(session)
     teams = None if sees_all_cases(actor) else actor.teams
     for _ in range(3):
-        fresh = known is None
+        is_fresh = known is None
         if known is None:
-            stamp = index_stamp(session)
-            known = (stamp, queue_index(session, stamp))
+            known = fresh()
         stamp, index = known
         workable = index.workable_by(actor)
         if not workable:
-            if fresh:
+            if is_fresh:
                 return None
             known = None  # none in the cached index: maybe the definitions changed since
             continue
-        done = pick.get_next_in_one_statement(session, queues=workable, stamp=stamp, actor=actor,
-                                              visible_teams=teams, now=now, max_active=max_active)
+        done = claim(workable, stamp, teams)
         if done.outcome == "stale":
             known = None
             continue
@@ -159,7 +204,7 @@ def next_claim_in_one_statement(session: Session, *, actor: Actor, now: datetime
         return None
     task = claimed.task
     log.debug("task %d (%s) claimed by %s via get_next, lease until %s", task.id, task.queue, actor.name,
-             task.lease_expires_at)
+              task.lease_expires_at)
     return claimed
 
 

@@ -210,9 +210,11 @@ def test_get_next_over_http_is_two_statements_on_postgresql_and_four_on_sqlite(r
     wait to win the GIL back).  PostgreSQL: the token check and ``casework_get_next`` (guard, claim,
     audit event and case reference), each in autocommit: no BEGIN or COMMIT round trips, the row
     lock held for the function's own work.  SQLite: the token check, then in one BEGIN IMMEDIATE
-    the cap guard, the claim and the audit event (run on the driver's cursor, so they are counted
-    by the driver's trace hook, which sees SQLAlchemy's statements too).  Profiling ``casework
-    serve`` showed get-next waiting on these."""
+    the cap guard, the claim and the audit event.  Both run on the driver's cursor (no SQLAlchemy
+    execution layer), so the statements are counted by the driver: SQLite's trace hook, a psycopg
+    cursor class that notes each statement (both see SQLAlchemy's statements too).  Profiling
+    ``casework serve`` showed get-next waiting on these."""
+    import psycopg
     from sqlalchemy import event
 
     client = TestClient(create_app(rt))
@@ -221,18 +223,24 @@ def test_get_next_over_http_is_two_statements_on_postgresql_and_four_on_sqlite(r
     pg = rt.engine.dialect.name == "postgresql"
     seen: list[tuple[str, bool]] = []
 
-    def record(conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        autocommit = bool(conn.connection.dbapi_connection.autocommit)  # psycopg's own flag
-        seen.append((statement.split()[0].upper(), autocommit))
+    class Noting(psycopg.Cursor[Any]):
+        def execute(self, query: Any, *args: Any, **kwargs: Any) -> Any:
+            seen.append((str(query).split()[0].upper(), self.connection.autocommit))  # psycopg's own flag
+            return super().execute(query, *args, **kwargs)
 
     def trace(dbapi_connection: Any, *_args: Any) -> None:
-        dbapi_connection.set_trace_callback(lambda sql: seen.append((sql.split()[0].upper(), False)))
+        if pg:
+            dbapi_connection.cursor_factory = Noting
+        else:
+            dbapi_connection.set_trace_callback(lambda sql: seen.append((sql.split()[0].upper(), False)))
 
     def untrace(dbapi_connection: Any, *_args: Any) -> None:
-        dbapi_connection.set_trace_callback(None)
+        if pg:
+            dbapi_connection.cursor_factory = psycopg.Cursor
+        else:
+            dbapi_connection.set_trace_callback(None)
 
-    hooks = [(rt.engine, "before_cursor_execute", record)] if pg else [
-        (rt.engine.pool, "checkout", trace), (rt.engine.pool, "checkin", untrace)]
+    hooks = [(rt.engine.pool, "checkout", trace), (rt.engine.pool, "checkin", untrace)]
     for target, name, fn in hooks:
         event.listen(target, name, fn)
     try:
@@ -321,3 +329,31 @@ def test_get_next_refusals_read_as_every_other_routes(rt: Runtime) -> None:
     revoked = client.post("/api/v1/work/next", headers=alice)
     assert revoked.status_code == 401 and "revoked" in revoked.json()["detail"]
 
+
+
+def test_get_next_answers_the_same_in_front_of_the_framework_and_through_the_route(rt: Runtime) -> None:
+    """The fast path (a bearer token, no body: ``api.get_next_fast``, on the driver's cursor) and the
+    route (a request with a body goes to the framework) give the same response for a claim, the
+    task's own view, and the same audit event; and the same empty answer."""
+    client = TestClient(create_app(rt))
+    alice = token(rt, "alice")
+    fast = client.post("/api/v1/work/next", headers=alice)
+    routed = client.post("/api/v1/work/next", headers=alice, content=b"{}")
+    assert fast.status_code == routed.status_code == 200
+    claimed = [fast.json()["task"], routed.json()["task"]]
+    assert all(t is not None for t in claimed) and claimed[0]["id"] != claimed[1]["id"]
+    for t in claimed:
+        assert t == client.get(f"/api/v1/tasks/{t['id']}", headers=alice).json()  # the task's own view
+        assert t["assignee"] == "alice" and t["state"] == "active" and t["lease_version"] == 1
+    with rt.read_sessions() as s:
+        claims = s.scalars(select(AuditEvent).where(AuditEvent.action == "task.claimed"))
+        events = {e.details["task_id"]: e for e in claims}
+    assert set(events) == {t["id"] for t in claimed}
+    for t in claimed:
+        event = events[t["id"]]
+        assert event.actor == "alice" and event.details == {
+            "task_id": t["id"], "task": t["name"], "queue": t["queue"], "how": "get_next", "lease_version": 1,
+            "lease_expires_at": t["lease_expires_at"].replace("Z", "+00:00")}
+    empty = [client.post("/api/v1/work/next", headers=alice), client.post("/api/v1/work/next", headers=alice,
+                                                                             content=b"{}")]
+    assert [r.json() for r in empty] == [{"task": None}] * 2  # alice's queue is empty: the claims team's is not hers

@@ -1,19 +1,22 @@
 """get-next on PostgreSQL as one call of ``casework_get_next`` (migration 0016) in autocommit:
 two agents at once never get the same task, the cap and the per-agent lock hold across calls,
 visibility is the same as the two-statement path's, and a queue index older than the stored
-definitions is noticed and rebuilt."""
+definitions is noticed and rebuilt.  Each test runs twice: through a ``Session`` in autocommit
+(``next_claim_in_one_statement``) and on the driver's cursor (``next_claim_pg``, what ``casework
+serve`` runs), which must behave the same."""
 
 from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from casestore.db import session_factory, translate_errors
+from casestore.db import driver_cursor, session_factory, translate_errors
 from casestore.errors import Conflict
 from casestore.models import AuditEvent
 from casestore.work import queues
@@ -24,21 +27,37 @@ from .rows import T0, agent, case, definition, store_definition, task
 TASKS = 60
 
 
-@pytest.fixture
-def autocommit(engine: Engine) -> sessionmaker[Session]:
+Claimer = Callable[[str, tuple[str, ...], int], "int | None"]
+
+
+@pytest.fixture(params=["session", "driver"])
+def autocommit(engine: Engine, request: pytest.FixtureRequest) -> Claimer:
+    """get-next for an agent of some teams with a cap: the claimed task's id, or None."""
     if engine.dialect.name != "postgresql":
         pytest.skip("casework_get_next is PostgreSQL's (SQLite's get-next runs under its writer lock)")
-    return session_factory(engine.execution_options(isolation_level="AUTOCOMMIT"))
+    sessions = session_factory(engine.execution_options(isolation_level="AUTOCOMMIT"))
+    reads = session_factory(engine)
+
+    def by_session(name: str, teams: tuple[str, ...], cap: int) -> int | None:
+        with translate_errors(), sessions() as s:
+            claimed = queues.next_claim_in_one_statement(s, actor=agent(name, *teams), now=T0, max_active=cap)
+            return claimed.task.id if claimed is not None else None
+
+    def on_driver(name: str, teams: tuple[str, ...], cap: int) -> int | None:
+        with translate_errors(), driver_cursor(engine) as cursor:
+            row = queues.next_claim_pg(cursor, engine=engine, read_sessions=reads, actor=agent(name, *teams),
+                                       now=T0, max_active=cap)
+            return row.task.id if row is not None else None
+
+    return by_session if request.param == "session" else on_driver
 
 
-def _next(autocommit: sessionmaker[Session], name: str, *teams: str, cap: int = TASKS) -> int | None:
-    with translate_errors(), autocommit() as s:
-        claimed = queues.next_claim_in_one_statement(s, actor=agent(name, *teams), now=T0, max_active=cap)
-        return claimed.task.id if claimed is not None else None
+def _next(claimer: Claimer, name: str, *teams: str, cap: int = TASKS) -> int | None:
+    return claimer(name, teams, cap)
 
 
 def test_two_agents_at_once_never_get_the_same_task(sessions: sessionmaker[Session],
-                                                    autocommit: sessionmaker[Session]) -> None:
+                                                    autocommit: Claimer) -> None:
     with sessions() as s, s.begin():
         store_definition(s, definition())
         cases_ = [case(s) for _ in range(6)]
@@ -68,7 +87,7 @@ def test_two_agents_at_once_never_get_the_same_task(sessions: sessionmaker[Sessi
 
 
 def test_the_cap_holds_for_one_agent_calling_twice_at_once(sessions: sessionmaker[Session],
-                                                           autocommit: sessionmaker[Session]) -> None:
+                                                           autocommit: Claimer) -> None:
     """The per-agent advisory lock, then the count under a fresh snapshot: two calls of one agent
     at cap - 1 cannot both pass."""
     with sessions() as s, s.begin():
@@ -99,7 +118,7 @@ def test_the_cap_holds_for_one_agent_calling_twice_at_once(sessions: sessionmake
 
 
 def test_it_sees_the_same_cases_and_writes_the_same_event_as_the_two_statement_path(
-        sessions: sessionmaker[Session], autocommit: sessionmaker[Session]) -> None:
+        sessions: sessionmaker[Session], autocommit: Claimer) -> None:
     with sessions() as s, s.begin():
         store_definition(s, definition())
         hidden = task(s, case(s, team="claims"), urgency=9)  # another team's case: never handed out
@@ -121,7 +140,7 @@ def test_it_sees_the_same_cases_and_writes_the_same_event_as_the_two_statement_p
 
 
 def test_a_queue_added_by_a_newer_definition_is_seen_at_once(sessions: sessionmaker[Session],
-                                                            autocommit: sessionmaker[Session]) -> None:
+                                                            autocommit: Claimer) -> None:
     with sessions() as s, s.begin():
         store_definition(s, definition())
     assert _next(autocommit, "ann", "complaints", "billing") is None  # caches an index without 'billing'
