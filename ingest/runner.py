@@ -242,11 +242,20 @@ class PipelineRunner:
         return out
 
     def close(self, timeout: float = 30.0) -> None:
+        """Stop the stages, then let each finish what it held back (the file stage's deferred index
+        writes, ``FileStage.finish``)."""
         self.stop.set()
         for w in self.workers:
             w.wake()  # an idle stage waiting in a poll stops now
         for t in self.threads:
             t.join(timeout)
+        for w in self.workers:
+            finish = getattr(w.handler, "finish", None)
+            if finish is not None:
+                try:
+                    finish()
+                except Exception:
+                    log.exception("stage %s: finishing failed", w.handler.name)
 
 
 __all__ = ["STAGES", "ExtractStage", "PipelineRunner", "StageParts", "make_stage",
