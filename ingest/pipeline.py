@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -157,12 +158,19 @@ class FileStage:
     linger_s = 0.0  # set when an index is attached: each batch ends in an index commit
 
     def __init__(self, *, sessions: sessionmaker[Session], search_index: SearchIndex | None = None,
-                 actor: str = "pipeline", work: WorkHooks | None = None) -> None:
+                 actor: str = "pipeline", work: WorkHooks | None = None, index_every_s: float = 0.0) -> None:
+        """``index_every_s`` > 0 (`casework ingest`): a batch's outbox rows are indexed with those of
+        the batches after it, at most once in that many seconds, and what is left by ``finish``;
+        0 (`casework serve`, the workers): after each batch's commit."""
         self.sessions = sessions
         self.search_index = search_index
         self.actor = actor
         self.work = work  # case work: new cases start their type, replies reach their case's work
         self.drainer = OutboxDrainer(sessions, search_index) if search_index is not None else None
+        self.index_every_s = index_every_s
+        self._unindexed: list[int] = []  # outbox rows committed, not yet drained (index_every_s > 0)
+        self._indexed_at = time.monotonic()
+        self._index_lock = threading.Lock()  # the stage's thread and ``finish`` (the runner's close)
         if search_index is not None:
             self.linger_s = 0.5  # search sees a filed item at most ~0.5 s later; far fewer index commits
 
@@ -191,16 +199,39 @@ class FileStage:
                 session, item_ids=[f.item.item_id for f in filings],
                 case_refs=self.work.status_changed() if self.work is not None else ())
         fault_point("after_file_commit")  # committed; not indexed, offsets not committed
-        self.index_after_commit(outbox_ids)
+        if self.index_every_s <= 0:
+            self.index_after_commit(outbox_ids)
+            return []
+        with self._index_lock:
+            self._unindexed.extend(outbox_ids)
+            if time.monotonic() - self._indexed_at >= self.index_every_s:
+                self._index_unindexed()
         return []
 
+    def finish(self) -> None:
+        """Index what the batches left for later (``index_every_s``) and the rows left over from
+        earlier runs; called by ``PipelineRunner.close`` once the stage has stopped, so `casework
+        ingest` returns with every item it filed searchable (unless the index is down: then the rows
+        wait in the outbox, as after any failed index write)."""
+        if self.drainer is None or self.index_every_s <= 0:
+            return
+        with self._index_lock:
+            self._index_unindexed()
+
+    def _index_unindexed(self) -> None:
+        ids, self._unindexed = self._unindexed, []
+        self._indexed_at = time.monotonic()
+        self.index_after_commit(ids)
+
     def index_after_commit(self, outbox_ids: Sequence[int]) -> None:
-        """Index this batch's outbox rows now, then rows left over from earlier failures.  A failure
+        """Index these outbox rows now, then rows left over from earlier failures.  A failure
         leaves the rows to a later batch or the serve loop: the filing is committed either way."""
         if self.drainer is None:
             return
         try:
-            self.drainer.drain(ids=outbox_ids)
+            batch = self.drainer.batch  # a drain takes at most one batch of rows
+            for start in range(0, len(outbox_ids), batch):
+                self.drainer.drain(ids=outbox_ids[start:start + batch])
             self.drainer.drain(min_age_s=LEFTOVER_AGE_S)
         except Exception as exc:
             log.warning("file stage: %d filed item(s) wait in the search outbox (%s: %s); indexed when the "
@@ -272,6 +303,7 @@ class PipelineParts(StageParts):
     search_index: SearchIndex | None = None
     work: WorkHooks | None = None  # the file stage's case-work hooks (definitions loaded once per process)
     spam: SpamdCheck | None = None  # the classify stage's content spam check (``CASEWORK_SPAM__SPAMD``)
+    index_every_s: float = 0.0  # the file stage's ``index_every_s`` (`casework ingest` sets it)
 
 
 def make_later_stage(name: str, parts: PipelineParts, *, stop: threading.Event | None = None,
@@ -280,7 +312,8 @@ def make_later_stage(name: str, parts: PipelineParts, *, stop: threading.Event |
     if name == "classify":
         return ClassifyStage(matcher=parts.matcher, sessions=parts.read_sessions, spam=parts.spam)
     if name == "file":
-        return FileStage(sessions=parts.sessions, search_index=parts.search_index, work=parts.work)
+        return FileStage(sessions=parts.sessions, search_index=parts.search_index, work=parts.work,
+                         index_every_s=parts.index_every_s)
     raise ValueError(f"unknown stage {name!r}: choose extract, classify or file")
 
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 STAGES = ("extract", "classify", "file")
+T = TypeVar("T")
 
 
 @dataclass(kw_only=True)
@@ -58,9 +59,10 @@ class StageParts:
 
 class ExtractStage:
     """Reads the items of a poll in parallel: ``prepare`` starts each one's extraction on a pool of
-    threads, and the worker's per-message ``handle_batch`` collects them in order, so a slow scan
-    does not keep the other cores idle while the worker's per-item policy (retry, dead letter) stays
-    as it is. The threads mostly wait for tesseract processes (at most ``ocr_processes``, default
+    threads, largest first (``reading_order``), and the worker's per-message ``handle_batch``
+    collects them as they finish (``done_order``), so a slow scan does not keep the other cores idle
+    nor hold back the items read after it, while the worker's per-item policy (retry, dead letter)
+    stays as it is. The threads mostly wait for tesseract processes (at most ``ocr_processes``, default
     one per core, of them at once in this process, ``ingest.extract.ocr``) and for the PDF reader
     child (one, its calls serialised). There are two threads per tesseract slot: while a page is in
     tesseract the next item is already decoded and its page prepared (deskew, PNM), so it starts
@@ -102,8 +104,24 @@ class ExtractStage:
         if self.workers > 1 and len(todo) > 1:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix="extract")
-            self._started = {item_id: self._pool.submit(self._extract_unless_stopping, raw)
-                             for item_id, raw in todo.items()}
+            self._started = {raw.item_id: self._pool.submit(self._extract_unless_stopping, raw)
+                             for raw in reading_order(list(todo.values()))}
+
+    def done_order(self, pairs: Sequence[tuple[T, RawItem]]) -> Iterator[tuple[T, RawItem]]:
+        """The worker's (record, message) pairs of this poll in the order their reading finishes
+        (``Worker._handle``): items read in the worker's thread (filed already, or no pool) first, in
+        poll order, then each started item as it is done, so a page read early is handed on while
+        larger ones begun before it are still in tesseract.  Pairs of one item keep their order.
+        Items of different keys had no order on the bus to keep (they go to different partitions)."""
+        waiting: dict[str, list[tuple[T, RawItem]]] = {}
+        for pair in pairs:
+            if pair[1].item_id in self._started:
+                waiting.setdefault(pair[1].item_id, []).append(pair)
+            else:
+                yield pair
+        by_future = {self._started[item_id]: item_id for item_id in waiting}
+        for future in as_completed(by_future):
+            yield from waiting[by_future[future]]
 
     def _extract_unless_stopping(self, raw: RawItem) -> Extraction:
         if self.stop.is_set():
@@ -135,6 +153,13 @@ class ExtractStage:
                                  warnings=result.warnings)
             out.append((TOPIC_EXTRACTED, raw.item_id, item))
         return out
+
+
+def reading_order(items: Sequence[RawItem]) -> list[RawItem]:
+    """Largest first (by bytes; poll order among equals): a poll's longest scans start first, so the
+    cores do not end a run with one long page in tesseract and the other core idle (issue 15.10:
+    the last full page of 24 starting last cost up to a page's time at the end)."""
+    return sorted(items, key=lambda raw: -raw.size)
 
 
 def record_dead_letter(sessions: sessionmaker[Session], letter: DeadLetter) -> None:
@@ -242,12 +267,21 @@ class PipelineRunner:
         return out
 
     def close(self, timeout: float = 30.0) -> None:
+        """Stop the stages, then let each finish what it held back (the file stage's deferred index
+        writes, ``FileStage.finish``)."""
         self.stop.set()
         for w in self.workers:
             w.wake()  # an idle stage waiting in a poll stops now
         for t in self.threads:
             t.join(timeout)
+        for w in self.workers:
+            finish = getattr(w.handler, "finish", None)
+            if finish is not None:
+                try:
+                    finish()
+                except Exception:
+                    log.exception("stage %s: finishing failed", w.handler.name)
 
 
-__all__ = ["STAGES", "ExtractStage", "PipelineRunner", "StageParts", "make_stage",
+__all__ = ["STAGES", "ExtractStage", "PipelineRunner", "StageParts", "make_stage", "reading_order",
            "record_dead_letter"]

@@ -275,7 +275,8 @@ class Worker:
         with self.guard():
             self.handler.prepare([m for _, m in decoded])
         if not self.handler.batched:
-            for record, message in decoded:
+            done_order = getattr(self.handler, "done_order", None)  # the extract stage: as each is read
+            for record, message in (decoded if done_order is None else done_order(decoded)):
                 self._hand_on_early(self._handle_one(record, message))
             return []
         try:

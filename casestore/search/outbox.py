@@ -14,7 +14,9 @@ changed).  Nothing else writes to the index but ``casework reindex`` and the leg
 import (``casework import documents``, resumable from its own checkpoint).
 
 - The file stage drains the rows of its batch right after its commit (search sees a filed item
-  at once, as before), and then up to one batch of rows left over from earlier failures.
+  at once, as before), and then up to one batch of rows left over from earlier failures.  In
+  `casework ingest` it drains at most every few seconds (``FileStage.index_every_s``) and the
+  rest when the command ends, before it returns: one index commit for many items filed one at a time.
 - ``casework serve`` runs ``OutboxLoop``, a thread that drains rows older than ``grace_s``
   (rows that the stage that wrote them did not get indexed: the backend was down, the process
   died between its commit and the index write).

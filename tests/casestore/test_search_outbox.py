@@ -8,26 +8,27 @@ lock), and OpenSearch (osmem-server) cut off behind a TCP gate.
 
 from __future__ import annotations
 
+import time
 import uuid
-from collections.abc import Iterator
-from datetime import UTC, datetime
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from osmem_server import OsmemServer
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from casestore import cases, customers
-from casestore.models import Document
+from casestore.models import Document, utcnow
 from casestore.search import outbox
 from casestore.search.indexer import reindex
 from casestore.search.opensearch_index import OpenSearchIndex
 from casestore.search.outbox import OutboxDrainer, OutboxLoop
-from casestore.search.port import SearchIndex, SearchQuery, Viewer
+from casestore.search.port import IndexedDoc, SearchIndex, SearchQuery, Viewer
 from casestore.search.tantivy_index import TantivyIndex
 from ingest.messages import ClassifiedItem, Decision, Part
-from ingest.pipeline import FileStage
+from ingest.pipeline import LEFTOVER_AGE_S, FileStage
 from tests.connectors.conftest import wait_until
 from tests.tcp_gate import TcpGate
 
@@ -179,3 +180,68 @@ def test_enqueue_writes_one_row_per_distinct_item_and_case_on_either_store(sessi
     assert sorted(r.case_ref for r in rows if r.case_ref) == ["CM-1", "CM-2"]
     assert {r.attempts for r in rows} == {0} and len({(r.created_at, r.next_attempt_at) for r in rows}) == 1
     assert all(r.created_at == r.next_attempt_at for r in rows)
+
+
+class _CountingIndex(TantivyIndex):
+    """A real Tantivy index that counts its writes (each ``index`` call is one commit)."""
+
+    commits = 0
+
+    def index(self, docs: Sequence[IndexedDoc]) -> None:
+        if docs:
+            self.commits += 1
+        super().index(docs)
+
+
+def test_a_deferring_file_stage_indexes_its_batches_in_one_commit_when_it_finishes(
+        sessions: sessionmaker[Session], tmp_path: Path) -> None:
+    """Issue 15.10 (`casework ingest`): with ``index_every_s`` the batches' outbox rows wait, committed
+    with their filings, and ``finish`` indexes them all at once: complete, each document once."""
+    _seed(sessions)
+    index = _CountingIndex(tmp_path / "index", heap_bytes=50_000_000, threads=1)
+    stage = FileStage(sessions=sessions, search_index=index, index_every_s=3600)
+    for _ in range(5):
+        stage.handle_batch(_classified(1))  # one item at a time, as scans arrive
+    assert index.commits == 0 and _hits(index) == [] and _depth(sessions).pending == 5
+    stage.finish()
+    assert index.commits == 1 and len(_hits(index)) == 5 and _depth(sessions).pending == 0
+    stage.finish()  # nothing left: no commit
+    assert index.commits == 1
+    index.close()
+
+
+def test_a_deferring_file_stage_indexes_at_most_every_index_every_s(sessions: sessionmaker[Session],
+                                                                    tmp_path: Path) -> None:
+    _seed(sessions)
+    index = _CountingIndex(tmp_path / "index", heap_bytes=50_000_000, threads=1)
+    stage = FileStage(sessions=sessions, search_index=index, index_every_s=0.2)
+    stage.handle_batch(_classified(2))
+    assert index.commits == 0
+    time.sleep(0.25)
+    stage.handle_batch(_classified(1))  # the interval is over: this batch and the ones before it
+    assert index.commits == 1 and len(_hits(index)) == 3 and _depth(sessions).pending == 0
+    index.close()
+
+
+def test_rows_a_crashed_ingest_left_unindexed_are_indexed_by_the_next_ingest(sessions: sessionmaker[Session],
+                                                                             tmp_path: Path) -> None:
+    """A run that died between its filings' commit and its deferred index write (``finish`` never ran)
+    leaves the rows in the outbox; the next run's file stage indexes them as it finishes, although it
+    filed nothing itself (its items were filed already)."""
+    _seed(sessions)
+    index = _CountingIndex(tmp_path / "index", heap_bytes=50_000_000, threads=1)
+    crashed = FileStage(sessions=sessions, search_index=index, index_every_s=3600)
+    batch = _classified(3)
+    crashed.handle_batch(batch)  # committed; the process dies here
+    assert _depth(sessions).pending == 3 and _hits(index) == []
+    from casestore.search.models import SearchOutboxEntry
+
+    with sessions() as session, session.begin():  # the next run starts later than LEFTOVER_AGE_S
+        session.execute(update(SearchOutboxEntry).values(created_at=utcnow() - timedelta(seconds=LEFTOVER_AGE_S + 1)))
+    rerun = FileStage(sessions=sessions, search_index=index, index_every_s=3600)
+    rerun.finish()
+    assert len(_hits(index)) == 3 and _depth(sessions).pending == 0
+    rerun.handle_batch(batch)  # redelivered too: no second hit
+    rerun.finish()
+    assert len(_hits(index)) == 3 == len(set(_hits(index)))
+    index.close()

@@ -8,11 +8,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from api.ingest_run import CHUNK_FILES, COMMIT_WAIT_S, run_ingest
 from api.settings import Settings
 from api.wiring import Runtime, open_runtime
 from casestore import items
+from casestore.models import Document
 from ingest.messages import item_id_for
 
 MAIL = (b"From: Newbie <newbie@example.net>\r\nTo: cases@casework.example\r\nSubject: Complaint\r\n"
@@ -165,3 +167,25 @@ def test_extract_reads_before_classify_and_file_are_loaded_and_each_item_is_file
                                     .group_by(Document.item_id)).all()
     assert sorted(filed) == sorted(ids)
     assert sorted(tuple(row) for row in documents) == sorted((i, 1) for i in ids)  # one part each: none twice
+
+
+def test_every_item_is_searchable_when_ingest_returns(tmp_path: Path, runtime: Runtime) -> None:
+    """Issue 15.10: the file stage defers its index writes during `casework ingest` (``INDEX_EVERY_S``);
+    what it held back is indexed before the command returns, and the search outbox is empty."""
+    from casestore.search import outbox
+    from casestore.search.port import SearchQuery, Viewer
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for i in range(4):
+        (inbox / f"{i}.eml").write_bytes(MAIL.replace(b"again-1@", f"found{i}@".encode())
+                                         .replace(b"newbie@", f"finder{i}@".encode()))
+    report = run_ingest(runtime, [inbox], timeout=300)
+    assert report.counts()["new_case"] == 4, report.as_dict()
+    with runtime.read_sessions() as session:
+        assert outbox.depth(session).pending == 0
+        documents = session.scalars(select(Document.id).where(Document.item_id.in_(
+            [r.item_id for r in report.results]))).all()
+    found = runtime.search_index.search(SearchQuery(text="parcel", limit=100, facets=False, snippets=False),
+                                        Viewer(role="admin"))
+    assert sorted(h.document_id for h in found.hits) == sorted(documents) and len(documents) == 4

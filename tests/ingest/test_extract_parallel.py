@@ -17,10 +17,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ingest.blobs import FileBlobStore
 from ingest.errors import BadInput, Unavailable
-from ingest.extract import ExtractLimits
+from ingest.extract import Extraction, ExtractLimits
 from ingest.intake import describe_raw_item
 from ingest.messages import ExtractedItem, RawItem
 from ingest.pipeline import ExtractStage
+from ingest.runner import reading_order
 
 pytestmark = pytest.mark.skipif(shutil.which("tesseract") is None, reason="tesseract-ocr not installed")
 
@@ -133,7 +134,7 @@ def test_items_not_begun_when_the_stage_stops_are_left_for_redelivery(
     blobs = FileBlobStore(tmp_path / "blobs")
     stop = threading.Event()
     stage = ExtractStage(blobs=blobs, limits=ExtractLimits(ocr_processes=2), sessions=sessions, stop=stop)
-    items = raw_items(blobs, [scan(n) for n in range(1, stage.threads + 2)])
+    items = reading_order(raw_items(blobs, [scan(n) for n in range(1, stage.threads + 2)]))  # as started
     stage.prepare(items)  # one more item than threads: the last waits until one of the others is read
     stop.set()
     for raw in items[:-1]:  # read in full if begun before the flag, else left like the last
@@ -142,3 +143,73 @@ def test_items_not_begun_when_the_stage_stops_are_left_for_redelivery(
     with pytest.raises(Unavailable) as caught:  # retryable: a stopping worker leaves it uncommitted
         stage.handle_batch([items[-1]])
     assert caught.value.retryable
+
+
+def big_scan(number: int) -> bytes:
+    """A page of 30 lines: several times the bytes (and the tesseract time) of ``scan``."""
+    image = Image.new("L", (2400, 3000), 255)
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default(size=44)
+    for line in range(30):
+        draw.text((40, 40 + 95 * line), f"Page {number} line {line} about account 22142500 and the claim", fill=0,
+                  font=font)
+    out = io.BytesIO()
+    image.save(out, "PNG", dpi=(300, 300))
+    return out.getvalue()
+
+
+class Recording(ExtractStage):
+    """The real stage, noting the order in which items begin to be read; ``hold`` (an item id) waits
+    for ``release`` before it is read."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.begun: list[str] = []
+        self.hold: str | None = None
+        self.release = threading.Event()
+        self._noted = threading.Lock()
+
+    def _extract(self, raw: RawItem) -> Extraction:
+        with self._noted:
+            self.begun.append(raw.item_id)
+        if raw.item_id == self.hold:
+            assert self.release.wait(60)
+        return super()._extract(raw)
+
+
+def test_a_poll_starts_its_largest_items_first(tmp_path: Path, sessions: sessionmaker[Session]) -> None:
+    """Issue 15.10: the long pages of a poll start first, so a run does not end with one of them
+    alone in tesseract; with more items than threads, the threads take the largest ones first."""
+    blobs = FileBlobStore(tmp_path / "blobs")
+    stage = Recording(blobs=blobs, limits=ExtractLimits(ocr_processes=2), sessions=sessions)
+    items = raw_items(blobs, [scan(1), scan(2), scan(3), big_scan(4), scan(5), big_scan(6)])
+    assert len(items) > stage.threads
+    stage.prepare(items)
+    big = {items[3].item_id, items[5].item_id}
+    assert set(list(stage._started)[:2]) == big  # submitted to the pool first (its queue is first in, first out)
+    for raw in items:
+        assert stage.handle_batch([raw])[0][2].parts[0].text  # type: ignore[attr-defined]
+    assert big <= set(stage.begun[:stage.threads])  # begun before any thread was free for the last two
+    assert len(stage.begun) == len(items) and set(stage.begun) == {i.item_id for i in items}
+
+
+def test_items_are_handed_on_as_their_reading_finishes(tmp_path: Path, sessions: sessionmaker[Session]) -> None:
+    """``done_order``: an item read early is handed on (collected) while an item begun before it is
+    still being read; items the worker reads itself (no pool) come first, in poll order."""
+    blobs = FileBlobStore(tmp_path / "blobs")
+    stage = Recording(blobs=blobs, limits=ExtractLimits(ocr_processes=2), sessions=sessions)
+    slow, fast1, fast2 = raw_items(blobs, [big_scan(1), scan(2), scan(3)])
+    stage.hold = slow.item_id  # its reading waits until the others have been handed on
+    stage.prepare([slow, fast1, fast2])
+    handed: list[str] = []
+    for record, raw in stage.done_order([("r1", slow), ("r2", fast1), ("r3", fast2)]):
+        (_topic, _key, message), = stage.handle_batch([raw])
+        handed.append(record)
+        assert isinstance(message, ExtractedItem) and message.item_id == raw.item_id and message.parts[0].text
+        if len(handed) == 2:
+            stage.release.set()
+    assert handed[2] == "r1" and sorted(handed[:2]) == ["r2", "r3"]
+
+    solo = ExtractStage(blobs=blobs, limits=ExtractLimits(ocr_processes=1), sessions=sessions)
+    solo.prepare([slow, fast1])  # one tesseract: no pool, read in the worker's thread in poll order
+    assert [r for r, _ in solo.done_order([("a", slow), ("b", fast1)])] == ["a", "b"]
