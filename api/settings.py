@@ -93,11 +93,12 @@ class DbSettings(BaseModel):
         description="SQLAlchemy URL; empty means sqlite:///DATA_DIR/casework.db. "
         "PostgreSQL: postgresql+psycopg://user@host/db",
     )
-    pool_size: int = Field(default=20, ge=1, le=500, description="PostgreSQL: connections each process keeps open "
-                           "(casework serve answers up to 40 requests at once; one beyond the pool and "
-                           "max_overflow waits, one beyond the pool alone opens and closes a connection)")
-    max_overflow: int = Field(default=20, ge=0, le=500, description="PostgreSQL: connections opened beyond "
-                              "pool_size for one use when every pooled one is busy")
+    pool_size: int = Field(default=40, ge=1, le=500, description="PostgreSQL: connections each process may keep open, "
+                           "opened as needed (casework serve answers up to 40 requests at once: a smaller pool makes "
+                           "every request beyond it open and close a connection of its own, a new PostgreSQL "
+                           "backend each time)")
+    max_overflow: int = Field(default=10, ge=0, le=500, description="PostgreSQL: connections opened beyond "
+                              "pool_size for one use when every pooled one is busy (the background threads)")
 
 
 class WorkerSettings(BaseModel):
