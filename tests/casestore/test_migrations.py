@@ -24,7 +24,7 @@ def test_upgrade_from_nothing_then_again_is_a_no_op(blank_db_url: str) -> None:
     try:
         assert schema_revision(engine) is None
         upgrade(engine)
-        assert schema_revision(engine) == head_revision() == SCHEMA_HEAD == "0019"
+        assert schema_revision(engine) == head_revision() == SCHEMA_HEAD == "0018"
         tables = set(inspect(engine).get_table_names())
         assert tables >= TABLES
         upgrade(engine)

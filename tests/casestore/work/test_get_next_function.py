@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from casestore.db import driver_cursor, session_factory, translate_errors
@@ -149,47 +149,3 @@ def test_a_queue_added_by_a_newer_definition_is_seen_at_once(sessions: sessionma
                          loaded_at=T0 + timedelta(days=400))
         t = task(s, case(s, team="billing"), queue="billing")
     assert _next(autocommit, "ann", "billing") == t.id
-
-
-def _free_heads(engine: Engine, queue: str, n: int) -> list[int]:
-    """The first ``n`` tasks of ``queue`` nobody holds a row lock on, seen from another connection."""
-    with engine.connect() as conn:
-        return list(conn.execute(text(
-            "SELECT id FROM tasks WHERE queue = :q AND state = 'queued' ORDER BY urgency DESC, due_at, id "
-            "LIMIT :n FOR UPDATE SKIP LOCKED"), {"q": queue, "n": n}).scalars())
-
-
-def test_it_locks_only_the_task_it_hands_out(engine: Engine, sessions: sessionmaker[Session]) -> None:
-    """Migration 0019: the queues' heads are read without locks and only the chosen task is locked
-    (0016 locked the first free task of every queue the agent works, until its commit, so the other
-    agents' get-next skipped them all).  Fails on 0016's function: billing's head is locked."""
-    if engine.dialect.name != "postgresql":
-        pytest.skip("casework_get_next is PostgreSQL's")
-    with sessions() as s, s.begin():
-        store_definition(s, definition(queues={"complaints": "complaints", "billing": "billing"}))
-        best = task(s, case(s), urgency=5)
-        billing = [task(s, case(s, team="billing"), queue="billing", urgency=1) for _ in range(2)]
-    with sessions() as s, s.begin():  # the claim's transaction left open
-        claimed = queues.next_claim_in_one_statement(s, actor=agent("ann", "complaints", "billing"), now=T0,
-                                                     max_active=TASKS)
-        assert claimed is not None and claimed.task.id == best.id
-        assert _free_heads(engine, "billing", 1) == [billing[0].id], "billing's head is not locked"
-        assert _free_heads(engine, "complaints", 1) == [], "the claimed task is"
-
-
-def test_when_every_candidate_is_taken_it_still_finds_a_free_task(engine: Engine,
-                                                                  sessions: sessionmaker[Session],
-                                                                  autocommit: Claimer) -> None:
-    """The unlocked candidates (three per queue) all held by other transactions: the fallback locks its
-    way past them to the fourth."""
-    with sessions() as s, s.begin():
-        store_definition(s, definition())
-        c = case(s)
-        ids = [task(s, c, urgency=9 - i).id for i in range(5)]
-    with engine.connect() as holder, holder.begin():
-        held = holder.execute(text("SELECT id FROM tasks WHERE id = ANY(:ids) FOR UPDATE"),
-                              {"ids": ids[:3]}).scalars().all()
-        assert sorted(held) == sorted(ids[:3])
-        assert _next(autocommit, "ann", "complaints") == ids[3]
-        assert _next(autocommit, "ann", "complaints") == ids[4]
-        assert _next(autocommit, "ann", "complaints") is None
