@@ -11,13 +11,15 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from casestore import users
+from casestore import cases, customers, users
 from casestore.models import AuditEvent, Case
 from casestore.work import engine, queues
 from casestore.work.actor import SYSTEM, Actor
 from casestore.work.calendar import BusinessCalendar
 from casestore.work.definitions import CaseType
+from casestore.work.inbound import InboundWork
 from casestore.work.models import CaseTypeVersion, CaseWork, SlaClock, WorkTask
+from casestore.work.setup import WorkSetup
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday morning
 ALWAYS = BusinessCalendar(name="default", timezone="UTC", hours={d: ((time(0), time(0)),) for d in range(7)})
@@ -141,3 +143,22 @@ def event_count(session: Session, case: Case) -> int:
 
 
 HOUR = timedelta(hours=1)
+
+
+# a complaint type whose customer reply enables a repeatable ``review`` task (reopen window one day)
+REPLY_COMPLAINT = case_type([{"name": "handle", "tasks": [task("assess"),
+                                                          task("review", required=False, max_repeats=5)]}],
+                            on_customer_reply={"review_task": "review"}, reopen_window="1d")
+GENERAL = case_type([{"name": "handle", "tasks": [task("look")]}], name="general")
+
+
+def inbound_work(session: Session) -> InboundWork:
+    """What correspondence does to the work, as the file stage and triage resolution run it: Jane
+    Doe's case CM-1 (complaints team, no work yet), ``REPLY_COMPLAINT`` and ``GENERAL`` registered,
+    and complaint documents mapped to the complaint type."""
+    customers.upsert_customer(session, customer_id="C1", name="Jane Doe", email="jane@example.com")
+    cases.upsert_case(session, ref="CM-1", customer_id="C1", case_type="complaint", opened_at=None, team="complaints")
+    for ct in (REPLY_COMPLAINT, GENERAL):
+        register(session, ct)
+    return InboundWork(WorkSetup(case_types={"complaint": REPLY_COMPLAINT, "general": GENERAL},
+                                 doc_types={"complaint": "complaint"}, calendars=CALS))

@@ -8,29 +8,19 @@ from datetime import timedelta
 import pytest
 from sqlalchemy.orm import Session
 
-from casestore import cases, customers, items
+from casestore import cases, items
 from casestore.filing import Filing, file_items
 from casestore.models import utcnow
 from casestore.work import engine
 from casestore.work.actor import SYSTEM
 from casestore.work.inbound import InboundWork
-from casestore.work.setup import WorkSetup
 from tests.casestore.factories import decision, documents, new_item
-from tests.casestore.work.engine_setup import CALS, case_type, events, register, states, task, work
-
-COMPLAINT = case_type([{"name": "handle", "tasks": [task("assess"), task("review", required=False, max_repeats=5)]}],
-                      on_customer_reply={"review_task": "review"}, reopen_window="1d")
-GENERAL = case_type([{"name": "handle", "tasks": [task("look")]}], name="general")
+from tests.casestore.work.engine_setup import CALS, REPLY_COMPLAINT, events, inbound_work, states, work
 
 
 @pytest.fixture
 def work_hooks(session: Session) -> InboundWork:
-    customers.upsert_customer(session, customer_id="C1", name="Jane Doe", email="jane@example.com")
-    cases.upsert_case(session, ref="CM-1", customer_id="C1", case_type="complaint", opened_at=None, team="complaints")
-    for ct in (COMPLAINT, GENERAL):
-        register(session, ct)
-    return InboundWork(WorkSetup(case_types={"complaint": COMPLAINT, "general": GENERAL},
-                                 doc_types={"complaint": "complaint"}, calendars=CALS))
+    return inbound_work(session)
 
 
 @pytest.mark.parametrize("batch", [False, True], ids=["one", "batch"])
@@ -55,7 +45,7 @@ def test_filing_starts_new_cases_and_records_replies(session: Session, work_hook
 def test_an_item_for_a_case_closed_too_long_ago_opens_a_linked_case(session: Session, work_hooks: InboundWork,
                                                                      batch: bool) -> None:
     old = cases.get_case(session, ref="CM-1")
-    engine.start_case(session, case=old, case_type=COMPLAINT, actor=SYSTEM, calendars=CALS)
+    engine.start_case(session, case=old, case_type=REPLY_COMPLAINT, actor=SYSTEM, calendars=CALS)
     engine.close_case(session, ref="CM-1", code="resolved", actor=SYSTEM, calendars=CALS,
                       now=utcnow() - timedelta(days=3))
     filings = [Filing(new_item(f"email:late{i}"), documents(1), "attached", "CM-1", None, "letter", decision())
@@ -78,7 +68,7 @@ def test_an_item_for_a_case_closed_too_long_ago_opens_a_linked_case(session: Ses
 
 def test_the_batch_names_the_cases_whose_status_changed(session: Session, work_hooks: InboundWork) -> None:
     case = cases.get_case(session, ref="CM-1")
-    engine.start_case(session, case=case, case_type=COMPLAINT, actor=SYSTEM, calendars=CALS)
+    engine.start_case(session, case=case, case_type=REPLY_COMPLAINT, actor=SYSTEM, calendars=CALS)
     engine.set_status(session, ref="CM-1", status="awaiting_customer", actor=SYSTEM, calendars=CALS)
     assert case.status == "pending"
     filings = [Filing(new_item("email:answer"), documents(1), "attached", "CM-1", None, "letter", decision())]

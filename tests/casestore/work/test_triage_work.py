@@ -9,29 +9,19 @@ from datetime import timedelta
 import pytest
 from sqlalchemy.orm import Session
 
-from casestore import access, cases, customers, items, triage
+from casestore import access, cases, items, triage
 from casestore.models import Item, utcnow
 from casestore.work import engine
 from casestore.work.actor import SYSTEM
 from casestore.work.inbound import InboundWork
 from casestore.work.models import CaseWork
-from casestore.work.setup import WorkSetup
 from tests.casestore.factories import decision, documents, new_item
-from tests.casestore.work.engine_setup import CALS, case_type, events, register, states, task, work
-
-COMPLAINT = case_type([{"name": "handle", "tasks": [task("assess"), task("review", required=False, max_repeats=5)]}],
-                      on_customer_reply={"review_task": "review"}, reopen_window="1d")
-GENERAL = case_type([{"name": "handle", "tasks": [task("look")]}], name="general")
+from tests.casestore.work.engine_setup import CALS, REPLY_COMPLAINT, events, inbound_work, states, work
 
 
 @pytest.fixture
 def hooks(session: Session) -> InboundWork:
-    customers.upsert_customer(session, customer_id="C1", name="Jane Doe", email="jane@example.com")
-    cases.upsert_case(session, ref="CM-1", customer_id="C1", case_type="complaint", opened_at=None, team="complaints")
-    for ct in (COMPLAINT, GENERAL):
-        register(session, ct)
-    return InboundWork(WorkSetup(case_types={"complaint": COMPLAINT, "general": GENERAL},
-                                 doc_types={"complaint": "complaint"}, calendars=CALS))
+    return inbound_work(session)
 
 
 def _in_triage(session: Session, key: str, doc_type: str = "complaint") -> str:
@@ -57,7 +47,7 @@ def test_a_new_case_from_triage_starts_its_work(session: Session, hooks: Inbound
 
 def test_an_item_attached_from_triage_is_the_customers_reply(session: Session, hooks: InboundWork) -> None:
     case = cases.get_case(session, ref="CM-1")
-    engine.start_case(session, case=case, case_type=COMPLAINT, actor=SYSTEM, calendars=CALS)
+    engine.start_case(session, case=case, case_type=REPLY_COMPLAINT, actor=SYSTEM, calendars=CALS)
     item_id = _in_triage(session, "email:t3")
     res = _resolve(session, hooks, item_id, "attach", case_ref="CM-1")
     assert (res.outcome, res.case_ref) == ("attached", "CM-1")
@@ -67,7 +57,7 @@ def test_an_item_attached_from_triage_is_the_customers_reply(session: Session, h
 
 def test_an_item_attached_to_a_recently_closed_case_reopens_it(session: Session, hooks: InboundWork) -> None:
     case = cases.get_case(session, ref="CM-1")
-    engine.start_case(session, case=case, case_type=COMPLAINT, actor=SYSTEM, calendars=CALS)
+    engine.start_case(session, case=case, case_type=REPLY_COMPLAINT, actor=SYSTEM, calendars=CALS)
     engine.close_case(session, ref="CM-1", code="resolved", actor=SYSTEM, calendars=CALS,
                       now=utcnow() - timedelta(hours=2))
     res = _resolve(session, hooks, _in_triage(session, "email:t4"), "attach", case_ref="CM-1")
@@ -80,7 +70,7 @@ def test_an_item_attached_to_a_recently_closed_case_reopens_it(session: Session,
 def test_an_item_attached_to_a_case_closed_long_ago_opens_a_linked_case(session: Session,
                                                                         hooks: InboundWork) -> None:
     old = cases.get_case(session, ref="CM-1")
-    engine.start_case(session, case=old, case_type=COMPLAINT, actor=SYSTEM, calendars=CALS)
+    engine.start_case(session, case=old, case_type=REPLY_COMPLAINT, actor=SYSTEM, calendars=CALS)
     engine.close_case(session, ref="CM-1", code="resolved", actor=SYSTEM, calendars=CALS,
                       now=utcnow() - timedelta(days=3))
     item_id = _in_triage(session, "email:t5")
